@@ -1,0 +1,107 @@
+"""The interface every backend implements (local processes, Docker containers).
+
+The run loop (``lab/run.py``) only talks to these classes; it never knows
+whether a server is a subprocess or a container. A backend owns everything it
+starts and removes all of it in ``cleanup()``, which must be idempotent and
+safe to call from a ``finally`` or a signal handler.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lab.spec import Scenario, ServerSpec
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Where a run keeps its files. ``run_id`` is unique and safe in names
+    (containers are named ``iolab-<run_id>-<role>``)."""
+
+    run_id: str
+    run_dir: Path
+    scenario: Scenario
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.run_dir / "logs"
+
+
+class ServerHandle(ABC):
+    """A started server that printed its READY line."""
+
+    spec: ServerSpec
+    # Where the load generators connect (as seen from them).
+    target_host: str
+    target_port: int
+    # Parsed READY line: {"host", "port", "model", "pid", "nofile"}.
+    ready: dict[str, Any]
+
+    @abstractmethod
+    def poll_events(self) -> list[dict[str, Any]]:
+        """JSON events (stats/limit/final) printed since the last call; never blocks."""
+
+    @abstractmethod
+    def exit_code(self) -> int | None:
+        """None while running."""
+
+    @abstractmethod
+    def stop(self, timeout: float = 10.0) -> dict[str, Any] | None:
+        """SIGTERM, wait, return the final event (None if none came)."""
+
+    @abstractmethod
+    def log_tail(self, lines: int = 40) -> str:
+        """The end of the server's output, for crash reports."""
+
+
+class LoadHandle(ABC):
+    """A running Locust master plus its workers."""
+
+    web_url: str | None = None
+
+    @abstractmethod
+    def poll_step_results(self) -> list[dict[str, Any]]:
+        """Step-result records written since the last call; never blocks."""
+
+    @abstractmethod
+    def exit_code(self) -> int | None:
+        """The master's exit code, None while it runs."""
+
+    @abstractmethod
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop master and workers (the master writes no further steps)."""
+
+    @abstractmethod
+    def log_tail(self, lines: int = 40) -> str:
+        """The end of the master's log."""
+
+
+class Backend(ABC):
+    name: str
+
+    @abstractmethod
+    def describe_hosts(self) -> dict[str, Any]:
+        """Metadata for run.json: per host kernel, CPUs, memory, nofile hard
+        limit, fs.file-max, fs.nr_open, port range, somaxconn, pid_max,
+        Docker version (if any)."""
+
+    @abstractmethod
+    def unapplied_settings(self, scenario: Scenario) -> list[str]:
+        """Scenario settings this backend cannot apply, each as one sentence."""
+
+    @abstractmethod
+    def start_server(self, spec: ServerSpec, ctx: RunContext) -> ServerHandle:
+        """Start one server and wait for READY (raise BackendError with the
+        log tail if it never comes or exits first)."""
+
+    @abstractmethod
+    def start_load(self, server: ServerHandle, ctx: RunContext, *, ui: bool = False) -> LoadHandle:
+        """Start the Locust master and workers against ``server``, running the
+        scenario's steps (headless unless ``ui``)."""
+
+    @abstractmethod
+    def cleanup(self) -> None:
+        """Remove every process/container/network this backend started."""

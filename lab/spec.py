@@ -1,0 +1,125 @@
+"""Typed, frozen scenario values: what every part downstream of
+``lab/scenario.py`` sees. Nothing downstream ever sees a raw YAML dict.
+
+``lab/scenario.py`` builds these from YAML and validates them once; backends,
+the run loop, the report and the capacity plan only read them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+MODELS: tuple[str, ...] = (
+    "blocking", "threads", "forking", "threadpool", "nonblocking", "select", "poll",
+    "epoll", "epoll-et", "selectors", "asyncio", "uvloop", "sigio", "io_uring",
+)
+
+Nofile = int | Literal["max"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-server limits. ``nofile="max"`` means the hard limit the host grants."""
+
+    nofile: Nofile = "max"
+    backlog: int = 1024
+    # Namespaced sysctls, applied per container (Docker only; the local
+    # backend records them as "could not apply").
+    sysctls: tuple[tuple[str, str], ...] = ()
+    memory: str | None = None  # e.g. "1g" (Docker only)
+    cpuset: str | None = None  # e.g. "0" (Docker only)
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """One server to compare: a built-in model, or a custom echo server."""
+
+    name: str  # the row label in results; defaults to the model name
+    model: str | None = None  # built-in model name (one of MODELS)
+    # A custom server: an image (Docker) and/or a command (local), and its port.
+    image: str | None = None
+    command: tuple[str, ...] | None = None
+    port: int | None = None
+    limits: Limits = field(default_factory=Limits)
+    on_fd_limit: Literal["refuse", "crash"] = "refuse"
+    work_us: int = 0
+    workers: int | None = None  # threadpool size
+    host: str = "local"  # placement: a name from Scenario.hosts
+
+    @property
+    def is_custom(self) -> bool:
+        return self.model is None
+
+
+@dataclass(frozen=True)
+class Step:
+    connections: int  # target users (each holds one connection)
+    hold_s: float  # seconds held at this level after the ramp
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    user: Literal["echo", "idle"] = "echo"
+    active_users: int = 0  # with user=idle: this many EchoUsers among the idle ones
+    message_size: int = 64
+    pace_s: float = 1.0
+    spawn_rate: float = 500.0  # users started per second, across all workers
+    steps: tuple[Step, ...] = ()
+    workers: int | None = None  # None: derived from the largest step
+    schedule: Literal["closed", "fixed"] = "closed"
+    connect_timeout_s: float = 5.0
+    io_timeout_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class SLO:
+    p99_ms: float = 100.0
+    error_rate: float = 0.01  # failures / requests
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """A Docker host. ``address`` is how other hosts reach its published ports."""
+
+    name: str
+    endpoint: str = "local"  # "local" (the default client) or unix:// tcp:// ssh://
+    address: str = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Placement:
+    master: str = "local"
+    workers: tuple[str, ...] = ("local",)  # workers are spread round-robin over these
+
+
+@dataclass(frozen=True)
+class HostLimits:
+    file_max: int | None = None  # fs.file-max wanted on every host
+    raise_host_limits: bool = False  # opt-in: the lab may raise host-global sysctls
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    servers: tuple[ServerSpec, ...]
+    load: LoadSpec
+    description: str = ""
+    backend: Literal["auto", "docker", "local"] = "auto"
+    slo: SLO = field(default_factory=SLO)
+    hosts: tuple[HostSpec, ...] = (HostSpec(name="local"),)
+    placement: Placement = field(default_factory=Placement)
+    host_limits: HostLimits = field(default_factory=HostLimits)
+    allow_external_targets: bool = False
+    source_path: Path | None = None  # the YAML file it came from
+
+    def host(self, name: str) -> HostSpec:
+        for h in self.hosts:
+            if h.name == name:
+                return h
+        raise KeyError(name)
+
+    @property
+    def max_connections(self) -> int:
+        return max((s.connections for s in self.load.steps), default=0)

@@ -1,0 +1,34 @@
+"""How many Locust workers a load needs.
+
+Each worker is one process (one container in Docker, with its own IP) and
+holds one socket per user. Two ceilings bind a single worker: its open-file
+limit (every connection is a descriptor, plus ~100 for Python and Locust),
+and one source address's ephemeral ports towards one server ip:port
+(about 28,000 with the default 32768-60999 range). A gevent worker also
+saturates one core near ``PER_WORKER_COMFORT`` paced users, so the lab
+spreads beyond that when CPUs allow.
+"""
+
+from __future__ import annotations
+
+import math
+
+from lab.spec import LoadSpec
+
+DESCRIPTOR_RESERVE = 100  # Python, Locust, gevent hub, logs, master socket
+EPHEMERAL_PORTS = 28_232  # 60999 - 32768 + 1, Linux default ip_local_port_range
+PER_WORKER_COMFORT = 10_000
+
+
+def per_worker_ceiling(nofile_hard: int) -> int:
+    """The most users one worker can hold: descriptors and source ports."""
+    return max(1, min(nofile_hard - DESCRIPTOR_RESERVE, EPHEMERAL_PORTS))
+
+
+def workers_needed(load: LoadSpec, nofile_hard: int) -> int:
+    """Workers for the largest step; the scenario's own number wins if set."""
+    if load.workers is not None:
+        return load.workers
+    peak = max((s.connections for s in load.steps), default=0)
+    cap = min(per_worker_ceiling(nofile_hard), PER_WORKER_COMFORT)
+    return max(1, math.ceil(peak / cap))
