@@ -1,0 +1,269 @@
+"""Capacity plan: how many connections each model holds within the SLO, what
+binds first, what a connection costs, and how many hosts a target needs.
+
+``plan_model`` is pure (rows and numbers in, a ``ModelPlan`` out) so the
+arithmetic is unit-tested on hand-made rows; ``capacity_main`` is
+``run-lab capacity RUN_DIR [--target-connections N] [--rate R] [--slo-p99 MS]``
+and writes ``capacity.md`` and ``capacity.json`` into the run directory.
+
+The rules (also written into capacity.md):
+
+- A step meets the SLO when p99 ≤ the SLO's p99 (a step with no echoes has no
+  p99 and passes that test), error_rate ≤ the SLO's error rate, connections held
+  ≥ 99 % of the target, and no limit was hit. The model's capacity is the most
+  connections held at a passing step before the first failing one.
+- Costs come from the passing steps: memory per 1000 connections is the slope
+  between the first and the last passing step (so the interpreter's fixed
+  footprint does not count), for the server's RSS and for the host's TCP socket
+  memory (``kernel_sock_bytes``; on loopback it holds both ends). CPU per 1000
+  connections is the cores the server used at the last passing step, scaled.
+- Per host, each resource caps the connections one server process on a host
+  like this one can hold: descriptors (FD_SETSIZE for select, else nofile less
+  the 3 standard descriptors and the listener), source ports (one client IP per
+  server ip:port), CPU (one core for single-threaded models, all cores for
+  thread/process models), memory; plus the measured SLO capacity when the sweep
+  found a wall (connections held at the step that hit a limit, or the last
+  passing step when latency or errors failed first). The smallest binds;
+  hosts = ceil(target / that).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lab import report_metrics as m
+from lab.limits_doc import RESOURCE, explain
+from lab.report_cli import run_cli
+from lab.report_data import Row, Run, load_run
+
+FD_SETSIZE = 1024
+RESERVED_FDS = 4  # stdin, stdout, stderr and the listening socket
+MULTICORE_MODELS = frozenset({"threads", "forking", "threadpool"})
+# What runs out, by limit kind or failed SLO criterion.
+CRITERION_RESOURCE = {**RESOURCE, "latency": "CPU (latency SLO)", "errors": "errors",
+                      "connections": "connections"}
+
+
+@dataclass(frozen=True)
+class SLO:
+    p99_ms: float = 100.0
+    error_rate: float = 0.01
+
+
+@dataclass
+class ModelPlan:
+    """One model's line of the plan. Bytes and cores are per 1000 connections."""
+
+    model: str
+    capacity: int | None  # most connections held at a passing step, None if none passed
+    capacity_step: int | None
+    swept_to: int  # largest target in the sweep
+    wall: int | None  # connections held where the sweep failed (limit row), else capacity
+    binds: str  # limit kind or failed criterion, "none" if every step passed
+    why: str
+    rss_per_1000: float | None = None
+    kernel_per_1000: float | None = None
+    cores_per_1000: float | None = None
+    cpu_per_message_s: float | None = None
+    host_capacity: dict[str, int] = field(default_factory=dict)  # resource -> connections/host
+    host_binding: str | None = None
+    hosts: int | None = None
+
+
+def passes(row: Row, slo: SLO) -> list[str]:
+    """Why ``row`` misses the SLO (empty list: it meets it)."""
+    why = []
+    if row.get("limit"):
+        why.append(f"limit {row['limit']}")
+    target, held = row.get("target_connections") or 0, m.held(row) or 0
+    if held < 0.99 * target:
+        why.append(f"held {held} of {target} connections")
+    p99 = row.get("p99_ms")
+    if p99 is not None and p99 > slo.p99_ms:
+        why.append(f"p99 {p99:g} ms > {slo.p99_ms:g} ms")
+    err = row.get("error_rate") or 0.0
+    if err > slo.error_rate:
+        why.append(f"error rate {err:.2%} > {slo.error_rate:.2%}")
+    return why
+
+
+def _slope(rows: list[Row], key: str) -> float | None:
+    """Bytes per connection: slope between first and last row, else the average."""
+    pts = [(m.held(r), r.get(key)) for r in rows if m.held(r) and r.get(key) is not None]
+    if not pts:
+        return None
+    (n0, v0), (n1, v1) = pts[0], pts[-1]
+    if n1 > n0:
+        return max(v1 - v0, 0) / (n1 - n0)
+    return v1 / n1
+
+
+def _binding(failing: Row | None, why: list[str], swept_to: int) -> tuple[str, str]:
+    if failing is None:
+        return "none", f"every step met the SLO up to {swept_to} connections"
+    kind = failing.get("limit")
+    if kind:
+        return kind, explain(kind)
+    if any(w.startswith("p99") for w in why):
+        return "latency", "; ".join(why) + " (the event loop ran out of CPU time per message)"
+    if any(w.startswith("error") for w in why):
+        return "errors", "; ".join(why)
+    return "connections", "; ".join(why)
+
+
+def host_capacity(plan: ModelPlan, host: dict[str, Any], nofile: Any, model_kind: str | None,
+                  target: int | None, rate: float | None) -> dict[str, int]:
+    """Connections one server process on a host like ``host`` can hold, per resource."""
+    caps: dict[str, int] = {}
+    fds = FD_SETSIZE if model_kind == "select" else (
+        nofile if isinstance(nofile, int) else host.get("nofile_hard"))
+    if fds:
+        caps["descriptors"] = max(fds - RESERVED_FDS, 0)
+    if host.get("file_max"):
+        caps["descriptors"] = min(caps.get("descriptors", host["file_max"]), host["file_max"])
+    ports = host.get("port_range")
+    if ports and len(ports) == 2:
+        caps["source ports"] = ports[1] - ports[0] + 1
+    cores = (host.get("cpus") or 1) if model_kind in MULTICORE_MODELS else 1
+    per_conn_cores = None
+    if rate and target and plan.cpu_per_message_s:
+        per_conn_cores = plan.cpu_per_message_s * rate / target
+    elif plan.cores_per_1000:
+        per_conn_cores = plan.cores_per_1000 / 1000
+    if per_conn_cores:
+        caps["CPU"] = int(cores / per_conn_cores)
+    per_conn_bytes = (plan.rss_per_1000 or 0) / 1000 + (plan.kernel_per_1000 or 0) / 1000
+    if host.get("mem_bytes") and per_conn_bytes > 0:
+        caps["memory"] = int(host["mem_bytes"] / per_conn_bytes)
+    if plan.binds != "none" and plan.wall is not None:
+        caps[f"measured: {CRITERION_RESOURCE.get(plan.binds, plan.binds)}"] = plan.wall
+    return caps
+
+
+def plan_model(model: str, rows: list[Row], slo: SLO, host: dict[str, Any] | None = None,
+               nofile: Any = None, model_kind: str | None = None,
+               target: int | None = None, rate: float | None = None) -> ModelPlan:
+    """The plan for one model from its rows sorted by step (see the module docstring)."""
+    ok: list[Row] = []
+    failing, why = None, []
+    for r in rows:
+        why = passes(r, slo)
+        if why:
+            failing = r
+            break
+        ok.append(r)
+    swept_to = max((r.get("target_connections") or 0 for r in rows), default=0)
+    binds, reason = _binding(failing, why, swept_to)
+    best = ok[-1] if ok else None
+    capacity = m.held(best) if best else None
+    # A limit row shows where the resource ran out; otherwise the last passing step does.
+    wall = m.held(failing) if failing is not None and failing.get("limit") else capacity
+    plan = ModelPlan(model=model, capacity=capacity,
+                     capacity_step=best.get("step") if best else None,
+                     swept_to=swept_to, wall=wall, binds=binds, why=reason)
+    if best:
+        idx = rows.index(best)
+        rss, kern = _slope(ok, "server_rss_bytes"), _slope(ok, "kernel_sock_bytes")
+        plan.rss_per_1000 = None if rss is None else rss * 1000
+        plan.kernel_per_1000 = None if kern is None else kern * 1000
+        cores = m.cores_used(rows)[idx]
+        if cores is not None and m.held(best):
+            plan.cores_per_1000 = cores / m.held(best) * 1000
+        plan.cpu_per_message_s = m.cpu_per_message(rows)[idx]
+    plan.host_capacity = host_capacity(plan, host or {}, nofile, model_kind, target, rate)
+    if plan.host_capacity:
+        plan.host_binding = min(plan.host_capacity, key=plan.host_capacity.__getitem__)
+        per_host = plan.host_capacity[plan.host_binding]
+        if target:
+            plan.hosts = math.ceil(target / per_host) if per_host > 0 else None
+    return plan
+
+
+def plan_run(run: Run, slo: SLO, target: int | None = None,
+             rate: float | None = None) -> list[ModelPlan]:
+    """Plans for every model in ``run``."""
+    plans = []
+    for model in run.models:
+        server = run.server(model)
+        nofile = (server.get("limits") or {}).get("nofile")
+        kind = server.get("model") or run.model_meta(model).get("kind") or model
+        plans.append(plan_model(model, run.rows_for(model), slo, run.host, nofile, kind,
+                                target, rate))
+    return plans
+
+
+def _mib(v: float | None) -> str:
+    return "–" if v is None else f"{v / 2**20:.1f} MiB"
+
+
+def _num(v: float | None, fmt: str) -> str:
+    return "–" if v is None else format(v, fmt)
+
+
+def table_rows(plans: list[ModelPlan]) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of the plan table (used by capacity.md, stdout and the report)."""
+    head = ["model", "max conns @SLO", "binds first", "server RSS /1000", "kernel /1000",
+            "cores /1000", "CPU/msg µs", "per host", "hosts", "host limit"]
+    cells = []
+    for p in plans:
+        per_host = p.host_capacity.get(p.host_binding) if p.host_binding else None
+        cells.append([
+            p.model, _num(p.capacity, "d"), p.binds, _mib(p.rss_per_1000),
+            _mib(p.kernel_per_1000), _num(p.cores_per_1000, ".3f"),
+            _num(None if p.cpu_per_message_s is None else p.cpu_per_message_s * 1e6, ".0f"),
+            _num(per_host, "d"), _num(p.hosts, "d"), p.host_binding or "–",
+        ])
+    return head, cells
+
+
+def to_markdown(run: Run, plans: list[ModelPlan], slo: SLO, target: int | None,
+                rate: float | None) -> str:
+    head, cells = table_rows(plans)
+    lines = [f"# Capacity plan: {run.name}", "",
+             f"SLO: p99 ≤ {slo.p99_ms:g} ms, error rate ≤ {slo.error_rate:.2%}, "
+             "≥ 99 % of target connections held, no limit hit.",
+             f"Target: {target or '–'} connections" + (f" at {rate:g} messages/s" if rate else ""),
+             "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(c) + " |" for c in cells]
+    lines += ["", "## Why each model stops", ""]
+    lines += [f"- **{p.model}** ({p.binds}): {p.why}" for p in plans]
+    lines += ["", "## How this is computed", "", __doc__.split("The rules (also written into "
+                                                                  "capacity.md):")[1].strip()]
+    return "\n".join(lines) + "\n"
+
+
+def write_capacity(run_dir: Path, target: int | None = None, rate: float | None = None,
+                   slo_p99: float | None = None) -> tuple[Path, str]:
+    """Compute the plan for ``run_dir``, write capacity.md/.json; return (md path, md text)."""
+    run = load_run(run_dir)
+    base = SLO(**{k: v for k, v in run.slo.items() if k in ("p99_ms", "error_rate")})
+    slo = SLO(slo_p99 if slo_p99 is not None else base.p99_ms, base.error_rate)
+    plans = plan_run(run, slo, target, rate)
+    md = to_markdown(run, plans, slo, target, rate)
+    md_path = run.path / "capacity.md"
+    md_path.write_text(md)
+    payload = {"run": run.name, "slo": asdict(slo), "target_connections": target, "rate": rate,
+               "host": run.host, "models": [asdict(p) for p in plans]}
+    (run.path / "capacity.json").write_text(json.dumps(payload, indent=2))
+    return md_path, md
+
+
+def capacity_main(argv: list[str] | None = None) -> int:
+    """``run-lab capacity RUN_DIR [--target-connections N] [--rate R] [--slo-p99 MS]``."""
+    parser = argparse.ArgumentParser(prog="run-lab capacity", description=__doc__.split("\n")[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--target-connections", type=int, help="connections to plan for")
+    parser.add_argument("--rate", type=float, help="total messages/s the target connections send")
+    parser.add_argument("--slo-p99", type=float, help="override the scenario's p99 SLO (ms)")
+
+    def body(args: argparse.Namespace) -> int:
+        _, md = write_capacity(args.run_dir, args.target_connections, args.rate, args.slo_p99)
+        print(md.split("\n## How")[0].rstrip())
+        return 0
+
+    return run_cli(parser, argv, body)

@@ -1,0 +1,174 @@
+"""Matplotlib charts for a run: PNG files, one colour per model everywhere.
+
+Each ``chart_*`` function draws exactly the series from ``lab.report_series``
+and returns a Figure; ``render_charts`` saves them into the run directory.
+Colours come from ``color_for(model)``: a fixed palette keyed by the built-in
+model name, and a stable hash into a second palette for custom servers, so
+"epoll" is the same blue in every chart of every run.
+
+Figures are built with ``matplotlib.figure.Figure`` directly, never pyplot: no
+global figure registry, no GUI backend, nothing to close (Agg renders savefig).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from lab import report_series as rs
+from lab.report_data import Run
+
+FD_SETSIZE = 1024
+
+PALETTE: dict[str, str] = {
+    "select": "#d62728", "poll": "#ff7f0e", "epoll": "#1f77b4", "epoll-et": "#17becf",
+    "selectors": "#9467bd", "asyncio": "#2ca02c", "uvloop": "#bcbd22", "io_uring": "#8c564b",
+    "sigio": "#e377c2", "blocking": "#7f7f7f", "threads": "#393b79", "forking": "#637939",
+    "threadpool": "#843c39", "nonblocking": "#7b4173",
+}
+CUSTOM_PALETTE = ("#000000", "#e7298a", "#66a61e", "#a6761d", "#1b9e77", "#7570b3")
+
+
+def color_for(model: str) -> str:
+    """The model's colour: fixed for built-ins, a stable hash for custom labels."""
+    if model in PALETTE:
+        return PALETTE[model]
+    return CUSTOM_PALETTE[zlib.crc32(model.encode()) % len(CUSTOM_PALETTE)]
+
+
+def _figure() -> tuple[Figure, Axes]:
+    fig = Figure(figsize=(8, 5), layout="tight")
+    return fig, fig.subplots()
+
+
+def _autolog(ax: Axes, series: rs.Series, axis: str, ratio: float = 30.0) -> None:
+    """Use a log scale on ``axis`` ("x"/"y") when positive values span more than ``ratio``."""
+    vals = [v for xs, ys in series.values() for v in (xs if axis == "x" else ys) if v > 0]
+    if vals and max(vals) / min(vals) > ratio:
+        (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+
+
+def _plot(ax: Axes, series: rs.Series, style: str = "-", label_suffix: str = "") -> None:
+    for model, (xs, ys) in series.items():
+        ax.plot(xs, ys, style, marker="o", ms=4, color=color_for(model),
+                label=f"{model}{label_suffix}")
+
+
+def _finish(ax: Axes, title: str, xlabel: str, ylabel: str) -> None:
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, which="both", alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="small")
+
+
+def _wall(ax: Axes, vertical: bool) -> None:
+    """Mark select's FD_SETSIZE wall (1024 descriptors)."""
+    line = ax.axvline if vertical else ax.axhline
+    line(FD_SETSIZE, color="grey", ls=":", lw=1, label="FD_SETSIZE = 1024")
+
+
+def chart_held(run: Run) -> Figure:
+    """Connections held vs target, the ideal diagonal, the 1024 line, and each limit."""
+    fig, ax = _figure()
+    series = rs.held_vs_target(run)
+    _plot(ax, series)
+    top = max((x for xs, _ in series.values() for x in xs), default=1)
+    ax.plot([0, top], [0, top], color="lightgrey", lw=1, zorder=0, label="held = target")
+    _wall(ax, vertical=False)
+    for model, (x, y, kind) in rs.limit_points(run).items():
+        ax.plot([x], [y], "X", ms=12, color=color_for(model), mec="black")
+        ax.annotate(kind, (x, y), textcoords="offset points", xytext=(6, 8), fontsize=9,
+                    color=color_for(model), fontweight="bold")
+    _autolog(ax, series, "x")
+    _autolog(ax, series, "y")
+    _finish(ax, "Connections held vs target (X = where the model hit its limit)",
+            "target connections (users)", "connections held (client side)")
+    return fig
+
+
+def chart_latency(run: Run) -> Figure:
+    """p99 (solid) and p50 (dashed) echo latency vs connections held."""
+    fig, ax = _figure()
+    p99 = rs.latency_vs_held(run, "p99_ms")
+    _plot(ax, p99, "-", " p99")
+    _plot(ax, rs.latency_vs_held(run, "p50_ms"), "--", " p50")
+    _wall(ax, vertical=True)
+    _autolog(ax, p99, "x")
+    _autolog(ax, p99, "y", ratio=10)
+    _finish(ax, "Echo latency vs connections", "connections held", "echo latency (ms)")
+    return fig
+
+
+def chart_rate(run: Run) -> Figure:
+    """Echo messages per second vs connections held."""
+    fig, ax = _figure()
+    series = rs.rate_vs_held(run)
+    _plot(ax, series)
+    _wall(ax, vertical=True)
+    _autolog(ax, series, "x")
+    _autolog(ax, series, "y")
+    _finish(ax, "Echo rate vs connections", "connections held", "echo rate (messages/s)")
+    return fig
+
+
+def chart_cost(run: Run) -> Figure:
+    """Left: KiB per connection (server RSS solid, kernel socket memory dashed).
+    Right: server CPU µs per echoed message."""
+    fig = Figure(figsize=(12, 5))
+    left, right = fig.subplots(1, 2)
+    rss = rs.memory_per_conn(run, "server_rss_bytes")
+    _plot(left, rss, "-", " server RSS")
+    _plot(left, rs.memory_per_conn(run, "kernel_sock_bytes"), "--", " kernel sockets")
+    _autolog(left, rss, "x")
+    _finish(left, "Memory per connection", "connections held", "KiB per connection")
+    cpu = rs.cpu_per_message_us(run)
+    _plot(right, cpu)
+    _autolog(right, cpu, "x")
+    _autolog(right, cpu, "y")
+    _finish(right, "Server CPU per message (step CPU / echoes)", "connections held",
+            "CPU per message (µs)")
+    fig.set_layout_engine("tight")
+    return fig
+
+
+def chart_idle(run: Run) -> Figure:
+    """Active users' p99/p50 latency vs idle connections (the libevent benchmark shape)."""
+    fig, ax = _figure()
+    p99 = rs.latency_vs_idle(run, "p99_ms")
+    _plot(ax, p99, "-", " p99")
+    _plot(ax, rs.latency_vs_idle(run, "p50_ms"), "--", " p50")
+    _autolog(ax, p99, "x")
+    _autolog(ax, p99, "y", ratio=10)
+    active = run.load.get("active_users") or 0
+    _finish(ax, f"Latency of {active} active connections vs idle connections",
+            "idle connections", "echo latency (ms)")
+    return fig
+
+
+# (file stem, title for the report, drawing function, applies to this run?)
+CHARTS: tuple[tuple[str, str, Callable[[Run], Figure], Callable[[Run], bool]], ...] = (
+    ("held", "Connections held vs target", chart_held, lambda run: True),
+    ("latency", "Echo latency vs connections", chart_latency, lambda run: True),
+    ("rate", "Echo rate vs connections", chart_rate, lambda run: True),
+    ("cost", "Memory per connection and CPU per message", chart_cost, lambda run: True),
+    ("idle", "Latency vs idle connections", chart_idle, lambda run: run.is_idle_vs_active),
+)
+
+
+def render_charts(run: Run, out_dir: Path) -> list[tuple[str, Path]]:
+    """Save every applicable chart as ``chart-<stem>.png``; return (title, path) pairs."""
+    out: list[tuple[str, Path]] = []
+    for stem, title, draw, applies in CHARTS:
+        if not applies(run):
+            continue
+        fig = draw(run)
+        path = out_dir / f"chart-{stem}.png"
+        fig.savefig(path, dpi=90)
+        out.append((title, path))
+    return out

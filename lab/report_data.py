@@ -1,0 +1,154 @@
+"""Read a finished (or interrupted) run directory into typed rows.
+
+The report, the capacity plan and the run comparison all start here, so the
+rules for reading a run live in one place:
+
+- ``steps.csv`` is the source of the numbers (one row per model per step, the
+  column list below); ``run.json`` adds the scenario, host and model metadata.
+  An interrupted run may have a ``run.json`` with keys missing, or none at all:
+  every metadata lookup has a default.
+- Empty CSV cells become ``None`` (no echoes in a step means no latency).
+- Numbers are typed once here; downstream code never parses strings.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lab.errors import InputError
+
+INT_FIELDS = (
+    "step", "target_connections", "connected", "server_connections", "peak_connections",
+    "echo_count", "failures", "connect_failures", "server_rss_bytes", "active_users",
+    "kernel_sock_bytes",
+)
+FLOAT_FIELDS = (
+    "rps", "p50_ms", "p90_ms", "p99_ms", "max_ms", "error_rate", "server_cpu_s",
+    "server_cpu_user_s", "server_cpu_sys_s", "hold_s", "t_end",
+)
+
+Row = dict[str, Any]
+
+
+def _typed(raw: dict[str, str | None]) -> Row:
+    """One CSV row with empty cells as None and numbers as int/float."""
+    row: Row = {}
+    for key, value in raw.items():
+        if key is None:  # extra cells beyond the header: ignore
+            continue
+        value = (value or "").strip()
+        if value == "":
+            row[key] = None
+        elif key in INT_FIELDS:
+            row[key] = int(float(value))
+        elif key in FLOAT_FIELDS:
+            row[key] = float(value)
+        else:
+            row[key] = value
+    row.setdefault("limit", None)
+    return row
+
+
+def parse_failure_kinds(text: str | None) -> dict[str, int]:
+    """``"EMFILE=3;timeout=1"`` → ``{"EMFILE": 3, "timeout": 1}`` (tolerant of junk)."""
+    kinds: dict[str, int] = {}
+    for part in (text or "").split(";"):
+        name, sep, count = part.partition("=")
+        if sep and name.strip():
+            try:
+                kinds[name.strip()] = int(count)
+            except ValueError:
+                continue
+    return kinds
+
+
+@dataclass
+class Run:
+    """A run directory: its rows (typed, in file order) and its metadata."""
+
+    path: Path
+    rows: list[Row]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def scenario(self) -> dict[str, Any]:
+        return self.meta.get("scenario") or {}
+
+    @property
+    def load(self) -> dict[str, Any]:
+        return self.scenario.get("load") or {}
+
+    @property
+    def slo(self) -> dict[str, Any]:
+        return self.scenario.get("slo") or {}
+
+    @property
+    def models(self) -> list[str]:
+        """Model labels in the order they first appear in the rows."""
+        return list(dict.fromkeys(r["model"] for r in self.rows if r.get("model")))
+
+    def rows_for(self, model: str) -> list[Row]:
+        """One model's rows, sorted by step number."""
+        rows = [r for r in self.rows if r.get("model") == model]
+        return sorted(rows, key=lambda r: r.get("step") or 0)
+
+    def server(self, model: str) -> dict[str, Any]:
+        """The scenario's server entry with this label, or {}."""
+        for s in self.scenario.get("servers") or []:
+            if s.get("name") == model or (s.get("name") is None and s.get("model") == model):
+                return s
+        return {}
+
+    def model_meta(self, model: str) -> dict[str, Any]:
+        return (self.meta.get("models") or {}).get(model) or {}
+
+    @property
+    def host(self) -> dict[str, Any]:
+        """The first host's facts (single-host runs have exactly one)."""
+        hosts = self.meta.get("hosts") or {}
+        return next(iter(hosts.values()), {}) if hosts else {}
+
+    @property
+    def is_idle_vs_active(self) -> bool:
+        return self.load.get("user") == "idle" and (self.load.get("active_users") or 0) > 0
+
+
+def load_run(run_dir: Path | str) -> Run:
+    """Read ``run_dir``; raise InputError naming the path and the fix if it is not a run."""
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise InputError(
+            f"{path}: not a directory; pass a run directory such as "
+            "results/20260101-120000-<scenario> (created by `run-lab SCENARIO.yaml`)"
+        )
+    csv_path = path / "steps.csv"
+    if not csv_path.is_file():
+        raise InputError(
+            f"{csv_path}: missing; {path} is not a run directory (or the run stopped before "
+            "its first step). Pass the directory `run-lab` created, which holds steps.csv"
+        )
+    try:
+        with csv_path.open(newline="") as f:
+            rows = [_typed(r) for r in csv.DictReader(f)]
+    except (ValueError, csv.Error) as e:
+        raise InputError(f"{csv_path}: unreadable ({e}); re-run or fix the file") from e
+    if rows and "model" not in rows[0]:
+        raise InputError(f"{csv_path}: no 'model' column; this is not an iolab steps.csv")
+    meta: dict[str, Any] = {}
+    json_path = path / "run.json"
+    if json_path.is_file():
+        try:
+            meta = json.loads(json_path.read_text())
+        except json.JSONDecodeError as e:
+            raise InputError(f"{json_path}: invalid JSON ({e}); fix or delete it") from e
+        if not isinstance(meta, dict):
+            raise InputError(f"{json_path}: expected a JSON object")
+    return Run(path=path, rows=rows, meta=meta)

@@ -1,0 +1,82 @@
+"""Per-step numbers derived from a model's rows (shared by charts and capacity).
+
+All of these take one model's rows sorted by step (``Run.rows_for``) and return
+one value per row, ``None`` where the inputs are missing.
+
+Approximations, stated once:
+
+- ``server_cpu_s`` is the server's cumulative CPU time at the end of a step, so
+  the CPU a step used is the difference from the previous step's value; the
+  first step's delta is its whole value and therefore includes the server's
+  start-up and the ramp to the first step.
+- CPU per message divides that delta by the step's ``echo_count``; it also
+  charges the cost of holding idle connections and accepting new ones to the
+  messages, so it is an upper bound on the pure per-echo cost.
+- A step's duration is the difference between ``t_end`` values (ramp + hold);
+  for the first step, or when ``t_end`` is missing, it is the step's ``hold_s``.
+- Memory per connection divides the whole value by the connections held, so at
+  small counts the interpreter's fixed footprint dominates the server side.
+"""
+
+from __future__ import annotations
+
+from lab.report_data import Row
+
+
+def held(row: Row) -> int | None:
+    """Connections held at the end of the step (client side, else server side)."""
+    for key in ("connected", "server_connections"):
+        if row.get(key) is not None:
+            return row[key]
+    return None
+
+
+def cpu_deltas(rows: list[Row]) -> list[float | None]:
+    """CPU seconds each step used (from cumulative ``server_cpu_s``)."""
+    out: list[float | None] = []
+    prev: float | None = 0.0
+    for r in rows:
+        cur = r.get("server_cpu_s")
+        out.append(None if cur is None or prev is None else max(cur - prev, 0.0))
+        prev = cur
+    return out
+
+
+def step_seconds(rows: list[Row]) -> list[float | None]:
+    """Wall-clock seconds of each step (``t_end`` differences, else ``hold_s``)."""
+    out: list[float | None] = []
+    prev_end: float | None = None
+    for r in rows:
+        end = r.get("t_end")
+        if end is not None and prev_end is not None and end > prev_end:
+            out.append(end - prev_end)
+        else:
+            out.append(r.get("hold_s") or None)
+        prev_end = end
+    return out
+
+
+def cpu_per_message(rows: list[Row]) -> list[float | None]:
+    """Server CPU seconds per echoed message, per step."""
+    out: list[float | None] = []
+    for r, dcpu in zip(rows, cpu_deltas(rows), strict=True):
+        n = r.get("echo_count")
+        out.append(dcpu / n if dcpu is not None and n else None)
+    return out
+
+
+def cores_used(rows: list[Row]) -> list[float | None]:
+    """Average CPU cores the server used during each step (CPU seconds / wall seconds)."""
+    out: list[float | None] = []
+    for dcpu, secs in zip(cpu_deltas(rows), step_seconds(rows), strict=True):
+        out.append(dcpu / secs if dcpu is not None and secs else None)
+    return out
+
+
+def per_connection(rows: list[Row], key: str) -> list[float | None]:
+    """``row[key] / connections held`` per step (e.g. RSS bytes per connection)."""
+    out: list[float | None] = []
+    for r in rows:
+        n, v = held(r), r.get(key)
+        out.append(v / n if v is not None and n else None)
+    return out

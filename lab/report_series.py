@@ -1,0 +1,90 @@
+"""The exact (x, y) series each chart plots, per model.
+
+Charts draw only what these functions return, so tests can compare a chart's
+data with ``steps.csv`` without looking at pixels. Every series is
+``{model: (xs, ys)}`` in step order; points with a missing value are left out
+(a step with no echoes has no latency).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from lab import report_metrics as m
+from lab.report_data import Row, Run
+
+Series = dict[str, tuple[list[float], list[float]]]
+
+
+def _series(run: Run, x: Callable[[list[Row]], list], y: Callable[[list[Row]], list]) -> Series:
+    out: Series = {}
+    for model in run.models:
+        rows = run.rows_for(model)
+        pairs = zip(x(rows), y(rows), strict=True)
+        pts = [(a, b) for a, b in pairs if a is not None and b is not None]
+        if pts:
+            out[model] = ([a for a, _ in pts], [b for _, b in pts])
+    return out
+
+
+def _col(key: str) -> Callable[[list[Row]], list]:
+    return lambda rows: [r.get(key) for r in rows]
+
+
+def _held(rows: list[Row]) -> list:
+    return [m.held(r) for r in rows]
+
+
+def held_vs_target(run: Run) -> Series:
+    """Chart 1: connections held (y) against target connections (x)."""
+    return _series(run, _col("target_connections"), _held)
+
+
+def latency_vs_held(run: Run, field: str = "p99_ms") -> Series:
+    """Chart 2: echo latency percentile ``field`` (ms) against connections held."""
+    return _series(run, _held, _col(field))
+
+
+def rate_vs_held(run: Run) -> Series:
+    """Chart 3: echo rate (``rps``, messages/s) against connections held."""
+    return _series(run, _held, _col("rps"))
+
+
+def memory_per_conn(run: Run, key: str = "server_rss_bytes") -> Series:
+    """Chart 4a: KiB per connection held (server RSS, or ``kernel_sock_bytes``)."""
+    kib = lambda rows: [None if v is None else v / 1024 for v in m.per_connection(rows, key)]  # noqa: E731
+    return _series(run, _held, kib)
+
+
+def cpu_per_message_us(run: Run) -> Series:
+    """Chart 4b: server CPU microseconds per echoed message, against connections held."""
+    us = lambda rows: [None if v is None else v * 1e6 for v in m.cpu_per_message(rows)]  # noqa: E731
+    return _series(run, _held, us)
+
+
+def latency_vs_idle(run: Run, field: str = "p99_ms") -> Series:
+    """Chart 5: active users' latency against idle connections (held minus active)."""
+    active = run.load.get("active_users") or 0
+
+    def idle(rows: list[Row]) -> list:
+        return [None if h is None else max(h - (r.get("active_users") or active), 0)
+                for r, h in zip(rows, _held(rows), strict=True)]
+
+    return _series(run, idle, _col(field))
+
+
+def limit_points(run: Run) -> dict[str, tuple[float, float, str]]:
+    """Where each model first hit a limit: (target, held, kind) from its first limit row.
+
+    Falls back to ``run.json``'s ``models.<name>.limit`` at the last row when the
+    rows carry no limit (e.g. a crash recorded only in the metadata).
+    """
+    out: dict[str, tuple[float, float, str]] = {}
+    for model in run.models:
+        rows = run.rows_for(model)
+        hit = next((r for r in rows if r.get("limit")), None)
+        kind = hit["limit"] if hit else run.model_meta(model).get("limit")
+        if kind and rows:
+            r = hit or rows[-1]
+            out[model] = (r.get("target_connections") or 0, m.held(r) or 0, kind)
+    return out
