@@ -75,6 +75,12 @@ class ModelPlan:
     hosts: int | None = None
 
 
+def slo_of(run: Run, p99_ms: float | None = None) -> SLO:
+    """The run's SLO from its scenario (defaults where missing), p99 optionally overridden."""
+    base = SLO(**{k: float(v) for k, v in run.slo.items() if k in ("p99_ms", "error_rate")})
+    return SLO(p99_ms if p99_ms is not None else base.p99_ms, base.error_rate)
+
+
 def passes(row: Row, slo: SLO) -> list[str]:
     """Why ``row`` misses the SLO (empty list: it meets it)."""
     why = []
@@ -241,8 +247,7 @@ def write_capacity(run_dir: Path, target: int | None = None, rate: float | None 
                    slo_p99: float | None = None) -> tuple[Path, str]:
     """Compute the plan for ``run_dir``, write capacity.md/.json; return (md path, md text)."""
     run = load_run(run_dir)
-    base = SLO(**{k: v for k, v in run.slo.items() if k in ("p99_ms", "error_rate")})
-    slo = SLO(slo_p99 if slo_p99 is not None else base.p99_ms, base.error_rate)
+    slo = slo_of(run, slo_p99)
     plans = plan_run(run, slo, target, rate)
     md = to_markdown(run, plans, slo, target, rate)
     md_path = run.path / "capacity.md"

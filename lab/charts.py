@@ -73,6 +73,13 @@ def _wall(ax: Axes, vertical: bool) -> None:
     line(FD_SETSIZE, color="grey", ls=":", lw=1, label="FD_SETSIZE = 1024")
 
 
+def _slo_line(ax: Axes, run: Run) -> None:
+    """Mark the scenario's p99 SLO, when it has one."""
+    slo = run.slo.get("p99_ms")
+    if slo:
+        ax.axhline(float(slo), color="black", ls="-.", lw=1, alpha=0.6, label=f"SLO p99 {slo:g} ms")
+
+
 def chart_held(run: Run) -> Figure:
     """Connections held vs target, the ideal diagonal, the 1024 line, and each limit."""
     fig, ax = _figure()
@@ -99,6 +106,7 @@ def chart_latency(run: Run) -> Figure:
     _plot(ax, p99, "-", " p99")
     _plot(ax, rs.latency_vs_held(run, "p50_ms"), "--", " p50")
     _wall(ax, vertical=True)
+    _slo_line(ax, run)
     _autolog(ax, p99, "x")
     _autolog(ax, p99, "y", ratio=10)
     _finish(ax, "Echo latency vs connections", "connections held", "echo latency (ms)")
@@ -143,6 +151,7 @@ def chart_idle(run: Run) -> Figure:
     p99 = rs.latency_vs_idle(run, "p99_ms")
     _plot(ax, p99, "-", " p99")
     _plot(ax, rs.latency_vs_idle(run, "p50_ms"), "--", " p50")
+    _slo_line(ax, run)
     _autolog(ax, p99, "x")
     _autolog(ax, p99, "y", ratio=10)
     active = run.load.get("active_users") or 0

@@ -110,6 +110,16 @@ class Run:
     def model_meta(self, model: str) -> dict[str, Any]:
         return (self.meta.get("models") or {}).get(model) or {}
 
+    def first_limit(self, model: str) -> tuple[Row, str] | None:
+        """The model's first row with a limit and its kind; else ``run.json``'s
+        ``models.<name>.limit`` at the last row (a crash may be recorded only there)."""
+        rows = self.rows_for(model)
+        hit = next((r for r in rows if r.get("limit")), None)
+        if hit:
+            return hit, hit["limit"]
+        kind = self.model_meta(model).get("limit")
+        return (rows[-1], kind) if kind and rows else None
+
     @property
     def host(self) -> dict[str, Any]:
         """The first host's facts (single-host runs have exactly one)."""

@@ -74,17 +74,10 @@ def latency_vs_idle(run: Run, field: str = "p99_ms") -> Series:
 
 
 def limit_points(run: Run) -> dict[str, tuple[float, float, str]]:
-    """Where each model first hit a limit: (target, held, kind) from its first limit row.
-
-    Falls back to ``run.json``'s ``models.<name>.limit`` at the last row when the
-    rows carry no limit (e.g. a crash recorded only in the metadata).
-    """
+    """Where each model first hit a limit: (target, held, kind)."""
     out: dict[str, tuple[float, float, str]] = {}
     for model in run.models:
-        rows = run.rows_for(model)
-        hit = next((r for r in rows if r.get("limit")), None)
-        kind = hit["limit"] if hit else run.model_meta(model).get("limit")
-        if kind and rows:
-            r = hit or rows[-1]
+        if found := run.first_limit(model):
+            r, kind = found
             out[model] = (r.get("target_connections") or 0, m.held(r) or 0, kind)
     return out

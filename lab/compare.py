@@ -1,0 +1,130 @@
+"""``run-lab compare RUN_A RUN_B [--force]``: two runs side by side, with B/A ratios.
+
+Rows are matched by model label and step number. Numbers from different
+machines or settings do not compare (pyperf's rule: check the metadata first),
+so the comparison refuses, exit code 2, when anything in ``MATTERS`` differs,
+and lists each differing field with both values; ``--force`` compares anyway
+and prints the differences as a warning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lab.errors import InputError
+from lab.report_cli import run_cli
+from lab.report_data import Row, Run, load_run
+
+# Metadata that must match: (field name shown to the user, how to read it from a run).
+MATTERS: tuple[tuple[str, Callable[[Run], Any]], ...] = (
+    ("backend", lambda r: r.meta.get("backend")),
+    ("host cpus", lambda r: r.host.get("cpus")),
+    ("host nofile_hard", lambda r: r.host.get("nofile_hard")),
+    ("load.message_size", lambda r: r.load.get("message_size")),
+    ("load.pace_s", lambda r: r.load.get("pace_s")),
+)
+RATIO_FIELDS = ("connected", "rps", "p99_ms", "server_rss_bytes")
+
+
+def _nofile(run: Run, model: str) -> Any:
+    return (run.server(model).get("limits") or {}).get("nofile")
+
+
+def metadata_diffs(a: Run, b: Run) -> list[tuple[str, Any, Any]]:
+    """Every field in ``MATTERS`` (and each shared model's nofile) that differs: (field, A, B)."""
+    diffs = [(name, get(a), get(b)) for name, get in MATTERS if get(a) != get(b)]
+    for model in (m for m in a.models if m in b.models):
+        na, nb = _nofile(a, model), _nofile(b, model)
+        if na != nb:
+            diffs.append((f"servers[{model}].limits.nofile", na, nb))
+    return diffs
+
+
+def ratio(va: float | None, vb: float | None) -> float | None:
+    """B/A, or None when either is missing or A is zero."""
+    if va is None or vb is None or va == 0:
+        return None
+    return vb / va
+
+
+def compare_rows(a: Run, b: Run) -> list[dict[str, Any]]:
+    """One dict per (model, step) in either run: A and B values and B/A ratios."""
+    def index(run: Run) -> dict[tuple[str, int], Row]:
+        return {(r["model"], r.get("step") or 0): r for r in run.rows if r.get("model")}
+
+    ia, ib = index(a), index(b)
+    out = []
+    for key in dict.fromkeys([*ia, *ib]):
+        ra, rb = ia.get(key, {}), ib.get(key, {})
+        row: dict[str, Any] = {"model": key[0], "step": key[1],
+                               "target": ra.get("target_connections", rb.get("target_connections"))}
+        for f in RATIO_FIELDS:
+            row[f"{f}_a"], row[f"{f}_b"] = ra.get(f), rb.get(f)
+            row[f"{f}_ratio"] = ratio(ra.get(f), rb.get(f))
+        out.append(row)
+    return out
+
+
+def _fmt(v: Any, field: str = "") -> str:
+    if v is None:
+        return "–"
+    if field == "server_rss_bytes":
+        return f"{v / 2**20:.1f}M"
+    if isinstance(v, float):
+        return f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}"
+    return str(v)
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """A fixed-width text table: model, step, target, then A | B | B/A per ratio field."""
+    head = ["model", "step", "target"]
+    for f in RATIO_FIELDS:
+        short = {"server_rss_bytes": "rss", "p99_ms": "p99"}.get(f, f)
+        head += [f"{short} A", f"{short} B", "B/A"]
+    cells = [[r["model"], str(r["step"]), _fmt(r["target"])]
+             + [x for f in RATIO_FIELDS
+                for x in (_fmt(r[f"{f}_a"], f), _fmt(r[f"{f}_b"], f),
+                          "–" if r[f"{f}_ratio"] is None else f"{r[f'{f}_ratio']:.2f}")]
+             for r in rows]
+    widths = [max(len(str(c)) for c in col) for col in zip(head, *cells, strict=True)]
+    lines = ["  ".join(str(c).rjust(w) for c, w in zip(row, widths, strict=True))
+             for row in [head, *cells]]
+    return "\n".join(lines)
+
+
+def _describe(diffs: list[tuple[str, Any, Any]], a: Run, b: Run) -> str:
+    return "\n".join(f"  {name}: A ({a.name}) = {va!r}, B ({b.name}) = {vb!r}"
+                     for name, va, vb in diffs)
+
+
+def compare(run_a: Path, run_b: Path, force: bool = False) -> str:
+    """The comparison text; InputError listing the differences unless ``force``."""
+    a, b = load_run(run_a), load_run(run_b)
+    diffs = metadata_diffs(a, b)
+    header = f"A = {a.path}\nB = {b.path}\n"
+    if diffs and not force:
+        raise InputError("the runs differ in metadata that matters, so their numbers do not "
+                         f"compare:\n{_describe(diffs, a, b)}\nRe-run with matching settings, "
+                         "or pass --force to compare anyway.")
+    if diffs:
+        header += f"WARNING (--force): metadata differs:\n{_describe(diffs, a, b)}\n"
+    return header + "\n" + format_table(compare_rows(a, b))
+
+
+def compare_main(argv: list[str] | None = None) -> int:
+    """``run-lab compare RUN_A RUN_B [--force]``."""
+    parser = argparse.ArgumentParser(prog="run-lab compare", description=__doc__.split("\n")[0])
+    parser.add_argument("run_a", type=Path)
+    parser.add_argument("run_b", type=Path)
+    parser.add_argument("--force", action="store_true",
+                        help="compare even when backend, host or load settings differ")
+
+    def body(args: argparse.Namespace) -> int:
+        print(compare(args.run_a, args.run_b, args.force), file=sys.stdout)
+        return 0
+
+    return run_cli(parser, argv, body)

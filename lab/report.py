@@ -1,0 +1,184 @@
+"""``report.html``: one self-contained page per run (charts inlined as data URIs).
+
+``write_report(run_dir)`` renders the PNG charts into the run directory, then
+writes ``report.html`` that embeds them as base64 ``data:image/png`` URIs and
+uses no other file, script or stylesheet: it opens offline, mailed or archived.
+The page holds the limits each model hit (with the mechanism in one sentence),
+the charts, a capacity summary at the scenario's SLO, every step's numbers and
+the scenario and host metadata. ``report_main`` is ``run-lab report RUN_DIR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from lab import capacity, charts
+from lab.limits_doc import explain
+from lab.report_cli import run_cli
+from lab.report_data import Run, load_run
+
+STEP_COLUMNS = (
+    ("model", "model"), ("step", "step"), ("target_connections", "target"),
+    ("connected", "held"), ("server_connections", "server conns"), ("rps", "echo/s"),
+    ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"), ("failures", "failures"),
+    ("failure_kinds", "failure kinds"), ("error_rate", "error rate"), ("limit", "limit"),
+    ("server_rss_bytes", "RSS MiB"), ("server_cpu_s", "CPU s"),
+    ("kernel_sock_bytes", "kernel sock MiB"),
+)
+MIB_FIELDS = {"server_rss_bytes", "kernel_sock_bytes"}
+
+CSS = """
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:90%}
+th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th{background:#f3f3f3} td:first-child,th:first-child{text-align:left}
+td.text{text-align:left}
+figure{margin:1.5em 0} img{max-width:100%} .swatch{display:inline-block;width:1em;height:1em;
+vertical-align:middle;margin-right:4px;border-radius:2px}
+.warn{color:#a00} pre{background:#f7f7f7;padding:1em;overflow:auto}
+"""
+
+
+def _cell(value: Any, key: str = "") -> str:
+    if value is None or value == "":
+        return "–"
+    if key in MIB_FIELDS and isinstance(value, int | float):
+        return f"{value / 2**20:.1f}"
+    if isinstance(value, float):
+        return f"{value:.4g}" if key == "error_rate" else f"{value:,.2f}".rstrip("0").rstrip(".")
+    return str(value)
+
+
+def html_table(head: list[str], rows: list[list[Any]], text_cols: set[int] | None = None) -> str:
+    """An escaped HTML table; columns in ``text_cols`` are left-aligned prose."""
+    text_cols = text_cols or set()
+    out = ["<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr>"]
+    for row in rows:
+        tds = "".join(
+            f'<td class="text">{c}</td>' if i in text_cols else f"<td>{c}</td>"
+            for i, c in enumerate(row))
+        out.append(f"<tr>{tds}</tr>")
+    return "\n".join(out) + "</table>"
+
+
+def _model_label(model: str) -> str:
+    color = charts.color_for(model)
+    return f'<span class="swatch" style="background:{color}"></span>{escape(model)}'
+
+
+def limits_section(run: Run) -> str:
+    """Each model's first limit (step, connections held) and its mechanism."""
+    rows = []
+    for model in run.models:
+        mrows = run.rows_for(model)
+        if found := run.first_limit(model):
+            r, kind = found
+            rows.append([_model_label(model), escape(kind), _cell(r.get("step")),
+                         _cell(r.get("target_connections")), _cell(r.get("connected")),
+                         escape(explain(kind))])
+        else:
+            top = max((r.get("target_connections") or 0 for r in mrows), default=0)
+            rows.append([_model_label(model), "none", "–", f"{top:,}", "–",
+                         f"No limit hit up to {top:,} target connections."])
+    head = ["model", "limit", "step", "target", "held", "mechanism"]
+    return "<h2>Limits hit</h2>" + html_table(head, rows, text_cols={5})
+
+
+def charts_section(run: Run) -> str:
+    """Render the PNGs into the run directory and inline them as data URIs."""
+    figs = []
+    for title, path in charts.render_charts(run, run.path):
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        figs.append(f'<figure id="{escape(path.stem)}"><img alt="{escape(title)}" '
+                    f'src="data:image/png;base64,{data}"><figcaption>{escape(title)} '
+                    f"({escape(path.name)})</figcaption></figure>")
+    return "<h2>Charts</h2>" + "\n".join(figs)
+
+
+def capacity_section(run: Run) -> str:
+    """The capacity plan at the scenario's SLO (no target: per-host numbers only)."""
+    slo = capacity.slo_of(run)
+    head, cells = capacity.table_rows(capacity.plan_run(run, slo))
+    cells = [[escape(c) for c in row] for row in cells]
+    return (f"<h2>Capacity at the SLO (p99 ≤ {slo.p99_ms:g} ms, errors ≤ "
+            f"{slo.error_rate:.2%})</h2><p>Per 1000 connections; <code>run-lab capacity "
+            f"RUN_DIR --target-connections N</code> plans hosts for a target.</p>"
+            + html_table(head, cells))
+
+
+def steps_section(run: Run) -> str:
+    rows = [[escape(_cell(r.get(k), k)) for k, _ in STEP_COLUMNS] for r in run.rows]
+    return "<h2>Every step</h2>" + html_table([h for _, h in STEP_COLUMNS], rows)
+
+
+def metadata_section(run: Run) -> str:
+    """Run status, load settings, servers and host facts, and the resolved scenario."""
+    meta, load = run.meta, run.load
+    status = ("complete" if meta.get("complete") else
+              '<span class="warn">interrupted</span>' if meta.get("interrupted") else
+              '<span class="warn">incomplete</span>')
+    facts = [
+        ("status", status), ("backend", escape(str(meta.get("backend", "–")))),
+        ("started", escape(str(meta.get("started", "–")))),
+        ("finished", escape(str(meta.get("finished") or "–"))),
+        ("git commit", escape(str(meta.get("git_commit", "–")))),
+        ("load", escape(", ".join(f"{k}={v}" for k, v in load.items() if k != "steps"))),
+        ("steps", escape(", ".join(f"{s.get('connections')}×{s.get('hold_s')}s"
+                                   for s in load.get("steps") or []))),
+        ("not applied", escape("; ".join(map(str, meta.get("unapplied") or []))) or "–"),
+    ]
+    parts = ["<h2>Run</h2>", html_table(["", ""], [[k, v] for k, v in facts], {1})]
+    servers = [[_model_label(s.get("name") or s.get("model") or "?"),
+                escape(str(s.get("model") or "custom")),
+                escape(json.dumps(s.get("limits") or {}))]
+               for s in run.scenario.get("servers") or []]
+    if servers:
+        parts.append(html_table(["server", "model", "limits"], servers, {2}))
+    for name, host in (meta.get("hosts") or {}).items():
+        parts.append(f"<h3>Host {escape(name)}</h3>" + html_table(
+            ["fact", "value"], [[escape(k), escape(str(v))] for k, v in host.items()], {1}))
+    scenario_text = run.path / "scenario.yaml"
+    if scenario_text.is_file():
+        parts.append("<details><summary>scenario.yaml (as resolved)</summary><pre>"
+                     f"{escape(scenario_text.read_text())}</pre></details>")
+    return "\n".join(parts)
+
+
+def render_html(run: Run) -> str:
+    """The whole page (renders the chart PNGs into the run directory as a side effect)."""
+    name = run.scenario.get("name") or run.name
+    desc = run.scenario.get("description") or ""
+    body = "\n".join([
+        f"<h1>iolab run: {escape(name)}</h1><p>{escape(desc)}</p>"
+        f"<p>Run directory <code>{escape(run.name)}</code></p>",
+        limits_section(run), charts_section(run), capacity_section(run),
+        steps_section(run), metadata_section(run),
+    ])
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f"<title>iolab: {escape(name)}</title><style>{CSS}</style></head>"
+            f"<body>\n{body}\n</body></html>\n")
+
+
+def write_report(run_dir: Path) -> Path:
+    """Write ``report.html`` and the chart PNGs into ``run_dir``; return the HTML path."""
+    run = load_run(run_dir)
+    path = run.path / "report.html"
+    path.write_text(render_html(run), encoding="utf-8")
+    return path
+
+
+def report_main(argv: list[str] | None = None) -> int:
+    """``run-lab report RUN_DIR``: (re)write the run's report; print its path."""
+    parser = argparse.ArgumentParser(prog="run-lab report", description=__doc__.split("\n")[0])
+    parser.add_argument("run_dir", type=Path, help="a run directory (holds steps.csv)")
+
+    def body(args: argparse.Namespace) -> int:
+        print(write_report(args.run_dir))
+        return 0
+
+    return run_cli(parser, argv, body)
