@@ -1,0 +1,341 @@
+"""The Docker backend: servers and Locust as containers, on one or many hosts.
+
+Per run and per daemon there is one bridge network ``iolab-<run>`` in
+198.18.0.0/15 (``lab/docker_net.py``). Every container is labelled
+``iolab=1``, ``iolab.run=<run>``, ``iolab.role=server|master|worker`` and
+``iolab.host=<host name>``, and named ``iolab-<run>-<role>[-...]``;
+``cleanup()`` removes by handle *and* by label, so a crash between create and
+bookkeeping leaves nothing behind.
+
+What each container gets, and why:
+
+- ``ulimits nofile`` — the process's RLIMIT_NOFILE. ``max`` is the highest
+  value the host's daemon can grant (``lab/docker_hosts.py``); workers get
+  the same, since every Locust user holds a socket.
+- namespaced ``sysctls`` — ``net.core.somaxconn`` (the kernel silently caps a
+  ``listen()`` backlog to it) for servers; a wide
+  ``net.ipv4.ip_local_port_range`` and ``tcp_tw_reuse`` for workers (each
+  worker is its own network namespace with its own IP and source ports).
+- ``cpuset_cpus``/``mem_limit`` from the scenario, so runs are comparable.
+- security: a non-root user (the image's), ``cap_drop=ALL``,
+  ``no-new-privileges``, never privileged; Docker's default seccomp profile,
+  except the io_uring model, which gets ``docker/seccomp-io_uring.json``.
+- the Locust web UI is published on 127.0.0.1 only.
+
+Addressing across hosts: containers on the server's daemon reach it by its IP
+on the lab network; when any load container is on another daemon, the
+server's port (and the master's port, likewise) is published on that host's
+``address`` and everyone uses ``address:published_port``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from lab import locust_cmd
+from lab.backend import Backend, LoadHandle, RunContext, ServerHandle
+from lab.docker_handles import DockerLoadHandle, DockerServerHandle, exit_code_of
+from lab.docker_hosts import (
+    LABEL,
+    clean_all,
+    client_for,
+    docker_available,
+    host_facts,
+    write_sysctl_privileged,
+)
+from lab.docker_io import LogFollower, StatsSampler
+from lab.docker_net import container_ip, create_run_network, published_port
+from lab.errors import BackendError
+from lab.hostlimits import apply_host_limits
+from lab.images import ROOT, daemon_id, ensure_image
+from lab.spec import Scenario, ServerSpec
+from lab.workers import workers_needed
+
+__all__ = ["DockerBackend", "clean_all", "docker_available"]
+
+SERVER_PORT = 7000
+READY_TIMEOUT_S = 60.0
+STEPS_PATH = "/tmp/iolab-steps.jsonl"
+SECCOMP_IO_URING = ROOT / "docker" / "seccomp-io_uring.json"
+WORKER_SYSCTLS = {"net.ipv4.ip_local_port_range": "1024 65000", "net.ipv4.tcp_tw_reuse": "1"}
+
+
+class DockerBackend(Backend):
+    name = "docker"
+
+    def __init__(self, scenario: Scenario, clients: Mapping[str, Any] | None = None,
+                 progress: Callable[[str], None] | None = None, *, image: str | None = None):
+        self.scenario = scenario
+        self.clients = dict(clients) if clients is not None else {
+            h.name: client_for(h.endpoint) for h in scenario.hosts}
+        missing = {s.host for s in scenario.servers} | {scenario.placement.master} | set(
+            scenario.placement.workers)
+        missing -= set(self.clients)
+        if missing:
+            raise BackendError(f"no Docker client for host(s) {sorted(missing)}")
+        self.progress = progress or (lambda _msg: None)
+        self._image = image
+        self._daemons: dict[str, str] = {}
+        self._facts: dict[str, dict[str, Any]] = {}
+        self._networks: dict[str, Any] = {}  # daemon id -> network
+        self._containers: list[tuple[Path, Any]] = []  # (log file, container)
+        self._samplers: list[StatsSampler] = []
+        self._run_ids: set[str] = set()
+        self._names = itertools.count(1)
+        self._lock = threading.RLock()
+
+    # ---- hosts ---------------------------------------------------------------
+    def image(self) -> str:
+        if self._image is None:
+            self._image = ensure_image(self.clients, self.progress)
+        return self._image
+
+    def daemon(self, host: str) -> str:
+        if host not in self._daemons:
+            self._daemons[host] = daemon_id(self.clients[host])
+        return self._daemons[host]
+
+    def facts(self, host: str) -> dict[str, Any]:
+        if host not in self._facts:
+            self.progress(f"docker: reading limits on host {host}")
+            self._facts[host] = host_facts(self.clients[host], self.image())
+        return self._facts[host]
+
+    def nofile_for(self, host: str, wanted: int | str) -> int:
+        grantable = int(self.facts(host)["nofile_max_grantable"])
+        return grantable if wanted == "max" else min(int(wanted), grantable)
+
+    def describe_hosts(self) -> dict[str, Any]:
+        return {h: {"endpoint": self._endpoint(h), **self.facts(h)} for h in self.clients}
+
+    def _endpoint(self, host: str) -> str:
+        try:
+            return self.scenario.host(host).endpoint
+        except KeyError:
+            return "local"
+
+    def unapplied_settings(self, scenario: Scenario) -> list[str]:
+        notes: list[str] = []
+        for host in self.clients:
+            writer = None
+            if scenario.host_limits.raise_host_limits:
+                def writer(name, value, _host=host):
+                    write_sysctl_privileged(self.clients[_host], self.image(), name, value)
+            notes += apply_host_limits(host, scenario.host_limits, self.facts(host), writer)
+        for spec in scenario.servers:
+            grantable = self.facts(spec.host)["nofile_max_grantable"]
+            if spec.limits.nofile != "max" and int(spec.limits.nofile) > grantable:
+                notes.append(f"{spec.name}: nofile {spec.limits.nofile} asked, but Docker on "
+                             f"host {spec.host} grants at most {grantable}; capped")
+            if spec.is_custom and not spec.image:
+                notes.append(f"{spec.name}: a custom server needs an image for the Docker "
+                             "backend; it runs the lab image with its command")
+        return notes
+
+    # ---- containers ------------------------------------------------------------
+    def _network(self, host: str, ctx: RunContext):
+        key = self.daemon(host)
+        with self._lock:
+            if key not in self._networks:
+                self._networks[key] = create_run_network(
+                    self.clients[host], f"iolab-{ctx.run_id}", ctx.run_id,
+                    {LABEL: "1", "iolab.run": ctx.run_id})
+            return self._networks[key]
+
+    def _run(self, host: str, ctx: RunContext, role: str, name: str, command: list[str], *,
+             image: str | None = None, nofile: int, sysctls: dict[str, str] | None = None,
+             ports: dict | None = None, security_opt: tuple[str, ...] = (),
+             **extra: Any):
+        """Create and start one lab container on ``host`` (security defaults here)."""
+        from docker.types import Ulimit
+
+        self._run_ids.add(ctx.run_id)
+        client = self.clients[host]
+        network = self._network(host, ctx)
+        container = client.containers.create(
+            image or self.image(), command, name=f"iolab-{ctx.run_id}-{name}",
+            labels={LABEL: "1", "iolab.run": ctx.run_id, "iolab.role": role,
+                    "iolab.host": host},
+            network=network.name, init=True, detach=True,
+            ulimits=[Ulimit(name="nofile", soft=nofile, hard=nofile)],
+            sysctls=sysctls or {}, ports=ports or {}, cap_drop=["ALL"],
+            security_opt=["no-new-privileges", *security_opt], **extra)
+        with self._lock:
+            self._containers.append((ctx.logs_dir / f"{container.name}.log", container))
+        container.start()
+        return container
+
+    def _cross_daemon(self, host: str, others: list[str]) -> bool:
+        return any(self.daemon(o) != self.daemon(host) for o in others)
+
+    def _load_hosts(self) -> list[str]:
+        return [self.scenario.placement.master, *self.scenario.placement.workers]
+
+    def start_server(self, spec: ServerSpec, ctx: RunContext) -> ServerHandle:
+        host = spec.host
+        port = spec.port if spec.is_custom and spec.port else SERVER_PORT
+        nofile = self.nofile_for(host, spec.limits.nofile)
+        sysctls = {"net.core.somaxconn": str(spec.limits.backlog), **dict(spec.limits.sysctls)}
+        publish = self._cross_daemon(host, self._load_hosts())
+        ports = {f"{port}/tcp": (self.scenario.host(host).address, None)} if publish else {}
+        security = ()
+        if spec.model == "io_uring":
+            security = (f"seccomp={SECCOMP_IO_URING.read_text()}",)
+        extra = {}
+        if spec.limits.memory:
+            extra["mem_limit"] = spec.limits.memory
+        if spec.limits.cpuset:
+            extra["cpuset_cpus"] = spec.limits.cpuset
+        self.progress(f"docker: starting server {spec.name} on {host} (nofile {nofile})")
+        container = self._run(host, ctx, "server", f"server-{spec.name}-{next(self._names)}",
+                              self._server_command(spec, port), image=spec.image,
+                              nofile=nofile, sysctls=sysctls, ports=ports,
+                              security_opt=security, **extra)
+        follower = LogFollower(container, ctx.logs_dir / f"{container.name}.log")
+        follower.start()
+        ready = self._wait_ready(spec, container, follower, port, nofile)
+        if publish:
+            target = (self.scenario.host(host).address, published_port(container, port))
+        else:
+            target = (container_ip(container, self._network(host, ctx).name), port)
+        return DockerServerHandle(spec, container, follower, target[0], target[1], ready)
+
+    @staticmethod
+    def _server_command(spec: ServerSpec, port: int) -> list[str]:
+        if spec.is_custom:
+            return list(spec.command or [])
+        cmd = ["python", "-m", "servers", spec.model, "--host", "0.0.0.0", "--port", str(port),
+               "--backlog", str(spec.limits.backlog), "--nofile", "max",
+               "--on-fd-limit", spec.on_fd_limit, "--work-us", str(spec.work_us)]
+        if spec.workers:
+            cmd += ["--workers", str(spec.workers)]
+        return cmd
+
+    def _wait_ready(self, spec, container, follower, port, nofile) -> dict[str, Any]:
+        """Until READY, the container's exit, or the deadline (then: log tail)."""
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if follower.ready_event.wait(timeout=0.5) and follower.ready:
+                return follower.ready
+            code = exit_code_of(container)
+            if code is not None:
+                follower.join(timeout=5)
+                raise BackendError(f"server {spec.name} exited with {code} before READY; "
+                                   f"log tail:\n{follower.tail(30)}")
+            if spec.is_custom and self._port_open(container, port):
+                return {"host": "0.0.0.0", "port": port, "model": spec.name, "pid": None,
+                        "nofile": nofile}
+        raise BackendError(f"server {spec.name} printed no READY line in "
+                           f"{READY_TIMEOUT_S:.0f} s; log tail:\n{follower.tail(30)}")
+
+    @staticmethod
+    def _port_open(container, port: int) -> bool:
+        """A custom server without a READY line: is its port accepting (from here)?"""
+        container.reload()
+        for net in container.attrs["NetworkSettings"]["Networks"].values():
+            try:
+                with socket.create_connection((net["IPAddress"], port), timeout=0.5):
+                    return True
+            except OSError:
+                continue
+        return False
+
+    def start_load(self, server: ServerHandle, ctx: RunContext, *,
+                   ui: bool = False) -> LoadHandle:
+        load, placement = self.scenario.load, self.scenario.placement
+        mhost = placement.master
+        worker_hosts = list(placement.workers) or [mhost]
+        wnofile = self.nofile_for(worker_hosts[0], "max")
+        count = workers_needed(load, wnofile)
+        publish_master = self._cross_daemon(mhost, worker_hosts)
+        ports: dict[str, Any] = {}
+        if publish_master:
+            ports[f"{locust_cmd.MASTER_PORT}/tcp"] = (self.scenario.host(mhost).address, None)
+        if ui:
+            ports[f"{locust_cmd.WEB_PORT}/tcp"] = ("127.0.0.1", locust_cmd.WEB_PORT)
+        tag = f"{server.spec.name}-{next(self._names)}"
+        cmd = locust_cmd.master_command(
+            load, target_host=server.target_host, target_port=server.target_port,
+            workers=count, step_results=STEPS_PATH, ui=ui, web_host="0.0.0.0")
+        self.progress(f"docker: starting Locust master on {mhost} and {count} worker(s)")
+        master = self._run(mhost, ctx, "master", f"master-{tag}", cmd,
+                           nofile=self.nofile_for(mhost, "max"), ports=ports)
+        if publish_master:
+            maddr = (self.scenario.host(mhost).address,
+                     published_port(master, locust_cmd.MASTER_PORT))
+        else:
+            maddr = (container_ip(master, self._network(mhost, ctx).name), locust_cmd.MASTER_PORT)
+        workers = []
+        for i in range(count):
+            host = worker_hosts[i % len(worker_hosts)]
+            wcmd = locust_cmd.worker_command(load, master_host=maddr[0], master_port=maddr[1])
+            workers.append(self._run(host, ctx, "worker", f"worker-{tag}-{i + 1}", wcmd,
+                                     nofile=self.nofile_for(host, "max"),
+                                     sysctls=WORKER_SYSCTLS))
+        sampler = StatsSampler(ctx.logs_dir / f"docker-stats-{tag}.jsonl")
+        if isinstance(server, DockerServerHandle):
+            sampler.watch("server", server.container)
+        sampler.watch("master", master)
+        for i, worker in enumerate(workers):
+            sampler.watch(f"worker-{i + 1}", worker)
+        sampler.start()
+        self._samplers.append(sampler)
+        web = f"http://127.0.0.1:{published_port(master, locust_cmd.WEB_PORT)}" if ui else None
+        return DockerLoadHandle(master, workers, STEPS_PATH, ctx.logs_dir, web_url=web)
+
+    # ---- teardown --------------------------------------------------------------
+    def cleanup(self) -> None:
+        """Stop samplers, keep logs, remove containers then networks. Idempotent."""
+        import docker.errors
+
+        from lab.docker_handles import save_logs
+
+        with self._lock:
+            samplers, self._samplers = self._samplers, []
+            containers, self._containers = self._containers, []
+            networks, self._networks = self._networks, {}
+        for sampler in samplers:
+            sampler.stop()
+        for logfile, container in containers:
+            try:
+                if not logfile.exists():
+                    save_logs(container, logfile)
+                container.remove(force=True, v=True)
+            except docker.errors.APIError:
+                pass
+        self._remove_by_label()
+        for network in networks.values():
+            try:
+                network.remove()
+            except docker.errors.APIError:
+                pass
+
+    def _remove_by_label(self) -> None:
+        """Belt and braces: anything of this run's that bookkeeping missed."""
+        import docker.errors
+
+        for run_id in self._run_ids:
+            for client in {id(c): c for c in self.clients.values()}.values():
+                flt = {"label": f"iolab.run={run_id}"}
+                for c in client.containers.list(all=True, filters=flt):
+                    try:
+                        c.remove(force=True, v=True)
+                    except docker.errors.APIError:
+                        pass
+                for n in client.networks.list(filters=flt):
+                    try:
+                        n.remove()
+                    except docker.errors.APIError:
+                        pass
+
+    def __enter__(self) -> DockerBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()

@@ -1,0 +1,149 @@
+"""Handles on a server container and on a Locust master + worker containers.
+
+``container.stop(timeout=T)`` sends SIGTERM to the container's PID 1 and
+SIGKILL after T seconds. Every lab container runs with ``init=True``: PID 1
+is Docker's tiny init (``docker-init``, tini), which forwards the signal to
+Python and reaps orphans. Python itself as PID 1 would be unsafe: the kernel
+drops signals to a namespace's init that has no handler installed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from lab.backend import LoadHandle, ServerHandle
+from lab.docker_io import LogFollower, fetch_file
+from lab.spec import ServerSpec
+
+
+def exit_code_of(container) -> int | None:
+    import docker.errors
+
+    try:
+        container.reload()
+    except docker.errors.NotFound:
+        return -1
+    state = container.attrs.get("State", {})
+    return None if state.get("Running") or state.get("Status") == "created" else state.get(
+        "ExitCode")
+
+
+def save_logs(container, path: Path) -> None:
+    """The container's whole output into ``path`` (for containers not followed)."""
+    import docker.errors
+
+    try:
+        data = container.logs(stdout=True, stderr=True)
+    except docker.errors.APIError:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def stop_quietly(container, timeout: float) -> None:
+    import docker.errors
+
+    try:
+        container.stop(timeout=max(1, int(timeout)))
+    except docker.errors.APIError:
+        pass
+
+
+class DockerServerHandle(ServerHandle):
+    def __init__(self, spec: ServerSpec, container, follower: LogFollower,
+                 target_host: str, target_port: int, ready: dict[str, Any]):
+        self.spec = spec
+        self.container = container
+        self.follower = follower
+        self.target_host = target_host
+        self.target_port = target_port
+        self.ready = ready
+
+    def poll_events(self) -> list[dict[str, Any]]:
+        return self.follower.drain()
+
+    def exit_code(self) -> int | None:
+        return exit_code_of(self.container)
+
+    def stop(self, timeout: float = 10.0) -> dict[str, Any] | None:
+        stop_quietly(self.container, timeout)
+        self.follower.join(timeout=timeout)  # the log stream ends with the container
+        return self.follower.final
+
+    def log_tail(self, lines: int = 40) -> str:
+        return self.follower.tail(lines)
+
+
+class StepResultsReader:
+    """Reads the master's ``--step-results`` JSON-lines file through the Docker
+    API, at most every ``min_interval`` s, returning only complete new lines."""
+
+    def __init__(self, container, path: str, min_interval: float = 0.5):
+        self.container = container
+        self.path = path
+        self.min_interval = min_interval
+        self._consumed = 0  # bytes of complete lines already returned
+        self._last = 0.0
+
+    def poll(self, force: bool = False) -> list[dict[str, Any]]:
+        now = time.monotonic()
+        if not force and now - self._last < self.min_interval:
+            return []
+        self._last = now
+        data = fetch_file(self.container, self.path) or b""
+        end = data.rfind(b"\n") + 1
+        fresh, self._consumed = data[self._consumed:end], max(self._consumed, end)
+        records = []
+        for line in fresh.splitlines():
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except ValueError:
+                    continue
+        return records
+
+
+class DockerLoadHandle(LoadHandle):
+    def __init__(self, master, workers: list, steps_path: str, logs_dir: Path,
+                 web_url: str | None = None):
+        self.master = master
+        self.workers = workers
+        self.web_url = web_url
+        self.logs_dir = logs_dir
+        self.reader = StepResultsReader(master, steps_path)
+        self._stopped = False
+
+    def poll_step_results(self) -> list[dict[str, Any]]:
+        import docker.errors
+
+        try:
+            return self.reader.poll(force=self.exit_code() is not None)
+        except docker.errors.APIError:
+            return []
+
+    def exit_code(self) -> int | None:
+        return exit_code_of(self.master)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        stop_quietly(self.master, timeout)  # the master first: no new steps
+        for worker in self.workers:
+            stop_quietly(worker, timeout)
+        for container in [self.master, *self.workers]:
+            save_logs(container, self.logs_dir / f"{container.name}.log")
+        data = fetch_file(self.master, self.reader.path)
+        if data:
+            (self.logs_dir / f"{self.master.name}-steps.jsonl").write_bytes(data)
+
+    def log_tail(self, lines: int = 40) -> str:
+        import docker.errors
+
+        try:
+            return self.master.logs(tail=lines).decode(errors="replace")
+        except docker.errors.APIError as exc:
+            return f"[no log: {exc}]"

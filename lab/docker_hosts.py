@@ -1,0 +1,150 @@
+"""Docker hosts: clients for endpoints, daemon checks, host facts, cleanup.
+
+A scenario names each host by a Docker endpoint: ``local`` (the environment's
+default: ``DOCKER_HOST`` or ``/var/run/docker.sock``), ``unix://``,
+``tcp://`` or ``ssh://`` (the SDK then runs the ``ssh`` binary, so keys and
+``~/.ssh/config`` apply). Two endpoints can reach one daemon; callers group
+by ``daemon_id`` so one daemon gets one lab network.
+
+Facts per host are read from *inside* a throw-away container, which works for
+remote daemons too: ``/proc/sys`` there shows the host's global sysctls, and
+the container's default ``ulimit -Hn`` is the open-file hard limit the daemon
+passes on. ``nofile: max`` needs the highest ``--ulimit nofile`` the daemon
+can *grant*: runc calls ``setrlimit`` for the container and a daemon without
+``CAP_SYS_RESOURCE`` (a sandboxed or rootless one) cannot go above its own
+hard limit, which fails only when the container starts ("error setting
+rlimits ... operation not permitted"). So the lab tries ``fs.nr_open`` once
+and falls back to the inherited hard limit, which is always grantable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lab.errors import BackendError
+from lab.hostlimits import PROBE_SCRIPT, parse_probe
+
+LABEL = "iolab"
+CONNECT_TIMEOUT_S = 60
+
+
+def client_for(endpoint: str):
+    """A docker SDK client for ``endpoint`` (``local`` = the default)."""
+    import docker
+
+    try:
+        if endpoint == "local":
+            return docker.from_env(timeout=CONNECT_TIMEOUT_S)
+        if endpoint.startswith("ssh://"):
+            return docker.DockerClient(base_url=endpoint, use_ssh_client=True,
+                                       timeout=CONNECT_TIMEOUT_S)
+        return docker.DockerClient(base_url=endpoint, timeout=CONNECT_TIMEOUT_S)
+    except docker.errors.DockerException as exc:
+        raise BackendError(f"cannot reach Docker at {endpoint}: {exc}") from exc
+
+
+def docker_available(endpoint: str = "local") -> tuple[bool, str]:
+    """(True, "Docker 20.10.24 (linux/x86_64)") or (False, why + what to do)."""
+    try:
+        import docker
+    except ImportError:
+        return False, "the docker Python SDK is not installed (pip install docker)"
+    try:
+        client = docker.from_env(timeout=5) if endpoint == "local" else client_for(endpoint)
+        client.ping()
+        ver = client.version()
+    except (docker.errors.DockerException, BackendError, OSError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return False, (f"no Docker daemon answers at {endpoint} ({first[:200]}); "
+                       "run scripts/ensure-docker (as root on Debian/Ubuntu it starts one)")
+    return True, f"Docker {ver.get('Version')} ({ver.get('Os')}/{ver.get('Arch')})"
+
+
+def clean_all(client) -> list[str]:
+    """Remove every container, then every network, labelled ``iolab``.
+
+    Returns what it removed, as ``container <name>`` / ``network <name>``.
+    Containers go first: a network with attached endpoints cannot be removed.
+    """
+    import docker.errors
+
+    removed = []
+    for c in client.containers.list(all=True, filters={"label": LABEL}):
+        try:
+            c.remove(force=True, v=True)
+            removed.append(f"container {c.name}")
+        except docker.errors.NotFound:
+            pass
+    for n in client.networks.list(filters={"label": LABEL}):
+        try:
+            n.remove()
+            removed.append(f"network {n.name}")
+        except docker.errors.NotFound:
+            pass
+    return removed
+
+
+def run_once(client, image: str, command: list[str], **kwargs: Any) -> str:
+    """Run a short container to completion and return its output; always removed."""
+    c = client.containers.create(image, command, labels={LABEL: "1", "iolab.role": "probe"},
+                                 **kwargs)
+    try:  # create, then start: a container that fails to start is still removed
+        c.start()
+        result = c.wait(timeout=120)
+        out = c.logs(stdout=True, stderr=True).decode(errors="replace")
+        if result.get("StatusCode") != 0:
+            raise BackendError(f"probe container failed ({result}): {out[-500:]}")
+        return out
+    finally:
+        c.remove(force=True)
+
+
+def grantable_nofile(client, image: str, nr_open: int | None, inherited: int) -> int:
+    """The highest ``--ulimit nofile`` this daemon can start a container with."""
+    import docker.errors
+    from docker.types import Ulimit
+
+    if not nr_open or nr_open <= inherited:
+        return inherited
+    try:
+        run_once(client, image, ["true"],
+                 ulimits=[Ulimit(name="nofile", soft=nr_open, hard=nr_open)])
+        return nr_open
+    except (docker.errors.APIError, BackendError):
+        return inherited
+
+
+def host_facts(client, image: str) -> dict[str, Any]:
+    """Kernel, CPUs, memory, Docker version and global limits of one daemon's host."""
+    info = client.info()
+    facts: dict[str, Any] = {
+        "daemon_id": info.get("ID"),
+        "docker_version": info.get("ServerVersion"),
+        "kernel": info.get("KernelVersion"),
+        "os": info.get("OperatingSystem"),
+        "cpus": info.get("NCPU"),
+        "memory_bytes": info.get("MemTotal"),
+        "cgroup_version": info.get("CgroupVersion"),
+        "security_options": info.get("SecurityOptions"),
+    }
+    facts.update(parse_probe(run_once(client, image, ["sh", "-c", PROBE_SCRIPT])))
+    inherited = int(facts.get("nofile_hard") or 1024)
+    nr_open = facts.get("nr_open")
+    facts["nofile_max_grantable"] = grantable_nofile(
+        client, image, nr_open if isinstance(nr_open, int) else None, inherited)
+    return facts
+
+
+def write_sysctl_privileged(client, image: str, name: str, value: int) -> None:
+    """Raise a host-global sysctl through a privileged one-shot container.
+
+    Only used when a scenario sets ``host_limits.raise_host_limits: true``:
+    ``/proc/sys`` is read-only in normal containers, and writing ``fs.*``
+    from a privileged one changes the whole host.
+    """
+    path = "/proc/sys/" + name.replace(".", "/")
+    try:
+        run_once(client, image, ["sh", "-c", f"echo {int(value)} > {path}"],
+                 privileged=True, user="root")
+    except Exception as exc:  # the daemon refuses privileged, or the write fails
+        raise OSError(str(exc)) from exc

@@ -1,0 +1,175 @@
+"""Getting data out of running containers, local or remote.
+
+Bind mounts only work when the daemon shares this machine's filesystem, so
+nothing here uses them:
+
+- ``LogFollower`` — a thread on ``container.logs(stream=True, follow=True)``
+  (the daemon's copy of the process's stdout/stderr), writing every line to a
+  file in the run directory, catching the server's ``READY`` line and queueing
+  its JSON events. The stream ends when the container stops.
+- ``fetch_file`` — ``GET /containers/<id>/archive`` (``docker cp``): a tar of
+  one file, readable from running *and* stopped containers.
+- ``StatsSampler`` — ``GET /containers/<id>/stats?stream=0&one-shot=1``: one
+  cgroup sample (CPU ns, memory, PIDs, network bytes) per container per tick,
+  appended as JSON lines.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import queue
+import tarfile
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+READY_PREFIX = "READY "
+
+
+def parse_ready(line: str) -> dict[str, Any] | None:
+    """``READY host:port model=M pid=N nofile=N`` -> {"host", "port", "model", "pid", "nofile"}."""
+    if not line.startswith(READY_PREFIX):
+        return None
+    first, *pairs = line[len(READY_PREFIX):].split()
+    host, _, port = first.rpartition(":")
+    ready: dict[str, Any] = {"host": host, "port": int(port)}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        ready[key] = int(value) if value.isdigit() else value
+    return ready
+
+
+class LogFollower(threading.Thread):
+    """Follow one container's output into ``path``; READY and JSON events out."""
+
+    def __init__(self, container, path: Path, tail_lines: int = 200):
+        super().__init__(name=f"logs-{container.name}", daemon=True)
+        self.container = container
+        self.path = path
+        self.ready: dict[str, Any] | None = None
+        self.ready_event = threading.Event()
+        self.events: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+        self.final: dict[str, Any] | None = None
+        self._tail: deque[str] = deque(maxlen=tail_lines)
+        self._lock = threading.Lock()
+
+    def run(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        pending = b""
+        try:
+            with self.path.open("ab") as sink:
+                for chunk in self.container.logs(stream=True, follow=True,
+                                                 stdout=True, stderr=True):
+                    sink.write(chunk)
+                    sink.flush()
+                    pending += chunk
+                    *lines, pending = pending.split(b"\n")
+                    for raw in lines:
+                        self._line(raw.decode(errors="replace").rstrip("\r"))
+                if pending:
+                    self._line(pending.decode(errors="replace"))
+        except Exception as exc:  # the container vanished mid-stream
+            self._line(f"[iolab: log stream ended: {exc}]")
+        finally:
+            self.ready_event.set()  # wake waiters: READY came, or never will
+
+    def _line(self, line: str) -> None:
+        with self._lock:
+            self._tail.append(line)
+        if self.ready is None:
+            ready = parse_ready(line)
+            if ready is not None:
+                self.ready = ready
+                self.ready_event.set()
+                return
+        if line.startswith("{"):
+            try:
+                event = json.loads(line)
+            except ValueError:
+                return
+            if isinstance(event, dict):
+                if event.get("event") == "final":
+                    self.final = event
+                self.events.put(event)
+
+    def drain(self) -> list[dict[str, Any]]:
+        out = []
+        while True:
+            try:
+                out.append(self.events.get_nowait())
+            except queue.Empty:
+                return out
+
+    def tail(self, lines: int = 40) -> str:
+        with self._lock:
+            return "\n".join(list(self._tail)[-lines:])
+
+
+def fetch_file(container, path: str) -> bytes | None:
+    """One file out of a container (``docker cp``); None if it does not exist."""
+    import docker.errors
+
+    try:
+        stream, _ = container.get_archive(path)
+    except docker.errors.NotFound:
+        return None
+    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+        for member in tar.getmembers():
+            if member.isfile():
+                return tar.extractfile(member).read()
+    return None
+
+
+def compact_stats(role: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """The fields worth keeping from one Docker stats sample."""
+    cpu = raw.get("cpu_stats", {}).get("cpu_usage", {})
+    mem = raw.get("memory_stats", {})
+    nets = raw.get("networks") or {}
+    return {
+        "time": time.time(),
+        "role": role,
+        "cpu_total_ns": cpu.get("total_usage"),
+        "memory_bytes": mem.get("usage"),
+        "memory_limit_bytes": mem.get("limit"),
+        "pids": raw.get("pids_stats", {}).get("current"),
+        "rx_bytes": sum(n.get("rx_bytes", 0) for n in nets.values()),
+        "tx_bytes": sum(n.get("tx_bytes", 0) for n in nets.values()),
+    }
+
+
+class StatsSampler(threading.Thread):
+    """Every ``interval`` s, one stats sample per watched container -> JSON lines."""
+
+    def __init__(self, path: Path, interval: float = 2.0):
+        super().__init__(name="docker-stats", daemon=True)
+        self.path = path
+        self.interval = interval
+        self.watched: dict[str, Any] = {}  # role -> container
+        self.latest: dict[str, dict[str, Any]] = {}
+        self._halt = threading.Event()
+
+    def watch(self, role: str, container) -> None:
+        self.watched[role] = container
+
+    def run(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as sink:
+            while not self._halt.wait(self.interval):
+                for role, container in list(self.watched.items()):
+                    try:
+                        raw = container.stats(stream=False, one_shot=True)
+                    except Exception:  # stopped or removed: stop watching it
+                        self.watched.pop(role, None)
+                        continue
+                    sample = compact_stats(role, raw)
+                    self.latest[role] = sample
+                    sink.write(json.dumps(sample) + "\n")
+                sink.flush()
+
+    def stop(self) -> None:
+        self._halt.set()
+        if self.is_alive():
+            self.join(timeout=10)
