@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from lab import report_metrics as m
+from lab.errors import InputError
 from lab.limits_doc import RESOURCE, explain
 from lab.report_cli import run_cli
 from lab.report_data import Row, Run, load_run
@@ -267,6 +268,10 @@ def capacity_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slo-p99", type=float, help="override the scenario's p99 SLO (ms)")
 
     def body(args: argparse.Namespace) -> int:
+        for flag, value in (("--target-connections", args.target_connections),
+                            ("--rate", args.rate), ("--slo-p99", args.slo_p99)):
+            if value is not None and value <= 0:
+                raise InputError(f"{flag} {value}: must be a positive number")
         _, md = write_capacity(args.run_dir, args.target_connections, args.rate, args.slo_p99)
         print(md.split("\n## How")[0].rstrip())
         return 0

@@ -1,0 +1,144 @@
+"""Capacity arithmetic on small hand-made row sets, and the CLI on a golden run."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lab.capacity import SLO, capacity_main, passes, plan_model
+from lab.limits_doc import MECHANISM
+
+GOLDEN = Path(__file__).resolve().parents[1] / "data" / "runs" / "synthetic-select-poll-epoll"
+HOST = {"cpus": 4, "mem_bytes": 8 * 2**30, "nofile_hard": 20000, "port_range": [32768, 60999]}
+MiB = 2**20
+
+
+def row(step, target, held, p99=5.0, err=0.0, rss=0, cpu=0.0, t_end=None, echo=1000,
+        kernel=None, limit=None):
+    return {"model": "m", "step": step, "target_connections": target, "connected": held,
+            "p99_ms": p99, "error_rate": err, "server_rss_bytes": rss, "server_cpu_s": cpu,
+            "t_end": t_end, "hold_s": 10.0, "echo_count": echo, "kernel_sock_bytes": kernel,
+            "limit": limit}
+
+
+# Three steps: 1000 and 2000 pass, 3000 misses the 50 ms p99.
+SWEEP = [
+    row(1, 1000, 1000, p99=10, rss=30 * MiB, cpu=2.0, t_end=100.0, echo=10_000, kernel=8 * MiB),
+    row(2, 2000, 2000, p99=20, rss=40 * MiB, cpu=6.0, t_end=110.0, echo=20_000, kernel=16 * MiB),
+    row(3, 3000, 3000, p99=80, rss=50 * MiB, cpu=14.0, t_end=120.0, echo=30_000, kernel=24 * MiB),
+]
+
+
+def test_latency_bound_plan_by_hand():
+    p = plan_model("m", SWEEP, SLO(p99_ms=50, error_rate=0.01), HOST, "max", "epoll",
+                   target=100_000)
+    assert (p.capacity, p.capacity_step, p.binds, p.swept_to) == (2000, 2, "latency", 3000)
+    assert "80 ms > 50 ms" in p.why
+    # memory: slope between the passing steps, (40-30) MiB over 1000 connections
+    assert p.rss_per_1000 == pytest.approx(10 * MiB)
+    assert p.kernel_per_1000 == pytest.approx(8 * MiB)
+    # CPU at step 2: 4 s over 10 s = 0.4 cores for 2000 connections -> 0.2 per 1000
+    assert p.cores_per_1000 == pytest.approx(0.2)
+    assert p.cpu_per_message_s == pytest.approx(4.0 / 20_000)
+    caps = p.host_capacity
+    assert caps["descriptors"] == 20000 - 4
+    assert caps["source ports"] == 60999 - 32768 + 1
+    assert caps["CPU"] == int(1 / 0.0002)  # single-threaded: one core
+    assert caps["memory"] == int(8 * 2**30 / (18 * MiB / 1000))
+    assert caps["measured: CPU (latency SLO)"] == 2000
+    assert p.host_binding == "measured: CPU (latency SLO)"
+    assert p.hosts == math.ceil(100_000 / 2000)
+
+
+def test_rate_scales_cpu_and_multicore_models_use_all_cpus():
+    p = plan_model("m", SWEEP[:2], SLO(p99_ms=50), HOST, "max", "threads",
+                   target=10_000, rate=50_000.0)
+    assert p.binds == "none" and p.capacity == 2000
+    # 2e-4 s per message * 5 messages/s per connection = 1e-3 cores per connection, 4 cores
+    assert p.host_capacity["CPU"] == int(4 / (2e-4 * 50_000 / 10_000))
+    assert not any(k.startswith("measured") for k in p.host_capacity)
+    assert p.host_binding == "CPU"
+    assert p.hosts == math.ceil(10_000 / p.host_capacity["CPU"])
+
+
+def test_fd_setsize_wall_binds_descriptors():
+    rows = [row(1, 500, 500, rss=20 * MiB, cpu=1.0, t_end=10.0),
+            row(2, 1500, 1019, rss=21 * MiB, cpu=2.0, t_end=20.0, limit="FD_SETSIZE")]
+    p = plan_model("m", rows, SLO(), HOST, "max", "select", target=5000)
+    assert (p.capacity, p.binds, p.wall) == (500, "FD_SETSIZE", 1019)
+    assert p.why == MECHANISM["FD_SETSIZE"]
+    assert p.host_capacity["descriptors"] == 1024 - 4
+    assert p.host_binding == "measured: descriptors"
+    assert p.hosts == math.ceil(5000 / 1019)
+
+
+def test_nofile_number_caps_descriptors():
+    p = plan_model("m", SWEEP[:1], SLO(), HOST, 2048, "epoll")
+    assert p.host_capacity["descriptors"] == 2044
+    assert p.hosts is None  # no target, no host count
+
+
+@pytest.mark.parametrize("bad, word", [
+    ({"connected": 980}, "held 980 of 1000"),
+    ({"error_rate": 0.05}, "error rate"),
+    ({"p99_ms": 60.0}, "p99 60 ms"),
+    ({"limit": "EMFILE"}, "limit EMFILE"),
+])
+def test_each_slo_criterion_can_fail(bad, word):
+    r = {**row(1, 1000, 1000), **bad}
+    why = passes(r, SLO(p99_ms=50, error_rate=0.01))
+    assert len(why) == 1 and word in why[0]
+
+
+def test_no_echoes_means_no_latency_test():
+    assert passes(row(1, 1000, 995, p99=None), SLO(p99_ms=1)) == []
+
+
+def test_nothing_passes():
+    p = plan_model("m", [row(1, 1000, 500, rss=1, cpu=1.0)], SLO(), HOST, "max", "poll", 10)
+    assert p.capacity is None and p.binds == "connections" and p.rss_per_1000 is None
+
+
+def test_capacity_cli_writes_md_and_json(tmp_path, capsys):
+    run_dir = tmp_path / GOLDEN.name
+    shutil.copytree(GOLDEN, run_dir)
+    assert capacity_main([str(run_dir), "--target-connections", "50000"]) == 0
+    out = capsys.readouterr().out
+    data = json.loads((run_dir / "capacity.json").read_text())
+    md = (run_dir / "capacity.md").read_text()
+    models = [m["model"] for m in data["models"]]
+    assert models == ["select", "poll", "epoll"]
+    for m in data["models"]:
+        assert f"| {m['model']} |" in md and f"| {m['model']} |" in out
+        assert m["hosts"] == math.ceil(50000 / m["host_capacity"][m["host_binding"]])
+    binds = {m["model"]: m["binds"] for m in data["models"]}
+    assert binds == {"select": "FD_SETSIZE", "poll": "latency", "epoll": "EMFILE"}
+
+
+def test_slo_override_moves_the_latency_wall(tmp_path, capsys):
+    run_dir = tmp_path / GOLDEN.name
+    shutil.copytree(GOLDEN, run_dir)
+    capacity_main([str(run_dir)])
+    before = {m["model"]: m for m in json.loads((run_dir / "capacity.json").read_text())["models"]}
+    capacity_main([str(run_dir), "--slo-p99", "1000"])
+    after = {m["model"]: m for m in json.loads((run_dir / "capacity.json").read_text())["models"]}
+    assert after["poll"]["capacity"] > before["poll"]["capacity"]
+    assert after["select"]["binds"] == before["select"]["binds"] == "FD_SETSIZE"
+
+
+@pytest.mark.parametrize("argv", [["--target-connections", "0"], ["--rate", "-1"]])
+def test_bad_numbers_exit_2(tmp_path, capsys, argv):
+    run_dir = tmp_path / GOLDEN.name
+    shutil.copytree(GOLDEN, run_dir)
+    assert capacity_main([str(run_dir), *argv]) == 2
+    assert not (run_dir / "capacity.md").exists()
+    assert argv[0] in capsys.readouterr().err
+
+
+def test_not_a_run_dir_exits_2(tmp_path, capsys):
+    assert capacity_main([str(tmp_path)]) == 2
+    assert "steps.csv" in capsys.readouterr().err
