@@ -1,0 +1,87 @@
+"""The live view of a run on stderr: model, step, connections, rate, p99, errors.
+
+On a terminal one status line is redrawn in place (``\\r`` + erase) and every
+finished step leaves a permanent line; anywhere else (CI logs, pipes) only
+plain lines are written: one per finished step, plus a progress line at most
+every ``plain_every_s`` seconds.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
+
+ERASE = "\r\x1b[K"
+
+
+def _ms(value: Any) -> str:
+    return "-" if value is None else f"{value:.1f} ms"
+
+
+def _num(value: Any) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+class LiveView:
+    """Progress for humans; the results files are the record, not this."""
+
+    def __init__(self, stream: TextIO | None = None, tty: bool | None = None,
+                 clock: Callable[[], float] = time.monotonic, plain_every_s: float = 10.0):
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = self.stream.isatty() if tty is None else tty
+        self.clock = clock
+        self.plain_every_s = plain_every_s
+        self._last_plain = float("-inf")
+        self._status = False
+
+    def _write(self, text: str) -> None:
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):  # a closed pipe must not end the run
+            pass
+
+    def line(self, text: str) -> None:
+        """A permanent line (clears the status line first on a terminal)."""
+        self._write((ERASE if self._status else "") + text + "\n")
+        self._status = False
+
+    def model_start(self, name: str, index: int, total: int, detail: str = "") -> None:
+        self.line(f"[{index}/{total}] {name}: starting{' ' + detail if detail else ''}")
+
+    def progress(self, name: str, step: int, steps: int, target: int,
+                 connections: int | None, rate: float | None, p99_ms: float | None,
+                 error_rate: float | None) -> None:
+        text = (f"  {name} step {step + 1}/{steps} -> {target} conns: open "
+                f"{_num(connections)}, {_num(rate)} msg/s, last p99 {_ms(p99_ms)}, "
+                f"errors {'-' if error_rate is None else f'{error_rate:.2%}'}")
+        if self.tty:
+            self._write(ERASE + text)
+            self._status = True
+        elif self.clock() - self._last_plain >= self.plain_every_s:
+            self._last_plain = self.clock()
+            self.line(text)
+
+    def step_done(self, row: dict[str, Any]) -> None:
+        limit = f"  limit {row['limit']}" if row.get("limit") else ""
+        server = _num(row.get("server_connections"))
+        self.line(f"  {row['model']} step {row['step']}: {row['connected']}/"
+                  f"{row['target_connections']} connected, server {server}"
+                  f", {_num(row.get('rps'))} rps, p99 {_ms(row.get('p99_ms'))}, errors "
+                  f"{row['error_rate']:.2%}{limit}")
+
+    def model_done(self, name: str, limit: str | None, stopped_at: int | None,
+                   error: str | None = None) -> None:
+        if error:
+            self.line(f"  {name}: FAILED: {error}")
+        elif stopped_at is not None:
+            self.line(f"  {name}: stopped at step {stopped_at} ({limit or 'no limit named'})")
+        else:
+            self.line(f"  {name}: all steps done{f' (limit seen: {limit})' if limit else ''}")
+
+    def close(self) -> None:
+        if self._status:
+            self._write("\n")
+            self._status = False

@@ -1,0 +1,211 @@
+"""Run directories: ``steps.csv`` and ``run.json``, written as each step ends.
+
+A run directory ``<out>/<YYYYmmdd-HHMMSS>-<scenario>/`` is created once and
+never reused (a ``-2``, ``-3`` ... suffix when the name exists). Every
+finished step is appended to ``steps.csv`` and ``run.json`` is rewritten
+atomically (temp file + rename), so a crash or Ctrl-C keeps everything
+measured so far; ``complete`` stays false until the run ends normally.
+
+run.json format versions (bump on any change readers must know about):
+
+- 1 (2026-11): first version. Keys: format_version, scenario (resolved, plain
+  data), backend, unapplied, hosts, git_commit, started, finished, complete,
+  interrupted, models{name: kind, limit, stopped_at_step, exit_code,
+  log_tail, final, error}, rows (the steps.csv rows, typed).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from lab.scenario import scenario_to_dict, scenario_to_yaml
+from lab.spec import Scenario, ServerSpec
+
+FORMAT_VERSION = 1
+
+COLUMNS: tuple[str, ...] = (
+    "model", "server_kind", "step", "target_connections", "connected", "server_connections",
+    "peak_connections", "rps", "p50_ms", "p90_ms", "p99_ms", "max_ms", "echo_count",
+    "failures", "connect_failures", "failure_kinds", "error_rate", "limit",
+    "server_rss_bytes", "server_cpu_s", "server_cpu_user_s", "server_cpu_sys_s", "hold_s",
+    "active_users", "kernel_sock_bytes", "t_end",
+)
+
+LIMIT_KINDS = ("FD_SETSIZE", "EMFILE", "ENFILE", "EADDRNOTAVAIL", "ECONNREFUSED", "backlog",
+               "pid_max", "threads", "crash")
+# Connect failures that mean the load side could not open a connection.
+LOAD_SIDE_LIMITS = ("EADDRNOTAVAIL", "EMFILE", "ENFILE", "ECONNREFUSED")
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def git_commit(root: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=5, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def kernel_sock_bytes(path: str = "/proc/net/sockstat") -> int | None:
+    """Host TCP socket memory: sockstat's TCP ``mem`` (pages) times the page size."""
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith("TCP:"):
+                    fields = line.split()
+                    pages = int(fields[fields.index("mem") + 1])
+                    return pages * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _count(kinds: dict[str, Any] | None) -> int:
+    return sum(int(n) for n in (kinds or {}).values())
+
+
+def load_side_limit(connect_failures: dict[str, Any] | None) -> str | None:
+    """The load-side limit kind among connect failures, the most frequent first."""
+    found = [(int(n), k) for k, n in (connect_failures or {}).items()
+             if k in LOAD_SIDE_LIMITS and int(n) > 0]
+    return max(found)[1] if found else None
+
+
+def make_row(spec: ServerSpec, step: dict[str, Any], stats: dict[str, Any] | None,
+             limit: str | None, sock_bytes: int | None, active_users: int = 0) -> dict[str, Any]:
+    """One ``steps.csv`` row from a loadgen step record and the server's last stats."""
+    stats = stats or {}
+    # The loadgen counts a failed connect in both dicts: "failures" is every
+    # failure of the step (echo and connect), "connect_failures" the connects.
+    kinds = {k: int(n) for k, n in (step.get("failures") or {}).items() if int(n)}
+    failures = sum(kinds.values())
+    connect_failures = step.get("connect_failures") or {}
+    echo_count = int(step.get("echo_count") or 0)
+    cpu_user, cpu_sys = stats.get("cpu_user_s"), stats.get("cpu_sys_s")
+    return {
+        "model": spec.name,
+        "server_kind": "custom" if spec.is_custom else spec.model,
+        "step": int(step["step"]),
+        "target_connections": int(step.get("target_users") or 0),
+        "connected": step.get("connected"),
+        "server_connections": stats.get("connections"),
+        "peak_connections": stats.get("peak_connections"),
+        "rps": step.get("rps"),
+        **{k: step.get(k) for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms")},
+        "echo_count": echo_count,
+        "failures": failures,
+        "connect_failures": _count(connect_failures),
+        "failure_kinds": ";".join(f"{k}={n}" for k, n in sorted(kinds.items())),
+        "error_rate": failures / (echo_count + failures) if echo_count + failures else 0.0,
+        "limit": limit,
+        "server_rss_bytes": stats.get("rss_bytes"),
+        "server_cpu_s": (cpu_user + cpu_sys) if None not in (cpu_user, cpu_sys) else None,
+        "server_cpu_user_s": cpu_user,
+        "server_cpu_sys_s": cpu_sys,
+        "hold_s": step.get("hold_s"),
+        "active_users": active_users,
+        "kernel_sock_bytes": sock_bytes,
+        "t_end": step.get("t_end"),
+    }
+
+
+def _csv_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1, default=str)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def create_run_dir(out: Path, scenario_name: str, clock: float | None = None) -> Path:
+    """A new, empty run directory; never an existing one."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(clock))
+    out.mkdir(parents=True, exist_ok=True)
+    base = out / f"{stamp}-{scenario_name}"
+    for n in range(1, 1000):
+        candidate = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        (candidate / "logs").mkdir()
+        return candidate
+    raise FileExistsError(f"{base}: too many runs with this name")
+
+
+class RunRecord:
+    """The results of one run as they accumulate; every change is on disk at once."""
+
+    def __init__(self, run_dir: Path, scenario: Scenario, backend: str,
+                 unapplied: list[str], hosts: dict[str, Any], commit: str | None):
+        self.run_dir = run_dir
+        self.csv_path = run_dir / "steps.csv"
+        self.json_path = run_dir / "run.json"
+        (run_dir / "scenario.yaml").write_text(scenario_to_yaml(scenario))
+        with self.csv_path.open("w", newline="") as f:
+            csv.writer(f).writerow(COLUMNS)
+        self.data: dict[str, Any] = {
+            "format_version": FORMAT_VERSION,
+            "scenario": scenario_to_dict(scenario),
+            "backend": backend,
+            "unapplied": list(unapplied),
+            "hosts": hosts,
+            "git_commit": commit,
+            "started": now_iso(),
+            "finished": None,
+            "complete": False,
+            "interrupted": False,
+            "models": {},
+            "rows": [],
+        }
+        self.save()
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        return self.data["rows"]
+
+    def save(self) -> None:
+        write_json_atomic(self.json_path, self.data)
+
+    def add_row(self, row: dict[str, Any]) -> None:
+        with self.csv_path.open("a", newline="") as f:
+            csv.writer(f).writerow([_csv_value(row.get(c)) for c in COLUMNS])
+        self.rows.append({c: row.get(c) for c in COLUMNS})
+        self.save()
+
+    def set_model(self, name: str, **info: Any) -> None:
+        self.data["models"].setdefault(name, {}).update(info)
+        self.save()
+
+    def finish(self, *, complete: bool, interrupted: bool) -> None:
+        self.data.update(finished=now_iso(), complete=complete, interrupted=interrupted)
+        self.save()
+
+
+def read_steps_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))

@@ -1,0 +1,391 @@
+"""The run loop: for each server a fresh server, then the load's steps.
+
+Per server it starts the server (process or container) and the Locust
+master with its workers, then polls both: the server's JSON events are
+appended to ``logs/<server>.events.jsonl`` as they arrive, the loadgen's step
+records to ``logs/<server>.steps.jsonl``, and each finished step becomes a
+row in ``steps.csv``/``run.json`` at once (:mod:`lab.results`). When a step
+shows that a limit stopped the server (it reported one and the load could
+not reach its target, or it died), the loop names the limit, records the log
+tail and moves on to the next server instead of aborting the run.
+
+The loop only talks to :mod:`lab.backend`'s interface.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lab.backend import Backend, LoadHandle, RunContext, ServerHandle
+from lab.errors import BackendError, Interrupted
+from lab.live import LiveView
+from lab.results import (
+    RunRecord,
+    create_run_dir,
+    git_commit,
+    kernel_sock_bytes,
+    load_side_limit,
+    make_row,
+)
+from lab.spec import Scenario, ServerSpec
+
+ROOT = Path(__file__).resolve().parent.parent
+STATS_GRACE_S = 3.0  # how long a finished step waits for the server's next stats event
+STARTUP_SLACK_S = 60.0  # load start-up (workers connecting) before the first step
+STEP_SLACK_S = 30.0  # per step, on top of ramp + hold, before a model is declared stuck
+
+
+def _append_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+    if records:
+        with path.open("a") as f:
+            for record in records:
+                f.write(json.dumps(record) + "\n")
+
+
+class ServerMonitor:
+    """Collects one server's events: stats in time order, limits, the final event."""
+
+    def __init__(self, handle: ServerHandle, events_path: Path):
+        self.handle = handle
+        self.events_path = events_path
+        events_path.touch()
+        self.stats: list[dict[str, Any]] = []
+        self.stat_times: list[float] = []
+        self.limits: list[dict[str, Any]] = []
+        self.final: dict[str, Any] | None = None
+        self.latest_time = float("-inf")
+
+    def drain(self) -> list[dict[str, Any]]:
+        events = self.handle.poll_events()
+        _append_jsonl(self.events_path, events)
+        for event in events:
+            self.add(event)
+        return events
+
+    def add(self, event: dict[str, Any]) -> None:
+        t = float(event.get("time") or 0.0)
+        self.latest_time = max(self.latest_time, t)
+        kind = event.get("event")
+        if kind == "stats":
+            index = bisect.bisect_right(self.stat_times, t)
+            self.stat_times.insert(index, t)
+            self.stats.insert(index, event)
+        elif kind == "limit":
+            self.limits.append(event)
+        elif kind == "final":
+            self.final = event
+
+    def stats_at(self, t: float) -> dict[str, Any] | None:
+        """The last stats event at or before ``t``."""
+        index = bisect.bisect_right(self.stat_times, t)
+        return self.stats[index - 1] if index else None
+
+    def first_limit(self, until: float = float("inf")) -> str | None:
+        seen = [e for e in self.limits if float(e.get("time") or 0.0) <= until]
+        return min(seen, key=lambda e: float(e.get("time") or 0.0))["kind"] if seen else None
+
+
+class SockSampler:
+    """Host TCP socket memory over time, so a row can take the value at its t_end."""
+
+    def __init__(self, enabled: bool, read: Callable[[], int | None] = kernel_sock_bytes):
+        self.enabled, self.read = enabled, read
+        self.times: list[float] = []
+        self.values: list[int] = []
+
+    def sample(self, now: float) -> None:
+        value = self.read() if self.enabled else None
+        if value is not None:
+            self.times.append(now)
+            self.values.append(value)
+
+    def at(self, t: float) -> int | None:
+        index = bisect.bisect_right(self.times, t)
+        if index:
+            return self.values[index - 1]
+        return self.values[0] if self.values else None
+
+
+@dataclass
+class ModelOutcome:
+    limit: str | None = None
+    stopped_at_step: int | None = None
+    error: str | None = None
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+def expected_duration_s(scenario: Scenario) -> float:
+    """Ramp + hold of every step, plus slack: past this a model is stuck."""
+    total, previous = STARTUP_SLACK_S, 0
+    for step in scenario.load.steps:
+        total += (step.connections - previous) / scenario.load.spawn_rate + step.hold_s
+        total += STEP_SLACK_S
+        previous = step.connections
+    return total
+
+
+def stops_model(row: dict[str, Any], server_dead: bool) -> bool:
+    """A step ends a model when its server died, or when a limit kept the load
+    below the step's target."""
+    if server_dead or row.get("limit") == "crash":
+        return True
+    return bool(row.get("limit")) and (row.get("connected") or 0) < row["target_connections"]
+
+
+class Runner:
+    """Runs one scenario on one backend into one run directory."""
+
+    def __init__(self, scenario: Scenario, backend: Backend, record: RunRecord,
+                 live: LiveView, *, poll_s: float = 0.25,
+                 clock: Callable[[], float] = time.time):
+        self.scenario, self.backend, self.record, self.live = scenario, backend, record, live
+        self.ctx = RunContext(run_id=record.run_dir.name, run_dir=record.run_dir,
+                              scenario=scenario)
+        self.poll_s, self.clock = poll_s, clock
+        local = all(h.endpoint == "local" for h in scenario.hosts)
+        self.sampler = SockSampler(enabled=local)
+
+    def run(self) -> dict[str, ModelOutcome]:
+        outcomes: dict[str, ModelOutcome] = {}
+        for index, spec in enumerate(self.scenario.servers, 1):
+            self.live.model_start(spec.name, index, len(self.scenario.servers))
+            outcomes[spec.name] = self.run_model(spec)
+        return outcomes
+
+    def run_model(self, spec: ServerSpec) -> ModelOutcome:
+        kind = "custom" if spec.is_custom else spec.model
+        self.record.set_model(spec.name, kind=kind, limit=None, stopped_at_step=None,
+                              exit_code=None, log_tail=None, final=None, error=None)
+        outcome = ModelOutcome()
+        server: ServerHandle | None = None
+        load: LoadHandle | None = None
+        monitor: ServerMonitor | None = None
+        try:
+            server = self.backend.start_server(spec, self.ctx)
+            monitor = ServerMonitor(server, self.ctx.logs_dir / f"{spec.name}.events.jsonl")
+            load = self.backend.start_load(server, self.ctx)
+            self._poll_steps(spec, server, load, monitor, outcome)
+        except BackendError as exc:
+            outcome.error = str(exc)
+        finally:
+            self._finish_model(spec, server, load, monitor, outcome)
+        return outcome
+
+    def _poll_steps(self, spec: ServerSpec, server: ServerHandle, load: LoadHandle,
+                    monitor: ServerMonitor, outcome: ModelOutcome) -> None:
+        steps_path = self.ctx.logs_dir / f"{spec.name}.steps.jsonl"
+        steps_path.touch()
+        pending: deque[tuple[dict[str, Any], float]] = deque()
+        total = len(self.scenario.load.steps)
+        budget = expected_duration_s(self.scenario)
+        deadline = self.clock() + budget
+        dead_since: float | None = None
+        last_stats: dict[str, Any] | None = None
+        try:
+            while True:
+                records = load.poll_step_results()
+                _append_jsonl(steps_path, records)
+                now = self.clock()
+                pending.extend((r, now) for r in records)
+                monitor.drain()
+                self.sampler.sample(now)
+                server_dead = server.exit_code() is not None
+                if server_dead and dead_since is None:
+                    dead_since = now
+                load_done = load.exit_code() is not None
+                while pending:
+                    record, arrived = pending[0]
+                    t_end = float(record.get("t_end") or 0.0)
+                    if not (monitor.latest_time >= t_end or server_dead or load_done
+                            or now - arrived >= STATS_GRACE_S):
+                        break
+                    pending.popleft()
+                    row = self._row(spec, record, monitor, server_dead)
+                    outcome.rows.append(row)
+                    self.record.add_row(row)
+                    self.live.step_done(row)
+                    if stops_model(row, server_dead):
+                        outcome.limit = row["limit"] or ("crash" if server_dead else None)
+                        outcome.stopped_at_step = row["step"]
+                        return
+                if load_done and not pending:
+                    if not outcome.rows:
+                        outcome.error = (f"the load generator exited ({load.exit_code()}) before "
+                                         f"any step finished:\n{load.log_tail(15)}")
+                    return
+                if server_dead and not pending and now - dead_since > self._step_wait_s():
+                    outcome.limit = "crash"
+                    outcome.stopped_at_step = len(outcome.rows)
+                    return
+                if now > deadline:
+                    outcome.error = f"stuck: the steps did not finish within {budget:.0f} s"
+                    return
+                last_stats = monitor.stats[-1] if monitor.stats else last_stats
+                self._progress(spec, outcome, total, last_stats, monitor)
+                time.sleep(self.poll_s)
+        except KeyboardInterrupt:
+            while pending:  # steps the loadgen finished are measured: keep them
+                row = self._row(spec, pending.popleft()[0], monitor, False)
+                outcome.rows.append(row)
+                self.record.add_row(row)
+            raise
+
+    def _step_wait_s(self) -> float:
+        """After a crash, how long to wait for the load to close the step in progress."""
+        return min(15.0, max(s.hold_s for s in self.scenario.load.steps) + 5.0)
+
+    def _row(self, spec: ServerSpec, record: dict[str, Any], monitor: ServerMonitor,
+             server_dead: bool) -> dict[str, Any]:
+        t_end = float(record.get("t_end") or self.clock())
+        limit = monitor.first_limit(until=t_end)
+        if limit is None and server_dead:
+            limit = "crash"
+        if limit is None:
+            limit = load_side_limit(record.get("connect_failures"))
+        active = self.scenario.load.active_users if self.scenario.load.user == "idle" else (
+            int(record.get("target_users") or 0))
+        return make_row(spec, record, monitor.stats_at(t_end), limit, self.sampler.at(t_end),
+                        active_users=active)
+
+    def _progress(self, spec: ServerSpec, outcome: ModelOutcome, total: int,
+                  stats: dict[str, Any] | None, monitor: ServerMonitor) -> None:
+        step = len(outcome.rows)
+        if step >= total:
+            return
+        rate = None
+        if len(monitor.stats) >= 2:
+            a, b = monitor.stats[-2], monitor.stats[-1]
+            dt = float(b["time"]) - float(a["time"])
+            if dt > 0:
+                moved = (b.get("bytes_out") or 0) - (a.get("bytes_out") or 0)
+                rate = moved / self.scenario.load.message_size / dt
+        last = outcome.rows[-1] if outcome.rows else {}
+        self.live.progress(spec.name, step, total, self.scenario.load.steps[step].connections,
+                           (stats or {}).get("connections"), rate, last.get("p99_ms"),
+                           last.get("error_rate"))
+
+    def _finish_model(self, spec: ServerSpec, server: ServerHandle | None,
+                      load: LoadHandle | None, monitor: ServerMonitor | None,
+                      outcome: ModelOutcome) -> None:
+        """Stop the load and the server; record how the model ended."""
+        if load is not None:
+            load.stop()
+        exit_code = final = tail = None
+        if server is not None:
+            died = server.exit_code() is not None
+            final = server.stop()
+            exit_code = server.exit_code()
+            if monitor is not None:
+                monitor.drain()
+                final = final or monitor.final
+            if died or outcome.limit == "crash" or outcome.error:
+                tail = server.log_tail()
+        first_limit = monitor.first_limit() if monitor else None
+        limit = outcome.limit or first_limit
+        if outcome.error and server is None:
+            limit = "crash"
+        self.record.set_model(spec.name, limit=limit, stopped_at_step=outcome.stopped_at_step,
+                              exit_code=exit_code, log_tail=tail,
+                              final=final, error=outcome.error)
+        outcome.limit = limit
+        self.live.model_done(spec.name, limit, outcome.stopped_at_step, outcome.error)
+
+
+def write_report_safely(run_dir: Path, live: LiveView) -> Path | None:
+    """Render the report if the report module is there; a failure loses nothing."""
+    try:
+        from lab.report import write_report
+    except ImportError:
+        return None
+    try:
+        return write_report(run_dir)
+    except Exception as exc:  # noqa: BLE001 - the results are on disk already
+        live.line(f"iolab: the report could not be written ({type(exc).__name__}: {exc}); "
+                  f"the results are in {run_dir}")
+        return None
+
+
+def run_scenario(scenario: Scenario, backend: Backend, out: Path, *,
+                 live: LiveView | None = None, poll_s: float = 0.25,
+                 report: Callable[[Path, LiveView], Path | None] = write_report_safely,
+                 ) -> tuple[Path, dict[str, ModelOutcome]]:
+    """Run every server of ``scenario``; returns the run directory and outcomes.
+
+    Raises :class:`Interrupted` on Ctrl-C/SIGTERM (results kept, run marked
+    incomplete) and :class:`BackendError` when no server could be measured.
+    """
+    live = live or LiveView()
+    run_dir = create_run_dir(out, scenario.name)
+    live.line(f"iolab: run {scenario.name} on the {backend.name} backend -> {run_dir}")
+    try:
+        record = RunRecord(run_dir, scenario, backend.name, backend.unapplied_settings(scenario),
+                           backend.describe_hosts(), git_commit(ROOT))
+        for note in record.data["unapplied"]:
+            live.line(f"iolab: not applied on {backend.name}: {note}")
+        outcomes = Runner(scenario, backend, record, live, poll_s=poll_s).run()
+    except KeyboardInterrupt:
+        _close(backend, locals().get("record"), live, report, run_dir, interrupted=True)
+        raise Interrupted(f"interrupted; what was measured is kept in {run_dir}") from None
+    except BaseException:
+        _close(backend, locals().get("record"), live, report, run_dir, interrupted=False)
+        raise
+    _close(backend, record, live, report, run_dir, interrupted=False, complete=True)
+    if all(o.error for o in outcomes.values()):
+        first = next(iter(outcomes.values())).error
+        raise BackendError(f"no server could be measured; the first error was: {first}")
+    return run_dir, outcomes
+
+
+def _close(backend: Backend, record: RunRecord | None, live: LiveView,
+           report: Callable[[Path, LiveView], Path | None], run_dir: Path, *,
+           interrupted: bool, complete: bool = False) -> None:
+    try:
+        backend.cleanup()
+    finally:
+        live.close()
+        if record is not None:
+            record.finish(complete=complete, interrupted=interrupted)
+            report(run_dir, live)
+
+
+def run_ui(scenario: Scenario, backend: Backend, out: Path, *,
+           live: LiveView | None = None, poll_s: float = 0.5,
+           until: Callable[[], bool] = lambda: False) -> Path:
+    """``--ui``: every server up, the Locust web UI against the first one, the
+    servers' events kept flowing into ``logs/`` until Ctrl-C / SIGTERM."""
+    live = live or LiveView()
+    run_dir = create_run_dir(out, scenario.name + "-ui")
+    ctx = RunContext(run_id=run_dir.name, run_dir=run_dir, scenario=scenario)
+    monitors: list[ServerMonitor] = []
+    try:
+        for spec in scenario.servers:
+            handle = backend.start_server(spec, ctx)
+            monitors.append(ServerMonitor(handle, ctx.logs_dir / f"{spec.name}.events.jsonl"))
+            live.line(f"  {spec.name}: tcp://{handle.target_host}:{handle.target_port}")
+        os.environ["IOLAB_SERVER_EVENTS"] = os.pathsep.join(
+            str(m.events_path) for m in monitors)
+        load = backend.start_load(monitors[0].handle, ctx, ui=True)
+        live.line(f"iolab: Locust web UI at {load.web_url or 'http://127.0.0.1:8089'} "
+                  f"(target {scenario.servers[0].name}); Ctrl-C stops everything")
+        while not until():
+            for monitor in monitors:
+                monitor.drain()
+            if load.exit_code() is not None:
+                raise BackendError(f"the Locust master exited ({load.exit_code()}):\n"
+                                   f"{load.log_tail(15)}")
+            time.sleep(poll_s)
+    except KeyboardInterrupt:
+        raise Interrupted("stopped") from None
+    finally:
+        os.environ.pop("IOLAB_SERVER_EVENTS", None)
+        backend.cleanup()
+    return run_dir
+
