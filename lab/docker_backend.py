@@ -309,12 +309,12 @@ class DockerBackend(Backend):
                 container.remove(force=True, v=True)
             except docker.errors.APIError:
                 pass
-        self._remove_by_label()
         for network in networks.values():
             try:
                 network.remove()
             except docker.errors.APIError:
                 pass
+        self._remove_by_label()
 
     def _remove_by_label(self) -> None:
         """Belt and braces: anything of this run's that bookkeeping missed."""

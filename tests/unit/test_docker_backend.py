@@ -1,0 +1,447 @@
+"""Orchestration logic of the Docker backend against a fake Docker client.
+
+The fake records what the backend asks Docker for (container kwargs, networks,
+published ports) and plays back container output; the real daemon's
+behaviour is covered by tests/integration/.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import json
+from pathlib import Path
+
+import docker.errors
+import pytest
+
+from lab import docker_net, hostlimits, images
+from lab.backend import RunContext
+from lab.docker_backend import SECCOMP_IO_URING, DockerBackend, clean_all
+from lab.docker_handles import StepResultsReader
+from lab.errors import BackendError
+from lab.spec import (
+    HostLimits,
+    HostSpec,
+    Limits,
+    LoadSpec,
+    Placement,
+    Scenario,
+    ServerSpec,
+    Step,
+)
+
+PROBE_OUTPUT = (
+    "file_max=100000\nnr_open=1048576\nfile_nr=1 0 100000\npid_max=32768\n"
+    "threads_max=1000\nsomaxconn=4096\nip_local_port_range=32768 60999\n"
+    "tcp_tw_reuse=2\nnofile_soft=20000\nnofile_hard=20000\n"
+)
+
+
+class FakeContainer:
+    def __init__(self, daemon, name, command, kwargs):
+        self.daemon, self.name, self.command, self.kwargs = daemon, name, command, kwargs
+        self.id = name or f"probe{next(daemon.ids)}"
+        self.status = "created"
+        self.exit_code = 0
+        self.ip = f"198.18.5.{next(daemon.ids) + 2}"
+        self.removed = False
+        self.files: dict[str, bytes] = {}
+        self.attrs: dict = {}
+        self._refresh()
+
+    @property
+    def labels(self):
+        return self.kwargs.get("labels", {})
+
+    def _refresh(self):
+        ports = {p: [{"HostIp": b[0], "HostPort": str(40000 + i)}]
+                 for i, (p, b) in enumerate(sorted(self.kwargs.get("ports", {}).items()))}
+        self.attrs = {
+            "State": {"Running": self.status == "running",
+                      "Status": self.status, "ExitCode": self.exit_code},
+            "NetworkSettings": {"Networks": {self.kwargs.get("network", "bridge"):
+                                             {"IPAddress": self.ip}},
+                                "Ports": ports},
+        }
+
+    def reload(self):
+        if self.removed:
+            raise docker.errors.NotFound("gone")
+        self._refresh()
+
+    def start(self):
+        nofile = next(u for u in self.kwargs.get("ulimits", [])
+                      if u["Name"] == "nofile")["Hard"] if self.kwargs.get("ulimits") else 0
+        if nofile > self.daemon.grantable:
+            raise docker.errors.APIError("error setting rlimit type 7: operation not permitted")
+        self.status = "running"
+        if self.daemon.die_at_start and "servers" in self.command:
+            self.status, self.exit_code = "exited", 3
+
+    def output(self) -> bytes:
+        cmd = " ".join(self.command)
+        if "servers" in self.command and self.daemon.die_at_start:
+            return b"Traceback: boom\n"
+        if "servers" in self.command:
+            model = self.command[self.command.index("servers") + 1]
+            return (f"READY 0.0.0.0:7000 model={model} pid=7 nofile=20000\n"
+                    + json.dumps({"event": "final", "connections": 0}) + "\n").encode()
+        if "PROBE" in cmd or "file-max" in cmd:
+            return PROBE_OUTPUT.encode()
+        return b""
+
+    def logs(self, stream=False, follow=False, **_):
+        return iter([self.output()]) if stream else self.output()
+
+    def wait(self, timeout=None):
+        self.status = "exited"
+        return {"StatusCode": 0}
+
+    def stop(self, timeout=None):
+        self.status = "exited"
+
+    def remove(self, force=False, v=False):
+        self.removed = True
+        self.daemon.containers.pop(self.id, None)
+
+    def stats(self, **_):
+        return {}
+
+    def get_archive(self, path):
+        raise docker.errors.NotFound("no file")
+
+
+class FakeNetwork:
+    def __init__(self, daemon, name, kwargs):
+        self.daemon, self.name, self.kwargs = daemon, name, kwargs
+        pool = kwargs["ipam"]["Config"][0]
+        self.attrs = {"IPAM": {"Config": [{"Subnet": pool["Subnet"]}]}}
+        self.removed = False
+
+    def remove(self):
+        if self.removed:
+            raise docker.errors.NotFound("no such network")
+        self.removed = True
+        self.daemon.networks.remove(self)
+
+
+def _match(labels: dict, filters: dict | None) -> bool:
+    if not filters:
+        return True
+    key, _, value = filters["label"].partition("=")
+    return key in labels and (not value or labels[key] == value)
+
+
+class FakeDaemon:
+    """One daemon's state; several FakeClients (endpoints) may share it."""
+
+    def __init__(self, ident="D1", grantable=20000, die_at_start=False):
+        self.ident, self.grantable, self.die_at_start = ident, grantable, die_at_start
+        self.ids = itertools.count(1)
+        self.containers: dict[str, FakeContainer] = {}
+        self.created: list[FakeContainer] = []
+        self.networks: list[FakeNetwork] = []
+
+
+class FakeClient:
+    def __init__(self, daemon: FakeDaemon):
+        self.d = daemon
+        self.containers = self
+        self.networks = _Networks(daemon)
+
+    def info(self):
+        return {"ID": self.d.ident, "ServerVersion": "fake", "NCPU": 2}
+
+    # containers collection
+    def create(self, image, command, name=None, **kwargs):
+        c = FakeContainer(self.d, name, list(command), {"image": image, **kwargs})
+        self.d.containers[c.id] = c
+        self.d.created.append(c)
+        return c
+
+    def list(self, all=False, filters=None):
+        return [c for c in self.d.containers.values() if _match(c.labels, filters)]
+
+
+class _Networks:
+    def __init__(self, daemon):
+        self.d = daemon
+
+    def create(self, name, **kwargs):
+        ipam = kwargs["ipam"]
+        kwargs["ipam"] = {"Config": [dict(p) for p in ipam["Config"]]}
+        net = FakeNetwork(self.d, name, kwargs)
+        self.d.networks.append(net)
+        return net
+
+    def list(self, filters=None):
+        return [n for n in self.d.networks if _match(n.kwargs.get("labels", {}), filters)]
+
+
+def scenario(*, servers=None, hosts=None, placement=None, host_limits=None, workers=None,
+             steps=((100, 1.0), (200, 1.0))):
+    return Scenario(
+        name="t",
+        servers=tuple(servers or (ServerSpec(name="epoll", model="epoll"),)),
+        load=LoadSpec(steps=tuple(Step(c, h) for c, h in steps), workers=workers),
+        hosts=tuple(hosts or (HostSpec(name="local"),)),
+        placement=placement or Placement(),
+        host_limits=host_limits or HostLimits(),
+    )
+
+
+def backend_for(sc, clients):
+    return DockerBackend(sc, clients=clients, image="iolab:test")
+
+
+@pytest.fixture
+def ctx(tmp_path):
+    return lambda sc: RunContext(run_id="r1", run_dir=tmp_path, scenario=sc)
+
+
+def test_server_container_is_limited_labelled_and_unprivileged(ctx):
+    daemon = FakeDaemon()
+    sc = scenario(servers=[ServerSpec(name="epoll", model="epoll",
+                                      limits=Limits(backlog=2048, memory="1g", cpuset="0"))])
+    with backend_for(sc, {"local": FakeClient(daemon)}) as b:
+        handle = b.start_server(sc.servers[0], ctx(sc))
+        server = next(c for c in daemon.created if c.labels.get("iolab.role") == "server")
+        kw = server.kwargs
+        assert server.name.startswith("iolab-r1-server-epoll")
+        assert kw["labels"] == {"iolab": "1", "iolab.run": "r1", "iolab.role": "server",
+                                "iolab.host": "local"}
+        assert [(u["Name"], u["Soft"], u["Hard"]) for u in kw["ulimits"]] == [
+            ("nofile", 20000, 20000)]
+        assert kw["sysctls"]["net.core.somaxconn"] == "2048"
+        assert kw["cap_drop"] == ["ALL"] and "privileged" not in kw
+        assert kw["security_opt"] == ["no-new-privileges"]
+        assert kw["mem_limit"] == "1g" and kw["cpuset_cpus"] == "0"
+        assert kw["init"] is True and kw["network"] == "iolab-r1"
+        assert kw["ports"] == {}  # same daemon: no published port
+        assert (handle.target_host, handle.target_port) == (server.ip, 7000)
+        assert handle.ready["model"] == "epoll" and handle.ready["nofile"] == 20000
+        net = daemon.networks[0]
+        subnet = ipaddress.ip_network(net.attrs["IPAM"]["Config"][0]["Subnet"])
+        assert subnet.subnet_of(docker_net.SUPERNET)
+    assert daemon.containers == {} and daemon.networks == []
+
+
+def test_only_io_uring_gets_the_seccomp_profile(ctx):
+    daemon = FakeDaemon()
+    sc = scenario(servers=[ServerSpec(name="io_uring", model="io_uring"),
+                           ServerSpec(name="epoll", model="epoll")])
+    with backend_for(sc, {"local": FakeClient(daemon)}) as b:
+        for spec in sc.servers:
+            b.start_server(spec, ctx(sc))
+        servers = [c for c in daemon.created if c.labels.get("iolab.role") == "server"]
+        uring, epoll = servers
+        profile = json.loads(uring.kwargs["security_opt"][1].removeprefix("seccomp="))
+        assert profile == json.loads(SECCOMP_IO_URING.read_text())
+        allowed = {n for r in profile["syscalls"] if r["action"] == "SCMP_ACT_ALLOW"
+                   for n in r["names"]}
+        assert {"io_uring_setup", "io_uring_enter", "io_uring_register"} <= allowed
+        assert not any(o.startswith("seccomp") for o in epoll.kwargs["security_opt"])
+
+
+def test_nofile_above_what_the_daemon_grants_is_capped_and_reported(ctx):
+    daemon = FakeDaemon(grantable=20000)
+    sc = scenario(servers=[ServerSpec(name="epoll", model="epoll", limits=Limits(nofile=50000))])
+    with backend_for(sc, {"local": FakeClient(daemon)}) as b:
+        assert b.facts("local")["nofile_max_grantable"] == 20000
+        notes = b.unapplied_settings(sc)
+        assert any("nofile 50000" in n and "20000" in n for n in notes)
+        b.start_server(sc.servers[0], ctx(sc))
+        server = [c for c in daemon.created if c.labels.get("iolab.role") == "server"][0]
+        assert server.kwargs["ulimits"][0]["Hard"] == 20000
+
+
+def test_host_file_max_below_the_wish_is_reported_not_raised_without_opt_in():
+    daemon = FakeDaemon()
+    sc = scenario(host_limits=HostLimits(file_max=5_000_000))
+    with backend_for(sc, {"local": FakeClient(daemon)}) as b:
+        notes = b.unapplied_settings(sc)
+    assert len(notes) == 1 and "fs.file-max is 100000" in notes[0]
+    assert "raise_host_limits" in notes[0]
+    assert not any(c.kwargs.get("privileged") for c in daemon.created)
+
+
+def test_load_master_and_workers_on_one_daemon(ctx):
+    daemon = FakeDaemon()
+    sc = scenario(workers=2)
+    with backend_for(sc, {"local": FakeClient(daemon)}) as b:
+        server = b.start_server(sc.servers[0], ctx(sc))
+        load = b.start_load(server, ctx(sc), ui=True)
+        master = load.master
+        assert master.labels["iolab.role"] == "master"
+        assert f"tcp://{server.target_host}:7000" in master.command
+        assert master.command[master.command.index("--expect-workers") + 1] == "2"
+        # web UI: published on loopback only; master port not published
+        assert master.kwargs["ports"] == {"8089/tcp": ("127.0.0.1", 8089)}
+        assert load.web_url == "http://127.0.0.1:40000"
+        assert len(load.workers) == 2
+        for w in load.workers:
+            assert w.command[w.command.index("--master-host") + 1] == master.ip
+            assert w.kwargs["ulimits"][0]["Hard"] == 20000
+            assert w.kwargs["sysctls"]["net.ipv4.ip_local_port_range"] == "1024 65000"
+        assert len({w.name for w in load.workers}) == 2
+        load.stop()
+    assert daemon.containers == {}
+
+
+def test_worker_count_follows_target_connections(ctx):
+    daemon = FakeDaemon()
+    sc = scenario(steps=((25_000, 1.0),))  # > PER_WORKER_COMFORT (10k) per worker
+    with backend_for(sc, {"local": FakeClient(daemon)}) as b:
+        load = b.start_load(b.start_server(sc.servers[0], ctx(sc)), ctx(sc))
+        assert len(load.workers) == 3
+
+
+def test_two_endpoints_of_one_daemon_share_one_network(ctx):
+    daemon = FakeDaemon()
+    hosts = (HostSpec(name="a", endpoint="unix:///x"), HostSpec(name="b", endpoint="unix:///y"))
+    sc = scenario(servers=[ServerSpec(name="epoll", model="epoll", host="a")], hosts=hosts,
+                  placement=Placement(master="b", workers=("a", "b")), workers=2)
+    with backend_for(sc, {"a": FakeClient(daemon), "b": FakeClient(daemon)}) as b:
+        load = b.start_load(b.start_server(sc.servers[0], ctx(sc)), ctx(sc))
+        assert len(daemon.networks) == 1
+        assert [w.labels["iolab.host"] for w in load.workers] == ["a", "b"]
+        assert load.master.labels["iolab.host"] == "b"
+
+
+def test_cross_daemon_uses_published_ports_on_host_addresses(ctx):
+    d1, d2 = FakeDaemon("D1"), FakeDaemon("D2")
+    hosts = (HostSpec(name="srv", endpoint="tcp://10.0.0.1:2375", address="10.0.0.1"),
+             HostSpec(name="gen", endpoint="ssh://gen", address="10.0.0.2"))
+    sc = scenario(servers=[ServerSpec(name="epoll", model="epoll", host="srv")], hosts=hosts,
+                  placement=Placement(master="srv", workers=("gen",)), workers=1)
+    with backend_for(sc, {"srv": FakeClient(d1), "gen": FakeClient(d2)}) as b:
+        server = b.start_server(sc.servers[0], ctx(sc))
+        assert (server.target_host, server.target_port) == ("10.0.0.1", 40000)
+        srv = [c for c in d1.created if c.labels.get("iolab.role") == "server"][0]
+        assert srv.kwargs["ports"] == {"7000/tcp": ("10.0.0.1", None)}
+        load = b.start_load(server, ctx(sc))
+        assert load.master.kwargs["ports"] == {"5557/tcp": ("10.0.0.1", None)}
+        worker = load.workers[0]
+        assert worker.daemon is d2
+        assert worker.command[worker.command.index("--master-host") + 1] == "10.0.0.1"
+        assert worker.command[worker.command.index("--master-port") + 1] == "40000"
+        assert len(d1.networks) == len(d2.networks) == 1
+    assert d1.containers == d2.containers == {} and d1.networks == d2.networks == []
+
+
+def test_server_dying_at_start_raises_with_log_tail_and_leaves_nothing(ctx):
+    daemon = FakeDaemon(die_at_start=True)
+    sc = scenario()
+    b = backend_for(sc, {"local": FakeClient(daemon)})
+    try:
+        with pytest.raises(BackendError, match="exited with 3 before READY(.|\n)*boom"):
+            b.start_server(sc.servers[0], ctx(sc))
+    finally:
+        b.cleanup()
+        b.cleanup()  # idempotent
+    assert daemon.containers == {} and daemon.networks == []
+
+
+def test_missing_client_for_a_placed_host_is_an_error():
+    sc = scenario(placement=Placement(master="elsewhere"))
+    with pytest.raises(BackendError, match="elsewhere"):
+        backend_for(sc, {"local": FakeClient(FakeDaemon())})
+
+
+def test_clean_all_removes_labelled_containers_before_networks():
+    daemon = FakeDaemon()
+    client = FakeClient(daemon)
+    client.create("img", ["x"], name="iolab-r-server", labels={"iolab": "1"})
+    client.create("img", ["x"], name="other", labels={})
+    client.networks.create("iolab-r", ipam={"Config": [{"Subnet": "198.18.1.0/24"}]},
+                           labels={"iolab": "1"})
+    assert clean_all(client) == ["container iolab-r-server", "network iolab-r"]
+    assert [c.name for c in daemon.containers.values()] == ["other"]
+
+
+def test_step_results_reader_returns_complete_new_lines_once():
+    class C:
+        data = b""
+
+        def get_archive(self, path):
+            import io
+            import tarfile
+
+            buf = io.BytesIO()
+            with tarfile.open(fileobj=buf, mode="w") as tar:
+                info = tarfile.TarInfo("steps.jsonl")
+                info.size = len(self.data)
+                tar.addfile(info, io.BytesIO(self.data))
+            return iter([buf.getvalue()]), {}
+
+    c = C()
+    reader = StepResultsReader(c, "/tmp/steps.jsonl", min_interval=0)
+    c.data = b'{"step": 1}\n{"step": 2'
+    assert reader.poll() == [{"step": 1}]
+    c.data += b"}\n"
+    assert reader.poll() == [{"step": 2}]
+    assert reader.poll() == []
+
+
+def test_subnets_stay_in_the_benchmark_range_and_avoid_used_ones():
+    used = [ipaddress.ip_network("198.18.0.0/16")]
+    cands = docker_net.candidate_subnets("run", used)
+    assert cands and all(s.subnet_of(docker_net.SUPERNET) for s in cands)
+    assert not any(s.overlaps(used[0]) for s in cands)
+    assert len(cands) == 256
+
+
+def test_probe_parsing_and_host_limit_notes(tmp_path):
+    facts = hostlimits.parse_probe(PROBE_OUTPUT)
+    assert facts["file_max"] == 100000 and facts["ip_local_port_range"] == "32768 60999"
+    want = HostLimits(file_max=200000, raise_host_limits=True)
+    written = []
+    assert hostlimits.apply_host_limits("h", want, facts,
+                                        lambda n, v: written.append((n, v))) == []
+    assert written == [("fs.file-max", 200000)]
+
+    def refuse(n, v):
+        raise PermissionError("read-only")
+
+    [note] = hostlimits.apply_host_limits("h", want, facts, refuse)
+    assert "read-only" in note and "sysctl -w fs.file-max=200000" in note
+    assert hostlimits.apply_host_limits("h", HostLimits(file_max=10), facts, None) == []
+
+
+def test_read_host_limits_from_a_proc_tree(tmp_path):
+    (tmp_path / "fs").mkdir()
+    (tmp_path / "fs" / "file-max").write_text("12345\n")
+    (tmp_path / "net" / "ipv4").mkdir(parents=True)
+    (tmp_path / "net" / "ipv4" / "ip_local_port_range").write_text("1024\t65000\n")
+    got = hostlimits.read_host_limits(tmp_path)
+    assert got["file_max"] == 12345 and got["ip_local_port_range"] == "1024 65000"
+    assert got["nr_open"] is None and got["nofile_hard"] >= got["nofile_soft"] > 0
+
+
+def test_read_host_limits_on_this_machine():
+    got = hostlimits.read_host_limits()
+    assert isinstance(got["file_max"], int) and got["file_max"] > 0
+    assert isinstance(got["nr_open"], int)
+
+
+def test_image_tag_follows_sources_and_excludes_host_only_deps(tmp_path):
+    reqs = images.runtime_requirements()
+    names = {r.split("==")[0].split(";")[0].lower() for r in reqs}
+    assert "locust" in names and "docker" not in names and "matplotlib" not in names
+    src = tmp_path / "s.py"
+    src.write_text("a = 1\n")
+    files = [("servers/s.py", src)]
+    tag1 = images.app_tag("sha256:base", reqs, files)
+    assert tag1 == images.app_tag("sha256:base", reqs, files)
+    src.write_text("a = 2\n")
+    assert images.app_tag("sha256:base", reqs, files) != tag1
+    assert images.app_tag("sha256:other", reqs, files) != images.app_tag("sha256:base", reqs,
+                                                                          files)
+    assert all(not name.endswith(".pyc") for name, _ in images.source_files())
+    assert images.base_tag().startswith("iolab-base:bookworm-")
+
+
+def test_docker_dir_has_no_python_package():
+    docker_dir = Path(images.ROOT) / "docker"
+    assert not list(docker_dir.rglob("*.py"))
