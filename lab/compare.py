@@ -25,7 +25,7 @@ MATTERS: tuple[tuple[str, Callable[[Run], Any]], ...] = (
     ("host cpus", lambda r: r.host.get("cpus")),
     ("host nofile_hard", lambda r: r.host.get("nofile_hard")),
     ("load.message_size", lambda r: r.load.get("message_size")),
-    ("load.pace_s", lambda r: r.load.get("pace_s")),
+    ("load.pace (s)", lambda r: r.pace_s),
 )
 RATIO_FIELDS = ("connected", "rps", "p99_ms", "server_rss_bytes")
 

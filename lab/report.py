@@ -128,7 +128,7 @@ def metadata_section(run: Run) -> str:
         ("finished", escape(str(meta.get("finished") or "–"))),
         ("git commit", escape(str(meta.get("git_commit", "–")))),
         ("load", escape(", ".join(f"{k}={v}" for k, v in load.items() if k != "steps"))),
-        ("steps", escape(", ".join(f"{s.get('connections')}×{s.get('hold_s')}s"
+        ("steps", escape(", ".join(f"{s.get('connections')} for {s.get('hold', s.get('hold_s'))}"
                                    for s in load.get("steps") or []))),
         ("not applied", escape("; ".join(map(str, meta.get("unapplied") or []))) or "–"),
     ]

@@ -53,6 +53,49 @@ def _typed(raw: dict[str, str | None]) -> Row:
     return row
 
 
+def seconds(value: Any) -> float | None:
+    """A duration from run.json: a number (seconds) or a string like "1s", "500ms", "2m"."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    text = str(value).strip()
+    for suffix, scale in (("ms", 1e-3), ("s", 1.0), ("m", 60.0)):
+        if text.endswith(suffix):
+            text, factor = text[: -len(suffix)], scale
+            break
+    else:
+        factor = 1.0
+    try:
+        return float(text) * factor
+    except ValueError:
+        return None
+
+
+# Backends name some host facts differently; the first key present wins.
+HOST_ALIASES = {
+    "cpus": ("cpus", "ncpu"),
+    "mem_bytes": ("mem_bytes", "memory_bytes"),
+    "nofile_hard": ("nofile_max_grantable", "nofile_hard"),
+}
+
+
+def normalize_host(facts: dict[str, Any]) -> dict[str, Any]:
+    """Host facts with ``cpus``, ``mem_bytes``, ``nofile_hard`` and ``port_range``
+    ([low, high]) filled from whichever spelling the backend used (Docker's
+    ``memory_bytes``, ``nofile_max_grantable``, ``ip_local_port_range`` "a b")."""
+    out = dict(facts)
+    for key, aliases in HOST_ALIASES.items():
+        out[key] = next((facts[a] for a in aliases if facts.get(a) is not None), None)
+    if not out.get("port_range") and facts.get("ip_local_port_range"):
+        try:
+            low, high = (int(x) for x in str(facts["ip_local_port_range"]).split())
+            out["port_range"] = [low, high]
+        except ValueError:
+            pass
+    return out
+
+
 def parse_failure_kinds(text: str | None) -> dict[str, int]:
     """``"EMFILE=3;timeout=1"`` → ``{"EMFILE": 3, "timeout": 1}`` (tolerant of junk)."""
     kinds: dict[str, int] = {}
@@ -85,6 +128,11 @@ class Run:
     @property
     def load(self) -> dict[str, Any]:
         return self.scenario.get("load") or {}
+
+    @property
+    def pace_s(self) -> float | None:
+        """Seconds between messages per user (``load.pace`` "1s", or ``load.pace_s``)."""
+        return seconds(self.load.get("pace", self.load.get("pace_s")))
 
     @property
     def slo(self) -> dict[str, Any]:
@@ -122,9 +170,9 @@ class Run:
 
     @property
     def host(self) -> dict[str, Any]:
-        """The first host's facts (single-host runs have exactly one)."""
+        """The first host's facts, normalized (single-host runs have exactly one)."""
         hosts = self.meta.get("hosts") or {}
-        return next(iter(hosts.values()), {}) if hosts else {}
+        return normalize_host(next(iter(hosts.values()), {}) if hosts else {})
 
     @property
     def is_idle_vs_active(self) -> bool:
