@@ -30,6 +30,7 @@ server's port (and the master's port, likewise) is published on that host's
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import socket
 import threading
@@ -64,6 +65,11 @@ READY_TIMEOUT_S = 60.0
 STEPS_PATH = "/tmp/iolab-steps.jsonl"
 SECCOMP_IO_URING = ROOT / "docker" / "seccomp-io_uring.json"
 WORKER_SYSCTLS = {"net.ipv4.ip_local_port_range": "1024 65000", "net.ipv4.tcp_tw_reuse": "1"}
+# Load may only go to loopback or the lab's benchmark range unless the scenario
+# says allow_external_targets; loadgen checks the target too, this env var
+# (loadgen/options.py: ALLOW_EXTERNAL_ENV) is how it learns of the opt-in.
+SAFE_TARGETS = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("198.18.0.0/15"))
+ALLOW_EXTERNAL_ENV = "IOLAB_ALLOW_EXTERNAL_TARGETS"
 
 
 class DockerBackend(Backend):
@@ -174,6 +180,23 @@ class DockerBackend(Backend):
     def _cross_daemon(self, host: str, others: list[str]) -> bool:
         return any(self.daemon(o) != self.daemon(host) for o in others)
 
+    def _published_address(self, host: str) -> str:
+        """``host``'s address for cross-host traffic, refused outside the safe
+        ranges unless the scenario allows external targets."""
+        address = self.scenario.host(host).address
+        try:
+            safe = any(ipaddress.ip_address(address) in net for net in SAFE_TARGETS)
+        except ValueError:  # a host name
+            safe = False
+        if not safe and not self.scenario.allow_external_targets:
+            raise BackendError(
+                f"host {host}: load would go to {address}, outside 127.0.0.0/8 and "
+                "198.18.0.0/15; set allow_external_targets: true if that host is yours")
+        return address
+
+    def _env(self) -> dict[str, str]:
+        return {ALLOW_EXTERNAL_ENV: "1"} if self.scenario.allow_external_targets else {}
+
     def _load_hosts(self) -> list[str]:
         return [self.scenario.placement.master, *self.scenario.placement.workers]
 
@@ -183,7 +206,7 @@ class DockerBackend(Backend):
         nofile = self.nofile_for(host, spec.limits.nofile)
         sysctls = {"net.core.somaxconn": str(spec.limits.backlog), **dict(spec.limits.sysctls)}
         publish = self._cross_daemon(host, self._load_hosts())
-        ports = {f"{port}/tcp": (self.scenario.host(host).address, None)} if publish else {}
+        ports = {f"{port}/tcp": (self._published_address(host), None)} if publish else {}
         security = ()
         if spec.model == "io_uring":
             security = (f"seccomp={SECCOMP_IO_URING.read_text()}",)
@@ -256,7 +279,7 @@ class DockerBackend(Backend):
         publish_master = self._cross_daemon(mhost, worker_hosts)
         ports: dict[str, Any] = {}
         if publish_master:
-            ports[f"{locust_cmd.MASTER_PORT}/tcp"] = (self.scenario.host(mhost).address, None)
+            ports[f"{locust_cmd.MASTER_PORT}/tcp"] = (self._published_address(mhost), None)
         if ui:
             ports[f"{locust_cmd.WEB_PORT}/tcp"] = ("127.0.0.1", locust_cmd.WEB_PORT)
         tag = f"{server.spec.name}-{next(self._names)}"
@@ -265,7 +288,8 @@ class DockerBackend(Backend):
             workers=count, step_results=STEPS_PATH, ui=ui, web_host="0.0.0.0")
         self.progress(f"docker: starting Locust master on {mhost} and {count} worker(s)")
         master = self._run(mhost, ctx, "master", f"master-{tag}", cmd,
-                           nofile=self.nofile_for(mhost, "max"), ports=ports)
+                           nofile=self.nofile_for(mhost, "max"), ports=ports,
+                           environment=self._env())
         if publish_master:
             maddr = (self.scenario.host(mhost).address,
                      published_port(master, locust_cmd.MASTER_PORT))
@@ -277,7 +301,7 @@ class DockerBackend(Backend):
             wcmd = locust_cmd.worker_command(load, master_host=maddr[0], master_port=maddr[1])
             workers.append(self._run(host, ctx, "worker", f"worker-{tag}-{i + 1}", wcmd,
                                      nofile=self.nofile_for(host, "max"),
-                                     sysctls=WORKER_SYSCTLS))
+                                     sysctls=WORKER_SYSCTLS, environment=self._env()))
         sampler = StatsSampler(ctx.logs_dir / f"docker-stats-{tag}.jsonl")
         if isinstance(server, DockerServerHandle):
             sampler.watch("server", server.container)

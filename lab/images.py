@@ -213,6 +213,29 @@ def build_image(client, tag: str, base: str, context: io.BytesIO, *,
             progress(text)
 
 
+def prune_old_images(client, keep: str) -> list[str]:
+    """Untag older ``iolab:*`` images (each source edit makes a new tag) and
+    drop dangling lab images. An image a container still uses stays (Docker
+    refuses, which is fine). The dependency stage's cache is untouched, so
+    the next build still skips ``pip install``."""
+    import docker.errors
+
+    removed = []
+    for image in client.images.list(name=APP_REPO):
+        for tag in image.tags:
+            if tag.startswith(f"{APP_REPO}:") and tag != keep:
+                try:
+                    client.images.remove(tag, noprune=False)
+                    removed.append(tag)
+                except docker.errors.APIError:
+                    pass
+    try:
+        client.images.prune(filters={"dangling": True, "label": f"{IMAGE_LABEL}=1"})
+    except docker.errors.APIError:
+        pass
+    return removed
+
+
 def copy_image(src, dst, ref: str, progress: Progress = _quiet) -> None:
     """Move ``ref`` from one daemon to another (``docker save | docker load``)."""
     progress(f"images: copying {ref} to another Docker host")
@@ -245,6 +268,7 @@ def ensure_image(clients: Mapping[str, object], progress: Progress = _quiet, *,
         progress(f"images: building {tag} from {base}")
         build_image(builder, tag, base, build_context(requirements, files, wheels),
                     nocache=nocache, progress=progress)
+        prune_old_images(builder, keep=tag)
     seen = {daemon_id(builder)}
     for name in names[1:]:
         client = clients[name]

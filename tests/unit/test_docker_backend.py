@@ -7,6 +7,7 @@ behaviour is covered by tests/integration/.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import itertools
 import json
@@ -316,6 +317,10 @@ def test_cross_daemon_uses_published_ports_on_host_addresses(ctx):
     sc = scenario(servers=[ServerSpec(name="epoll", model="epoll", host="srv")], hosts=hosts,
                   placement=Placement(master="srv", workers=("gen",)), workers=1)
     with backend_for(sc, {"srv": FakeClient(d1), "gen": FakeClient(d2)}) as b:
+        with pytest.raises(BackendError, match="allow_external_targets"):
+            b.start_server(sc.servers[0], ctx(sc))
+    sc = dataclasses.replace(sc, allow_external_targets=True)
+    with backend_for(sc, {"srv": FakeClient(d1), "gen": FakeClient(d2)}) as b:
         server = b.start_server(sc.servers[0], ctx(sc))
         assert (server.target_host, server.target_port) == ("10.0.0.1", 40000)
         srv = [c for c in d1.created if c.labels.get("iolab.role") == "server"][0]
@@ -324,6 +329,7 @@ def test_cross_daemon_uses_published_ports_on_host_addresses(ctx):
         assert load.master.kwargs["ports"] == {"5557/tcp": ("10.0.0.1", None)}
         worker = load.workers[0]
         assert worker.daemon is d2
+        assert worker.kwargs["environment"] == {"IOLAB_ALLOW_EXTERNAL_TARGETS": "1"}
         assert worker.command[worker.command.index("--master-host") + 1] == "10.0.0.1"
         assert worker.command[worker.command.index("--master-port") + 1] == "40000"
         assert len(d1.networks) == len(d2.networks) == 1
