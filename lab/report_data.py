@@ -75,7 +75,7 @@ def seconds(value: Any) -> float | None:
 # Backends name some host facts differently; the first key present wins.
 HOST_ALIASES = {
     "cpus": ("cpus", "ncpu"),
-    "mem_bytes": ("mem_bytes", "memory_bytes"),
+    "mem_bytes": ("mem_bytes", "memory_bytes", "mem_total_bytes"),
     "nofile_hard": ("nofile_max_grantable", "nofile_hard"),
 }
 
@@ -209,4 +209,18 @@ def load_run(run_dir: Path | str) -> Run:
             raise InputError(f"{json_path}: invalid JSON ({e}); fix or delete it") from e
         if not isinstance(meta, dict):
             raise InputError(f"{json_path}: expected a JSON object")
+    _precise_times(rows, meta.get("rows"))
     return Run(path=path, rows=rows, meta=meta)
+
+
+def _precise_times(rows: list[Row], json_rows: Any) -> None:
+    """Take ``t_end`` from run.json's typed rows: the CSV may round epoch seconds
+    to 6 significant digits (1.79585e+09), which would erase step durations."""
+    if not isinstance(json_rows, list):
+        return
+    exact = {(r.get("model"), r.get("step")): r.get("t_end")
+             for r in json_rows if isinstance(r, dict)}
+    for row in rows:
+        t_end = exact.get((row.get("model"), row.get("step")))
+        if isinstance(t_end, int | float):
+            row["t_end"] = float(t_end)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from lab.report_data import load_run, normalize_host, parse_failure_kinds, seconds
@@ -49,3 +51,11 @@ def test_bad_run_json_is_input_error(tmp_path):
     (tmp_path / "run.json").write_text("{")
     with pytest.raises(InputError, match="run.json"):
         load_run(tmp_path)
+
+
+def test_t_end_comes_from_run_json_when_csv_rounds_it(tmp_path):
+    (tmp_path / "steps.csv").write_text("model,step,t_end\nx,0,1.79585e+09\nx,1,1.79585e+09\n")
+    (tmp_path / "run.json").write_text(json.dumps({"rows": [
+        {"model": "x", "step": 0, "t_end": 1795845502.5},
+        {"model": "x", "step": 1, "t_end": 1795845507.0}]}))
+    assert [r["t_end"] for r in load_run(tmp_path).rows] == [1795845502.5, 1795845507.0]
