@@ -1,0 +1,99 @@
+"""Images (cold and cached) and one server container per model family."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from lab import images
+from lab.docker_hosts import run_once
+from lab.spec import Limits, ServerSpec
+
+pytestmark = pytest.mark.docker
+
+# Families in Stevens' sense; the first model of each that the image offers
+# stands for it.
+FAMILIES = {
+    "blocking": ("threads", "threadpool", "forking", "blocking"),
+    "nonblocking": ("nonblocking",),
+    "multiplexing": ("epoll", "poll", "select", "epoll-et", "selectors"),
+    "asynchronous": ("asyncio", "uvloop"),
+    "signal-driven": ("sigio",),
+    "completion": ("io_uring",),
+}
+
+ECHO_CLIENT = """
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+msg = b"across the lab network"
+s.sendall(msg)
+got = b""
+while len(got) < len(msg):
+    chunk = s.recv(100)
+    if not chunk:
+        break
+    got += chunk
+print(got.decode())
+"""
+
+
+@pytest.fixture(scope="session")
+def image_models(docker_client, lab_image) -> dict[str, str]:
+    out = run_once(docker_client, lab_image, ["python", "-m", "servers", "--list"])
+    return dict(line.split("\t", 1) for line in out.splitlines() if "\t" in line)
+
+
+def test_cached_image_is_reused_without_building(docker_client, lab_image):
+    messages: list[str] = []
+    t0 = time.monotonic()
+    tag = images.ensure_image({"local": docker_client}, progress=messages.append)
+    assert tag == lab_image
+    assert not any("building" in m for m in messages), messages
+    assert time.monotonic() - t0 < 30
+
+
+@pytest.mark.slow
+def test_cold_build_of_the_app_image(docker_client, lab_image):
+    """Rebuild without the layer cache (the base is reused: its debootstrap
+    build runs in CI's first ensure_image on a fresh machine)."""
+    messages: list[str] = []
+    t0 = time.monotonic()
+    tag = images.ensure_image({"local": docker_client}, progress=messages.append, nocache=True)
+    took = time.monotonic() - t0
+    print(f"cold app-image build: {took:.1f} s")
+    assert tag == lab_image
+    assert any("pip" in m or "Successfully installed" in m for m in messages)
+    attrs = docker_client.images.get(tag).attrs["Config"]
+    assert attrs["User"] == "lab"
+    assert "PYTHONUNBUFFERED=1" in attrs["Env"]
+    assert attrs["Labels"].get(images.IMAGE_LABEL) == "1"
+    assert run_once(docker_client, tag, ["id", "-u"]).strip() == "10001"
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_one_server_per_family_echoes_across_the_lab_network(
+        family, image_models, backend_factory, scenario_of, docker_client, lab_image):
+    model = next((m for m in FAMILIES[family] if image_models.get(m) == "available"), None)
+    if model is None:
+        pytest.skip(f"no {family} model available in the image: "
+                    f"{ {m: image_models.get(m) for m in FAMILIES[family]} }")
+    spec = ServerSpec(name=model, model=model, limits=Limits(nofile=4096))
+    sc = scenario_of(spec)
+    backend, ctx = backend_factory(sc)
+    server = backend.start_server(spec, ctx)
+    assert server.ready["model"] == model
+    assert server.target_host.startswith("198.1")  # the lab network (198.18.0.0/15)
+    # from another container on the lab network
+    out = run_once(docker_client, lab_image,
+                   ["python", "-c", ECHO_CLIENT, server.target_host, str(server.target_port)],
+                   network=f"iolab-{ctx.run_id}", cap_drop=["ALL"])
+    assert out.strip() == "across the lab network"
+    # the open-file limit inside the container is the one requested
+    assert server.ready["nofile"] == 4096
+    limits = server.container.exec_run(["cat", f"/proc/{server.ready['pid']}/limits"])
+    line = next(x for x in limits.output.decode().splitlines() if "open files" in x)
+    assert re.findall(r"\d+", line)[:2] == ["4096", "4096"]
+    final = server.stop()
+    assert final is not None and final["accepted"] >= 1
