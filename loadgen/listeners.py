@@ -1,0 +1,93 @@
+"""Hooks into Locust's event system: what happens in every process, and when.
+
+``init_command_line_parser``
+    add the loadgen options (:mod:`loadgen.options`).
+``init`` (every process, after its runner exists)
+    raise the open-file soft limit to the hard limit; create the process's
+    :class:`~loadgen.runtime.Runtime` (capturing worker-local
+    ``--source-ips``); refuse a target outside loopback/198.18.0.0/15;
+    register the step messages (:mod:`loadgen.collect`); apply
+    ``--active-users`` as EchoUser's ``fixed_count``.
+``test_start`` (workers and standalone: when users are first spawned)
+    zero the step counters, so a second run in the web UI starts clean.
+``test_stop`` (master and standalone)
+    stop the step controller, so a run stopped in the web UI writes no
+    further step lines.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+from locust.runners import MasterRunner
+
+from loadgen import collect
+from loadgen.limits import raise_nofile
+from loadgen.options import ALLOW_EXTERNAL_ENV, add_arguments, target_address
+from loadgen.runtime import runtime
+
+log = logging.getLogger("loadgen")
+_installed: set[int] = set()
+
+
+def install(events: Any, *, echo_user: type, idle_user: type) -> None:
+    """Add the listeners once per event registry (the locustfile may be re-imported)."""
+    if id(events) in _installed:
+        return
+    _installed.add(id(events))
+
+    events.init_command_line_parser.add_listener(lambda parser, **_: add_arguments(parser))
+
+    @events.init.add_listener
+    def on_init(environment: Any, runner: Any = None, **_: Any) -> None:
+        soft, hard = raise_nofile()
+        rt = runtime(environment)
+        log.debug("loadgen: nofile soft=%d hard=%d, source ips %s", soft, hard, rt.source_ips)
+        check_target(environment)
+        collector = collect.register(environment)
+        shape = environment.shape_class
+        if shape is not None and hasattr(shape, "collector"):
+            shape.collector = collector
+        apply_active_users(environment, echo_user, idle_user)
+
+    @events.test_start.add_listener
+    def on_test_start(environment: Any, **_: Any) -> None:
+        if not isinstance(environment.runner, MasterRunner):
+            runtime(environment).meter.reset_step()
+
+    @events.test_stop.add_listener
+    def on_test_stop(environment: Any, **_: Any) -> None:
+        shape = environment.shape_class
+        if shape is not None and hasattr(shape, "stop_controller"):
+            shape.stop_controller()
+
+
+def check_target(environment: Any) -> None:
+    """Exit (code 2) before any load is sent if ``--host`` is not allowed."""
+    host = environment.host
+    if not host or environment.parsed_options is None or environment.parsed_options.worker:
+        return  # workers get the host from the master; users check it again
+    try:
+        allow = os.environ.get(ALLOW_EXTERNAL_ENV, "") not in ("", "0")
+        target_address(host, allow)
+    except (ValueError, OSError) as exc:
+        log.error("loadgen: %s", exc)
+        sys.exit(2)
+
+
+def apply_active_users(environment: Any, echo_user: type, idle_user: type) -> None:
+    """``--active-users N`` with both classes selected: exactly N EchoUsers.
+
+    Locust's dispatcher gives a class with ``fixed_count`` exactly that many
+    users, before weights share out the rest (the IdleUsers). With EchoUser
+    alone, a fixed count would cap the run at N users, so it is not applied.
+    """
+    n = int(getattr(environment.parsed_options, "active_users", 0) or 0)
+    classes = set(environment.user_classes or ())
+    if n > 0 and echo_user in classes and idle_user in classes:
+        echo_user.fixed_count = n
+    elif n > 0:
+        log.warning("--active-users %d ignored: it needs both IdleUser and EchoUser selected", n)

@@ -1,0 +1,27 @@
+"""Locust entry point: TCP echo load against an iolab server.
+
+    python -m locust -f loadgen/locustfile.py --host tcp://127.0.0.1:PORT \\
+        --steps 500:20s,1000:20s --step-results steps.jsonl --headless EchoUser
+
+Users: ``EchoUser`` (echo every ``--pace`` s) and ``IdleUser`` (hold only).
+The ``StepShape`` runs ``--steps``; without them ``-u``/``-r`` work as usual.
+See ``loadgen/__init__.py`` for the whole picture and ``--help`` for options.
+"""
+
+import locust  # noqa: I001 - first: Locust monkey-patches the stdlib for gevent
+
+import os
+import sys
+
+# Locust imports this file by path; the repo root makes ``loadgen`` importable
+# whatever the working directory.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from loadgen import lab_tab  # noqa: E402, F401 - the web UI's "Lab" tab (servers' own view)
+from loadgen.listeners import install  # noqa: E402
+from loadgen.steps import StepShape  # noqa: E402, F401 - Locust finds the shape here
+from loadgen.users import EchoUser, IdleUser  # noqa: E402
+
+install(locust.events, echo_user=EchoUser, idle_user=IdleUser)

@@ -1,0 +1,157 @@
+"""Per-process measurements for the step results, and how the master merges them.
+
+Locust's own statistics keep response times rounded to two significant
+digits (147 ms is stored as 150 ms) so that workers can ship them cheaply;
+percentiles computed from them are fine for a dashboard but not for a p99
+claim. Each process therefore also records every echo latency, in
+microseconds, in an HDR histogram (3 significant digits, 1 us .. 60 s). At a
+step end the master asks every worker for a :class:`Snapshot`; histograms
+travel in HdrHistogram's compressed encoding and add up exactly, so the
+merged percentiles are those of all echoes from all workers.
+
+Two clocks are kept apart:
+
+* the *step* counters (connect attempts, failures by kind) cover the whole
+  step, ramp included: a server refusing connections shows it in the ramp;
+* the *window* (echo count, latency histogram) covers only the hold, from
+  the master's "hold" mark to the step end, so ``rps`` is a steady rate.
+
+``connected`` is a live gauge (sockets this process holds open right now).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+LOWEST_US = 1
+HIGHEST_US = 60_000_000
+SIG_FIGS = 3
+
+
+def new_histogram() -> HdrHistogram:
+    return HdrHistogram(LOWEST_US, HIGHEST_US, SIG_FIGS)
+
+
+class Meter:
+    """What one process measured. Only greenlets of this process touch it, and
+    gevent switches only at blocking calls, so plain counters need no locks."""
+
+    def __init__(self) -> None:
+        self.connected = 0
+        self.reset_step()
+
+    def reset_step(self) -> None:
+        self.connect_attempts = 0
+        self.connect_failures: Counter[str] = Counter()
+        self.failures: Counter[str] = Counter()
+        self.start_window()
+
+    def start_window(self) -> None:
+        self.histogram = new_histogram()
+        self._record = self.histogram.record_value
+
+    # -- called by the client, once per event ---------------------------------
+    def connect_started(self) -> None:
+        self.connect_attempts += 1
+
+    def connect_failed(self, kind: str) -> None:
+        self.connect_failures[kind] += 1
+        self.failures[kind] += 1
+
+    def opened(self) -> None:
+        self.connected += 1
+
+    def closed(self) -> None:
+        self.connected -= 1
+
+    def echo_ok(self, latency_s: float) -> None:
+        us = int(latency_s * 1_000_000)
+        self._record(min(max(us, LOWEST_US), HIGHEST_US))
+
+    def failed(self, kind: str) -> None:
+        self.failures[kind] += 1
+
+    # -- step boundaries --------------------------------------------------------
+    def snapshot(self, users: int) -> Snapshot:
+        """The step so far; then start counting the next step."""
+        snap = Snapshot(
+            users=users,
+            connected=self.connected,
+            connect_attempts=self.connect_attempts,
+            connect_failures=dict(self.connect_failures),
+            failures=dict(self.failures),
+            histogram=self.histogram,
+        )
+        self.reset_step()
+        return snap
+
+
+@dataclass
+class Snapshot:
+    """One process's share of one step."""
+
+    users: int = 0
+    connected: int = 0
+    connect_attempts: int = 0
+    connect_failures: dict[str, int] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)
+    histogram: HdrHistogram = field(default_factory=new_histogram)
+
+    def to_message(self) -> dict[str, Any]:
+        """Plain data for a Locust custom message (msgpack)."""
+        return {
+            "users": self.users,
+            "connected": self.connected,
+            "connect_attempts": self.connect_attempts,
+            "connect_failures": self.connect_failures,
+            "failures": self.failures,
+            "histogram": self.histogram.encode(),
+        }
+
+    @classmethod
+    def from_message(cls, data: dict[str, Any]) -> Snapshot:
+        return cls(
+            users=int(data["users"]),
+            connected=int(data["connected"]),
+            connect_attempts=int(data["connect_attempts"]),
+            connect_failures=dict(data["connect_failures"]),
+            failures=dict(data["failures"]),
+            histogram=HdrHistogram.decode(data["histogram"]),
+        )
+
+
+def merge(snapshots: list[Snapshot], window_s: float) -> dict[str, Any]:
+    """Sum the workers' shares; percentiles come from the summed histogram.
+
+    ``rps`` is echo successes per second over the hold window (``window_s``).
+    """
+    total = new_histogram()
+    connect_failures: Counter[str] = Counter()
+    failures: Counter[str] = Counter()
+    for s in snapshots:
+        total.add(s.histogram)
+        connect_failures.update(s.connect_failures)
+        failures.update(s.failures)
+    count = total.get_total_count()
+
+    def ms(value_us: float) -> float | None:
+        return round(value_us / 1000.0, 3) if count else None
+
+    return {
+        "users": sum(s.users for s in snapshots),
+        "connected": sum(s.connected for s in snapshots),
+        "connect_attempts": sum(s.connect_attempts for s in snapshots),
+        "connect_failures": dict(sorted(connect_failures.items())),
+        "echo_count": count,
+        "rps": round(count / window_s, 3) if window_s > 0 else 0.0,
+        "p50_ms": ms(total.get_value_at_percentile(50)),
+        "p90_ms": ms(total.get_value_at_percentile(90)),
+        "p99_ms": ms(total.get_value_at_percentile(99)),
+        "max_ms": ms(total.get_max_value()),
+        "failures": dict(sorted(failures.items())),
+        "workers": len(snapshots),
+    }

@@ -1,0 +1,192 @@
+"""The load generator's command-line options, and the parsing behind them.
+
+Options are added through Locust's ``init_command_line_parser`` event, so they
+show in ``--help``, in the web UI's start form (``include_in_web_ui``) and in
+``environment.parsed_options``. Two Locust facts shape this module:
+
+* The master ships ``vars(parsed_options)`` to every worker in each ``spawn``
+  message, and the worker overwrites its own values for every non-Locust
+  option with the master's. So the values must stay plain ``str``/``int``/
+  ``float`` (they travel as msgpack), and anything that is *worker-local*
+  (``--source-ips``: each worker container has its own addresses) must be
+  captured at ``init``, before the first spawn message replaces it.
+* The web UI converts a submitted field with ``type(current_value)(text)``,
+  so a structured value (a list of steps) cannot live in ``parsed_options``
+  either. ``--steps`` and ``--source-ips`` are therefore validated strings,
+  parsed where they are used (:func:`parse_steps`, :func:`parse_source_ips`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import re
+import socket
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+DEFAULT_MESSAGE_SIZE = 64
+DEFAULT_PACE_S = 1.0
+DEFAULT_CONNECT_TIMEOUT_S = 5.0
+DEFAULT_IO_TIMEOUT_S = 5.0
+DEFAULT_STEP_SPAWN_RATE = 500.0
+
+# Where load may go (see DESIGN.md, "Machine facts"): loopback, and the lab's
+# Docker network in 198.18.0.0/15 (RFC 2544, reserved for benchmarking).
+ALLOWED_TARGET_NETWORKS = (
+    ipaddress.ip_network("127.0.0.0/8"),
+    ipaddress.ip_network("198.18.0.0/15"),
+    ipaddress.ip_network("::1/128"),
+)
+ALLOW_EXTERNAL_ENV = "IOLAB_ALLOW_EXTERNAL_TARGETS"
+
+
+@dataclass(frozen=True)
+class Step:
+    users: int  # target users (each holds one connection)
+    hold_s: float  # seconds held at that level once the ramp is done
+
+
+_STEP_RE = re.compile(r"^\s*(\d+)\s*:\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_steps(text: str) -> tuple[Step, ...]:
+    """``"500:20s,1000:20s,5000:1m"`` -> steps. Raises ValueError naming the bad part."""
+    steps = []
+    for part in (p for p in text.split(",") if p.strip()):
+        m = _STEP_RE.match(part)
+        if not m:
+            raise ValueError(f"{part.strip()!r} is not USERS:HOLD (e.g. 500:20s)")
+        hold = float(m.group(2)) * _UNIT_S[m.group(3)]
+        if hold <= 0:
+            raise ValueError(f"{part.strip()!r}: the hold time must be positive")
+        steps.append(Step(int(m.group(1)), hold))
+    return tuple(steps)
+
+
+def parse_source_ips(text: str) -> tuple[str, ...]:
+    """``"127.0.0.2-127.0.0.9,127.0.1.1"`` -> the addresses, in order.
+
+    Ranges are inclusive and must stay inside one address family.
+    """
+    ips: list[str] = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        first, _, last = part.partition("-")
+        lo = ipaddress.ip_address(first.strip())
+        hi = ipaddress.ip_address(last.strip()) if last else lo
+        if hi.version != lo.version or int(hi) < int(lo):
+            raise ValueError(f"{part!r} is not an ascending address range")
+        if int(hi) - int(lo) >= 65536:
+            raise ValueError(f"{part!r} spans more than 65536 addresses")
+        ips.extend(str(ipaddress.ip_address(n)) for n in range(int(lo), int(hi) + 1))
+    return tuple(ips)
+
+
+def _validated(parse):
+    """An argparse ``type`` that validates with ``parse`` but keeps the string."""
+
+    def check(text: str) -> str:
+        try:
+            parse(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+        return text
+
+    check.__name__ = parse.__name__.removeprefix("parse_")
+    return check
+
+
+def add_arguments(parser: Any) -> None:
+    """Register the loadgen options on Locust's parser (``init_command_line_parser``).
+
+    They go into their own ``--help`` section. An argparse group's
+    ``add_argument`` does not know Locust's ``include_in_web_ui`` keyword, so
+    :func:`_option` sets the attributes Locust's web UI looks for itself.
+    """
+    g = parser.add_argument_group("iolab load generator (loadgen/)")
+    _option(g, "--message-size", type=int, default=DEFAULT_MESSAGE_SIZE,
+            help="bytes per echo (default %(default)s)")
+    _option(g, "--pace", type=float, default=DEFAULT_PACE_S,
+            help="seconds between one user's echoes; 0 = flat out (default %(default)s)")
+    _option(g, "--connect-timeout", type=float, default=DEFAULT_CONNECT_TIMEOUT_S,
+            help="seconds before a connect counts as 'timeout' (default %(default)s)")
+    _option(g, "--io-timeout", type=float, default=DEFAULT_IO_TIMEOUT_S,
+            help="seconds before an echo counts as 'timeout' (default %(default)s)")
+    _option(g, "--source-ips", type=_validated(parse_source_ips), default="", web_ui=False,
+            help="local addresses to spread connections over, e.g. "
+                 "127.0.0.2-127.0.0.9,127.0.1.1 (worker-local)")
+    _option(g, "--steps", type=_validated(parse_steps), default="",
+            help="USERS:HOLD per step, e.g. 500:20s,1000:20s; empty = -u/-r as usual")
+    _option(g, "--step-spawn-rate", type=float, default=DEFAULT_STEP_SPAWN_RATE,
+            help="users started (or stopped) per second between steps (default %(default)s)")
+    _option(g, "--step-results", default="",
+            help="append one JSON line per finished step to this file (master)")
+    _option(g, "--schedule", choices=["closed", "fixed"], default="closed",
+            help="closed: next echo after the reply; fixed: echoes at intended times, "
+                 "latency from the intended time (coordinated-omission correction)")
+    _option(g, "--active-users", type=int, default=0,
+            help="with IdleUser and EchoUser both selected: exactly this many EchoUsers")
+    _option(g, "--reconnect", choices=["yes", "no"], default="yes",
+            help="after a failure, reconnect after --pace seconds (yes) or stay closed")
+
+
+def _option(group: Any, *flags: str, web_ui: bool = True, **kwargs: Any) -> None:
+    action = group.add_argument(*flags, **kwargs)
+    action.include_in_web_ui = web_ui
+    action.is_secret = False
+    action.is_required = False
+    action.is_multiple = False
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """The per-connection settings, read from ``parsed_options`` when a user starts
+    (so values changed in the web UI, or sent by the master, apply)."""
+
+    message_size: int = DEFAULT_MESSAGE_SIZE
+    pace_s: float = DEFAULT_PACE_S
+    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S
+    io_timeout_s: float = DEFAULT_IO_TIMEOUT_S
+    schedule: str = "closed"
+    reconnect: bool = True
+
+    @classmethod
+    def from_parsed(cls, parsed: Any) -> LoadOptions:
+        if parsed is None:
+            return cls()
+        return cls(
+            message_size=max(1, int(parsed.message_size)),
+            pace_s=max(0.0, float(parsed.pace)),
+            connect_timeout_s=float(parsed.connect_timeout),
+            io_timeout_s=float(parsed.io_timeout),
+            schedule=str(parsed.schedule),
+            reconnect=str(parsed.reconnect) != "no",
+        )
+
+
+def split_host(host: str | None) -> tuple[str, int]:
+    """``tcp://H:P`` (or ``H:P``) -> ``(H, P)``."""
+    if not host:
+        raise ValueError("no target: pass --host tcp://HOST:PORT")
+    rest = host.split("://", 1)[1] if "://" in host else host
+    name, sep, port = rest.rstrip("/").rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"{host!r} is not tcp://HOST:PORT")
+    return name.strip("[]"), int(port)
+
+
+@lru_cache(maxsize=64)
+def target_address(host: str, allow_external: bool = False) -> tuple[str, int]:
+    """Resolve ``--host`` once and refuse anything outside loopback and the
+    lab's 198.18.0.0/15 network (unless ``allow_external``)."""
+    name, port = split_host(host)
+    family, _, _, _, sockaddr = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)[0]
+    addr = ipaddress.ip_address(sockaddr[0])
+    if not allow_external and not any(addr in net for net in ALLOWED_TARGET_NETWORKS):
+        raise ValueError(
+            f"refusing to send load to {addr} ({host}): only loopback and 198.18.0.0/15 "
+            f"are allowed; set {ALLOW_EXTERNAL_ENV}=1 to override"
+        )
+    return sockaddr[0], port

@@ -1,0 +1,69 @@
+"""What the users of one load process share: the meter, the source addresses,
+the capacity guard.
+
+One :class:`Runtime` per Locust ``Environment`` (one per process: the
+master, a worker, or a standalone run), created at ``init``. It is created
+then, and not when the first user starts, because ``--source-ips`` is a
+*worker-local* option: the master's first spawn message overwrites the
+worker's ``parsed_options`` with the master's values (see
+:mod:`loadgen.options`), so the worker's own addresses must be read before.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+from typing import Any
+
+from loadgen.limits import CapacityGuard, ephemeral_ports
+from loadgen.meter import Meter
+from loadgen.options import ALLOW_EXTERNAL_ENV, LoadOptions, parse_source_ips, target_address
+
+_ATTR = "_iolab_runtime"
+
+
+class Runtime:
+    def __init__(self, environment: Any) -> None:
+        self.environment = environment
+        parsed = environment.parsed_options
+        self.source_ips = parse_source_ips(getattr(parsed, "source_ips", "") or "")
+        self._next_ip = 0
+        self.meter = Meter()
+        self.users = 0
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        self.guard = CapacityGuard(soft, len(self.source_ips), ephemeral_ports())
+
+    @property
+    def fire(self):
+        return self.environment.events.request.fire
+
+    def options(self) -> LoadOptions:
+        return LoadOptions.from_parsed(self.environment.parsed_options)
+
+    def target(self) -> tuple[str, int]:
+        allow = os.environ.get(ALLOW_EXTERNAL_ENV, "") not in ("", "0")
+        return target_address(self.environment.host or "", allow)
+
+    def next_source_ip(self) -> str | None:
+        """Round-robin over ``--source-ips``, so each address gets an equal share."""
+        if not self.source_ips:
+            return None
+        ip = self.source_ips[self._next_ip % len(self.source_ips)]
+        self._next_ip += 1
+        return ip
+
+    def user_started(self) -> None:
+        self.users += 1
+        self.guard.check(self.users)
+
+    def user_stopped(self) -> None:
+        self.users -= 1
+
+
+def runtime(environment: Any) -> Runtime:
+    """This environment's runtime (created on first use if ``init`` did not)."""
+    rt = environment.__dict__.get(_ATTR)
+    if rt is None:
+        rt = Runtime(environment)
+        setattr(environment, _ATTR, rt)
+    return rt

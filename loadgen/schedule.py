@@ -1,0 +1,40 @@
+"""When an EchoUser sends, and where its latency clock starts.
+
+*Closed* (``--schedule closed``): the next echo is due ``--pace`` seconds
+after the previous one was sent (at once if the reply took longer), and
+latency runs from the actual send. This is what a naive client measures, and
+it lies under overload: while the server stalls, the client sends nothing,
+so the stall shows up as *one* slow sample instead of all the samples that
+should have been taken during it ("coordinated omission", Gil Tene).
+
+*Fixed* (``--schedule fixed``, open loop, as wrk2 does): echo *k* is due at
+``t0 + k * pace`` whatever happened before, and its latency runs from that
+intended time. After a 3 s stall at pace 1 s the three overdue echoes go out
+back to back and report about 3 s, 2 s and 1 s: the stall is counted as
+the users of the server experienced it.
+
+The first echo of a connection is due at a random phase within one pace
+interval, so users spawned in one burst do not send in lockstep.
+"""
+
+from __future__ import annotations
+
+import random
+
+
+class Schedule:
+    __slots__ = ("pace", "fixed", "due")
+
+    def __init__(self, pace_s: float, fixed: bool, now: float) -> None:
+        self.pace = pace_s
+        # An open loop needs a rate: at pace 0 "intended times" would all be t0.
+        self.fixed = fixed and pace_s > 0
+        self.due = now + random.random() * pace_s
+
+    def origin(self, now: float) -> float | None:
+        """Where the latency of an echo sent ``now`` starts (None: at the send)."""
+        return min(self.due, now) if self.fixed else None
+
+    def advance(self, sent_at: float) -> None:
+        """Called once per echo sent (successful or not) at ``sent_at``."""
+        self.due = (self.due if self.fixed else sent_at) + self.pace

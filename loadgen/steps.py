@@ -1,0 +1,146 @@
+"""``--steps``: a staircase of user counts, and one exact result line per step.
+
+Locust drives load shapes by calling ``LoadTestShape.tick()`` about once a
+second from the runner's shape greenlet; a new ``(users, spawn_rate)``
+starts a ramp (on the master: spawn messages to the workers, which report
+back when their users run). One-second ticks cannot cut a 5 s hold
+precisely, so the shape only *reports* the level a :class:`StepController`
+greenlet asks for; the controller keeps the time:
+
+1. set the step's target (``t_start``); the next tick starts the ramp;
+2. wait until the runner reports the target running (``t_ramp_end``), then
+   tell the workers to start their latency window (``iolab_hold``);
+3. sleep the hold time, then collect every worker's share (``t_end``),
+   merge, append one JSON line to ``--step-results`` and flush;
+4. after the last step the shape returns ``None``: headless runs quit
+   (master and workers exit), web UI runs stop.
+
+Without ``--steps`` the shape behaves like plain Locust: ``-u``/``-r`` (or
+the web UI's fields; ``use_common_options``), until ``--run-time``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import gevent
+from locust import LoadTestShape
+from locust.runners import STATE_RUNNING
+
+from loadgen.collect import StepCollector
+from loadgen.meter import merge
+from loadgen.options import Step, parse_steps
+
+log = logging.getLogger("loadgen")
+
+POLL_S = 0.02
+COLLECT_TIMEOUT_S = 10.0
+RAMP_SLACK_S = 30.0  # beyond the ramp's own duration, before giving up waiting
+
+
+def write_record(path: str, record: dict[str, Any]) -> None:
+    """Append one line and flush it: a reader may tail the file during the run."""
+    if not path:
+        return
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with p.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+
+
+class StepController:
+    """Runs the steps on the master (or the standalone process)."""
+
+    def __init__(self, runner: Any, collector: StepCollector, steps: tuple[Step, ...],
+                 spawn_rate: float, results_path: str) -> None:
+        self.runner = runner
+        self.collector = collector
+        self.steps = steps
+        self.spawn_rate = spawn_rate
+        self.results_path = results_path
+        self.level: tuple[int, float] | None = (steps[0].users, spawn_rate) if steps else None
+        self.records: list[dict[str, Any]] = []
+        self._t_first = time.time()  # the first level is in effect from now on
+        self.greenlet = gevent.spawn(self._run)
+
+    def _run(self) -> None:
+        previous = 0
+        for index, step in enumerate(self.steps):
+            t_start = self._t_first if index == 0 else time.time()
+            self.level = (step.users, self.spawn_rate)
+            ramp_s = abs(step.users - previous) / max(self.spawn_rate, 1e-9)
+            self._wait_for_ramp(step.users, ramp_s + RAMP_SLACK_S)
+            t_ramp_end = time.time()
+            self.collector.start_window()
+            gevent.sleep(step.hold_s)
+            t_end = time.time()
+            shares = self.collector.collect(index, COLLECT_TIMEOUT_S)
+            record = {"step": index, "target_users": step.users, "t_start": t_start,
+                      "t_ramp_end": t_ramp_end, "t_end": t_end, "hold_s": step.hold_s,
+                      **merge(shares, t_end - t_ramp_end)}
+            write_record(self.results_path, record)
+            self.records.append(record)
+            log.info("step %d done: %d users, %d connected, %.1f echo/s, p99 %s ms, failures %s",
+                     index, record["users"], record["connected"], record["rps"],
+                     record["p99_ms"], record["failures"] or "none")
+            previous = step.users
+        self.level = None
+
+    def _wait_for_ramp(self, users: int, timeout: float) -> None:
+        """Until the runner runs ``users`` users with the ramp finished.
+
+        ``shape_last_tick`` guards against seeing the *previous* level as
+        done before the shape greenlet has even started this ramp.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            r = self.runner
+            if (r.state == STATE_RUNNING and r.user_count == users
+                    and r.shape_last_tick == self.level):
+                return
+            gevent.sleep(POLL_S)
+        log.warning("ramp to %d users not finished after %.0f s (%d running); holding anyway",
+                    users, timeout, self.runner.user_count)
+
+    def stop(self) -> None:
+        self.greenlet.kill(block=False)
+
+
+class StepShape(LoadTestShape):
+    """Locust's shape for this locustfile; see the module docstring."""
+
+    use_common_options = True
+    collector: StepCollector | None = None  # set at init on the master/standalone
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.controller: StepController | None = None
+
+    def reset_time(self) -> None:
+        """Locust calls this when a (new) shape run starts: start afresh."""
+        super().reset_time()
+        self.stop_controller()
+
+    def stop_controller(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    def tick(self) -> tuple[int, float] | None:
+        opts = self.runner.environment.parsed_options
+        run_time = getattr(opts, "run_time", None)
+        if run_time and self.get_run_time() > run_time:
+            return None
+        steps_text = getattr(opts, "steps", "") or ""
+        if not steps_text:
+            return int(opts.num_users or 1), float(opts.spawn_rate or 1)
+        if self.controller is None:
+            self.controller = StepController(
+                self.runner, self.collector, parse_steps(steps_text),
+                float(opts.step_spawn_rate), getattr(opts, "step_results", "") or "")
+        return self.controller.level

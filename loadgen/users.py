@@ -1,0 +1,93 @@
+"""The Locust users: one held TCP connection each.
+
+A Locust user is a greenlet running tasks. These users have one task that
+never returns: it owns a :class:`~loadgen.client.TcpClient` for the user's
+whole life, because the point of the lab is *held* connections (what costs a
+server a descriptor, a bit in an fd_set, an epoll registration), not
+connection churn. When Locust stops a user it kills the greenlet
+(``GreenletExit`` is raised wherever it is blocked) and ``on_stop`` closes
+the socket.
+
+* :class:`EchoUser` sends ``--message-size`` bytes every ``--pace`` seconds
+  and checks the echo (:mod:`loadgen.schedule` decides when and from where
+  latency counts).
+* :class:`IdleUser` connects and holds, sending nothing: the idle majority
+  of a C10K server's connections.
+
+After a failure the user records it and, with ``--reconnect yes`` (the
+default), reconnects after one pace interval (at least
+``RECONNECT_FLOOR_S``, so a refused flat-out user does not spin); with
+``--reconnect no`` it stays disconnected until stopped.
+"""
+
+from __future__ import annotations
+
+from time import perf_counter
+
+import gevent
+from gevent.event import Event
+from locust import User, constant, task
+
+from loadgen.client import TcpClient
+from loadgen.runtime import runtime
+from loadgen.schedule import Schedule
+
+RECONNECT_FLOOR_S = 0.1
+
+
+class TcpUser(User):
+    """Shared life cycle: build the client, connect, reconnect, close."""
+
+    abstract = True
+    wait_time = constant(0)  # never used: the one task runs for the user's life
+
+    def on_start(self) -> None:
+        rt = runtime(self.environment)
+        self.opts = rt.options()
+        self.client = TcpClient(rt.target(), self.opts, rt.meter, rt.fire,
+                                source_ip=rt.next_source_ip(), context=self.context())
+        rt.user_started()
+
+    def on_stop(self) -> None:
+        self.client.close()
+        runtime(self.environment).user_stopped()
+
+    @task
+    def hold_connection(self) -> None:
+        while True:
+            if self.client.connect():
+                self.use_connection()
+            self.after_failure()
+
+    def use_connection(self) -> None:
+        """Run until the connection fails (the client has closed it then)."""
+        raise NotImplementedError
+
+    def after_failure(self) -> None:
+        if self.opts.reconnect:
+            gevent.sleep(max(self.opts.pace_s, RECONNECT_FLOOR_S))
+        else:
+            Event().wait()  # disconnected for good; Locust kills us at stop
+
+
+class EchoUser(TcpUser):
+    """Holds one connection and echoes ``--message-size`` bytes every ``--pace`` s."""
+
+    def use_connection(self) -> None:
+        client, opts = self.client, self.opts
+        schedule = Schedule(opts.pace_s, opts.schedule == "fixed", perf_counter())
+        while True:
+            if opts.pace_s:
+                client.wait_quiet(schedule.due)
+            now = perf_counter()
+            ok = client.echo(schedule.origin(now))
+            schedule.advance(now)
+            if not ok:
+                return
+
+
+class IdleUser(TcpUser):
+    """Connects and holds the connection without sending anything."""
+
+    def use_connection(self) -> None:
+        self.client.hold()
