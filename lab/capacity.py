@@ -12,11 +12,12 @@ The rules (also written into capacity.md):
   p99 and passes that test), error_rate ≤ the SLO's error rate, connections held
   ≥ 99 % of the target, and no limit was hit. The model's capacity is the most
   connections held at a passing step before the first failing one.
-- Costs come from the passing steps: memory per 1000 connections is the slope
-  between the first and the last passing step (so the interpreter's fixed
-  footprint does not count), for the server's RSS and for the host's TCP socket
+- Memory per 1000 connections is the slope between the first step and the
+  step holding the most connections (so the interpreter's fixed footprint does
+  not count; with one step, the plain average), for the server's RSS and for the host's TCP socket
   memory (``kernel_sock_bytes``; on loopback it holds both ends). CPU per 1000
-  connections is the cores the server used at the last passing step, scaled.
+  connections is the cores the server used at the last passing step, scaled;
+  CPU per message is that step's CPU time over its echoes.
 - Per host, each resource caps the connections one server process on a host
   like this one can hold: descriptors (FD_SETSIZE for select, else nofile less
   the 3 standard descriptors and the listener), source ports (one client IP per
@@ -104,7 +105,7 @@ def _slope(rows: list[Row], key: str) -> float | None:
     pts = [(m.held(r), r.get(key)) for r in rows if m.held(r) and r.get(key) is not None]
     if not pts:
         return None
-    (n0, v0), (n1, v1) = pts[0], pts[-1]
+    (n0, v0), (n1, v1) = pts[0], max(pts, key=lambda p: p[0])
     if n1 > n0:
         return max(v1 - v0, 0) / (n1 - n0)
     return v1 / n1
@@ -175,7 +176,8 @@ def plan_model(model: str, rows: list[Row], slo: SLO, host: dict[str, Any] | Non
                      swept_to=swept_to, wall=wall, binds=binds, why=reason)
     if best:
         idx = rows.index(best)
-        rss, kern = _slope(ok, "server_rss_bytes"), _slope(ok, "kernel_sock_bytes")
+        # Memory is a measurement, valid at failing steps too: slope over every step.
+        rss, kern = _slope(rows, "server_rss_bytes"), _slope(rows, "kernel_sock_bytes")
         plan.rss_per_1000 = None if rss is None else rss * 1000
         plan.kernel_per_1000 = None if kern is None else kern * 1000
         cores = m.cores_used(rows)[idx]
@@ -205,7 +207,9 @@ def plan_run(run: Run, slo: SLO, target: int | None = None,
 
 
 def _mib(v: float | None) -> str:
-    return "–" if v is None else f"{v / 2**20:.1f} MiB"
+    if v is None:
+        return "–"
+    return f"{v / 2**20:.1f} MiB" if v >= 2**20 else f"{v / 1024:.0f} KiB"
 
 
 def _num(v: float | None, fmt: str) -> str:

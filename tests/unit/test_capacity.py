@@ -29,7 +29,7 @@ def row(step, target, held, p99=5.0, err=0.0, rss=0, cpu=0.0, t_end=None, echo=1
 SWEEP = [
     row(1, 1000, 1000, p99=10, rss=30 * MiB, cpu=2.0, t_end=100.0, echo=10_000, kernel=8 * MiB),
     row(2, 2000, 2000, p99=20, rss=40 * MiB, cpu=6.0, t_end=110.0, echo=20_000, kernel=16 * MiB),
-    row(3, 3000, 3000, p99=80, rss=50 * MiB, cpu=14.0, t_end=120.0, echo=30_000, kernel=24 * MiB),
+    row(3, 3000, 3000, p99=80, rss=60 * MiB, cpu=14.0, t_end=120.0, echo=30_000, kernel=24 * MiB),
 ]
 
 
@@ -38,8 +38,8 @@ def test_latency_bound_plan_by_hand():
                    target=100_000)
     assert (p.capacity, p.capacity_step, p.binds, p.swept_to) == (2000, 2, "latency", 3000)
     assert "80 ms > 50 ms" in p.why
-    # memory: slope between the passing steps, (40-30) MiB over 1000 connections
-    assert p.rss_per_1000 == pytest.approx(10 * MiB)
+    # memory: slope from the first step to the most connections, (60-30) MiB over 2000
+    assert p.rss_per_1000 == pytest.approx(15 * MiB)
     assert p.kernel_per_1000 == pytest.approx(8 * MiB)
     # CPU at step 2: 4 s over 10 s = 0.4 cores for 2000 connections -> 0.2 per 1000
     assert p.cores_per_1000 == pytest.approx(0.2)
@@ -48,7 +48,7 @@ def test_latency_bound_plan_by_hand():
     assert caps["descriptors"] == 20000 - 4
     assert caps["source ports"] == 60999 - 32768 + 1
     assert caps["CPU"] == int(1 / 0.0002)  # single-threaded: one core
-    assert caps["memory"] == int(8 * 2**30 / (18 * MiB / 1000))
+    assert caps["memory"] == int(8 * 2**30 / (23 * MiB / 1000))
     assert caps["measured: CPU (latency SLO)"] == 2000
     assert p.host_binding == "measured: CPU (latency SLO)"
     assert p.hosts == math.ceil(100_000 / 2000)
@@ -74,6 +74,11 @@ def test_fd_setsize_wall_binds_descriptors():
     assert p.host_capacity["descriptors"] == 1024 - 4
     assert p.host_binding == "measured: descriptors"
     assert p.hosts == math.ceil(5000 / 1019)
+
+
+def test_single_step_memory_is_the_average():
+    p = plan_model("m", SWEEP[:1], SLO(), HOST, "max", "epoll")
+    assert p.rss_per_1000 == pytest.approx(30 * MiB)
 
 
 def test_nofile_number_caps_descriptors():
