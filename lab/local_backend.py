@@ -1,0 +1,356 @@
+"""The local backend: servers and Locust as processes on this machine.
+
+Used when no Docker daemon answers (``backend: auto``) or on request
+(``--backend local``). A built-in server is ``python -m servers MODEL`` with
+the scenario's ``--nofile``/``--backlog``; a custom one is its ``command``
+(``{python}`` and ``{port}`` substituted, run in the scenario file's
+directory). The Locust master and workers are local processes; each worker
+binds its own 127.0.0.x source addresses, so one worker's ephemeral ports do
+not limit another's.
+
+What only containers can do (namespaced sysctls, a memory limit, a cpuset,
+several hosts) is listed by :meth:`LocalBackend.unapplied_settings` and
+recorded in ``run.json``. Every child gets ``PR_SET_PDEATHSIG``: if the lab
+dies, its servers and load generators die with it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import platform
+import queue
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, TextIO
+
+from lab import hostlimits
+from lab.backend import Backend, LoadHandle, RunContext, ServerHandle
+from lab.errors import BackendError
+from lab.locust_cmd import WEB_PORT, master_command, worker_command
+from lab.spec import Scenario, ServerSpec
+from lab.workers import workers_needed
+
+ROOT = Path(__file__).resolve().parent.parent
+READY_TIMEOUT_S = 30.0
+STATS_INTERVAL_S = 0.5
+LOOPBACK = "127.0.0.1"
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
+def raise_nofile_soft_limit() -> int:
+    """Soft RLIMIT_NOFILE up to the hard limit (children inherit it); returns the hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (OSError, ValueError):
+            pass
+    return hard
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def tail_file(path: Path, lines: int) -> str:
+    try:
+        with path.open(errors="replace") as f:
+            return "".join(deque(f, maxlen=lines))
+    except OSError:
+        return ""
+
+
+def _spawn(cmd: list[str], log: Path, *, cwd: Path = ROOT, stdout: int | TextIO | None = None,
+           env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start a child with stderr (and stdout unless piped) into ``log``."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            cmd, cwd=cwd, stdin=subprocess.DEVNULL,
+            stdout=out if stdout is None else stdout, stderr=out,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            preexec_fn=_die_with_parent, start_new_session=True)
+
+
+def _terminate(proc: subprocess.Popen, timeout: float) -> int | None:
+    """SIGTERM, wait, then SIGKILL; returns the exit code."""
+    if proc.poll() is None:
+        try:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    return proc.returncode
+
+
+class LocalServer(ServerHandle):
+    """A server subprocess; a reader thread turns its stdout into events."""
+
+    def __init__(self, spec: ServerSpec, cmd: list[str], logs: Path, cwd: Path):
+        self.spec = spec
+        self.stdout_log = logs / f"{spec.name}.server.stdout.log"
+        self.stderr_log = logs / f"{spec.name}.server.stderr.log"
+        self.proc = _spawn(cmd, self.stderr_log, cwd=cwd, stdout=subprocess.PIPE)
+        self.events: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.ready_line: queue.Queue[str] = queue.Queue()
+        self.final: dict[str, Any] | None = None
+        self.reader = threading.Thread(target=self._read, name=f"{spec.name}-stdout", daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        with self.stdout_log.open("w") as log:
+            for raw in self.proc.stdout:
+                line = raw.decode(errors="replace")
+                log.write(line)
+                log.flush()
+                if line.startswith("READY "):
+                    self.ready_line.put(line.strip())
+                    continue
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(event, dict):
+                    if event.get("event") == "final":
+                        self.final = event
+                    self.events.put(event)
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
+        """Parse the READY line into ``ready``/``target_*``; BackendError if it never comes."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.ready_line.get(timeout=0.1)
+            except queue.Empty:
+                if self.proc.poll() is not None:
+                    self.reader.join(2)
+                    raise BackendError(f"server {self.spec.name} exited ({self.proc.returncode}) "
+                                       f"before READY:\n{self.log_tail(15)}") from None
+                continue
+            self.ready = parse_ready(line)
+            self.target_host, self.target_port = LOOPBACK, int(self.ready["port"])
+            return
+        self.stop(2)
+        raise BackendError(f"server {self.spec.name} printed no READY line within {timeout:.0f} s:"
+                           f"\n{self.log_tail(15)}")
+
+    def poll_events(self) -> list[dict[str, Any]]:
+        out = []
+        while True:
+            try:
+                out.append(self.events.get_nowait())
+            except queue.Empty:
+                return out
+
+    def exit_code(self) -> int | None:
+        return self.proc.poll()
+
+    def stop(self, timeout: float = 10.0) -> dict[str, Any] | None:
+        _terminate(self.proc, timeout)
+        self.reader.join(5)
+        return self.final
+
+    def log_tail(self, lines: int = 40) -> str:
+        return tail_file(self.stderr_log, lines) or tail_file(self.stdout_log, lines)
+
+
+class CustomServer(LocalServer):
+    """A user's echo server: no READY line and no events; ready once it accepts."""
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BackendError(f"custom server {self.spec.name} exited "
+                                   f"({self.proc.returncode}):\n{self.log_tail(15)}")
+            try:
+                socket.create_connection((LOOPBACK, self.spec.port), timeout=1).close()
+            except OSError:
+                time.sleep(0.1)
+                continue
+            self.target_host, self.target_port = LOOPBACK, int(self.spec.port)
+            self.ready = {"host": LOOPBACK, "port": self.spec.port, "model": None,
+                          "pid": self.proc.pid, "nofile": None}
+            return
+        self.stop(2)
+        raise BackendError(f"custom server {self.spec.name} did not accept on "
+                           f"{LOOPBACK}:{self.spec.port} within {timeout:.0f} s:\n"
+                           f"{self.log_tail(15)}")
+
+
+def parse_ready(line: str) -> dict[str, Any]:
+    """``READY 127.0.0.1:4242 model=epoll pid=7 nofile=20000`` -> dict."""
+    words = line.split()
+    host, _, port = words[1].rpartition(":")
+    ready: dict[str, Any] = {"host": host, "port": int(port)}
+    for word in words[2:]:
+        key, _, value = word.partition("=")
+        ready[key] = int(value) if value.isdigit() else value
+    return ready
+
+
+class LocalLoad(LoadHandle):
+    """The Locust master and its workers as local processes."""
+
+    def __init__(self, master: subprocess.Popen, workers: list[subprocess.Popen],
+                 master_log: Path, step_results: Path, web_url: str | None):
+        self.master, self.workers = master, workers
+        self.master_log, self.step_results = master_log, step_results
+        self.web_url = web_url
+        self._offset = 0
+        self._partial = b""
+
+    def poll_step_results(self) -> list[dict[str, Any]]:
+        try:
+            with self.step_results.open("rb") as f:
+                f.seek(self._offset)
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        self._offset += len(data)
+        data = self._partial + data
+        *lines, self._partial = data.split(b"\n")
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def exit_code(self) -> int | None:
+        return self.master.poll()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        _terminate(self.master, timeout)
+        for worker in self.workers:  # the master tells them to quit; make sure
+            _terminate(worker, 5)
+
+    def log_tail(self, lines: int = 40) -> str:
+        return tail_file(self.master_log, lines)
+
+
+def _with_option(cmd: list[str], option: str, value: str) -> list[str]:
+    """``cmd`` with the value after ``option`` replaced (unchanged if absent)."""
+    cmd = list(cmd)
+    if option in cmd:
+        cmd[cmd.index(option) + 1] = value
+    return cmd
+
+
+def source_ips(worker: int, per_worker: int = 2) -> str:
+    """Worker ``i``'s own loopback source addresses: 127.0.0.(10+2i), (11+2i) ..."""
+    first = 10 + worker * per_worker
+    if first + per_worker > 255:
+        raise BackendError(f"too many local workers ({worker + 1}) for 127.0.0.x addresses")
+    return ",".join(f"127.0.0.{first + k}" for k in range(per_worker))
+
+
+def substitute(words: tuple[str, ...], port: int | None) -> list[str]:
+    return [w.replace("{python}", sys.executable).replace("{port}", str(port)) for w in words]
+
+
+class LocalBackend(Backend):
+    name = "local"
+
+    def __init__(self, scenario: Scenario, progress: Any = None):
+        self.scenario = scenario
+        self.nofile_hard = raise_nofile_soft_limit()
+        self.servers: list[LocalServer] = []
+        self.loads: list[LocalLoad] = []
+        self.tmp = Path(tempfile.mkdtemp(prefix="iolab-local-"))
+
+    def describe_hosts(self) -> dict[str, Any]:
+        info: dict[str, Any] = dict(hostlimits.read_host_limits())
+        info.update(kernel=platform.release(), cpus=os.cpu_count(), python=sys.version.split()[0],
+                    mem_total_bytes=os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+        return {"local": info}
+
+    def unapplied_settings(self, scenario: Scenario) -> list[str]:
+        """Settings only containers can apply; host-wide limits are raised here
+        only on opt-in (``host_limits.raise_host_limits``)."""
+        notes = []
+        for i, spec in enumerate(scenario.servers):
+            limits = spec.limits
+            for key, value in (("sysctls", dict(limits.sysctls) or None),
+                               ("memory", limits.memory), ("cpuset", limits.cpuset)):
+                if value is not None:
+                    notes.append(f"servers[{i}].limits.{key} ({value}): only containers can "
+                                 "apply it; the host's own settings hold")
+        if len(scenario.hosts) > 1 or any(h.endpoint != "local" for h in scenario.hosts):
+            notes.append("hosts/placement: the local backend runs everything on this machine")
+        notes += hostlimits.apply_host_limits("local", scenario.host_limits,
+                                              hostlimits.read_host_limits(),
+                                              hostlimits.write_sysctl_local)
+        return notes
+
+    def start_server(self, spec: ServerSpec, ctx: RunContext) -> ServerHandle:
+        if spec.is_custom:
+            if not spec.command:
+                raise BackendError(f"custom server {spec.name} has only an image; the local "
+                                   "backend needs a 'command' (or use --backend docker)")
+            cwd = ctx.scenario.source_path.parent if ctx.scenario.source_path else ROOT
+            cmd = substitute(spec.command, spec.port)
+            if spec.limits.nofile != "max":  # the custom server inherits the lab's limit
+                cmd = ["prlimit", f"--nofile={spec.limits.nofile}", "--", *cmd]
+            server: LocalServer = CustomServer(spec, cmd, ctx.logs_dir, cwd)
+        else:
+            server = LocalServer(spec, self.server_command(spec), ctx.logs_dir, ROOT)
+        self.servers.append(server)
+        server.wait_ready()
+        return server
+
+    @staticmethod
+    def server_command(spec: ServerSpec) -> list[str]:
+        cmd = [sys.executable, "-m", "servers", spec.model, "--host", LOOPBACK, "--port", "0",
+               "--nofile", str(spec.limits.nofile), "--backlog", str(spec.limits.backlog),
+               "--on-fd-limit", spec.on_fd_limit, "--work-us", str(spec.work_us),
+               "--stats-interval", f"{STATS_INTERVAL_S:g}"]
+        if spec.workers is not None:
+            cmd += ["--workers", str(spec.workers)]
+        return cmd
+
+    def start_load(self, server: ServerHandle, ctx: RunContext, *, ui: bool = False) -> LoadHandle:
+        load_spec = ctx.scenario.load
+        name = server.spec.name
+        count = workers_needed(load_spec, self.nofile_hard)
+        port = free_port()
+        step_results = self.tmp / f"{name}-{len(self.loads)}.steps.jsonl"
+        master_cmd = master_command(load_spec, target_host=server.target_host,
+                                    target_port=server.target_port, workers=count,
+                                    step_results=str(step_results), ui=ui, python=sys.executable)
+        master_cmd = _with_option(master_cmd, "--master-bind-port", str(port))
+        env = {"IOLAB_ALLOW_EXTERNAL_TARGETS": "1"} if ctx.scenario.allow_external_targets else {}
+        master_log = ctx.logs_dir / f"{name}.locust-master.log"
+        master = _spawn(master_cmd, master_log, env=env)
+        workers = []
+        for i in range(count):
+            cmd = worker_command(load_spec, master_host=LOOPBACK, master_port=port,
+                                 source_ips=source_ips(i), python=sys.executable)
+            workers.append(_spawn(cmd, ctx.logs_dir / f"{name}.locust-worker-{i}.log", env=env))
+        web_url = f"http://127.0.0.1:{WEB_PORT}" if ui else None
+        load = LocalLoad(master, workers, master_log, step_results, web_url)
+        self.loads.append(load)
+        return load
+
+    def cleanup(self) -> None:
+        for load in self.loads:
+            load.stop(5)
+        for server in self.servers:
+            server.stop(5)
+        self.loads, self.servers = [], []
+        shutil.rmtree(self.tmp, ignore_errors=True)
