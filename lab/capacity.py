@@ -101,14 +101,14 @@ def passes(row: Row, slo: SLO) -> list[str]:
 
 
 def _slope(rows: list[Row], key: str) -> float | None:
-    """Bytes per connection: slope between first and last row, else the average."""
-    pts = [(m.held(r), r.get(key)) for r in rows if m.held(r) and r.get(key) is not None]
-    if not pts:
-        return None
-    (n0, v0), (n1, v1) = pts[0], max(pts, key=lambda p: p[0])
-    if n1 > n0:
-        return max(v1 - v0, 0) / (n1 - n0)
-    return v1 / n1
+    """Bytes per connection: the marginal cost at the step holding the most
+    connections, else (one step) the plain average."""
+    marginal = [(m.held(r), v) for r, v in zip(rows, m.marginal_per_connection(rows, key),
+                                                strict=True) if v is not None]
+    if marginal:
+        return max(max(marginal, key=lambda p: p[0])[1], 0.0)  # RSS can shrink: not a cost
+    first = next((r for r in rows if m.held(r) and r.get(key) is not None), None)
+    return None if first is None else first[key] / m.held(first)
 
 
 def _binding(failing: Row | None, why: list[str], swept_to: int) -> tuple[str, str]:

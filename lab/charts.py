@@ -134,7 +134,8 @@ def chart_cost(run: Run) -> Figure:
     _plot(left, rss, "-", " server RSS")
     _plot(left, rs.memory_per_conn(run, "kernel_sock_bytes"), "--", " kernel sockets")
     _autolog(left, rss, "x")
-    _finish(left, "Memory per connection", "connections held", "KiB per connection")
+    _finish(left, "Memory per connection (growth since the first step)", "connections held",
+            "KiB per added connection")
     cpu = rs.cpu_per_message_us(run)
     _plot(right, cpu)
     _autolog(right, cpu, "x")

@@ -14,8 +14,10 @@ Approximations, stated once:
   messages, so it is an upper bound on the pure per-echo cost.
 - A step's duration is the difference between ``t_end`` values (ramp + hold);
   for the first step, or when ``t_end`` is missing, it is the step's ``hold_s``.
-- Memory per connection divides the whole value by the connections held, so at
-  small counts the interpreter's fixed footprint dominates the server side.
+- Memory per connection is marginal: the growth since the model's first step
+  divided by the connections added since then, so the interpreter's fixed
+  footprint (tens of MiB) does not drown the per-connection cost. The first
+  step has no value.
 """
 
 from __future__ import annotations
@@ -73,10 +75,14 @@ def cores_used(rows: list[Row]) -> list[float | None]:
     return out
 
 
-def per_connection(rows: list[Row], key: str) -> list[float | None]:
-    """``row[key] / connections held`` per step (e.g. RSS bytes per connection)."""
+def marginal_per_connection(rows: list[Row], key: str) -> list[float | None]:
+    """``(row[key] - first[key]) / (held - first held)`` per step; None for the first."""
+    base = next((r for r in rows if r.get(key) is not None and held(r)), None)
     out: list[float | None] = []
     for r in rows:
         n, v = held(r), r.get(key)
-        out.append(v / n if v is not None and n else None)
+        if base is None or r is base or v is None or not n or n <= held(base):
+            out.append(None)
+        else:
+            out.append((v - base[key]) / (n - held(base)))
     return out

@@ -51,8 +51,10 @@ def rate_vs_held(run: Run) -> Series:
 
 
 def memory_per_conn(run: Run, key: str = "server_rss_bytes") -> Series:
-    """Chart 4a: KiB per connection held (server RSS, or ``kernel_sock_bytes``)."""
-    kib = lambda rows: [None if v is None else v / 1024 for v in m.per_connection(rows, key)]  # noqa: E731
+    """Chart 4a: KiB per connection added since the first step (server RSS, or
+    ``kernel_sock_bytes``); see ``report_metrics.marginal_per_connection``."""
+    kib = lambda rows: [  # noqa: E731
+        None if v is None else v / 1024 for v in m.marginal_per_connection(rows, key)]
     return _series(run, _held, kib)
 
 

@@ -111,8 +111,9 @@ def test_memory_and_cpu_series_match_csv(reported):
     mem = rs.memory_per_conn(run, "server_rss_bytes")
     cpu = rs.cpu_per_message_us(run)
     for model, (xs, ys) in csv_series(run_dir, "connected", "server_rss_bytes").items():
-        assert mem[model][0] == xs
-        assert mem[model][1] == pytest.approx([y / x / 1024 for x, y in zip(xs, ys, strict=True)])
+        assert mem[model][0] == xs[1:]
+        want = [(y - ys[0]) / (x - xs[0]) / 1024 for x, y in zip(xs[1:], ys[1:], strict=True)]
+        assert mem[model][1] == pytest.approx(want)
     for model in run.models:
         rows = [r for r in csv_rows(run_dir) if r["model"] == model]
         rows.sort(key=lambda r: int(r["step"]))
