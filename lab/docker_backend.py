@@ -311,7 +311,9 @@ class DockerBackend(Backend):
         sampler.start()
         self._samplers.append(sampler)
         web = f"http://127.0.0.1:{published_port(master, locust_cmd.WEB_PORT)}" if ui else None
-        return DockerLoadHandle(master, workers, STEPS_PATH, ctx.logs_dir, web_url=web)
+        handle = DockerLoadHandle(master, workers, STEPS_PATH, ctx.logs_dir, web_url=web)
+        handle.worker_addresses = [container_ip(w, f"iolab-{ctx.run_id}") for w in workers]
+        return handle
 
     # ---- teardown --------------------------------------------------------------
     def cleanup(self) -> None:

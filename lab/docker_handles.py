@@ -114,6 +114,7 @@ class DockerLoadHandle(LoadHandle):
         self.web_url = web_url
         self.logs_dir = logs_dir
         self.reader = StepResultsReader(master, steps_path)
+        self.worker_addresses: list[str] = []  # each worker's IP on its lab network
         self._stopped = False
 
     def poll_step_results(self) -> list[dict[str, Any]]:
