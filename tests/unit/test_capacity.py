@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import shutil
@@ -147,3 +148,21 @@ def test_bad_numbers_exit_2(tmp_path, capsys, argv):
 def test_not_a_run_dir_exits_2(tmp_path, capsys):
     assert capacity_main([str(tmp_path)]) == 2
     assert "steps.csv" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in GOLDEN.parent.iterdir()
+                                        if (p / "steps.csv").is_file()))
+def test_every_golden_run_plans_its_limits(tmp_path, capsys, name):
+    run_dir = tmp_path / name
+    shutil.copytree(GOLDEN.parent / name, run_dir)
+    assert capacity_main([str(run_dir), "--target-connections", "10000"]) == 0
+    plans = {m["model"]: m for m in json.loads((run_dir / "capacity.json").read_text())["models"]}
+    with (run_dir / "steps.csv").open(newline="") as f:
+        limit_rows = {}
+        for r in csv.DictReader(f):
+            if r["limit"]:
+                limit_rows.setdefault(r["model"], r)
+    for model, r in limit_rows.items():
+        assert plans[model]["binds"] == r["limit"]
+        assert plans[model]["wall"] == int(r["connected"])
+    assert all(p["hosts"] >= 1 for p in plans.values())
