@@ -31,6 +31,7 @@ PALETTE: dict[str, str] = {
     "threadpool": "#843c39", "nonblocking": "#7b4173",
 }
 CUSTOM_PALETTE = ("#000000", "#e7298a", "#66a61e", "#a6761d", "#1b9e77", "#7570b3")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p", "d", "8")
 
 
 def color_for(model: str) -> str:
@@ -45,6 +46,13 @@ def _figure() -> tuple[Figure, Axes]:
     return fig, fig.subplots()
 
 
+def marker_for(model: str) -> str:
+    """A marker per model (so overlapping lines stay distinguishable), as stable as colours."""
+    names = tuple(PALETTE)
+    idx = names.index(model) if model in names else zlib.crc32(model.encode())
+    return MARKERS[idx % len(MARKERS)]
+
+
 def _autolog(ax: Axes, series: rs.Series, axis: str, ratio: float = 30.0) -> None:
     """Use a log scale on ``axis`` ("x"/"y") when positive values span more than ``ratio``."""
     vals = [v for xs, ys in series.values() for v in (xs if axis == "x" else ys) if v > 0]
@@ -53,9 +61,12 @@ def _autolog(ax: Axes, series: rs.Series, axis: str, ratio: float = 30.0) -> Non
 
 
 def _plot(ax: Axes, series: rs.Series, style: str = "-", label_suffix: str = "") -> None:
-    for model, (xs, ys) in series.items():
-        ax.plot(xs, ys, style, marker="o", ms=4, color=color_for(model),
-                label=f"{model}{label_suffix}")
+    """One line per model; earlier lines are drawn wider so identical ones stay visible."""
+    n = len(series)
+    for i, (model, (xs, ys)) in enumerate(series.items()):
+        width = 1.5 + 1.8 * min(n - 1 - i, 3)
+        ax.plot(xs, ys, style, marker=marker_for(model), ms=5, lw=width,
+                color=color_for(model), label=f"{model}{label_suffix}")
 
 
 def _finish(ax: Axes, title: str, xlabel: str, ylabel: str) -> None:
@@ -169,6 +180,24 @@ CHARTS: tuple[tuple[str, str, Callable[[Run], Figure], Callable[[Run], bool]], .
     ("cost", "Memory per connection and CPU per message", chart_cost, lambda run: True),
     ("idle", "Latency vs idle connections", chart_idle, lambda run: run.is_idle_vs_active),
 )
+
+
+# What a reader needs to know to read each chart (shown under it in the report).
+NOTES: dict[str, str] = {
+    "held": "Each model's line leaves the grey diagonal where it stops accepting; the X marks "
+            "the first step that reported a limit, labelled with its kind.",
+    "latency": "Client-side echo round trip of the EchoUsers (solid p99, dashed p50), "
+               "against the connections held at that step.",
+    "rate": "Echo messages per second over the step; with a closed loop it follows the "
+            "connections until the server cannot keep up.",
+    "cost": "Left: memory added per connection since the first step (server RSS solid; host "
+            "TCP socket memory from /proc/net/sockstat dashed: host-wide, both loopback ends, "
+            "buffered data only, so it is noisy and can go negative). Right: server CPU time "
+            "in the step divided by the echoes in it (upper bound: it includes accepting and "
+            "holding connections).",
+    "idle": "Latency of the active users while idle connections grow: with poll/select the "
+            "cost of every call grows with the idle set; with epoll it does not.",
+}
 
 
 def render_charts(run: Run, out_dir: Path) -> list[tuple[str, Path]]:

@@ -94,9 +94,10 @@ def charts_section(run: Run) -> str:
     figs = []
     for title, path in charts.render_charts(run, run.path):
         data = base64.b64encode(path.read_bytes()).decode("ascii")
+        note = charts.NOTES.get(path.stem.removeprefix("chart-"), "")
         figs.append(f'<figure id="{escape(path.stem)}"><img alt="{escape(title)}" '
-                    f'src="data:image/png;base64,{data}"><figcaption>{escape(title)} '
-                    f"({escape(path.name)})</figcaption></figure>")
+                    f'src="data:image/png;base64,{data}"><figcaption><b>{escape(title)}</b> '
+                    f"({escape(path.name)}). {escape(note)}</figcaption></figure>")
     return "<h2>Charts</h2>" + "\n".join(figs)
 
 
