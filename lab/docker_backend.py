@@ -30,9 +30,11 @@ server's port (and the master's port, likewise) is published on that host's
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import itertools
 import socket
+import tarfile
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -70,6 +72,28 @@ WORKER_SYSCTLS = {"net.ipv4.ip_local_port_range": "1024 65000", "net.ipv4.tcp_tw
 # (loadgen/options.py: ALLOW_EXTERNAL_ENV) is how it learns of the opt-in.
 SAFE_TARGETS = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("198.18.0.0/15"))
 ALLOW_EXTERNAL_ENV = "IOLAB_ALLOW_EXTERNAL_TARGETS"
+WORKDIR_PARENT = "/home/lab"  # the image user's home: writable, exists in the image
+SCENARIO_DIR_MAX_BYTES = 5_000_000
+
+
+def scenario_dir_tar(directory: Path) -> bytes:
+    """The scenario file's directory as a tar under ``scenario/``, so a custom
+    server's relative command paths work in the lab image (small files only)."""
+    buf, total = io.BytesIO(), 0
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for path in sorted(directory.rglob("*")):
+            if not path.is_file() or "__pycache__" in path.parts:
+                continue
+            total += path.stat().st_size
+            if total > SCENARIO_DIR_MAX_BYTES:
+                raise BackendError(f"{directory} holds more than {SCENARIO_DIR_MAX_BYTES} "
+                                   "bytes; give the custom server an image instead")
+            info = tar.gettarinfo(str(path), arcname=f"scenario/{path.relative_to(directory)}")
+            info.uid = info.gid = 10001  # the image's lab user
+            info.uname = info.gname = ""
+            with path.open("rb") as f:
+                tar.addfile(info, f)
+    return buf.getvalue()
 
 
 class DockerBackend(Backend):
@@ -157,7 +181,7 @@ class DockerBackend(Backend):
     def _run(self, host: str, ctx: RunContext, role: str, name: str, command: list[str], *,
              image: str | None = None, nofile: int, sysctls: dict[str, str] | None = None,
              ports: dict | None = None, security_opt: tuple[str, ...] = (),
-             **extra: Any):
+             files: bytes | None = None, **extra: Any):
         """Create and start one lab container on ``host`` (security defaults here)."""
         from docker.types import Ulimit
 
@@ -174,6 +198,8 @@ class DockerBackend(Backend):
             security_opt=["no-new-privileges", *security_opt], **extra)
         with self._lock:
             self._containers.append((ctx.logs_dir / f"{container.name}.log", container))
+        if files:  # copied in before start: works on remote daemons, unlike bind mounts
+            container.put_archive(WORKDIR_PARENT, files)
         container.start()
         return container
 
@@ -210,7 +236,10 @@ class DockerBackend(Backend):
         security = ()
         if spec.model == "io_uring":
             security = (f"seccomp={SECCOMP_IO_URING.read_text()}",)
-        extra = {}
+        extra: dict[str, Any] = {}
+        if spec.is_custom and not spec.image and self.scenario.source_path:
+            extra["files"] = scenario_dir_tar(Path(self.scenario.source_path).parent)
+            extra["working_dir"] = f"{WORKDIR_PARENT}/scenario"
         if spec.limits.memory:
             extra["mem_limit"] = spec.limits.memory
         if spec.limits.cpuset:
@@ -231,8 +260,9 @@ class DockerBackend(Backend):
 
     @staticmethod
     def _server_command(spec: ServerSpec, port: int) -> list[str]:
-        if spec.is_custom:
-            return list(spec.command or [])
+        if spec.is_custom:  # the placeholders of the local backend, in-container values
+            return [w.replace("{python}", "python").replace("{port}", str(port))
+                    for w in spec.command or []]
         cmd = ["python", "-m", "servers", spec.model, "--host", "0.0.0.0", "--port", str(port),
                "--backlog", str(spec.limits.backlog), "--nofile", "max",
                "--on-fd-limit", spec.on_fd_limit, "--work-us", str(spec.work_us)]
