@@ -110,18 +110,26 @@ def chart_held(run: Run) -> Figure:
     return fig
 
 
-def chart_latency(run: Run) -> Figure:
-    """p99 (solid) and p50 (dashed) echo latency vs connections held."""
+def _latency(run: Run, series: Callable[[Run, str], rs.Series], title: str,
+             xlabel: str, wall: bool) -> Figure:
+    """p99 (solid) and p50 (dashed) from ``series(run, field)``, with the SLO line."""
     fig, ax = _figure()
-    p99 = rs.latency_vs_held(run, "p99_ms")
+    p99 = series(run, "p99_ms")
     _plot(ax, p99, "-", " p99")
-    _plot(ax, rs.latency_vs_held(run, "p50_ms"), "--", " p50")
-    _wall(ax, vertical=True)
+    _plot(ax, series(run, "p50_ms"), "--", " p50")
+    if wall:
+        _wall(ax, vertical=True)
     _slo_line(ax, run)
     _autolog(ax, p99, "x")
     _autolog(ax, p99, "y", ratio=10)
-    _finish(ax, "Echo latency vs connections", "connections held", "echo latency (ms)")
+    _finish(ax, title, xlabel, "echo latency (ms)")
     return fig
+
+
+def chart_latency(run: Run) -> Figure:
+    """p99 (solid) and p50 (dashed) echo latency vs connections held."""
+    return _latency(run, rs.latency_vs_held, "Echo latency vs connections", "connections held",
+                    wall=True)
 
 
 def chart_rate(run: Run) -> Figure:
@@ -159,27 +167,10 @@ def chart_cost(run: Run) -> Figure:
 
 def chart_idle(run: Run) -> Figure:
     """Active users' p99/p50 latency vs idle connections (the libevent benchmark shape)."""
-    fig, ax = _figure()
-    p99 = rs.latency_vs_idle(run, "p99_ms")
-    _plot(ax, p99, "-", " p99")
-    _plot(ax, rs.latency_vs_idle(run, "p50_ms"), "--", " p50")
-    _slo_line(ax, run)
-    _autolog(ax, p99, "x")
-    _autolog(ax, p99, "y", ratio=10)
     active = run.load.get("active_users") or 0
-    _finish(ax, f"Latency of {active} active connections vs idle connections",
-            "idle connections", "echo latency (ms)")
-    return fig
-
-
-# (file stem, title for the report, drawing function, applies to this run?)
-CHARTS: tuple[tuple[str, str, Callable[[Run], Figure], Callable[[Run], bool]], ...] = (
-    ("held", "Connections held vs target", chart_held, lambda run: True),
-    ("latency", "Echo latency vs connections", chart_latency, lambda run: True),
-    ("rate", "Echo rate vs connections", chart_rate, lambda run: True),
-    ("cost", "Memory per connection and CPU per message", chart_cost, lambda run: True),
-    ("idle", "Latency vs idle connections", chart_idle, lambda run: run.is_idle_vs_active),
-)
+    return _latency(run, rs.latency_vs_idle,
+                    f"Latency of {active} active connections vs idle connections",
+                    "idle connections", wall=False)
 
 
 # What a reader needs to know to read each chart (shown under it in the report).
