@@ -173,6 +173,16 @@ def chart_idle(run: Run) -> Figure:
                     "idle connections", wall=False)
 
 
+# (file stem, title for the report, drawing function, applies to this run?)
+CHARTS: tuple[tuple[str, str, Callable[[Run], Figure], Callable[[Run], bool]], ...] = (
+    ("held", "Connections held vs target", chart_held, lambda run: True),
+    ("latency", "Echo latency vs connections", chart_latency, lambda run: True),
+    ("rate", "Echo rate vs connections", chart_rate, lambda run: True),
+    ("cost", "Memory per connection and CPU per message", chart_cost, lambda run: True),
+    ("idle", "Latency vs idle connections", chart_idle, lambda run: run.is_idle_vs_active),
+)
+
+
 # What a reader needs to know to read each chart (shown under it in the report).
 NOTES: dict[str, str] = {
     "held": "Each model's line leaves the grey diagonal where it stops accepting; the X marks "
