@@ -121,12 +121,10 @@ class StepShape(LoadTestShape):
         super().__init__()
         self.controller: StepController | None = None
 
-    def reset_time(self) -> None:
-        """Locust calls this when a (new) shape run starts: start afresh."""
-        super().reset_time()
-        self.stop_controller()
-
     def stop_controller(self) -> None:
+        """At ``test_stop`` (listeners): the next run builds a new controller.
+        Not in ``reset_time``: the master calls that again inside its first
+        ramp, which would restart step 0 behind the shape's back."""
         if self.controller is not None:
             self.controller.stop()
             self.controller = None

@@ -1,0 +1,152 @@
+"""Pure logic of the load generator: option parsing, the target guard, the
+HDR merge, the two schedules, the capacity warnings."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import random
+
+import pytest
+
+from loadgen.failures import ClosedByServer, EchoMismatch, TcpFailure, classify, failure
+from loadgen.limits import CapacityGuard
+from loadgen.meter import Meter, Snapshot, merge
+from loadgen.options import (
+    LoadOptions,
+    Step,
+    add_arguments,
+    parse_source_ips,
+    parse_steps,
+    split_host,
+    target_address,
+)
+from loadgen.schedule import Schedule
+
+
+def test_steps_parse_with_units():
+    assert parse_steps("500:20s, 1000:1.5m,2000:30,10:250ms") == (
+        Step(500, 20.0), Step(1000, 90.0), Step(2000, 30.0), Step(10, 0.25))
+
+
+@pytest.mark.parametrize("bad", ["500", "500:", "x:2s", "500:2d", "500:0s"])
+def test_bad_steps_name_the_part(bad):
+    with pytest.raises(ValueError, match=bad.split(",")[0].strip()[:3]):
+        parse_steps(bad)
+
+
+def test_source_ips_lists_and_ranges():
+    assert parse_source_ips("127.0.0.2-127.0.0.4, 127.0.1.1") == (
+        "127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.1.1")
+    assert parse_source_ips("") == ()
+    with pytest.raises(ValueError):
+        parse_source_ips("127.0.0.9-127.0.0.2")
+
+
+def test_options_parse_and_reject_through_argparse():
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    add_arguments(parser)
+    ns = parser.parse_args(["--steps", "5:1s", "--pace", "0.5", "--schedule", "fixed"])
+    assert (ns.steps, ns.pace, ns.message_size, ns.schedule) == ("5:1s", 0.5, 64, "fixed")
+    assert LoadOptions.from_parsed(ns) == LoadOptions(pace_s=0.5, schedule="fixed")
+    web_ui = {a.dest for a in parser._actions if getattr(a, "include_in_web_ui", False)}
+    assert {"steps", "message_size", "pace"} <= web_ui and "source_ips" not in web_ui
+    with pytest.raises(argparse.ArgumentError, match="not USERS:HOLD"):
+        parser.parse_args(["--steps", "oops"])
+
+
+def test_target_guard_allows_only_loopback_and_the_lab_network():
+    assert split_host("tcp://127.0.0.1:9000") == ("127.0.0.1", 9000)
+    assert target_address("tcp://127.0.0.3:9000") == ("127.0.0.3", 9000)
+    assert target_address("198.18.0.5:1") == ("198.18.0.5", 1)
+    with pytest.raises(ValueError, match="refusing"):
+        target_address("tcp://192.0.2.10:80")  # resolved locally, nothing is sent
+    with pytest.raises(ValueError):
+        split_host("tcp://127.0.0.1")
+
+
+def test_failures_are_classified():
+    assert classify(ConnectionRefusedError(errno.ECONNREFUSED, "x")) == "ECONNREFUSED"
+    assert classify(ClosedByServer()) == "ECONNRESET"
+    assert classify(BrokenPipeError(errno.EPIPE, "x")) == "ECONNRESET"
+    assert classify(TimeoutError()) == "timeout"
+    assert classify(EchoMismatch()) == "mismatch"
+    assert classify(OSError(errno.EMFILE, "x")) == "EMFILE"
+    assert classify(OSError(errno.EADDRINUSE, "x")) == "EADDRNOTAVAIL"
+    assert classify(OSError(errno.EHOSTUNREACH, "x")) == "other"
+    f = failure(OSError(errno.ENFILE, "Too many open files in system"))
+    assert isinstance(f, TcpFailure) and str(f) == "ENFILE: Too many open files in system"
+
+
+def snapshot_with(values_ms, **kw) -> Snapshot:
+    m = Meter()
+    for v in values_ms:
+        m.echo_ok(v / 1000)
+    return Snapshot(histogram=m.histogram, **kw)
+
+
+def test_merge_is_exact_over_workers():
+    rng = random.Random(7)
+    a = [rng.uniform(0.1, 5) for _ in range(5000)]
+    b = [rng.uniform(50, 100) for _ in range(100)]  # one slow worker: the p99 lives here
+    rec = merge([snapshot_with(a, users=10, connected=9, connect_attempts=11,
+                               connect_failures={"ECONNREFUSED": 2},
+                               failures={"ECONNREFUSED": 2, "timeout": 1}),
+                 snapshot_with(b, users=5, connected=5, connect_attempts=5,
+                               failures={"timeout": 3})], window_s=2.0)
+    everything = sorted(a + b)
+    true_p99 = everything[int(0.99 * len(everything)) - 1]
+    assert rec["p99_ms"] == pytest.approx(true_p99, rel=0.002)
+    assert rec["max_ms"] == pytest.approx(max(b), rel=0.002)
+    assert rec["p50_ms"] == pytest.approx(everything[len(everything) // 2], rel=0.01)
+    assert (rec["echo_count"], rec["rps"], rec["workers"]) == (5100, 2550.0, 2)
+    assert (rec["users"], rec["connected"], rec["connect_attempts"]) == (15, 14, 16)
+    assert rec["failures"] == {"ECONNREFUSED": 2, "timeout": 4}
+    assert rec["connect_failures"] == {"ECONNREFUSED": 2}
+
+
+def test_snapshot_survives_the_wire_and_resets_the_step():
+    m = Meter()
+    m.opened()
+    m.connect_started()
+    m.failed("mismatch")
+    for v in (1, 2, 3):
+        m.echo_ok(v / 1000)
+    wire = m.snapshot(users=1).to_message()
+    assert isinstance(wire["histogram"], bytes)
+    back = Snapshot.from_message(wire)
+    assert back.histogram.get_total_count() == 3 and back.failures == {"mismatch": 1}
+    assert m.connect_attempts == 0 and not m.failures and m.connected == 1
+    assert m.histogram.get_total_count() == 0
+
+
+def test_no_echoes_means_null_latencies():
+    rec = merge([Snapshot(users=3)], window_s=1.0)
+    assert rec["p50_ms"] is None and rec["max_ms"] is None and rec["rps"] == 0
+
+
+def test_closed_schedule_measures_from_the_send():
+    s = Schedule(1.0, fixed=False, now=100.0)
+    assert 100.0 <= s.due < 101.0
+    assert s.origin(now=105.0) is None
+    s.advance(sent_at=105.0)  # the reply was late: next one pace after the send
+    assert s.due == 106.0
+
+
+def test_fixed_schedule_keeps_intended_times():
+    s = Schedule(1.0, fixed=True, now=100.0)
+    first = s.due
+    for k in range(4):  # a stall: we only get to send at 104.5
+        assert s.origin(now=104.5) == first + k
+        s.advance(sent_at=104.5)
+    assert s.due == first + 4
+    assert Schedule(0.0, fixed=True, now=1.0).fixed is False  # no rate, no intended times
+
+
+def test_capacity_guard_warns_once_with_numbers(caplog):
+    guard = CapacityGuard(nofile_soft=1100, source_ips=0, ports_per_ip=500)
+    assert guard.check(400) == []
+    first = guard.check(1001)
+    assert len(first) == 2
+    assert "RLIMIT_NOFILE is 1100" in first[0] and "allow 500" in first[1]
+    assert guard.check(1500) == []
