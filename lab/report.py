@@ -157,6 +157,7 @@ def render_html(run: Run) -> str:
     body = "\n".join([
         f"<h1>iolab run: {escape(name)}</h1><p>{escape(desc)}</p>"
         f"<p>Run directory <code>{escape(run.name)}</code></p>",
+        "" if run.rows else '<p class="warn">No step finished in this run: nothing to plot.</p>',
         limits_section(run), charts_section(run), capacity_section(run),
         steps_section(run), metadata_section(run),
     ])

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from loadgen import lab_tab
 from loadgen.lab_tab import EventTail
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -135,3 +136,8 @@ def test_tail_restarts_after_truncation(tmp_path):
     path.write_text(stats_line(7))
     tail.poll()
     assert tail.snapshot()["connections"] == 7 and tail.name == "poll"
+
+
+def test_headless_and_workers_get_nothing():
+    """No web UI (headless, or a worker): the init hook must do nothing and not fail."""
+    lab_tab._on_init(environment=type("Env", (), {"web_ui": None})())

@@ -181,3 +181,10 @@ def test_bad_input_exits_2_naming_path(tmp_path, capsys, make):
     err = capsys.readouterr().err
     assert str(target) in err
     assert "run directory" in err
+
+
+def test_run_without_finished_steps_still_reports(tmp_path):
+    header = (GOLDEN / RUNS[0] / "steps.csv").read_text().splitlines()[0]
+    (tmp_path / "steps.csv").write_text(header + "\n")
+    html = write_report(tmp_path).read_text()
+    assert "No step finished" in html and 'src="data:image/png;base64,' in html
