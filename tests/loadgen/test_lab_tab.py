@@ -138,6 +138,12 @@ def test_tail_restarts_after_truncation(tmp_path):
     assert tail.snapshot()["connections"] == 7 and tail.name == "poll"
 
 
-def test_headless_and_workers_get_nothing():
-    """No web UI (headless, or a worker): the init hook must do nothing and not fail."""
+def test_installs_only_where_the_web_ui_runs(monkeypatch):
+    """Headless runs and workers have no web UI: the init hook must leave them alone."""
+    calls = []
+    monkeypatch.setattr(lab_tab, "install", calls.append)
     lab_tab._on_init(environment=type("Env", (), {"web_ui": None})())
+    assert calls == []
+    ui = object()
+    lab_tab._on_init(environment=type("Env", (), {"web_ui": ui})())
+    assert calls == [ui]
