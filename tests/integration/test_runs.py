@@ -1,0 +1,138 @@
+"""Whole runs through the run loop on the Docker backend: results written,
+and nothing left behind — after a normal run, a server that dies at start,
+an interrupted run, and the two-endpoint multi-host path."""
+
+from __future__ import annotations
+
+import csv
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from lab.errors import BackendError
+from lab.run import run_scenario
+from lab.spec import HostSpec, Placement, ServerSpec
+
+pytestmark = pytest.mark.docker
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def rows(run_dir: Path) -> list[dict[str, str]]:
+    with (run_dir / "steps.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.slow
+def test_small_end_to_end_run_writes_results_and_leaves_nothing(
+        backend_factory, scenario_of, tmp_path, docker_client):
+    sc = scenario_of(ServerSpec(name="epoll", model="epoll"),
+                     steps=((20, 2.0), (40, 2.0)), workers=2)
+    backend, _ctx = backend_factory(sc)
+    run_dir, outcomes = run_scenario(sc, backend, tmp_path / "out", report=lambda *_: None)
+    assert outcomes["epoll"].error is None
+    got = rows(run_dir)
+    assert [(r["model"], r["step"], r["target_connections"]) for r in got] == [
+        ("epoll", "0", "20"), ("epoll", "1", "40")]
+    assert all(int(r["connected"]) == int(r["target_connections"]) for r in got)
+    assert (run_dir / "run.json").exists()
+    logs = {p.name for p in (run_dir / "logs").iterdir()}
+    assert any(n.startswith("iolab-") and "server-epoll" in n for n in logs), logs
+    assert any(n.startswith("docker-stats-") for n in logs), logs
+    flt = {"label": f"iolab.run={run_dir.name}"}
+    assert docker_client.containers.list(all=True, filters=flt) == []
+    assert docker_client.networks.list(filters=flt) == []
+
+
+def test_server_dying_at_start_is_reported_and_torn_down(
+        backend_factory, scenario_of, tmp_path, docker_client):
+    dying = ServerSpec(name="dies", command=("python", "-c",
+                                             "import sys; print('boom at start'); sys.exit(3)"),
+                       port=7100)
+    sc = scenario_of(dying)
+    backend, _ctx = backend_factory(sc)
+    with pytest.raises(BackendError, match="no server could be measured"):
+        run_scenario(sc, backend, tmp_path / "out", report=lambda *_: None)
+    run_dir = next((tmp_path / "out").iterdir())
+    assert "boom at start" in (run_dir / "run.json").read_text()
+    flt = {"label": f"iolab.run={run_dir.name}"}
+    assert docker_client.containers.list(all=True, filters=flt) == []
+    assert docker_client.networks.list(filters=flt) == []
+
+
+INTERRUPTIBLE = """\
+name: interrupted
+backend: docker
+servers: [epoll]
+load:
+  user: echo
+  workers: 1
+  hold: 600s
+  steps: [20]
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupted_run_tears_everything_down(signum, tmp_path, docker_client, lab_image,
+                                               no_leftovers):
+    scenario = tmp_path / "interrupted.yaml"
+    scenario.write_text(INTERRUPTIBLE)
+    proc = subprocess.Popen([str(ROOT / "scripts" / "run-lab"), str(scenario),
+                             "--out", str(tmp_path / "out")],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        flt = {"label": "iolab.role=worker"}
+        while not docker_client.containers.list(filters=flt):  # the load is running
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.monotonic() < deadline, "the run never started its workers"
+            time.sleep(0.5)
+        time.sleep(2)
+        proc.send_signal(signum)
+        out, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, out
+    assert docker_client.containers.list(all=True, filters={"label": "iolab"}) == [], out
+    assert docker_client.networks.list(filters={"label": "iolab"}) == []
+    run_dir = next((tmp_path / "out").iterdir())
+    assert (run_dir / "run.json").exists()
+
+
+@pytest.mark.slow
+def test_two_endpoints_to_one_daemon_multi_host(backend_factory, scenario_of, tmp_path,
+                                                docker_client):
+    import docker
+
+    hosts = (HostSpec(name="server-host", endpoint="local"),
+             HostSpec(name="load-host", endpoint="unix:///var/run/docker.sock"))
+    sc = scenario_of(ServerSpec(name="epoll", model="epoll", host="server-host"),
+                     steps=((30, 2.0),), workers=2, hosts=hosts,
+                     placement=Placement(master="load-host",
+                                         workers=("server-host", "load-host")))
+    clients = {"server-host": docker_client,
+               "load-host": docker.DockerClient(base_url="unix:///var/run/docker.sock")}
+    backend, _ctx = backend_factory(sc, clients=clients)
+    seen: dict[str, str] = {}
+
+    real_run = backend._run
+
+    def spy(host, ctx, role, name, command, **kw):
+        container = real_run(host, ctx, role, name, command, **kw)
+        seen[container.name] = host
+        return container
+
+    backend._run = spy
+    run_dir, outcomes = run_scenario(sc, backend, tmp_path / "out", report=lambda *_: None)
+    assert outcomes["epoll"].error is None
+    assert [int(r["connected"]) for r in rows(run_dir)] == [30]
+    assert sorted(h for n, h in seen.items() if "-worker-" in n) == ["load-host", "server-host"]
+    assert [h for n, h in seen.items() if "-master-" in n] == ["load-host"]
+    assert [h for n, h in seen.items() if "-server-" in n] == ["server-host"]
+    hosts_meta = (run_dir / "run.json").read_text()
+    assert "load-host" in hosts_meta and "server-host" in hosts_meta
