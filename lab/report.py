@@ -49,6 +49,8 @@ def _cell(value: Any, key: str = "") -> str:
         return "–"
     if key in MIB_FIELDS and isinstance(value, int | float):
         return f"{value / 2**20:.1f}"
+    if isinstance(value, int) and not isinstance(value, bool) and key != "step":
+        return f"{value:,}"
     if isinstance(value, float):
         return f"{value:.4g}" if key == "error_rate" else f"{value:,.2f}".rstrip("0").rstrip(".")
     return str(value)
@@ -83,10 +85,22 @@ def limits_section(run: Run) -> str:
                          escape(explain(kind))])
         else:
             top = max((r.get("target_connections") or 0 for r in mrows), default=0)
-            rows.append([_model_label(model), "none", "–", f"{top:,}", "–",
+            rows.append([_model_label(model), "none", "–", _cell(top), "–",
                          f"No limit hit up to {top:,} target connections."])
     head = ["model", "limit", "step", "target", "held", "mechanism"]
-    return "<h2>Limits hit</h2>" + html_table(head, rows, text_cols={5})
+    return "<h2>Limits hit</h2>" + html_table(head, rows, text_cols={5}) + _log_tails(run)
+
+
+def _log_tails(run: Run) -> str:
+    """The error and log tail run.json kept for a model that failed or crashed."""
+    parts = []
+    for model in run.models:
+        meta = run.model_meta(model)
+        text = "\n".join(str(meta[k]) for k in ("error", "log_tail") if meta.get(k))
+        if text:
+            parts.append(f"<details><summary>{escape(model)}: error and log tail</summary>"
+                         f"<pre>{escape(text)}</pre></details>")
+    return "\n".join(parts)
 
 
 def charts_section(run: Run) -> str:

@@ -188,3 +188,14 @@ def test_run_without_finished_steps_still_reports(tmp_path):
     (tmp_path / "steps.csv").write_text(header + "\n")
     html = write_report(tmp_path).read_text()
     assert "No step finished" in html and 'src="data:image/png;base64,' in html
+
+
+def test_crash_log_tail_is_shown_escaped(tmp_path):
+    run_dir = tmp_path / "crashed"
+    shutil.copytree(GOLDEN / "synthetic-select-poll-epoll", run_dir)
+    meta = json.loads((run_dir / "run.json").read_text())
+    meta["models"]["poll"].update(limit="crash", log_tail="Traceback: <boom> & exit 139")
+    (run_dir / "run.json").write_text(json.dumps(meta))
+    html = write_report(run_dir).read_text()
+    assert "Traceback: &lt;boom&gt; &amp; exit 139" in html and "<boom>" not in html
+    assert MECHANISM["crash"].split(";")[0] in html
