@@ -118,7 +118,7 @@ class LocalServer(ServerHandle):
         self.reader.start()
 
     def _read(self) -> None:
-        with self.stdout_log.open("w") as log:
+        with self.stdout_log.open("w") as log, self.proc.stdout:
             for raw in self.proc.stdout:
                 line = raw.decode(errors="replace")
                 log.write(line)

@@ -1,0 +1,96 @@
+"""The CLI in-process: exit codes, messages, subcommands (no servers started)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lab import cli
+from lab.doctor import doctor_text, load_ceiling, server_ceilings
+from lab.scenario import load_scenario, parse_scenario
+
+ROOT = Path(__file__).resolve().parents[2]
+FACTS = {"nofile_soft": 1024, "nofile_hard": 20000, "file_max": 100000, "nr_open": 1048576,
+         "file_nr": "600 0 100000", "pid_max": 4000, "threads_max": 9000, "somaxconn": 4096,
+         "ip_local_port_range": "32768 60999", "nproc": None, "mem_total": 2**34,
+         "mem_available": 2**33, "cpus": 2}
+
+
+def test_validate_ok_and_bad(capsys):
+    assert cli.main(["validate", str(ROOT / "lab.yaml")]) == 0
+    assert "lab.yaml: ok (lab: 3 servers" in capsys.readouterr().out
+    bad = ROOT / "tests/data/scenarios/invalid/misspelled_model.yaml"
+    assert cli.main(["validate", str(ROOT / "lab.yaml"), str(bad)]) == 2
+    assert "servers[2].model: 'epol' is not a model; did you mean 'epoll'?" in \
+        capsys.readouterr().err
+
+
+def test_run_with_invalid_scenario_exits_2_and_creates_nothing(tmp_path, capsys):
+    bad = ROOT / "tests/data/scenarios/invalid/external_target.yaml"
+    assert cli.main([str(bad), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("run-lab: ") and "hosts[0].address" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_arguments_exit_2(capsys):
+    assert cli.main([str(ROOT / "lab.yaml"), "--backend", "kubernetes"]) == 2
+    assert "--backend" in capsys.readouterr().err
+    assert cli.main([str(ROOT / "lab.yaml"), "--models", "epol", "--backend", "local"]) == 2
+    assert "did you mean 'epoll'" in capsys.readouterr().err
+    assert cli.main([]) == 2
+
+
+def test_help_exits_0(capsys):
+    assert cli.main(["--help"]) == 0
+    assert "validate, doctor, clean" in capsys.readouterr().out
+
+
+def test_traceback_only_on_request(monkeypatch, capsys):
+    def boom(argv):
+        raise RuntimeError("kaput")
+    monkeypatch.setitem(cli.COMMANDS, "doctor", boom)
+    assert cli.main(["doctor"]) == 1
+    err = capsys.readouterr().err
+    assert "internal error: RuntimeError: kaput" in err and "Traceback" not in err
+    assert cli.main(["doctor", "--traceback"]) == 1
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_keyboard_interrupt_is_130(monkeypatch, capsys):
+    def interrupted(argv):
+        raise KeyboardInterrupt
+    monkeypatch.setitem(cli.COMMANDS, "clean", interrupted)
+    assert cli.main(["clean"]) == 130
+
+
+def test_doctor_in_process(monkeypatch, capsys):
+    monkeypatch.setattr("lab.docker_hosts.docker_available", lambda *a: (False, "no daemon"))
+    assert cli.main(["doctor", str(ROOT / "lab.yaml"), "--backend", "local"]) == 0
+    out = capsys.readouterr().out
+    for word in ("open files (nofile)", "fs.file-max", "port range", "somaxconn", "pid_max",
+                 "memory", "Docker                 not reachable: no daemon", "select",
+                 "FD_SETSIZE", "epoll"):
+        assert word in out
+
+
+def test_doctor_ceilings_name_the_binding_limit():
+    scenario = load_scenario(ROOT / "lab.yaml")
+    text = doctor_text(scenario, (True, "Docker 20"), ("local",), facts=FACTS)
+    select_line = next(line for line in text.splitlines() if line.strip().startswith("select"))
+    assert "~1016" in select_line and "FD_SETSIZE" in select_line and "stops before" in select_line
+    epoll_line = next(line for line in text.splitlines() if line.strip().startswith("epoll"))
+    assert "~19992" in epoll_line and "reaches the top step" in epoll_line
+    threads = parse_scenario("servers: [threads]\nload: {steps: [10]}\n", "t.yaml").servers[0]
+    assert min(server_ceilings(threads, FACTS), key=lambda c: c.connections).limit == "threads"
+    small_ports = {**FACTS, "ip_local_port_range": "60000 60999"}
+    assert load_ceiling(scenario, small_ports, "docker").limit == "EADDRNOTAVAIL"
+
+
+def test_report_subcommand_is_delegated(monkeypatch):
+    seen = []
+    monkeypatch.setitem(cli.COMMANDS, "report", cli._delegate("json", "loads"))
+    assert cli.main(["report", "x"]) == 1  # json.loads(list) -> TypeError -> internal error
+    monkeypatch.setitem(cli.COMMANDS, "report", lambda argv: seen.append(argv) or 0)
+    assert cli.main(["report", "some/run"]) == 0 and seen == [["some/run"]]
+    assert cli.main(["compare"]) == 2  # wired to lab.compare, which wants two runs
