@@ -243,8 +243,8 @@ def to_markdown(run: Run, plans: list[ModelPlan], slo: SLO, target: int | None,
     lines += ["| " + " | ".join(c) + " |" for c in cells]
     lines += ["", "## Why each model stops", ""]
     lines += [f"- **{p.model}** ({p.binds}): {p.why}" for p in plans]
-    lines += ["", "## How this is computed", "", __doc__.split("The rules (also written into "
-                                                                  "capacity.md):")[1].strip()]
+    rules = (__doc__ or "").partition("The rules (also written into capacity.md):")[2]
+    lines += ["", "## How this is computed", "", rules.strip()]
     return "\n".join(lines) + "\n"
 
 

@@ -166,3 +166,11 @@ def test_every_golden_run_plans_its_limits(tmp_path, capsys, name):
         assert plans[model]["binds"] == r["limit"]
         assert plans[model]["wall"] == int(r["connected"])
     assert all(p["hosts"] >= 1 for p in plans.values())
+
+
+def test_capacity_md_states_its_rules(tmp_path):
+    run_dir = tmp_path / GOLDEN.name
+    shutil.copytree(GOLDEN, run_dir)
+    capacity_main([str(run_dir)])
+    rules = (run_dir / "capacity.md").read_text().split("## How this is computed")[1]
+    assert "99 %" in rules and "hosts = ceil(target / that)" in rules
