@@ -267,8 +267,9 @@ def substitute(words: tuple[str, ...], port: int | None) -> list[str]:
 class LocalBackend(Backend):
     name = "local"
 
-    def __init__(self, scenario: Scenario, progress: Any = None):
+    def __init__(self, scenario: Scenario, progress: Any = None, *, web_port: int = WEB_PORT):
         self.scenario = scenario
+        self.web_port = web_port
         self.nofile_hard = raise_nofile_soft_limit()
         self.servers: list[LocalServer] = []
         self.loads: list[LocalLoad] = []
@@ -334,6 +335,7 @@ class LocalBackend(Backend):
                                     target_port=server.target_port, workers=count,
                                     step_results=str(step_results), ui=ui, python=sys.executable)
         master_cmd = _with_option(master_cmd, "--master-bind-port", str(port))
+        master_cmd = _with_option(master_cmd, "--web-port", str(self.web_port))
         env = {"IOLAB_ALLOW_EXTERNAL_TARGETS": "1"} if ctx.scenario.allow_external_targets else {}
         master_log = ctx.logs_dir / f"{name}.locust-master.log"
         master = _spawn(master_cmd, master_log, env=env)
@@ -342,7 +344,7 @@ class LocalBackend(Backend):
             cmd = worker_command(load_spec, master_host=LOOPBACK, master_port=port,
                                  source_ips=source_ips(i), python=sys.executable)
             workers.append(_spawn(cmd, ctx.logs_dir / f"{name}.locust-worker-{i}.log", env=env))
-        web_url = f"http://127.0.0.1:{WEB_PORT}" if ui else None
+        web_url = f"http://127.0.0.1:{self.web_port}" if ui else None
         load = LocalLoad(master, workers, master_log, step_results, web_url)
         self.loads.append(load)
         return load

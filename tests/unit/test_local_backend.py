@@ -1,0 +1,70 @@
+"""Local backend pieces that need no processes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lab.errors import BackendError
+from lab.local_backend import (
+    LocalBackend,
+    LocalLoad,
+    _with_option,
+    parse_ready,
+    source_ips,
+    substitute,
+)
+from lab.scenario import parse_scenario
+
+
+def test_parse_ready():
+    assert parse_ready("READY 127.0.0.1:4242 model=epoll pid=77 nofile=20000") == {
+        "host": "127.0.0.1", "port": 4242, "model": "epoll", "pid": 77, "nofile": 20000}
+
+
+def test_each_worker_gets_its_own_source_addresses():
+    assert source_ips(0) == "127.0.0.10,127.0.0.11"
+    assert source_ips(1) == "127.0.0.12,127.0.0.13"
+    with pytest.raises(BackendError):
+        source_ips(200)
+
+
+def test_substitute_and_with_option():
+    assert substitute(("{python}", "srv.py", "--port={port}"), 9)[1:] == ["srv.py", "--port=9"]
+    assert _with_option(["a", "--web-port", "8089", "b"], "--web-port", "1") == [
+        "a", "--web-port", "1", "b"]
+    assert _with_option(["a"], "--web-port", "1") == ["a"]
+
+
+def test_unapplied_settings_name_container_only_limits(tmp_path):
+    scenario = parse_scenario(
+        "hosts: [{name: a, address: 127.0.0.1}, {name: b, address: 198.18.0.3}]\n"
+        "servers:\n  - model: epoll\n    limits: {memory: 1g, cpuset: '0',"
+        " sysctls: {net.core.somaxconn: 8192}}\n"
+        "load: {steps: [10]}\n", "u.yaml")
+    backend = LocalBackend(scenario)
+    try:
+        notes = backend.unapplied_settings(scenario)
+        server = LocalBackend.server_command(scenario.servers[0])
+    finally:
+        backend.cleanup()
+    assert any("servers[0].limits.sysctls" in n and "somaxconn" in n for n in notes)
+    assert any("servers[0].limits.memory (1g)" in n for n in notes)
+    assert any("servers[0].limits.cpuset" in n for n in notes)
+    assert any(n.startswith("hosts/placement") for n in notes)
+    assert server[server.index("--nofile") + 1] == "max"
+    assert server[server.index("--host") + 1] == "127.0.0.1"
+
+
+def test_load_reads_only_complete_step_lines(tmp_path):
+    path = tmp_path / "steps.jsonl"
+    load = LocalLoad(master=None, workers=[], master_log=tmp_path / "m.log", step_results=path,
+                     web_url=None)
+    assert load.poll_step_results() == []
+    path.write_text(json.dumps({"step": 0}) + "\n" + '{"step": ')
+    assert load.poll_step_results() == [{"step": 0}]
+    with path.open("a") as f:
+        f.write('1}\n')
+    assert load.poll_step_results() == [{"step": 1}]
+    assert load.poll_step_results() == []
