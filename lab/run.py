@@ -181,64 +181,25 @@ class Runner:
 
     def _poll_steps(self, spec: ServerSpec, server: ServerHandle, load: LoadHandle,
                     monitor: ServerMonitor, outcome: ModelOutcome) -> None:
-        steps_path = self.ctx.logs_dir / f"{spec.name}.steps.jsonl"
-        steps_path.touch()
-        pending: deque[tuple[dict[str, Any], float]] = deque()
-        total = len(self.scenario.load.steps)
-        budget = expected_duration_s(self.scenario)
-        deadline = self.clock() + budget
-        dead_since: float | None = None
-        last_stats: dict[str, Any] | None = None
+        """Poll until the steps are done, a limit or a crash stops the model, or it is stuck."""
+        poller = _StepPoller(self, spec, server, load, monitor, outcome)
         try:
-            while True:
-                records = load.poll_step_results()
-                _append_jsonl(steps_path, records)
-                now = self.clock()
-                pending.extend((r, now) for r in records)
-                monitor.drain()
-                self.sampler.sample(now)
-                server_dead = server.exit_code() is not None
-                if server_dead and dead_since is None:
-                    dead_since = now
-                load_done = load.exit_code() is not None
-                while pending:
-                    record, arrived = pending[0]
-                    t_end = float(record.get("t_end") or 0.0)
-                    if not (monitor.latest_time >= t_end or server_dead or load_done
-                            or now - arrived >= STATS_GRACE_S):
-                        break
-                    pending.popleft()
-                    row = self._row(spec, record, monitor, server_dead)
-                    outcome.rows.append(row)
-                    self.record.add_row(row)
-                    self.live.step_done(row)
-                    if stops_model(row, server_dead):
-                        outcome.limit = row["limit"] or ("crash" if server_dead else None)
-                        outcome.stopped_at_step = row["step"]
-                        return
-                if load_done and not pending:
-                    if not outcome.rows:
-                        outcome.error = (f"the load generator exited ({load.exit_code()}) before "
-                                         f"any step finished:\n{load.log_tail(15)}")
-                    return
-                if server_dead and not pending and now - dead_since > self._step_wait_s():
-                    outcome.limit = "crash"
-                    outcome.stopped_at_step = len(outcome.rows)
-                    return
-                if now > deadline:
-                    outcome.error = f"stuck: the steps did not finish within {budget:.0f} s"
-                    return
-                last_stats = monitor.stats[-1] if monitor.stats else last_stats
-                self._progress(spec, outcome, total, last_stats, monitor)
+            while not poller.tick():
+                self._progress(spec, outcome, monitor)
                 time.sleep(self.poll_s)
         except KeyboardInterrupt:
-            while pending:  # steps the loadgen finished are measured: keep them
-                row = self._row(spec, pending.popleft()[0], monitor, False)
-                outcome.rows.append(row)
-                self.record.add_row(row)
+            poller.flush()  # steps the loadgen finished are measured: keep them
             raise
 
-    def _step_wait_s(self) -> float:
+    def add_row(self, spec: ServerSpec, record: dict[str, Any], monitor: ServerMonitor,
+                server_dead: bool, outcome: ModelOutcome) -> dict[str, Any]:
+        row = self._row(spec, record, monitor, server_dead)
+        outcome.rows.append(row)
+        self.record.add_row(row)
+        self.live.step_done(row)
+        return row
+
+    def step_wait_s(self) -> float:
         """After a crash, how long to wait for the load to close the step in progress."""
         return min(15.0, max(s.hold_s for s in self.scenario.load.steps) + 5.0)
 
@@ -255,11 +216,11 @@ class Runner:
         return make_row(spec, record, monitor.stats_at(t_end), limit, self.sampler.at(t_end),
                         active_users=active)
 
-    def _progress(self, spec: ServerSpec, outcome: ModelOutcome, total: int,
-                  stats: dict[str, Any] | None, monitor: ServerMonitor) -> None:
-        step = len(outcome.rows)
+    def _progress(self, spec: ServerSpec, outcome: ModelOutcome, monitor: ServerMonitor) -> None:
+        step, total = len(outcome.rows), len(self.scenario.load.steps)
         if step >= total:
             return
+        stats = monitor.stats[-1] if monitor.stats else None
         rate = None
         if len(monitor.stats) >= 2:
             a, b = monitor.stats[-2], monitor.stats[-1]
@@ -297,6 +258,76 @@ class Runner:
                               final=final, error=outcome.error)
         outcome.limit = limit
         self.live.model_done(spec.name, limit, outcome.stopped_at_step, outcome.error)
+
+
+class _StepPoller:
+    """One model's polling state: step records waiting for the server's stats,
+    and the rules that end the model."""
+
+    def __init__(self, runner: Runner, spec: ServerSpec, server: ServerHandle,
+                 load: LoadHandle, monitor: ServerMonitor, outcome: ModelOutcome):
+        self.runner, self.spec, self.server, self.load = runner, spec, server, load
+        self.monitor, self.outcome = monitor, outcome
+        self.steps_path = runner.ctx.logs_dir / f"{spec.name}.steps.jsonl"
+        self.steps_path.touch()
+        self.pending: deque[tuple[dict[str, Any], float]] = deque()
+        self.budget = expected_duration_s(runner.scenario)
+        self.deadline = runner.clock() + self.budget
+        self.dead_since: float | None = None
+
+    def tick(self) -> bool:
+        """One poll; True when this model is done."""
+        now = self.runner.clock()
+        # Read the exit states first: whatever a process wrote before exiting
+        # is then certainly in the polls that follow.
+        server_dead = self.server.exit_code() is not None
+        load_done = self.load.exit_code() is not None
+        records = self.load.poll_step_results()
+        _append_jsonl(self.steps_path, records)
+        self.pending.extend((r, now) for r in records)
+        self.monitor.drain()
+        self.runner.sampler.sample(now)
+        if server_dead and self.dead_since is None:
+            self.dead_since = now
+        if self._emit(now, server_dead, flush=load_done):
+            return True
+        if load_done and not self.pending:
+            if not self.outcome.rows:
+                self.outcome.error = (f"the load generator exited ({self.load.exit_code()}) "
+                                      f"before any step finished:\n{self.load.log_tail(15)}")
+            return True
+        if server_dead and not self.pending and \
+                now - self.dead_since > self.runner.step_wait_s():
+            self._stop("crash", len(self.outcome.rows))
+            return True
+        if now > self.deadline:
+            self.outcome.error = f"stuck: the steps did not finish within {self.budget:.0f} s"
+            return True
+        return False
+
+    def _emit(self, now: float, server_dead: bool, flush: bool) -> bool:
+        """Turn step records into rows once the server's stats for them are in
+        (or cannot come); True when a row stops the model."""
+        while self.pending:
+            record, arrived = self.pending[0]
+            t_end = float(record.get("t_end") or 0.0)
+            stats_in = self.monitor.latest_time >= t_end or now - arrived >= STATS_GRACE_S
+            if not (stats_in or server_dead or flush):
+                return False
+            self.pending.popleft()
+            row = self.runner.add_row(self.spec, record, self.monitor, server_dead, self.outcome)
+            if stops_model(row, server_dead):
+                self._stop(row["limit"] or "crash", row["step"])
+                return True
+        return False
+
+    def _stop(self, limit: str, step: int) -> None:
+        self.outcome.limit, self.outcome.stopped_at_step = limit, step
+
+    def flush(self) -> None:
+        while self.pending:
+            record = self.pending.popleft()[0]
+            self.runner.add_row(self.spec, record, self.monitor, False, self.outcome)
 
 
 def write_report_safely(run_dir: Path, live: LiveView) -> Path | None:
