@@ -17,8 +17,8 @@ else is here, once:
   counts it and reopens the reserve. If even that fails it asks the caller to
   back off for a while instead of retrying at once.
 * ``run()`` — prints READY, starts the stats ticker, turns SIGTERM/SIGINT into
-  ``Shutdown`` (raised in the main thread, which interrupts any blocking call)
-  and prints the final event.
+  ``Shutdown`` (raised in the main thread, only inside ``blocking(...)`` waits,
+  see ``_Gate``) and prints the final event.
 
 stdout carries the READY line and then JSON lines only; logs go to stderr.
 """
@@ -40,7 +40,8 @@ from typing import Any
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-RECV_SIZE = 65536
+RECV_SIZE = 65536  # the one buffer of a single-threaded loop
+THREAD_RECV_SIZE = 16384  # one per connection in the thread/process models
 # Event-driven models stop reading a connection whose unsent echo exceeds this
 # (the client is not reading) and resume once it drained: memory stays bounded.
 HIGH_WATER = 1 << 20
@@ -261,6 +262,18 @@ class Server:
     def close(self) -> None:
         """Runs after ``serve()`` ended, before the final event (reap children)."""
 
+    def accept_forever(self, handle: Callable[[socket.socket], None]) -> None:
+        """The blocking models' loop: ``handle(conn)`` for every admitted connection."""
+        acceptor = self.acceptor
+        while True:
+            conn = blocking(acceptor.accept)
+            if conn is None:
+                left = acceptor.backing_off()
+                if left:
+                    blocking(time.sleep, left)
+            elif conn is not Acceptor.REFUSED:
+                handle(conn)
+
     def usage(self) -> tuple[float, float, int]:
         """(cpu_user_s, cpu_sys_s, rss_bytes) for the whole server."""
         ru = resource.getrusage(resource.RUSAGE_SELF)
@@ -284,6 +297,25 @@ class Server:
             "rss_bytes": rss,
             "max_fd": s.max_fd,
         }
+
+
+# Signals that must reach the main thread: a process-directed signal can be
+# delivered to any thread that does not block it, and then the main thread's
+# blocking call is not interrupted (CPython runs handlers in the main thread).
+MAIN_THREAD_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGIO}
+
+
+def start_thread(target: Callable[..., Any], *args: Any, name: str | None = None) -> None:
+    """Start a daemon helper thread that blocks ``MAIN_THREAD_SIGNALS``.
+
+    RuntimeError when the thread cannot be started (the ``threads`` limit).
+    """
+
+    def body():
+        signal.pthread_sigmask(signal.SIG_BLOCK, MAIN_THREAD_SIGNALS)
+        target(*args)
+
+    threading.Thread(target=body, name=name, daemon=True).start()
 
 
 class Ticker:
@@ -319,14 +351,45 @@ class Ticker:
             self.tick()
 
     def start(self) -> None:
-        threading.Thread(target=self._run, name="stats", daemon=True).start()
+        start_thread(self._run, name="stats")
 
     def stop(self) -> None:
         self._stop.set()
 
 
-def _raise_shutdown(signum, frame):
-    raise Shutdown(signum)
+class _Gate:
+    """Where SIGTERM/SIGINT may raise ``Shutdown`` in the main thread.
+
+    Raising from a signal handler at an arbitrary bytecode could land between
+    a ``send`` and the counter update after it, and the final event would not
+    match what the clients saw. So the handler raises only while the main
+    thread is inside ``blocking(...)`` (a wait that the signal interrupts);
+    anywhere else it records the signal and the next ``blocking`` call raises.
+    """
+
+    safe = False
+    pending: int | None = None
+
+
+GATE = _Gate()
+
+
+def _on_signal(signum, frame):
+    if GATE.safe:
+        GATE.safe = False
+        raise Shutdown(signum)
+    GATE.pending = signum
+
+
+def blocking(fn, *args):
+    """Call ``fn(*args)`` (main thread) so that SIGTERM/SIGINT can end the wait."""
+    GATE.safe = True
+    try:
+        if GATE.pending is not None:
+            raise Shutdown(GATE.pending)
+        return fn(*args)
+    finally:
+        GATE.safe = False
 
 
 def run(model: str, server_cls: type[Server], opts) -> int:
@@ -340,7 +403,7 @@ def run(model: str, server_cls: type[Server], opts) -> int:
     ticker = Ticker(server, opts.stats_interval)
     server.ticker = ticker
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, _raise_shutdown)
+        signal.signal(signum, _on_signal)
     host, port = listener.getsockname()[:2]
     emitter.line(f"READY {host}:{port} model={model} pid={os.getpid()} nofile={nofile}")
     if server.stats_thread:
@@ -370,30 +433,46 @@ def run(model: str, server_cls: type[Server], opts) -> int:
     return code
 
 
-def serve_blocking(conn: socket.socket, server: Server, on_close: Callable[[], None] | None = None):
+def serve_blocking(
+    conn: socket.socket,
+    server: Server,
+    on_close: Callable[[], None] | None = None,
+    main_thread: bool = False,
+    account: Callable[[int, int], None] | None = None,
+):
     """Echo on a blocking socket until the peer closes (threads, pool, blocking).
 
     Half-close: ``recv`` returning b"" means the peer will send nothing more;
     everything already received has been echoed by ``sendall``, so closing now
     lets the client read the rest and then EOF. Resets are ordinary closes.
     Counters are updated under ``stats.lock`` (several threads share them).
+    ``main_thread``: the calls block through ``blocking()`` (SIGTERM ends them).
+    ``account(bytes_in, bytes_out)`` replaces the shared counters (forking).
     """
     stats, work_us = server.stats, server.work_us
     lock = stats.lock
-    buf = bytearray(RECV_SIZE)
+    if account is None:
+
+        def account(n_in, n_out):
+            with lock:
+                stats.bytes_in += n_in
+                stats.bytes_out += n_out
+
+    buf = bytearray(THREAD_RECV_SIZE)
     view = memoryview(buf)
     try:
         while True:
-            n = conn.recv_into(buf)
+            n = blocking(conn.recv_into, buf) if main_thread else conn.recv_into(buf)
             if not n:
                 break
-            with lock:
-                stats.bytes_in += n
+            account(n, 0)
             if work_us:
                 spin(work_us)
-            conn.sendall(view[:n])
-            with lock:
-                stats.bytes_out += n
+            if main_thread:
+                blocking(conn.sendall, view[:n])
+            else:
+                conn.sendall(view[:n])
+            account(0, n)
     except OSError as exc:
         if exc.errno not in CLOSE_ERRNOS:
             log(f"connection error: {exc}")

@@ -30,7 +30,16 @@ from __future__ import annotations
 
 import select
 
-from servers.core import CLOSE_ERRNOS, HIGH_WATER, RECV_SIZE, Acceptor, Server, log, spin
+from servers.core import (
+    CLOSE_ERRNOS,
+    HIGH_WATER,
+    RECV_SIZE,
+    Acceptor,
+    Server,
+    blocking,
+    log,
+    spin,
+)
 
 IN, OUT, ERR = select.POLLIN, select.POLLOUT, select.POLLERR | select.POLLHUP
 REFUSED = Acceptor.REFUSED
@@ -79,26 +88,30 @@ class EventLoopServer(Server):
         self.lfd = lfd = self.listener.fileno()
         self.listening = True
         self.watch(lfd, IN)
-        conns, on_read, on_write = self.conns, self.on_read, self.on_write
+        wait, dispatch, acceptor = self.wait, self.dispatch, self.acceptor
         while True:
             timeout = None
             if not self.listening:
-                timeout = self.acceptor.backing_off()
+                timeout = acceptor.backing_off()
                 if not timeout:
                     self.listening = True
                     self.watch(lfd, IN)
                     timeout = None
-            for fd, ev in self.wait(timeout):
-                if fd == lfd:
-                    self.on_accept()
-                    continue
-                c = conns.get(fd)
-                if c is None:
-                    continue
-                if ev & (IN | ERR):
-                    on_read(c)
-                if ev & OUT and c.sock is not None:
-                    on_write(c)
+            dispatch(blocking(wait, timeout))
+
+    def dispatch(self, events) -> None:
+        conns, lfd = self.conns, self.lfd
+        for fd, ev in events:
+            if fd == lfd:
+                self.on_accept()
+                continue
+            c = conns.get(fd)
+            if c is None:
+                continue
+            if ev & (IN | ERR):
+                self.on_read(c)
+            if ev & OUT and c.sock is not None:
+                self.on_write(c)
 
     def on_accept(self) -> None:
         stats, conns = self.stats, self.conns

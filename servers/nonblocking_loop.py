@@ -1,0 +1,43 @@
+"""Non-blocking busy-poll: the tutorial's server that never waits.
+
+Every socket is non-blocking and the loop tries them all, forever, without
+sleeping: ``accept`` on the listener, ``recv`` on every connection, ``send``
+of whatever is pending. Phase 1 (waiting for data) is done by the process
+itself, as a stream of system calls that fail with EAGAIN; phase 2 (copying)
+is the ``recv`` that finally succeeds.
+
+Cost per connection: one failed ``recv`` per loop pass, busy or idle, and the
+process burns a whole core even with nothing to do: that is the lesson
+(stats carry ``loop_passes_per_s``: how often each socket is asked).
+
+Where it breaks: at once in CPU (100% of a core), then in latency, which
+grows linearly with the number of connections each pass must ask.
+"""
+
+from __future__ import annotations
+
+from servers.eventloop import IN, OUT, EventLoopServer
+
+
+class Server(EventLoopServer):
+    model = "nonblocking"
+
+    def prepare(self) -> None:
+        self.stats.loop_passes = 0
+
+    def watch(self, fd, mask):  # no kernel registration: we ask every socket ourselves
+        pass
+
+    def rewatch(self, fd, mask):
+        pass
+
+    def unwatch(self, fd):
+        pass
+
+    def wait(self, timeout):
+        """No waiting: claim that everything is ready and let EAGAIN sort it out."""
+        self.stats.loop_passes += 1
+        events = [(fd, IN | OUT) for fd in self.conns]
+        if self.listening:
+            events.append((self.lfd, IN))
+        return events

@@ -1,0 +1,50 @@
+"""A fixed pool of threads (``--workers``, default 32): connection 33 waits.
+
+Phase 1 (waiting for data) and phase 2 (copying) are those of the
+thread-per-connection model: a worker sleeps in its blocking ``recv``. The
+main thread accepts and puts each connection in a queue; a free worker takes
+it and serves it until it closes.
+
+Cost per connection: a queue slot while it waits, a worker while it is
+served; the number of threads (and their stacks) is fixed up front.
+
+Where it breaks: at ``workers + 1`` concurrent connections: the extra ones are
+accepted (counted in ``connections``) but get no echo until some earlier
+client leaves; idle clients occupy workers just as busy ones do. A worker
+that cannot be started is counted under ``threads`` and the pool runs
+smaller.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+
+from servers.core import Server as BaseServer
+from servers.core import serve_blocking, start_thread
+from servers.threads_loop import STACK_SIZE
+
+
+class Server(BaseServer):
+    model = "threadpool"
+
+    def prepare(self) -> None:
+        threading.stack_size(STACK_SIZE)
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+
+    def serve(self) -> None:
+        for i in range(self.opts.workers):
+            try:
+                start_thread(self.worker, name=f"worker-{i}")
+            except RuntimeError:
+                self.stats.refuse("threads")
+        self.accept_forever(self.handle)
+
+    def handle(self, conn) -> None:
+        with self.stats.lock:
+            self.stats.opened(conn.fileno())
+        self.queue.put(conn)
+
+    def worker(self) -> None:
+        while True:
+            serve_blocking(self.queue.get(), self)
