@@ -36,6 +36,7 @@ from typing import Any, TextIO
 
 from lab import hostlimits
 from lab.backend import Backend, LoadHandle, RunContext, ServerHandle
+from lab.docker_io import parse_ready  # no Docker needed: READY-line parsing only
 from lab.errors import BackendError
 from lab.locust_cmd import WEB_PORT, master_command, worker_command
 from lab.spec import Scenario, ServerSpec
@@ -123,17 +124,20 @@ class LocalServer(ServerHandle):
                 line = raw.decode(errors="replace")
                 log.write(line)
                 log.flush()
-                if line.startswith("READY "):
-                    self.ready_line.put(line.strip())
-                    continue
-                try:
-                    event = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(event, dict):
-                    if event.get("event") == "final":
-                        self.final = event
-                    self.events.put(event)
+                self._handle(line.strip())
+
+    def _handle(self, line: str) -> None:
+        """READY goes to ``wait_ready``; JSON lines are events; anything else is only logged."""
+        if line.startswith("READY "):
+            self.ready_line.put(line)
+        elif line.startswith("{"):
+            try:
+                event = json.loads(line)
+            except ValueError:
+                return
+            if isinstance(event, dict):
+                self.final = event if event.get("event") == "final" else self.final
+                self.events.put(event)
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
         """Parse the READY line into ``ready``/``target_*``; BackendError if it never comes."""
@@ -155,12 +159,8 @@ class LocalServer(ServerHandle):
                            f"\n{self.log_tail(15)}")
 
     def poll_events(self) -> list[dict[str, Any]]:
-        out = []
-        while True:
-            try:
-                out.append(self.events.get_nowait())
-            except queue.Empty:
-                return out
+        # One consumer: qsize() is a lower bound, the rest comes next poll.
+        return [self.events.get_nowait() for _ in range(self.events.qsize())]
 
     def exit_code(self) -> int | None:
         return self.proc.poll()
@@ -196,17 +196,6 @@ class CustomServer(LocalServer):
         raise BackendError(f"custom server {self.spec.name} did not accept on "
                            f"{LOOPBACK}:{self.spec.port} within {timeout:.0f} s:\n"
                            f"{self.log_tail(15)}")
-
-
-def parse_ready(line: str) -> dict[str, Any]:
-    """``READY 127.0.0.1:4242 model=epoll pid=7 nofile=20000`` -> dict."""
-    words = line.split()
-    host, _, port = words[1].rpartition(":")
-    ready: dict[str, Any] = {"host": host, "port": int(port)}
-    for word in words[2:]:
-        key, _, value = word.partition("=")
-        ready[key] = int(value) if value.isdigit() else value
-    return ready
 
 
 class LocalLoad(LoadHandle):
