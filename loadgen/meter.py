@@ -17,6 +17,14 @@ Two clocks are kept apart:
   the master's "hold" mark to the step end, so ``rps`` is a steady rate.
 
 ``connected`` is a live gauge (sockets this process holds open right now).
+
+Recording is on the hot path (one call per echo, tens of thousands a second
+per process), and HdrHistogram's pure-Python ``record_value`` costs about
+1.2 us. :meth:`Meter.echo_ok` instead truncates the value to the histogram's
+own resolution (3 significant digits: exact below 2048 us, then 11
+significant bits) and counts it in a dict; the histogram is built from those
+counts when a snapshot is taken. Same buckets, same percentiles, a tenth of
+the cost, and the dict never holds more keys than the histogram has buckets.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from hdrh.histogram import HdrHistogram
 LOWEST_US = 1
 HIGHEST_US = 60_000_000
 SIG_FIGS = 3
+SUB_BUCKET_BITS = 11  # 2 * 10**SIG_FIGS rounded up to a power of two: 2048
 
 
 def new_histogram() -> HdrHistogram:
@@ -51,8 +60,15 @@ class Meter:
         self.start_window()
 
     def start_window(self) -> None:
-        self.histogram = new_histogram()
-        self._record = self.histogram.record_value
+        self._latencies: dict[int, int] = {}  # us (truncated to HDR resolution) -> count
+
+    @property
+    def histogram(self) -> HdrHistogram:
+        """The window's latencies (microseconds) as an HDR histogram."""
+        h = new_histogram()
+        for us, n in self._latencies.items():
+            h.record_value(us, n)
+        return h
 
     # -- called by the client, once per event ---------------------------------
     def connect_started(self) -> None:
@@ -70,7 +86,15 @@ class Meter:
 
     def echo_ok(self, latency_s: float) -> None:
         us = int(latency_s * 1_000_000)
-        self._record(min(max(us, LOWEST_US), HIGHEST_US))
+        if us >= 1 << SUB_BUCKET_BITS:
+            if us > HIGHEST_US:
+                us = HIGHEST_US
+            shift = us.bit_length() - SUB_BUCKET_BITS
+            us = us >> shift << shift
+        elif us < LOWEST_US:
+            us = LOWEST_US
+        lat = self._latencies
+        lat[us] = lat.get(us, 0) + 1
 
     def failed(self, kind: str) -> None:
         self.failures[kind] += 1

@@ -198,4 +198,4 @@ def test_late_echo_latency_counts_from_the_intended_time(env):
         intended = perf_counter() - 0.5  # we are half a second late
         assert c.echo(origin=intended)
         c.close()
-    assert c.meter.histogram.get_min_value() >= 500_000  # microseconds
+    assert c.meter.histogram.get_min_value() >= 499_000  # us, to 3 significant digits
