@@ -18,6 +18,7 @@ import bisect
 import json
 import os
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -175,6 +176,10 @@ class Runner:
             self._poll_steps(spec, server, load, monitor, outcome)
         except BackendError as exc:
             outcome.error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - one model's failure must not end the run
+            log = self.ctx.logs_dir / f"{spec.name}.lab-error.log"
+            log.write_text(traceback.format_exc())
+            outcome.error = f"{type(exc).__name__}: {exc} (traceback in {log})"
         finally:
             self._finish_model(spec, server, load, monitor, outcome)
         return outcome
@@ -237,20 +242,22 @@ class Runner:
                       load: LoadHandle | None, monitor: ServerMonitor | None,
                       outcome: ModelOutcome) -> None:
         """Stop the load and the server; record how the model ended."""
-        if load is not None:
-            load.stop()
         exit_code = final = tail = None
-        if server is not None:
-            died = server.exit_code() is not None
-            final = server.stop()
-            exit_code = server.exit_code()
-            if monitor is not None:
-                monitor.drain()
-                final = final or monitor.final
-            if died or outcome.limit == "crash" or outcome.error:
-                tail = server.log_tail()
-        first_limit = monitor.first_limit() if monitor else None
-        limit = outcome.limit or first_limit
+        try:
+            if load is not None:
+                load.stop()
+            if server is not None:
+                died = server.exit_code() is not None
+                final = server.stop()
+                exit_code = server.exit_code()
+                if monitor is not None:
+                    monitor.drain()
+                    final = final or monitor.final
+                if died or outcome.limit == "crash" or outcome.error:
+                    tail = server.log_tail()
+        except Exception as exc:  # noqa: BLE001 - cleanup() removes what is left
+            outcome.error = outcome.error or f"stopping failed: {type(exc).__name__}: {exc}"
+        limit = outcome.limit or (monitor.first_limit() if monitor else None)
         if outcome.error and server is None:
             limit = "crash"
         self.record.set_model(spec.name, limit=limit, stopped_at_step=outcome.stopped_at_step,
@@ -292,9 +299,11 @@ class _StepPoller:
         if self._emit(now, server_dead, flush=load_done):
             return True
         if load_done and not self.pending:
-            if not self.outcome.rows:
+            done, total = len(self.outcome.rows), len(self.runner.scenario.load.steps)
+            if done < total:
                 self.outcome.error = (f"the load generator exited ({self.load.exit_code()}) "
-                                      f"before any step finished:\n{self.load.log_tail(15)}")
+                                      f"after {done} of {total} steps:\n"
+                                      f"{self.load.log_tail(15)}")
             return True
         if server_dead and not self.pending and \
                 now - self.dead_since > self.runner.step_wait_s():
@@ -369,8 +378,8 @@ def run_scenario(scenario: Scenario, backend: Backend, out: Path, *,
         _close(backend, locals().get("record"), live, report, run_dir, interrupted=False)
         raise
     _close(backend, record, live, report, run_dir, interrupted=False, complete=True)
-    if all(o.error for o in outcomes.values()):
-        first = next(iter(outcomes.values())).error
+    if not any(o.rows for o in outcomes.values()):
+        first = next((o.error for o in outcomes.values() if o.error), "no step finished")
         raise BackendError(f"no server could be measured; the first error was: {first}")
     return run_dir, outcomes
 

@@ -150,3 +150,30 @@ def test_stops_model_rules():
     assert not stops_model({**row, "connected": 1200}, server_dead=False)
     assert not stops_model({**row, "limit": None}, server_dead=False)
     assert stops_model({**row, "limit": None}, server_dead=True)
+
+
+def test_load_that_exits_early_is_an_error_but_keeps_its_rows(tmp_path):
+    script = _holding_script()
+    script.steps = script.steps[:1]  # the master exits after one of two steps
+    _, run_dir, outcomes, _ = _run(tmp_path, {"select": script, "epoll": _holding_script()})
+    assert "after 1 of 2 steps" in outcomes["select"].error
+    assert len(outcomes["select"].rows) == 1 and len(outcomes["epoll"].rows) == 2
+    run = json.loads((run_dir / "run.json").read_text())
+    assert "after 1 of 2 steps" in run["models"]["select"]["error"]
+
+
+def test_unexpected_exception_in_one_model_does_not_end_the_run(tmp_path, monkeypatch):
+    backend = FakeBackend({"select": _holding_script(), "epoll": _holding_script()})
+    real = backend.start_load
+
+    def flaky(server, ctx, ui=False):
+        if server.spec.name == "select":
+            raise RuntimeError("network vanished")
+        return real(server, ctx, ui=ui)
+    monkeypatch.setattr(backend, "start_load", flaky)
+    run_dir, outcomes = run_scenario(SCENARIO, backend, tmp_path,
+                                     live=LiveView(io.StringIO(), tty=False), poll_s=0.001,
+                                     report=lambda d, live: None)
+    assert outcomes["select"].error.startswith("RuntimeError: network vanished")
+    assert "network vanished" in (run_dir / "logs/select.lab-error.log").read_text()
+    assert len(outcomes["epoll"].rows) == 2
