@@ -365,6 +365,7 @@ def run_scenario(scenario: Scenario, backend: Backend, out: Path, *,
     live = live or LiveView()
     run_dir = create_run_dir(out, scenario.name)
     live.line(f"iolab: run {scenario.name} on the {backend.name} backend -> {run_dir}")
+    record: RunRecord | None = None
     try:
         record = RunRecord(run_dir, scenario, backend.name, backend.unapplied_settings(scenario),
                            backend.describe_hosts(), git_commit(ROOT))
@@ -372,10 +373,10 @@ def run_scenario(scenario: Scenario, backend: Backend, out: Path, *,
             live.line(f"iolab: not applied on {backend.name}: {note}")
         outcomes = Runner(scenario, backend, record, live, poll_s=poll_s).run()
     except KeyboardInterrupt:
-        _close(backend, locals().get("record"), live, report, run_dir, interrupted=True)
+        _close(backend, record, live, report, run_dir, interrupted=True)
         raise Interrupted(f"interrupted; what was measured is kept in {run_dir}") from None
     except BaseException:
-        _close(backend, locals().get("record"), live, report, run_dir, interrupted=False)
+        _close(backend, record, live, report, run_dir, interrupted=False)
         raise
     _close(backend, record, live, report, run_dir, interrupted=False, complete=True)
     if not any(o.rows for o in outcomes.values()):
