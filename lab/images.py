@@ -45,6 +45,7 @@ SOURCE_DIRS = ("servers", "loadgen")
 HOST_ONLY_DEPS = {"docker", "matplotlib"}
 WHEELHOUSE = ROOT / ".cache" / "wheels"
 IMAGE_LABEL = "iolab.image"
+KEEP_IMAGES = 3
 
 Progress = Callable[[str], None]
 
@@ -213,15 +214,18 @@ def build_image(client, tag: str, base: str, context: io.BytesIO, *,
             progress(text)
 
 
-def prune_old_images(client, keep: str) -> list[str]:
-    """Untag older ``iolab:*`` images (each source edit makes a new tag) and
-    drop dangling lab images. An image a container still uses stays (Docker
-    refuses, which is fine). The dependency stage's cache is untouched, so
-    the next build still skips ``pip install``."""
+def prune_old_images(client, keep: str, newest: int = KEEP_IMAGES) -> list[str]:
+    """Untag ``iolab:*`` images beyond the ``newest`` few (each source edit
+    makes a new tag). The few most recent stay, because another checkout or
+    a concurrent run may be using the one built just before. An image a
+    container still uses stays too (Docker refuses). The dependency stage's
+    cache is untouched, so the next build still skips ``pip install``."""
     import docker.errors
 
     removed = []
-    for image in client.images.list(name=APP_REPO):
+    by_age = sorted(client.images.list(name=APP_REPO),
+                    key=lambda image: image.attrs.get("Created", ""), reverse=True)
+    for image in by_age[newest:]:
         for tag in image.tags:
             if tag.startswith(f"{APP_REPO}:") and tag != keep:
                 try:

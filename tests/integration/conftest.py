@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from lab.backend import RunContext
-from lab.docker_backend import DockerBackend, clean_all, docker_available
+from lab.docker_backend import DockerBackend, docker_available
 from lab.spec import LoadSpec, Scenario, ServerSpec, Step
 
 
@@ -23,10 +23,33 @@ def _ci() -> bool:
     return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 
 
-def labelled(client) -> list[str]:
+# Every run these tests start has this in its run id (scenario names and run
+# ids below), so the leftover checks see only the tests' own containers, not
+# those of a lab run someone else started on the same daemon.
+MARK = "itest"
+
+
+def ours(client) -> tuple[list, list]:
+    """(containers, networks) of runs started by these tests."""
+    def mine(labels: dict) -> bool:
+        return MARK in (labels or {}).get("iolab.run", "")
+
     flt = {"label": "iolab"}
-    return ([f"container {c.name}" for c in client.containers.list(all=True, filters=flt)]
-            + [f"network {n.name}" for n in client.networks.list(filters=flt)])
+    return ([c for c in client.containers.list(all=True, filters=flt) if mine(c.labels)],
+            [n for n in client.networks.list(filters=flt) if mine(n.attrs.get("Labels"))])
+
+
+def labelled(client) -> list[str]:
+    containers, networks = ours(client)
+    return [f"container {c.name}" for c in containers] + [f"network {n.name}" for n in networks]
+
+
+def remove_ours(client) -> None:
+    containers, networks = ours(client)
+    for thing in containers:
+        thing.remove(force=True)
+    for thing in networks:
+        thing.remove()
 
 
 @pytest.fixture(scope="session")
@@ -39,12 +62,11 @@ def docker_client():
     import docker
 
     client = docker.from_env(timeout=120)
-    before = labelled(client)
-    if before:  # an earlier, killed session: not this session's fault
-        clean_all(client)
+    if labelled(client):  # an earlier, killed session: not this session's fault
+        remove_ours(client)
     yield client
     left = labelled(client)
-    clean_all(client)
+    remove_ours(client)
     assert not left, f"the integration tests left these behind: {left}"
 
 
@@ -64,14 +86,15 @@ def no_leftovers(docker_client):
     """Per test: nothing labelled iolab remains once the test is done."""
     yield
     left = labelled(docker_client)
-    clean_all(docker_client)
+    remove_ours(docker_client)
     assert not left, f"left behind: {left}"
 
 
 def make_scenario(*servers: ServerSpec, steps=((20, 2.0),), workers: int | None = 1,
-                  user: str = "echo", spawn_rate: float = 200.0, **kwargs) -> Scenario:
+                  user: str = "echo", spawn_rate: float = 200.0, name: str = "run",
+                  **kwargs) -> Scenario:
     return Scenario(
-        name="it",
+        name=f"{MARK}-{name}",
         servers=tuple(servers),
         load=LoadSpec(user=user, steps=tuple(Step(c, h) for c, h in steps), workers=workers,
                       spawn_rate=spawn_rate, pace_s=1.0),
@@ -94,7 +117,7 @@ def backend_factory(docker_client, lab_image, tmp_path, no_leftovers):
         clients = clients or {h.name: docker_client for h in scenario.hosts}
         backend = DockerBackend(scenario, clients=clients, image=lab_image)
         made.append(backend)
-        rid = run_id or f"it{os.getpid()}-{len(made)}-{int(time.time()) % 100000}"
+        rid = run_id or f"{MARK}{os.getpid()}-{len(made)}-{int(time.time()) % 100000}"
         ctx = RunContext(run_id=rid, run_dir=Path(tmp_path) / rid, scenario=scenario)
         return backend, ctx
 

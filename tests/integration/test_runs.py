@@ -64,7 +64,7 @@ def test_server_dying_at_start_is_reported_and_torn_down(
 
 
 INTERRUPTIBLE = """\
-name: interrupted
+name: itest-interrupted-{signal}
 backend: docker
 servers: [epoll]
 load:
@@ -80,14 +80,20 @@ load:
 def test_interrupted_run_tears_everything_down(signum, tmp_path, docker_client, lab_image,
                                                no_leftovers):
     scenario = tmp_path / "interrupted.yaml"
-    scenario.write_text(INTERRUPTIBLE)
+    name = signal.Signals(signum).name
+    scenario.write_text(INTERRUPTIBLE.format(signal=name))
+
+    def ours(role: str | None = None) -> list:
+        flt = {"label": f"iolab.role={role}"} if role else {"label": "iolab"}
+        return [c for c in docker_client.containers.list(all=True, filters=flt)
+                if c.labels.get("iolab.run", "").endswith(f"itest-interrupted-{name}")]
+
     proc = subprocess.Popen([str(ROOT / "scripts" / "run-lab"), str(scenario),
                              "--out", str(tmp_path / "out")],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 120
-        flt = {"label": "iolab.role=worker"}
-        while not docker_client.containers.list(filters=flt):  # the load is running
+        while not ours("worker"):  # the load is running
             assert proc.poll() is None, proc.stdout.read()
             assert time.monotonic() < deadline, "the run never started its workers"
             time.sleep(0.5)
@@ -98,9 +104,9 @@ def test_interrupted_run_tears_everything_down(signum, tmp_path, docker_client, 
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, out
-    assert docker_client.containers.list(all=True, filters={"label": "iolab"}) == [], out
-    assert docker_client.networks.list(filters={"label": "iolab"}) == []
+    assert ours() == [], out
     run_dir = next((tmp_path / "out").iterdir())
+    assert docker_client.networks.list(filters={"label": f"iolab.run={run_dir.name}"}) == []
     assert (run_dir / "run.json").exists()
 
 
