@@ -100,7 +100,13 @@ class DockerBackend(Backend):
     name = "docker"
 
     def __init__(self, scenario: Scenario, clients: Mapping[str, Any] | None = None,
-                 progress: Callable[[str], None] | None = None, *, image: str | None = None):
+                 progress: Callable[[str], None] | None = None, *, image: str | None = None,
+                 isolate_hosts: bool = False):
+        """``clients``: host name -> docker client (default: one per scenario host
+        endpoint). ``image``: use this tag instead of ensuring the lab image.
+        ``isolate_hosts``: treat every host name as its own Docker host even
+        when two endpoints reach one daemon (its own network, traffic through
+        published ports): the cross-host path, testable on one machine."""
         self.scenario = scenario
         self.clients = dict(clients) if clients is not None else {
             h.name: client_for(h.endpoint) for h in scenario.hosts}
@@ -111,6 +117,7 @@ class DockerBackend(Backend):
             raise BackendError(f"no Docker client for host(s) {sorted(missing)}")
         self.progress = progress or (lambda _msg: None)
         self._image = image
+        self.isolate_hosts = isolate_hosts
         self._daemons: dict[str, str] = {}
         self._facts: dict[str, dict[str, Any]] = {}
         self._networks: dict[str, Any] = {}  # daemon id -> network
@@ -127,6 +134,8 @@ class DockerBackend(Backend):
         return self._image
 
     def daemon(self, host: str) -> str:
+        if self.isolate_hosts:
+            return host
         if host not in self._daemons:
             self._daemons[host] = daemon_id(self.clients[host])
         return self._daemons[host]
@@ -169,12 +178,15 @@ class DockerBackend(Backend):
         return notes
 
     # ---- containers ------------------------------------------------------------
+    def network_name(self, host: str, ctx: RunContext) -> str:
+        return f"iolab-{ctx.run_id}" + (f"-{host}" if self.isolate_hosts else "")
+
     def _network(self, host: str, ctx: RunContext):
         key = self.daemon(host)
         with self._lock:
             if key not in self._networks:
                 self._networks[key] = create_run_network(
-                    self.clients[host], f"iolab-{ctx.run_id}", ctx.run_id,
+                    self.clients[host], self.network_name(host, ctx), ctx.run_id,
                     {LABEL: "1", "iolab.run": ctx.run_id})
             return self._networks[key]
 
@@ -342,7 +354,8 @@ class DockerBackend(Backend):
         self._samplers.append(sampler)
         web = f"http://127.0.0.1:{published_port(master, locust_cmd.WEB_PORT)}" if ui else None
         handle = DockerLoadHandle(master, workers, STEPS_PATH, ctx.logs_dir, web_url=web)
-        handle.worker_addresses = [container_ip(w, f"iolab-{ctx.run_id}") for w in workers]
+        handle.worker_addresses = [
+            container_ip(w, self.network_name(w.labels["iolab.host"], ctx)) for w in workers]
         return handle
 
     # ---- teardown --------------------------------------------------------------

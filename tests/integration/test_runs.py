@@ -5,6 +5,7 @@ an interrupted run, and the two-endpoint multi-host path."""
 from __future__ import annotations
 
 import csv
+import os
 import signal
 import subprocess
 import time
@@ -142,3 +143,58 @@ def test_two_endpoints_to_one_daemon_multi_host(backend_factory, scenario_of, tm
     assert [h for n, h in seen.items() if "-server-" in n] == ["server-host"]
     hosts_meta = (run_dir / "run.json").read_text()
     assert "load-host" in hosts_meta and "server-host" in hosts_meta
+
+
+@pytest.fixture
+def anchor_address(docker_client):
+    """A host-local address in 198.18.0.0/15: the gateway of a labelled bridge
+    network. Published ports bound to it stand for "another host's address"
+    while the traffic stays on this machine and in the benchmark range."""
+    from docker.types import IPAMConfig, IPAMPool
+
+    from lab.docker_net import candidate_subnets, used_subnets
+
+    subnet = candidate_subnets("itest-anchor", used_subnets(docker_client))[0]
+    gateway = str(next(subnet.hosts()))
+    net = docker_client.networks.create(
+        f"iolab-itest-anchor-{os.getpid()}", driver="bridge",
+        ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet), gateway=gateway)]),
+        labels={"iolab": "1", "iolab.run": "itest-anchor"})
+    try:
+        yield gateway
+    finally:
+        net.remove()
+
+
+@pytest.mark.slow
+def test_cross_host_path_through_published_ports(backend_factory, scenario_of, tmp_path,
+                                                 docker_client, anchor_address):
+    """Two host names, each treated as its own Docker host (isolate_hosts):
+    separate networks, the server's and the master's ports published on the
+    host address, workers connecting through them."""
+    import docker
+
+    hosts = (HostSpec(name="srv", endpoint="local", address=anchor_address),
+             HostSpec(name="gen", endpoint="unix:///var/run/docker.sock", address=anchor_address))
+    sc = scenario_of(ServerSpec(name="epoll", model="epoll", host="srv"),
+                     steps=((30, 2.0),), workers=2, hosts=hosts,
+                     placement=Placement(master="gen", workers=("gen", "srv")))
+    clients = {"srv": docker_client,
+               "gen": docker.DockerClient(base_url="unix:///var/run/docker.sock")}
+    backend, ctx = backend_factory(sc, clients=clients)
+    backend.isolate_hosts = True
+    server = backend.start_server(sc.servers[0], ctx)
+    assert server.target_host == anchor_address and server.target_port != 7000
+    load = backend.start_load(server, ctx)
+    flt = {"label": f"iolab.run={ctx.run_id}"}
+    nets = {n.name for n in docker_client.networks.list(filters=flt)}
+    assert nets == {f"iolab-{ctx.run_id}-srv", f"iolab-{ctx.run_id}-gen"}
+    assert f"tcp://{anchor_address}:{server.target_port}" in load.master.attrs["Config"]["Cmd"]
+    records: list = []
+    deadline = time.monotonic() + 120
+    while not records and time.monotonic() < deadline and load.exit_code() is None:
+        records += load.poll_step_results()
+        time.sleep(0.5)
+    records += load.poll_step_results()
+    assert records and records[0]["connected"] == 30, load.log_tail(20)
+    assert records[0]["workers"] == 2
