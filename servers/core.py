@@ -476,10 +476,12 @@ def serve_blocking(
     except OSError as exc:
         if exc.errno not in CLOSE_ERRNOS:
             log(f"connection error: {exc}")
-    finally:
+    except Shutdown:  # the final event reports it as open at the end, as in every model
         conn.close()
-        if on_close is not None:
-            on_close()
-        else:
-            with lock:
-                stats.closed += 1
+        raise
+    conn.close()
+    if on_close is not None:
+        on_close()
+    else:
+        with lock:
+            stats.closed += 1

@@ -113,7 +113,11 @@ class Server(BaseServer):
             done = []
             for i in range(ready):
                 entry = cqe[i]
-                done.append((entry.user_data, entry.res))
+                try:
+                    res = entry.res
+                except OSError as exc:  # the binding raises a negative result
+                    res = -(exc.errno or errno.EIO)
+                done.append((entry.user_data, res))
             L.io_uring_cq_advance(ring, ready)
             for user_data, res in done:
                 self.complete(user_data >> 2, user_data & 3, res)

@@ -54,6 +54,8 @@ class Server(nonblocking_loop.Server):
     def watch(self, fd, mask):
         if fd != self.lfd:
             self._own(fd)
+            # Data that arrived before O_ASYNC was set raised no signal.
+            self.on_read(self.conns[fd])
 
     def wait(self, timeout):
         # A one-second timeout only bounds the damage of a bug; signals are

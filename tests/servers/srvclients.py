@@ -1,0 +1,70 @@
+"""Small blocking test clients for the echo protocol, and the model lists.
+
+(The module name is unique across test directories: pytest imports test
+helpers by basename.)
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import servers
+
+AVAILABLE = servers.available_models()
+# The single-threaded models that wait for readiness or completion.
+EVENT_DRIVEN = [
+    m
+    for m in ("select", "poll", "epoll", "epoll-et", "selectors", "asyncio", "uvloop", "sigio")
+    + ("io_uring",)
+    if m in AVAILABLE
+]
+
+TIMEOUT = 10.0
+
+
+def connect(srv, timeout: float = TIMEOUT) -> socket.socket:
+    sock = socket.create_connection((srv.host, srv.port), timeout=timeout)
+    return sock
+
+
+def recv_exactly(sock: socket.socket, n: int) -> bytes:
+    got = bytearray()
+    while len(got) < n:
+        chunk = sock.recv(min(65536, n - len(got)))
+        if not chunk:
+            raise AssertionError(f"EOF after {len(got)} of {n} bytes")
+        got += chunk
+    return bytes(got)
+
+
+def recv_until_eof(sock: socket.socket) -> bytes:
+    got = bytearray()
+    while chunk := sock.recv(65536):
+        got += chunk
+    return bytes(got)
+
+
+def roundtrip(sock: socket.socket, data: bytes) -> bytes:
+    sock.sendall(data)
+    return recv_exactly(sock, len(data))
+
+
+def echo_stream(sock: socket.socket, data: bytes, piece: int) -> bytes:
+    """Write ``data`` in pieces while a thread reads the echo (no deadlock on
+    full buffers), half-close, and return everything read until EOF."""
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(recv_until_eof(sock)), daemon=True)
+    reader.start()
+    for i in range(0, len(data), piece):
+        sock.sendall(data[i : i + piece])
+    sock.shutdown(socket.SHUT_WR)
+    reader.join(TIMEOUT * 3)
+    assert not reader.is_alive(), "echo did not end with EOF"
+    return got[0]
+
+
+def reset(sock: socket.socket) -> None:
+    """Close with SO_LINGER 0: the peer gets a RST instead of a FIN."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    sock.close()
