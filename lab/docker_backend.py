@@ -166,6 +166,7 @@ class DockerBackend(Backend):
             if scenario.host_limits.raise_host_limits:
                 def writer(name, value, _host=host):
                     write_sysctl_privileged(self.clients[_host], self.image(), name, value)
+                    self._facts.pop(_host, None)  # run.json records the raised value
             notes += apply_host_limits(host, scenario.host_limits, self.facts(host), writer)
         for spec in scenario.servers:
             grantable = self.facts(spec.host)["nofile_max_grantable"]

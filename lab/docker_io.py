@@ -140,36 +140,54 @@ def compact_stats(role: str, raw: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class StatsSampler(threading.Thread):
-    """Every ``interval`` s, one stats sample per watched container -> JSON lines."""
+class StatsSampler:
+    """One thread per watched container: a stats sample every ``interval`` s,
+    appended to one JSON-lines file. (A non-streaming stats call takes about
+    a second on Docker 20.10, which waits for a second CPU reading, so one
+    thread looping over every container would sample each one too rarely.)"""
 
     def __init__(self, path: Path, interval: float = 2.0):
-        super().__init__(name="docker-stats", daemon=True)
         self.path = path
         self.interval = interval
         self.watched: dict[str, Any] = {}  # role -> container
         self.latest: dict[str, dict[str, Any]] = {}
         self._halt = threading.Event()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._sink = None
 
     def watch(self, role: str, container) -> None:
         self.watched[role] = container
 
-    def run(self) -> None:
+    def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a") as sink:
-            while not self._halt.wait(self.interval):
-                for role, container in list(self.watched.items()):
-                    try:
-                        raw = container.stats(stream=False, one_shot=True)
-                    except Exception:  # stopped or removed: stop watching it
-                        self.watched.pop(role, None)
-                        continue
-                    sample = compact_stats(role, raw)
-                    self.latest[role] = sample
-                    sink.write(json.dumps(sample) + "\n")
-                sink.flush()
+        self._sink = self.path.open("a")
+        for role, container in self.watched.items():
+            thread = threading.Thread(target=self._sample, args=(role, container),
+                                      name=f"stats-{role}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _sample(self, role: str, container) -> None:
+        while not self._halt.is_set():
+            try:
+                raw = container.stats(stream=False, one_shot=True)
+            except Exception:  # removed: nothing more to sample
+                return
+            if not raw.get("memory_stats"):  # a stopped container answers with zeros
+                return
+            sample = compact_stats(role, raw)
+            with self._lock:
+                self.latest[role] = sample
+                if self._sink is not None and not self._sink.closed:
+                    self._sink.write(json.dumps(sample) + "\n")
+                    self._sink.flush()
+            self._halt.wait(self.interval)
 
     def stop(self) -> None:
         self._halt.set()
-        if self.is_alive():
-            self.join(timeout=10)
+        for thread in self._threads:
+            thread.join(timeout=5)
+        with self._lock:
+            if self._sink is not None:
+                self._sink.close()

@@ -451,3 +451,16 @@ def test_image_tag_follows_sources_and_excludes_host_only_deps(tmp_path):
 def test_docker_dir_has_no_python_package():
     docker_dir = Path(images.ROOT) / "docker"
     assert not list(docker_dir.rglob("*.py"))
+
+
+def test_opted_in_file_max_raise_uses_a_privileged_one_shot_and_rereads():
+    daemon = FakeDaemon()
+    sc = scenario(host_limits=HostLimits(file_max=5_000_000, raise_host_limits=True))
+    with backend_for(sc, {"local": FakeClient(daemon)}) as b:
+        assert b.unapplied_settings(sc) == []
+        raiser = [c for c in daemon.created if c.kwargs.get("privileged")]
+        assert len(raiser) == 1
+        assert raiser[0].command[-1] == "echo 5000000 > /proc/sys/fs/file-max"
+        probes = [c for c in daemon.created if "fs/file-max" in " ".join(c.command)
+                  and not c.kwargs.get("privileged")]
+        assert len(probes) == 2  # read, raised, read again for run.json
