@@ -388,21 +388,9 @@ class DockerBackend(Backend):
 
     def _remove_by_label(self) -> None:
         """Belt and braces: anything of this run's that bookkeeping missed."""
-        import docker.errors
-
         for run_id in self._run_ids:
             for client in {id(c): c for c in self.clients.values()}.values():
-                flt = {"label": f"iolab.run={run_id}"}
-                for c in client.containers.list(all=True, filters=flt):
-                    try:
-                        c.remove(force=True, v=True)
-                    except docker.errors.APIError:
-                        pass
-                for n in client.networks.list(filters=flt):
-                    try:
-                        n.remove()
-                    except docker.errors.APIError:
-                        pass
+                clean_all(client, label=f"iolab.run={run_id}")
 
     def __enter__(self) -> DockerBackend:
         return self

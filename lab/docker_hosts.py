@@ -60,8 +60,9 @@ def docker_available(endpoint: str = "local") -> tuple[bool, str]:
     return True, f"Docker {ver.get('Version')} ({ver.get('Os')}/{ver.get('Arch')})"
 
 
-def clean_all(client) -> list[str]:
-    """Remove every container, then every network, labelled ``iolab``.
+def clean_all(client, label: str = LABEL) -> list[str]:
+    """Remove every container, then every network, labelled ``iolab`` (or
+    with ``label``, e.g. ``iolab.run=<run>``).
 
     Returns what it removed, as ``container <name>`` / ``network <name>``.
     Containers go first: a network with attached endpoints cannot be removed.
@@ -69,17 +70,17 @@ def clean_all(client) -> list[str]:
     import docker.errors
 
     removed = []
-    for c in client.containers.list(all=True, filters={"label": LABEL}):
+    for c in client.containers.list(all=True, filters={"label": label}):
         try:
             c.remove(force=True, v=True)
             removed.append(f"container {c.name}")
-        except docker.errors.NotFound:
+        except docker.errors.APIError:  # gone already, or being removed
             pass
-    for n in client.networks.list(filters={"label": LABEL}):
+    for n in client.networks.list(filters={"label": label}):
         try:
             n.remove()
             removed.append(f"network {n.name}")
-        except docker.errors.NotFound:
+        except docker.errors.APIError:
             pass
     return removed
 
