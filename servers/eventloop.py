@@ -32,16 +32,18 @@ import select
 
 from servers.core import (
     CLOSE_ERRNOS,
+    GATE,
     HIGH_WATER,
     RECV_SIZE,
     Acceptor,
     Server,
-    blocking,
+    Shutdown,
     log,
     spin,
 )
 
 IN, OUT, ERR = select.POLLIN, select.POLLOUT, select.POLLERR | select.POLLHUP
+IN_ERR = IN | ERR
 REFUSED = Acceptor.REFUSED
 
 
@@ -88,7 +90,7 @@ class EventLoopServer(Server):
         self.lfd = lfd = self.listener.fileno()
         self.listening = True
         self.watch(lfd, IN)
-        wait, dispatch, acceptor = self.wait, self.dispatch, self.acceptor
+        wait, dispatch, acceptor, gate = self.wait, self.dispatch, self.acceptor, GATE
         while True:
             timeout = None
             if not self.listening:
@@ -97,21 +99,26 @@ class EventLoopServer(Server):
                     self.listening = True
                     self.watch(lfd, IN)
                     timeout = None
-            dispatch(blocking(wait, timeout))
+            # ``blocking(wait, timeout)``, inlined: this is the hot path.
+            gate.safe = True
+            if gate.pending is not None:
+                raise Shutdown(gate.pending)
+            events = wait(timeout)
+            gate.safe = False
+            dispatch(events)
 
     def dispatch(self, events) -> None:
-        conns, lfd = self.conns, self.lfd
+        conns, on_read, on_write = self.conns, self.on_read, self.on_write
         for fd, ev in events:
-            if fd == lfd:
-                self.on_accept()
-                continue
             c = conns.get(fd)
             if c is None:
+                if fd == self.lfd:
+                    self.on_accept()
                 continue
-            if ev & (IN | ERR):
-                self.on_read(c)
+            if ev & IN_ERR:
+                on_read(c)
             if ev & OUT and c.sock is not None:
-                self.on_write(c)
+                on_write(c)
 
     def on_accept(self) -> None:
         stats, conns = self.stats, self.conns
@@ -138,7 +145,7 @@ class EventLoopServer(Server):
             self.rewatch(c.fd, mask)
 
     def on_read(self, c: Conn) -> None:
-        sock, buf, view, stats = c.sock, self.buf, self.view, self.stats
+        sock, buf, stats = c.sock, self.buf, self.stats
         while True:
             try:
                 n = sock.recv_into(buf)
@@ -155,23 +162,24 @@ class EventLoopServer(Server):
             if self.work_us:
                 spin(self.work_us)
             if c.out:
-                c.out += view[:n]
+                c.out += self.view[:n]
             else:
                 try:
-                    sent = sock.send(view[:n])
+                    sent = sock.send(self.view[:n] if n < RECV_SIZE else buf)
                 except BlockingIOError:
                     sent = 0
                 except OSError as exc:
                     return self.close_conn(c, exc)
                 stats.bytes_out += sent
-                if sent < n:
-                    c.out = bytearray(view[sent:n])
-            if c.out:
-                c.paused = len(c.out) >= HIGH_WATER
-                self.update(c)
-                if c.paused:
+                if sent == n:
+                    if self.drain:
+                        continue
                     return
-            if not self.drain:
+                c.out = bytearray(self.view[sent:n])
+            # Unsent echo: watch for OUT; stop reading above HIGH_WATER.
+            c.paused = len(c.out) >= HIGH_WATER
+            self.update(c)
+            if c.paused or not self.drain:
                 return
 
     def on_write(self, c: Conn) -> None:
@@ -218,6 +226,8 @@ class PollerServer(EventLoopServer):
 
     def prepare(self) -> None:
         self.poller = type(self).poller_factory()
+        if not self.timeout_ms:
+            self.wait = self.poller.poll  # no conversion: skip a Python call per wait
 
     def watch(self, fd, mask):
         self.poller.register(fd, mask | self.extra_mask)
