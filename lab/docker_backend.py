@@ -72,8 +72,15 @@ WORKER_SYSCTLS = {"net.ipv4.ip_local_port_range": "1024 65000", "net.ipv4.tcp_tw
 # (loadgen/options.py: ALLOW_EXTERNAL_ENV) is how it learns of the opt-in.
 SAFE_TARGETS = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("198.18.0.0/15"))
 ALLOW_EXTERNAL_ENV = "IOLAB_ALLOW_EXTERNAL_TARGETS"
+# Sysctls with a per-container copy (network and IPC namespaces): the only
+# ones Docker lets a container set.
+NAMESPACED_SYSCTLS = ("net.", "kernel.shm", "kernel.msg", "kernel.sem", "fs.mqueue.")
 WORKDIR_PARENT = "/home/lab"  # the image user's home: writable, exists in the image
 SCENARIO_DIR_MAX_BYTES = 5_000_000
+
+
+def namespaced(sysctl: str) -> bool:
+    return sysctl.startswith(NAMESPACED_SYSCTLS)
 
 
 def scenario_dir_tar(directory: Path) -> bytes:
@@ -173,9 +180,13 @@ class DockerBackend(Backend):
             if spec.limits.nofile != "max" and int(spec.limits.nofile) > grantable:
                 notes.append(f"{spec.name}: nofile {spec.limits.nofile} asked, but Docker on "
                              f"host {spec.host} grants at most {grantable}; capped")
-            if spec.is_custom and not spec.image:
-                notes.append(f"{spec.name}: a custom server needs an image for the Docker "
-                             "backend; it runs the lab image with its command")
+            for key, _value in spec.limits.sysctls:
+                if not namespaced(key):
+                    notes.append(f"{spec.name}: sysctl {key} is host-global, not per "
+                                 "container; Docker refuses it, so it is left out")
+            if spec.is_custom and not spec.image and scenario.source_path is None:
+                notes.append(f"{spec.name}: no image and no scenario directory to copy in; "
+                             "its command runs in the lab image as it is")
         return notes
 
     # ---- containers ------------------------------------------------------------
@@ -195,7 +206,22 @@ class DockerBackend(Backend):
              image: str | None = None, nofile: int, sysctls: dict[str, str] | None = None,
              ports: dict | None = None, security_opt: tuple[str, ...] = (),
              files: bytes | None = None, **extra: Any):
-        """Create and start one lab container on ``host`` (security defaults here)."""
+        """Create and start one lab container on ``host`` (security defaults here).
+        Docker's refusals (a sysctl it does not allow, an rlimit above what the
+        daemon may set, a missing image) become a BackendError naming them."""
+        import docker.errors
+
+        try:
+            return self._create_and_start(host, ctx, role, name, command, image=image,
+                                          nofile=nofile, sysctls=sysctls, ports=ports,
+                                          security_opt=security_opt, files=files, **extra)
+        except docker.errors.APIError as exc:
+            why = exc.explanation if isinstance(exc.explanation, str) else str(exc)
+            raise BackendError(f"Docker on host {host} could not start {role} "
+                               f"iolab-{ctx.run_id}-{name}: {why}") from exc
+
+    def _create_and_start(self, host, ctx, role, name, command, *, image, nofile, sysctls,
+                          ports, security_opt, files, **extra):
         from docker.types import Ulimit
 
         self._run_ids.add(ctx.run_id)
@@ -243,7 +269,8 @@ class DockerBackend(Backend):
         host = spec.host
         port = spec.port if spec.is_custom and spec.port else SERVER_PORT
         nofile = self.nofile_for(host, spec.limits.nofile)
-        sysctls = {"net.core.somaxconn": str(spec.limits.backlog), **dict(spec.limits.sysctls)}
+        sysctls = {"net.core.somaxconn": str(spec.limits.backlog),
+                   **{k: v for k, v in spec.limits.sysctls if namespaced(k)}}
         publish = self._cross_daemon(host, self._load_hosts())
         ports = {f"{port}/tcp": (self._published_address(host), None)} if publish else {}
         security = ()

@@ -464,3 +464,27 @@ def test_opted_in_file_max_raise_uses_a_privileged_one_shot_and_rereads():
         probes = [c for c in daemon.created if "fs/file-max" in " ".join(c.command)
                   and not c.kwargs.get("privileged")]
         assert len(probes) == 2  # read, raised, read again for run.json
+
+
+def test_host_global_sysctls_are_left_out_and_reported(ctx):
+    daemon = FakeDaemon()
+    sysctls = (("net.ipv4.tcp_fin_timeout", "10"), ("fs.file-max", "9000000"))
+    sc = scenario(servers=[ServerSpec(name="epoll", model="epoll",
+                                      limits=Limits(sysctls=sysctls))])
+    with backend_for(sc, {"local": FakeClient(daemon)}) as b:
+        [note] = b.unapplied_settings(sc)
+        assert "fs.file-max" in note and "host-global" in note
+        b.start_server(sc.servers[0], ctx(sc))
+        server = [c for c in daemon.created if c.labels.get("iolab.role") == "server"][0]
+        assert server.kwargs["sysctls"] == {"net.core.somaxconn": "1024",
+                                            "net.ipv4.tcp_fin_timeout": "10"}
+
+
+def test_docker_refusing_a_container_is_a_backend_error(ctx):
+    daemon = FakeDaemon()
+    sc = scenario()
+    with backend_for(sc, {"local": FakeClient(daemon)}) as b:
+        b._facts["local"] = {"nofile_max_grantable": 10**6}  # more than the daemon can set
+        with pytest.raises(BackendError, match="could not start server .*rlimit"):
+            b.start_server(sc.servers[0], ctx(sc))
+    assert daemon.containers == {}
