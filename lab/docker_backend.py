@@ -137,7 +137,13 @@ class DockerBackend(Backend):
     # ---- hosts ---------------------------------------------------------------
     def image(self) -> str:
         if self._image is None:
-            self._image = ensure_image(self.clients, self.progress)
+            # Build where this machine's daemon is (the offline base needs
+            # debootstrap here); remote daemons get a copy.
+            def remote(host: str) -> bool:
+                return not self._endpoint(host).startswith(("local", "unix://"))
+
+            ordered = {h: self.clients[h] for h in sorted(self.clients, key=remote)}
+            self._image = ensure_image(ordered, self.progress)
         return self._image
 
     def daemon(self, host: str) -> str:
