@@ -94,3 +94,31 @@ def test_report_subcommand_is_delegated(monkeypatch):
     monkeypatch.setitem(cli.COMMANDS, "report", lambda argv: seen.append(argv) or 0)
     assert cli.main(["report", "some/run"]) == 0 and seen == [["some/run"]]
     assert cli.main(["compare"]) == 2  # wired to lab.compare, which wants two runs
+
+
+def test_clean_without_docker_removes_stale_local_temp_dirs(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr("lab.docker_hosts.docker_available", lambda *a: (False, "no daemon"))
+    monkeypatch.setattr("tempfile.gettempdir", lambda: str(tmp_path))
+    stale = tmp_path / "iolab-local-abc"
+    stale.mkdir()
+    (stale / "x.steps.jsonl").write_text("{}\n")
+    assert cli.main(["clean"]) == 0
+    assert not stale.exists()
+    assert "local: no Docker daemon; nothing to clean there" in capsys.readouterr().out
+
+
+def test_auto_backend_falls_back_to_local_with_a_notice(monkeypatch):
+    import io
+
+    from lab.live import LiveView
+    from lab.local_backend import LocalBackend
+
+    monkeypatch.setattr("lab.docker_hosts.docker_available", lambda *a: (False, "no daemon here"))
+    stream = io.StringIO()
+    scenario = load_scenario(ROOT / "lab.yaml")
+    backend = cli.choose_backend(scenario, "auto", LiveView(stream, tty=False))
+    try:
+        assert isinstance(backend, LocalBackend)
+    finally:
+        backend.cleanup()
+    assert stream.getvalue() == "iolab: using the local backend: no daemon here\n"
