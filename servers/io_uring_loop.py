@@ -109,16 +109,18 @@ class Server(BaseServer):
             except OSError as exc:
                 if exc.errno not in (errno.ETIME, errno.EINTR, errno.EAGAIN):
                     raise
-            ready = L.io_uring_cq_ready(ring)
+            # One entry at a time through the CQ head: ``cqe[i]`` would index
+            # past the end of the ring when it wraps.
             done = []
-            for i in range(ready):
-                entry = cqe[i]
+            for _ in range(L.io_uring_cq_ready(ring)):
+                L.io_uring_peek_cqe(ring, cqe)
+                entry = cqe[0]
                 try:
                     res = entry.res
                 except OSError as exc:  # the binding raises a negative result
                     res = -(exc.errno or errno.EIO)
                 done.append((entry.user_data, res))
-            L.io_uring_cq_advance(ring, ready)
+                L.io_uring_cqe_seen(ring, entry)
             for user_data, res in done:
                 self.complete(user_data >> 2, user_data & 3, res)
 
