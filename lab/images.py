@@ -215,28 +215,33 @@ def build_image(client, tag: str, base: str, context: io.BytesIO, *,
 
 
 def prune_old_images(client, keep: str, newest: int = KEEP_IMAGES) -> list[str]:
-    """Untag ``iolab:*`` images beyond the ``newest`` few (each source edit
-    makes a new tag). The few most recent stay, because another checkout or
-    a concurrent run may be using the one built just before. An image a
-    container still uses stays too (Docker refuses). The dependency stage's
-    cache is untouched, so the next build still skips ``pip install``."""
+    """Remove lab images nobody needs any more: ``iolab:*`` beyond the
+    ``newest`` few (each source edit makes a new tag; the few most recent stay
+    because another checkout or a concurrent run may use the one built just
+    before), base images of an older recipe, and dependency-stage caches
+    beyond the newest few. Docker refuses to remove an image a container or
+    a newer image still uses; that is fine, it goes on a later build."""
     import docker.errors
 
+    def newest_first(images):
+        return sorted(images, key=lambda image: image.attrs.get("Created", ""), reverse=True)
+
     removed = []
-    by_age = sorted(client.images.list(name=APP_REPO),
-                    key=lambda image: image.attrs.get("Created", ""), reverse=True)
-    for image in by_age[newest:]:
-        for tag in image.tags:
-            if tag.startswith(f"{APP_REPO}:") and tag != keep:
-                try:
-                    client.images.remove(tag, noprune=False)
-                    removed.append(tag)
-                except docker.errors.APIError:
-                    pass
-    try:
-        client.images.prune(filters={"dangling": True, "label": f"{IMAGE_LABEL}=1"})
-    except docker.errors.APIError:
-        pass
+    stale = newest_first(client.images.list(name=APP_REPO))[newest:]
+    stale += [i for i in client.images.list(name=BASE_REPO) if base_tag() not in i.tags]
+    # Superseded dependency-stage caches (each `pip install` layer is ~240 MB).
+    stale += newest_first(client.images.list(filters={"dangling": True,
+                                                      "label": "iolab.stage=deps"}))[newest:]
+    stale += client.images.list(filters={"dangling": True, "label": f"{IMAGE_LABEL}=1"})
+    for image in stale:
+        for ref in image.tags or [image.id]:
+            if ref == keep:
+                continue
+            try:
+                client.images.remove(ref)
+                removed.append(ref)
+            except docker.errors.APIError:  # in use by a container or a newer image
+                pass
     return removed
 
 

@@ -19,19 +19,30 @@ SUITE=bookworm
 # wheelhouse inside the image build with no network.
 PACKAGES=python3,python3-venv,ca-certificates
 
-mirror_from_apt_sources() {
-    # deb822 files (*.sources): the URIs of a stanza whose Suites list $SUITE.
+# Prints the first URI of each apt source whose suite is $1 (deb822 *.sources
+# files, then the one-line sources.list format "deb [opts] URI SUITE ...").
+apt_uris_for_suite() {
     for f in /etc/apt/sources.list.d/*.sources; do
         [ -r "$f" ] || continue
-        awk -v suite="$SUITE" '
-            /^[[:space:]]*$/ { if (uris != "" && hit) { print uris; exit } uris=""; hit=0; next }
-            /^URIs:/   { uris=$2 }
-            /^Suites:/ { for (i = 2; i <= NF; i++) if ($i == suite) hit=1 }
-            END        { if (uris != "" && hit) print uris }' "$f"
-    done | head -n1
-    # One-line format: "deb [opts] URI bookworm main ..."
-    if [ -r /etc/apt/sources.list ]; then
-        sed -n "s/^deb \(\[[^]]*\] \)\{0,1\}\([^ ]*\) $SUITE .*/\2/p" /etc/apt/sources.list
+        awk -v suite="$1" '
+            function flush() { if (uris != "" && hit) print uris; uris = ""; hit = 0 }
+            /^[[:space:]]*$/ { flush(); next }
+            /^URIs:/   { uris = $2 }
+            /^Suites:/ { for (i = 2; i <= NF; i++) if ($i == suite) hit = 1 }
+            END        { flush() }' "$f"
+    done
+    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+        [ -r "$f" ] || continue
+        sed -n "s/^deb \(\[[^]]*\] \)\{0,1\}\([^ ]*\) $1 .*/\2/p" "$f"
+    done
+}
+
+# A bookworm source first; else (a newer Debian host) the mirror of its own
+# release, which carries bookworm too.
+mirror_from_apt_sources() {
+    apt_uris_for_suite "$SUITE"
+    if [ -r /etc/os-release ] && grep -q '^ID=debian' /etc/os-release; then
+        apt_uris_for_suite "$(. /etc/os-release && echo "${VERSION_CODENAME:-}")"
     fi
 }
 
