@@ -8,6 +8,7 @@
     ``--source-ips``); refuse a target outside loopback/198.18.0.0/15;
     register the step messages (:mod:`loadgen.collect`); apply
     ``--active-users`` as EchoUser's ``fixed_count``.
+    On the master, also tolerate busy workers (:func:`tolerate_busy_workers`).
 ``test_start`` (workers and standalone: when users are first spawned)
     zero the step counters, so a second run in the web UI starts clean.
 ``test_stop`` (master and standalone)
@@ -22,6 +23,7 @@ import os
 import sys
 from typing import Any
 
+import locust.runners
 from locust.runners import MasterRunner
 
 from loadgen import collect
@@ -30,6 +32,7 @@ from loadgen.options import ALLOW_EXTERNAL_ENV, add_arguments, target_address
 from loadgen.runtime import runtime
 
 log = logging.getLogger("loadgen")
+WORKER_HEARTBEAT_TOLERANCE = 10  # missed 1-second heartbeats before a worker is "missing"
 _installed: set[int] = set()
 
 
@@ -52,6 +55,8 @@ def install(events: Any, *, echo_user: type, idle_user: type) -> None:
         if shape is not None and hasattr(shape, "collector"):
             shape.collector = collector
         apply_active_users(environment, echo_user, idle_user)
+        if isinstance(runner, MasterRunner):
+            tolerate_busy_workers()
 
     @events.test_start.add_listener
     def on_test_start(environment: Any, **_: Any) -> None:
@@ -76,6 +81,21 @@ def check_target(environment: Any) -> None:
     except (ValueError, OSError) as exc:
         log.error("loadgen: %s", exc)
         sys.exit(2)
+
+
+def tolerate_busy_workers() -> None:
+    """Let a worker miss up to 10 heartbeats (Locust's default: 3) before the
+    master declares it missing.
+
+    A worker holding thousands of paced connections on a busy host can be
+    seconds behind on its event loop, heartbeat greenlet included. Locust
+    then marks it missing, zeroes its users in the master's count and, when
+    the heartbeat comes back, dispatches the step again: a slow worker turns
+    into a broken step. ``HEARTBEAT_LIVENESS`` is read at run time by the
+    master's heartbeat handling, so raising it here is enough.
+    """
+    locust.runners.HEARTBEAT_LIVENESS = max(locust.runners.HEARTBEAT_LIVENESS,
+                                            WORKER_HEARTBEAT_TOLERANCE)
 
 
 def apply_active_users(environment: Any, echo_user: type, idle_user: type) -> None:

@@ -15,6 +15,10 @@ Two clocks are kept apart:
   step, ramp included: a server refusing connections shows it in the ramp;
 * the *window* (echo count, latency histogram) covers only the hold, from
   the master's "hold" mark to the step end, so ``rps`` is a steady rate.
+  Each process times its own window (``window_s``), from the moment *it*
+  handled the mark to the moment it handled the collect request: on a
+  saturated worker those messages can lag by seconds, and its rate is
+  its echoes over the time it actually counted them.
 
 ``connected`` is a live gauge (sockets this process holds open right now).
 
@@ -29,6 +33,7 @@ the cost, and the dict never holds more keys than the histogram has buckets.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,6 +66,7 @@ class Meter:
 
     def start_window(self) -> None:
         self._latencies: dict[int, int] = {}  # us (truncated to HDR resolution) -> count
+        self._window_start = time.monotonic()
 
     @property
     def histogram(self) -> HdrHistogram:
@@ -109,6 +115,7 @@ class Meter:
             connect_failures=dict(self.connect_failures),
             failures=dict(self.failures),
             histogram=self.histogram,
+            window_s=time.monotonic() - self._window_start,
         )
         self.reset_step()
         return snap
@@ -124,6 +131,7 @@ class Snapshot:
     connect_failures: dict[str, int] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)
     histogram: HdrHistogram = field(default_factory=new_histogram)
+    window_s: float = 0.0  # how long this process counted echoes
 
     def to_message(self) -> dict[str, Any]:
         """Plain data for a Locust custom message (msgpack)."""
@@ -134,6 +142,7 @@ class Snapshot:
             "connect_failures": self.connect_failures,
             "failures": self.failures,
             "histogram": self.histogram.encode(),
+            "window_s": self.window_s,
         }
 
     @classmethod
@@ -145,13 +154,15 @@ class Snapshot:
             connect_failures=dict(data["connect_failures"]),
             failures=dict(data["failures"]),
             histogram=HdrHistogram.decode(data["histogram"]),
+            window_s=float(data["window_s"]),
         )
 
 
-def merge(snapshots: list[Snapshot], window_s: float) -> dict[str, Any]:
+def merge(snapshots: list[Snapshot]) -> dict[str, Any]:
     """Sum the workers' shares; percentiles come from the summed histogram.
 
-    ``rps`` is echo successes per second over the hold window (``window_s``).
+    ``rps`` is echo successes per second over the hold: the sum of each
+    process's echoes over its own window.
     """
     total = new_histogram()
     connect_failures: Counter[str] = Counter()
@@ -171,7 +182,8 @@ def merge(snapshots: list[Snapshot], window_s: float) -> dict[str, Any]:
         "connect_attempts": sum(s.connect_attempts for s in snapshots),
         "connect_failures": dict(sorted(connect_failures.items())),
         "echo_count": count,
-        "rps": round(count / window_s, 3) if window_s > 0 else 0.0,
+        "rps": round(sum(s.histogram.get_total_count() / s.window_s
+                         for s in snapshots if s.window_s > 0), 3),
         "p50_ms": ms(total.get_value_at_percentile(50)),
         "p90_ms": ms(total.get_value_at_percentile(90)),
         "p99_ms": ms(total.get_value_at_percentile(99)),

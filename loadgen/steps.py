@@ -38,7 +38,7 @@ from loadgen.options import Step, parse_steps
 log = logging.getLogger("loadgen")
 
 POLL_S = 0.02
-COLLECT_TIMEOUT_S = 10.0
+COLLECT_TIMEOUT_S = 30.0  # a saturated worker answers late; wait for it
 RAMP_SLACK_S = 30.0  # beyond the ramp's own duration, before giving up waiting
 
 
@@ -82,7 +82,7 @@ class StepController:
             shares = self.collector.collect(index, COLLECT_TIMEOUT_S)
             record = {"step": index, "target_users": step.users, "t_start": t_start,
                       "t_ramp_end": t_ramp_end, "t_end": t_end, "hold_s": step.hold_s,
-                      **merge(shares, t_end - t_ramp_end)}
+                      **merge(shares)}
             write_record(self.results_path, record)
             self.records.append(record)
             log.info("step %d done: %d users, %d connected, %.1f echo/s, p99 %s ms, failures %s",

@@ -91,15 +91,16 @@ def test_merge_is_exact_over_workers():
     b = [rng.uniform(50, 100) for _ in range(100)]  # one slow worker: the p99 lives here
     rec = merge([snapshot_with(a, users=10, connected=9, connect_attempts=11,
                                connect_failures={"ECONNREFUSED": 2},
-                               failures={"ECONNREFUSED": 2, "timeout": 1}),
+                               failures={"ECONNREFUSED": 2, "timeout": 1}, window_s=2.0),
                  snapshot_with(b, users=5, connected=5, connect_attempts=5,
-                               failures={"timeout": 3})], window_s=2.0)
+                               failures={"timeout": 3}, window_s=1.0)])
     everything = sorted(a + b)
     true_p99 = everything[int(0.99 * len(everything)) - 1]
     assert rec["p99_ms"] == pytest.approx(true_p99, rel=0.002)
     assert rec["max_ms"] == pytest.approx(max(b), rel=0.002)
     assert rec["p50_ms"] == pytest.approx(everything[len(everything) // 2], rel=0.01)
-    assert (rec["echo_count"], rec["rps"], rec["workers"]) == (5100, 2550.0, 2)
+    # each worker's echoes over its own window: 5000 / 2 s + 100 / 1 s
+    assert (rec["echo_count"], rec["rps"], rec["workers"]) == (5100, 2600.0, 2)
     assert (rec["users"], rec["connected"], rec["connect_attempts"]) == (15, 14, 16)
     assert rec["failures"] == {"ECONNREFUSED": 2, "timeout": 4}
     assert rec["connect_failures"] == {"ECONNREFUSED": 2}
@@ -121,7 +122,7 @@ def test_snapshot_survives_the_wire_and_resets_the_step():
 
 
 def test_no_echoes_means_null_latencies():
-    rec = merge([Snapshot(users=3)], window_s=1.0)
+    rec = merge([Snapshot(users=3, window_s=1.0)])
     assert rec["p50_ms"] is None and rec["max_ms"] is None and rec["rps"] == 0
 
 
