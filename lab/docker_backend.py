@@ -12,8 +12,8 @@ What each container gets, and why:
 - ``ulimits nofile`` — the process's RLIMIT_NOFILE. ``max`` is the highest
   value the host's daemon can grant (``lab/docker_hosts.py``); workers get
   the same, since every Locust user holds a socket.
-- namespaced ``sysctls`` — ``net.core.somaxconn`` (the kernel silently caps a
-  ``listen()`` backlog to it) for servers; a wide
+- namespaced ``sysctls`` (``lab/docker_specs.py``) — ``net.core.somaxconn``
+  (the kernel silently caps a ``listen()`` backlog to it) for servers; a wide
   ``net.ipv4.ip_local_port_range`` and ``tcp_tw_reuse`` for workers (each
   worker is its own network namespace with its own IP and source ports).
 - ``cpuset_cpus``/``mem_limit`` from the scenario, so runs are comparable.
@@ -30,11 +30,8 @@ server's port (and the master's port, likewise) is published on that host's
 
 from __future__ import annotations
 
-import io
-import ipaddress
 import itertools
 import socket
-import tarfile
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -54,53 +51,26 @@ from lab.docker_hosts import (
 )
 from lab.docker_io import LogFollower, StatsSampler
 from lab.docker_net import container_ip, create_run_network, published_port
+from lab.docker_specs import (
+    ALLOW_EXTERNAL_ENV,
+    SERVER_PORT,
+    WORKDIR_PARENT,
+    namespaced,
+    safe_target,
+    server_command,
+    server_options,
+)
 from lab.errors import BackendError
 from lab.hostlimits import apply_host_limits
-from lab.images import ROOT, daemon_id, ensure_image
+from lab.images import daemon_id, ensure_image
 from lab.spec import Scenario, ServerSpec
 from lab.workers import workers_needed
 
 __all__ = ["DockerBackend", "clean_all", "docker_available"]
 
-SERVER_PORT = 7000
 READY_TIMEOUT_S = 60.0
-STEPS_PATH = "/tmp/iolab-steps.jsonl"
-SECCOMP_IO_URING = ROOT / "docker" / "seccomp-io_uring.json"
+STEPS_PATH = "/tmp/iolab-steps.jsonl"  # the master's --step-results, read via the API
 WORKER_SYSCTLS = {"net.ipv4.ip_local_port_range": "1024 65000", "net.ipv4.tcp_tw_reuse": "1"}
-# Load may only go to loopback or the lab's benchmark range unless the scenario
-# says allow_external_targets; loadgen checks the target too, this env var
-# (loadgen/options.py: ALLOW_EXTERNAL_ENV) is how it learns of the opt-in.
-SAFE_TARGETS = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("198.18.0.0/15"))
-ALLOW_EXTERNAL_ENV = "IOLAB_ALLOW_EXTERNAL_TARGETS"
-# Sysctls with a per-container copy (network and IPC namespaces): the only
-# ones Docker lets a container set.
-NAMESPACED_SYSCTLS = ("net.", "kernel.shm", "kernel.msg", "kernel.sem", "fs.mqueue.")
-WORKDIR_PARENT = "/home/lab"  # the image user's home: writable, exists in the image
-SCENARIO_DIR_MAX_BYTES = 5_000_000
-
-
-def namespaced(sysctl: str) -> bool:
-    return sysctl.startswith(NAMESPACED_SYSCTLS)
-
-
-def scenario_dir_tar(directory: Path) -> bytes:
-    """The scenario file's directory as a tar under ``scenario/``, so a custom
-    server's relative command paths work in the lab image (small files only)."""
-    buf, total = io.BytesIO(), 0
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for path in sorted(directory.rglob("*")):
-            if not path.is_file() or "__pycache__" in path.parts:
-                continue
-            total += path.stat().st_size
-            if total > SCENARIO_DIR_MAX_BYTES:
-                raise BackendError(f"{directory} holds more than {SCENARIO_DIR_MAX_BYTES} "
-                                   "bytes; give the custom server an image instead")
-            info = tar.gettarinfo(str(path), arcname=f"scenario/{path.relative_to(directory)}")
-            info.uid = info.gid = 10001  # the image's lab user
-            info.uname = info.gname = ""
-            with path.open("rb") as f:
-                tar.addfile(info, f)
-    return buf.getvalue()
 
 
 class DockerBackend(Backend):
@@ -255,11 +225,7 @@ class DockerBackend(Backend):
         """``host``'s address for cross-host traffic, refused outside the safe
         ranges unless the scenario allows external targets."""
         address = self.scenario.host(host).address
-        try:
-            safe = any(ipaddress.ip_address(address) in net for net in SAFE_TARGETS)
-        except ValueError:  # a host name
-            safe = False
-        if not safe and not self.scenario.allow_external_targets:
+        if not safe_target(address) and not self.scenario.allow_external_targets:
             raise BackendError(
                 f"host {host}: load would go to {address}, outside 127.0.0.0/8 and "
                 "198.18.0.0/15; set allow_external_targets: true if that host is yours")
@@ -275,26 +241,13 @@ class DockerBackend(Backend):
         host = spec.host
         port = spec.port if spec.is_custom and spec.port else SERVER_PORT
         nofile = self.nofile_for(host, spec.limits.nofile)
-        sysctls = {"net.core.somaxconn": str(spec.limits.backlog),
-                   **{k: v for k, v in spec.limits.sysctls if namespaced(k)}}
         publish = self._cross_daemon(host, self._load_hosts())
         ports = {f"{port}/tcp": (self._published_address(host), None)} if publish else {}
-        security = ()
-        if spec.model == "io_uring":
-            security = (f"seccomp={SECCOMP_IO_URING.read_text()}",)
-        extra: dict[str, Any] = {}
-        if spec.is_custom and not spec.image and self.scenario.source_path:
-            extra["files"] = scenario_dir_tar(Path(self.scenario.source_path).parent)
-            extra["working_dir"] = f"{WORKDIR_PARENT}/scenario"
-        if spec.limits.memory:
-            extra["mem_limit"] = spec.limits.memory
-        if spec.limits.cpuset:
-            extra["cpuset_cpus"] = spec.limits.cpuset
+        extra = server_options(spec, self.scenario.source_path)
         self.progress(f"docker: starting server {spec.name} on {host} (nofile {nofile})")
         container = self._run(host, ctx, "server", f"server-{spec.name}-{next(self._names)}",
-                              self._server_command(spec, port), image=spec.image,
-                              nofile=nofile, sysctls=sysctls, ports=ports,
-                              security_opt=security, **extra)
+                              server_command(spec, port), image=spec.image,
+                              nofile=nofile, ports=ports, **extra)
         follower = LogFollower(container, ctx.logs_dir / f"{container.name}.log")
         follower.start()
         ready = self._wait_ready(spec, container, follower, port, nofile)
@@ -303,18 +256,6 @@ class DockerBackend(Backend):
         else:
             target = (container_ip(container, self._network(host, ctx).name), port)
         return DockerServerHandle(spec, container, follower, target[0], target[1], ready)
-
-    @staticmethod
-    def _server_command(spec: ServerSpec, port: int) -> list[str]:
-        if spec.is_custom:  # the placeholders of the local backend, in-container values
-            return [w.replace("{python}", "python").replace("{port}", str(port))
-                    for w in spec.command or []]
-        cmd = ["python", "-m", "servers", spec.model, "--host", "0.0.0.0", "--port", str(port),
-               "--backlog", str(spec.limits.backlog), "--nofile", "max",
-               "--on-fd-limit", spec.on_fd_limit, "--work-us", str(spec.work_us)]
-        if spec.workers:
-            cmd += ["--workers", str(spec.workers)]
-        return cmd
 
     def _wait_ready(self, spec, container, follower, port, nofile) -> dict[str, Any]:
         """Until READY, the container's exit, or the deadline (then: log tail)."""

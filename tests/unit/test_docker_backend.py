@@ -18,8 +18,9 @@ import pytest
 
 from lab import docker_net, hostlimits, images
 from lab.backend import RunContext
-from lab.docker_backend import SECCOMP_IO_URING, DockerBackend, clean_all
+from lab.docker_backend import DockerBackend, clean_all
 from lab.docker_handles import StepResultsReader
+from lab.docker_specs import SECCOMP_IO_URING
 from lab.errors import BackendError
 from lab.spec import (
     HostLimits,

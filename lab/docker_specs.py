@@ -1,0 +1,106 @@
+"""What goes into a server container: its command, sysctls, resources,
+seccomp profile and files. Pure functions of the scenario; no Docker calls.
+
+- **sysctls.** Only namespaced sysctls can be set per container: those of
+  the network namespace (``net.*``) and the IPC namespace (``kernel.shm*``,
+  ``kernel.msg*``, ``kernel.sem``, ``fs.mqueue.*``). Docker refuses any other
+  at create time. A server always gets ``net.core.somaxconn`` equal to its
+  backlog, because the kernel silently caps a ``listen()`` backlog to
+  somaxconn.
+- **seccomp.** Docker's default profile allows ``io_uring_*`` up to 24.x and
+  blocks it from 25.0. The io_uring model, and only that model, runs with
+  ``docker/seccomp-io_uring.json``.
+- **files.** A custom server without its own image runs in the lab image.
+  The scenario file's directory is copied into the container before it
+  starts (``put_archive``), so relative paths in its command work, also on a
+  remote daemon.
+"""
+
+from __future__ import annotations
+
+import io
+import ipaddress
+import tarfile
+from pathlib import Path
+from typing import Any
+
+from lab.errors import BackendError
+from lab.spec import ServerSpec
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVER_PORT = 7000  # the port a built-in model listens on inside its container
+SECCOMP_IO_URING = ROOT / "docker" / "seccomp-io_uring.json"
+NAMESPACED_SYSCTLS = ("net.", "kernel.shm", "kernel.msg", "kernel.sem", "fs.mqueue.")
+WORKDIR_PARENT = "/home/lab"  # the image user's home: writable, exists in the image
+SCENARIO_DIR_MAX_BYTES = 5_000_000
+LAB_UID = 10001  # docker/Dockerfile's user
+# Load may only go to loopback or the lab's benchmark range unless the scenario
+# says allow_external_targets. loadgen checks the target too, and learns of
+# the opt-in from this variable (loadgen/options.py: ALLOW_EXTERNAL_ENV).
+SAFE_TARGETS = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("198.18.0.0/15"))
+ALLOW_EXTERNAL_ENV = "IOLAB_ALLOW_EXTERNAL_TARGETS"
+
+
+def namespaced(sysctl: str) -> bool:
+    return sysctl.startswith(NAMESPACED_SYSCTLS)
+
+
+def safe_target(address: str) -> bool:
+    """True for loopback and 198.18.0.0/15 addresses; host names are not safe."""
+    try:
+        return any(ipaddress.ip_address(address) in net for net in SAFE_TARGETS)
+    except ValueError:
+        return False
+
+
+def server_command(spec: ServerSpec, port: int) -> list[str]:
+    """``python -m servers MODEL ...`` for a built-in model; a custom server's
+    own command, with the local backend's placeholders given in-container values."""
+    if spec.is_custom:
+        return [w.replace("{python}", "python").replace("{port}", str(port))
+                for w in spec.command or []]
+    cmd = ["python", "-m", "servers", spec.model, "--host", "0.0.0.0", "--port", str(port),
+           "--backlog", str(spec.limits.backlog), "--nofile", "max",
+           "--on-fd-limit", spec.on_fd_limit, "--work-us", str(spec.work_us)]
+    if spec.workers:
+        cmd += ["--workers", str(spec.workers)]
+    return cmd
+
+
+def server_options(spec: ServerSpec, scenario_path: Path | None) -> dict[str, Any]:
+    """Container options for a server beyond the lab's defaults: sysctls,
+    seccomp, memory/cpuset, and the files of a custom server."""
+    opts: dict[str, Any] = {
+        "sysctls": {"net.core.somaxconn": str(spec.limits.backlog),
+                    **{k: v for k, v in spec.limits.sysctls if namespaced(k)}},
+    }
+    if spec.model == "io_uring":
+        opts["security_opt"] = (f"seccomp={SECCOMP_IO_URING.read_text()}",)
+    if spec.limits.memory:
+        opts["mem_limit"] = spec.limits.memory
+    if spec.limits.cpuset:
+        opts["cpuset_cpus"] = spec.limits.cpuset
+    if spec.is_custom and not spec.image and scenario_path:
+        opts["files"] = scenario_dir_tar(Path(scenario_path).parent)
+        opts["working_dir"] = f"{WORKDIR_PARENT}/scenario"
+    return opts
+
+
+def scenario_dir_tar(directory: Path) -> bytes:
+    """The scenario file's directory as a tar under ``scenario/``, owned by the
+    image's user (small files only)."""
+    buf, total = io.BytesIO(), 0
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for path in sorted(directory.rglob("*")):
+            if not path.is_file() or "__pycache__" in path.parts:
+                continue
+            total += path.stat().st_size
+            if total > SCENARIO_DIR_MAX_BYTES:
+                raise BackendError(f"{directory} holds more than {SCENARIO_DIR_MAX_BYTES} "
+                                   "bytes; give the custom server an image instead")
+            info = tar.gettarinfo(str(path), arcname=f"scenario/{path.relative_to(directory)}")
+            info.uid = info.gid = LAB_UID
+            info.uname = info.gname = ""
+            with path.open("rb") as f:
+                tar.addfile(info, f)
+    return buf.getvalue()
