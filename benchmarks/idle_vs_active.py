@@ -45,15 +45,20 @@ def run_model(model: str, steps: list[int], seconds: float, repeat: int) -> list
     idle = []
     with ServerProcess(model, "--nofile", "max", stats_interval=0.25) as srv:
         base = None
+        actives = 0
         for n in steps:
             idle += open_idle(srv.host, srv.port, n - len(idle))
-            # Wait until the server has dealt with every idle connection.
-            settled = srv.wait_stats(
-                lambda e, n=n: e["accepted"] + sum(e["refused"].values()) >= n, timeout=60
-            )
+
+            # Wait until the server has dealt with every idle connection (and
+            # with the active ones of earlier steps, closed by now).
+            def settled_at(e, want=n + actives, n=n):
+                return e["accepted"] + sum(e["refused"].values()) >= want and e["connections"] <= n
+
+            settled = srv.wait_stats(settled_at, timeout=60)
             trials = []  # (rate, count, elapsed, t0, t1): the median trial is kept
             for _ in range(repeat):
                 active = open_idle(srv.host, srv.port, 1)
+                actives += len(active)
                 t0 = time.time()
                 count, elapsed = ping_pong(active[0], seconds) if active else (0, seconds)
                 t1 = time.time()
