@@ -129,6 +129,8 @@ class DockerLoadHandle(LoadHandle):
         return exit_code_of(self.master)
 
     def stop(self, timeout: float = 15.0) -> None:
+        import docker.errors
+
         if self._stopped:
             return
         self._stopped = True
@@ -137,7 +139,10 @@ class DockerLoadHandle(LoadHandle):
             stop_quietly(worker, timeout)
         for container in [self.master, *self.workers]:
             save_logs(container, self.logs_dir / f"{container.name}.log")
-        data = fetch_file(self.master, self.reader.path)
+        try:
+            data = fetch_file(self.master, self.reader.path)
+        except docker.errors.APIError:
+            data = None
         if data:
             (self.logs_dir / f"{self.master.name}-steps.jsonl").write_bytes(data)
 

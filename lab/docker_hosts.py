@@ -28,17 +28,16 @@ LABEL = "iolab"
 CONNECT_TIMEOUT_S = 60
 
 
-def client_for(endpoint: str):
+def client_for(endpoint: str, timeout: int = CONNECT_TIMEOUT_S):
     """A docker SDK client for ``endpoint`` (``local`` = the default)."""
     import docker
 
     try:
         if endpoint == "local":
-            return docker.from_env(timeout=CONNECT_TIMEOUT_S)
+            return docker.from_env(timeout=timeout)
         if endpoint.startswith("ssh://"):
-            return docker.DockerClient(base_url=endpoint, use_ssh_client=True,
-                                       timeout=CONNECT_TIMEOUT_S)
-        return docker.DockerClient(base_url=endpoint, timeout=CONNECT_TIMEOUT_S)
+            return docker.DockerClient(base_url=endpoint, use_ssh_client=True, timeout=timeout)
+        return docker.DockerClient(base_url=endpoint, timeout=timeout)
     except docker.errors.DockerException as exc:
         raise BackendError(f"cannot reach Docker at {endpoint}: {exc}") from exc
 
@@ -50,7 +49,7 @@ def docker_available(endpoint: str = "local") -> tuple[bool, str]:
     except ImportError:
         return False, "the docker Python SDK is not installed (pip install docker)"
     try:
-        client = docker.from_env(timeout=5) if endpoint == "local" else client_for(endpoint)
+        client = client_for(endpoint, timeout=10)
         client.ping()
         ver = client.version()
     except (docker.errors.DockerException, BackendError, OSError) as exc:
