@@ -99,17 +99,25 @@ def cmd_run(argv: list[str]) -> int:
     run_dir, outcomes = run_scenario(scenario, backend, args.out, live=live)
     print(f"run: {run_dir}")
     for name, outcome in outcomes.items():
-        if outcome.error:
-            state = f"failed: {outcome.error.splitlines()[0]}"
-        elif outcome.stopped_at_step is not None:
-            state = f"stopped at step {outcome.stopped_at_step} by {outcome.limit}"
-        else:
-            state = "held every step" + (f" (limit seen: {outcome.limit})" if outcome.limit
-                                         else "")
-        print(f"  {name}: {state}")
+        print(f"  {name}: {summarize(outcome)}")
     if (run_dir / "report.html").exists():
         print(f"report: {run_dir / 'report.html'}")
     return 0
+
+
+def summarize(outcome: Any) -> str:
+    """One line per model: how it ended and what its last step saw."""
+    if outcome.error:
+        state = f"failed: {outcome.error.splitlines()[0]}"
+    elif outcome.stopped_at_step is not None:
+        state = f"stopped at step {outcome.stopped_at_step} by {outcome.limit}"
+    else:
+        state = "ran every step" + (f" (limit seen: {outcome.limit})" if outcome.limit else "")
+    if outcome.rows:
+        last = outcome.rows[-1]
+        state += (f"; last step {last['connected']}/{last['target_connections']} connected, "
+                  f"errors {last['error_rate']:.1%}")
+    return state
 
 
 def cmd_validate(argv: list[str]) -> int:

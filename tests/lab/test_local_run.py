@@ -47,7 +47,8 @@ def test_select_stops_at_fd_setsize_while_epoll_holds(tmp_path, capsys):
     out = tmp_path / "out"
     assert cli.main([str(_write(tmp_path, SMALL)), "--out", str(out)]) == 0
     stdout = capsys.readouterr().out
-    assert "select: stopped at step 1 by FD_SETSIZE" in stdout
+    assert "select: stopped at step 1 by FD_SETSIZE; last step " in stdout
+    assert "epoll: ran every step; last step 1200/1200 connected" in stdout
     run_dir = _only_run_dir(out)
     rows = read_steps_csv(run_dir / "steps.csv")
     assert list(rows[0]) == list(COLUMNS)
