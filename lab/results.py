@@ -124,8 +124,8 @@ def make_row(spec: ServerSpec, step: dict[str, Any], stats: dict[str, Any] | Non
 def _csv_value(value: Any) -> str:
     if value is None:
         return ""
-    if isinstance(value, float):
-        return f"{value:.6g}"
+    if isinstance(value, float):  # 15 significant digits: exact epochs, no float noise
+        return f"{value:.15g}"
     return str(value)
 
 

@@ -89,3 +89,14 @@ def test_live_view_plain_and_tty():
     view.line("done")
     assert tty.getvalue().startswith("\r\x1b[K  epoll step 1/2")
     assert "\r\x1b[Kdone\n" in tty.getvalue()
+
+
+def test_csv_keeps_epoch_precision_and_drops_float_noise(tmp_path):
+    run_dir = create_run_dir(tmp_path, "lab")
+    record = RunRecord(run_dir, SCENARIO, "local", [], {}, None)
+    row = make_row(SCENARIO.servers[0], step_record(0, 10, 10, t_end=1795845502.5886955),
+                   {**stats(0, 10), "cpu_user_s": 0.1, "cpu_sys_s": 0.2}, None, None)
+    record.add_row(row)
+    (written,) = read_steps_csv(run_dir / "steps.csv")
+    assert abs(float(written["t_end"]) - 1795845502.5886955) < 1e-4
+    assert written["server_cpu_s"] == "0.3"
