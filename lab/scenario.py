@@ -111,9 +111,6 @@ class _Map:
     def sub(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key
 
-    def has(self, key: str) -> bool:
-        return key in self.fields or any(f.has(key) for f in self.fallbacks)
-
     def lookup(self, key: str) -> tuple[yaml.Node, str] | None:
         """The node for ``key`` and its path, here or in a fallback mapping."""
         if key in self.fields:
@@ -238,10 +235,11 @@ def _name(doc: _Doc, node: yaml.Node, path: str) -> str:
     return _matching(NAME_RE, "'epoll-4k' (letters, digits, '.', '_', '-')")(doc, node, path)
 
 
-def _list(doc: _Doc, node: yaml.Node, path: str, *, nonempty: bool = True) -> list[yaml.Node]:
+def _list(doc: _Doc, node: yaml.Node, path: str) -> list[yaml.Node]:
+    """A non-empty YAML list's item nodes."""
     if not isinstance(node, yaml.SequenceNode):
         doc.fail(node, path, f"expected a list; got {_kind(doc, node)}")
-    if nonempty and not node.value:
+    if not node.value:
         doc.fail(node, path, "is empty; give at least one item")
     return list(node.value)
 
