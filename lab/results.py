@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from lab.errors import InputError
 from lab.scenario import scenario_to_dict, scenario_to_yaml
 from lab.spec import Scenario, ServerSpec
 
@@ -144,7 +145,11 @@ def write_json_atomic(path: Path, data: Any) -> None:
 def create_run_dir(out: Path, scenario_name: str, clock: float | None = None) -> Path:
     """A new, empty run directory; never an existing one."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(clock))
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--out {out}: cannot create run directories there "
+                         f"({exc.strerror or exc})") from None
     base = out / f"{stamp}-{scenario_name}"
     for n in range(1, 1000):
         candidate = base if n == 1 else base.with_name(f"{base.name}-{n}")

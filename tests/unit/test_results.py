@@ -6,6 +6,7 @@ import io
 import json
 import os
 
+import pytest
 from lab_fakes import stats, step_record
 
 from lab.live import LiveView
@@ -100,3 +101,11 @@ def test_csv_keeps_epoch_precision_and_drops_float_noise(tmp_path):
     (written,) = read_steps_csv(run_dir / "steps.csv")
     assert abs(float(written["t_end"]) - 1795845502.5886955) < 1e-4
     assert written["server_cpu_s"] == "0.3"
+
+
+def test_out_that_is_a_file_is_an_input_error(tmp_path):
+    from lab.errors import InputError
+
+    (tmp_path / "file").write_text("")
+    with pytest.raises(InputError, match="cannot create run directories"):
+        create_run_dir(tmp_path / "file", "lab")
