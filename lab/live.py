@@ -35,6 +35,7 @@ class LiveView:
         self.plain_every_s = plain_every_s
         self._last_plain = float("-inf")
         self._status = False
+        self._last_status = ""
 
     def _write(self, text: str) -> None:
         try:
@@ -58,8 +59,9 @@ class LiveView:
                 f"{_num(connections)}, {_num(rate)} msg/s, last p99 {_ms(p99_ms)}, "
                 f"errors {'-' if error_rate is None else f'{error_rate:.2%}'}")
         if self.tty:
-            self._write(ERASE + text)
-            self._status = True
+            if not (self._status and text == self._last_status):
+                self._write(ERASE + text)
+            self._status, self._last_status = True, text
         elif self.clock() - self._last_plain >= self.plain_every_s:
             self._last_plain = self.clock()
             self.line(text)

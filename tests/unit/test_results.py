@@ -109,3 +109,11 @@ def test_out_that_is_a_file_is_an_input_error(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(InputError, match="cannot create run directories"):
         create_run_dir(tmp_path / "file", "lab")
+
+
+def test_live_view_does_not_redraw_an_unchanged_status():
+    tty = io.StringIO()
+    view = LiveView(tty, tty=True)
+    for _ in range(3):
+        view.progress("epoll", 0, 2, 100, 50, 10.0, 1.5, 0.0)
+    assert tty.getvalue().count("epoll step 1/2") == 1
