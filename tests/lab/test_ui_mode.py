@@ -31,12 +31,17 @@ def test_ui_mode_serves_the_web_ui_and_keeps_events(tmp_path):
         except OSError:
             return False
         seen["paths"] = paths
-        return all(Path(p).exists() and Path(p).stat().st_size > 0 for p in paths)
+        if not all(Path(p).exists() and Path(p).stat().st_size > 0 for p in paths):
+            return False
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/lab/stats", timeout=2) as resp:
+            seen["lab"] = resp.read().decode()
+        return True
 
     stream = io.StringIO()
     run_dir = run_ui(scenario, backend, tmp_path, live=LiveView(stream, tty=False), poll_s=0.2,
                      until=ready)
     assert seen["status"] == 200
+    assert "select" in seen["lab"] and "epoll" in seen["lab"]  # the web UI's lab tab reads them
     assert [Path(p).name for p in seen["paths"]] == ["select.events.jsonl", "epoll.events.jsonl"]
     assert all(Path(p).parent == run_dir / "logs" for p in seen["paths"])
     out = stream.getvalue()
