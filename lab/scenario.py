@@ -105,7 +105,7 @@ class _Map:
                 hint = did_you_mean(str(key), keys) or "; allowed here: " + ", ".join(keys)
                 doc.fail(key_node, self.sub(str(key)), f"unknown key{hint}")
             if key in self.fields:
-                doc.fail(key_node, self.sub(key), "appears twice")
+                doc.fail(key_node, self.sub(key), "appears twice; keep only one")
             self.fields[key] = value_node
 
     def sub(self, key: str) -> str:
@@ -439,7 +439,7 @@ def _hosts(doc: _Doc, top: _Map, allow_external: bool) -> tuple[HostSpec, ...]:
                                        "local"),
                         address=m.get("address", _address(allow_external), "127.0.0.1"))
         if any(h.name == host.name for h in hosts):
-            doc.fail(item, f"hosts[{i}].name", f"'{host.name}' is used twice")
+            doc.fail(item, f"hosts[{i}].name", f"'{host.name}' is used twice; give each host its own name")
         hosts.append(host)
     return tuple(hosts)
 
