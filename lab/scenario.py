@@ -439,7 +439,8 @@ def _hosts(doc: _Doc, top: _Map, allow_external: bool) -> tuple[HostSpec, ...]:
                                        "local"),
                         address=m.get("address", _address(allow_external), "127.0.0.1"))
         if any(h.name == host.name for h in hosts):
-            doc.fail(item, f"hosts[{i}].name", f"'{host.name}' is used twice; give each host its own name")
+            doc.fail(item, f"hosts[{i}].name",
+                     f"'{host.name}' is used twice; give each host its own name")
         hosts.append(host)
     return tuple(hosts)
 
