@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import socket
+import threading
 import time
 
 import pytest
@@ -56,6 +57,22 @@ def test_one_mebibyte_in_pieces(start, model):
     data = os.urandom(1 << 20)
     with connect(srv) as sock:
         assert echo_stream(sock, data, piece=7919) == data
+
+
+def test_slow_reader_gets_everything_back(start, model):
+    """The client sends 4 MiB before it reads anything: the server's writes
+    become partial, it must buffer, wait for writable (and stop reading while
+    its buffer is full) and deliver every byte, in order."""
+    srv = start(model)
+    data = os.urandom(4 << 20)
+    with connect(srv) as sock:
+        sender = threading.Thread(target=sock.sendall, args=(data,), daemon=True)
+        sender.start()
+        time.sleep(0.5)
+        assert recv_exactly(sock, len(data)) == data
+        sender.join(10)
+    stats = srv.wait_stats(lambda e: e["closed"] == 1)
+    assert stats["bytes_in"] == stats["bytes_out"] == len(data)
 
 
 def test_half_close_echoes_the_rest_then_eof(start, model):
