@@ -99,6 +99,13 @@ class Server(BaseServer):
         finally:
             os._exit(code)
 
+    def _retire(self, slot: int) -> None:
+        """A child is gone: keep its byte counts, free its slot."""
+        n_in, n_out = SLOT.unpack_from(self.shm, slot * SLOT.size)
+        self.done_in += n_in
+        self.done_out += n_out
+        self.free.append(slot)
+
     def reap(self) -> None:
         while self.children:
             try:
@@ -108,44 +115,27 @@ class Server(BaseServer):
             if pid == 0:
                 return
             slot = self.children.pop(pid, None)
-            if slot is None:
-                continue
-            n_in, n_out = SLOT.unpack_from(self.shm, slot * SLOT.size)
-            self.done_in += n_in
-            self.done_out += n_out
-            self.free.append(slot)
-            self.stats.closed += 1
+            if slot is not None:
+                self._retire(slot)
+                self.stats.closed += 1
 
     def close(self) -> None:
-        """Shutdown: end the children (their clients see EOF) and reap them all.
-
-        Their bytes are added up; they are not counted as ``closed``: the final
-        event reports the connections that were open at the signal, as every
-        model does."""
+        """Shutdown: end the children (their clients see EOF) and reap them.
+        Not counted as ``closed``: the final event reports the connections
+        open at the signal, as every model does."""
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        for pid in list(self.children):
+        for pid, slot in list(self.children.items()):
             try:
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        for pid in list(self.children):
-            try:
                 os.waitpid(pid, 0)
-            except ChildProcessError:
+            except (ProcessLookupError, ChildProcessError):
                 pass
-        self.reap_all_done()
-
-    def reap_all_done(self) -> None:
-        for slot in list(self.children.values()):
-            n_in, n_out = SLOT.unpack_from(self.shm, slot * SLOT.size)
-            self.done_in += n_in
-            self.done_out += n_out
+            self._retire(slot)
         self.children.clear()
 
     def snapshot(self):
-        live = list(self.children.items())
         n_in, n_out = self.done_in, self.done_out
-        for _, slot in live:
+        for slot in list(self.children.values()):
             a, b = SLOT.unpack_from(self.shm, slot * SLOT.size)
             n_in, n_out = n_in + a, n_out + b
         self.stats.bytes_in, self.stats.bytes_out = n_in, n_out

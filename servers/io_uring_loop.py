@@ -87,11 +87,12 @@ class Server(BaseServer):
         L.io_uring_prep_accept(self.sqe(self.listener.fileno(), ACCEPT), self.listener.fileno())
         self.accepting = True
 
-    def submit_recv(self, fd: int, c: Conn) -> None:
-        L.io_uring_prep_recv(self.sqe(fd, RECV), fd, c.buf)
-
-    def submit_send(self, fd: int, c: Conn) -> None:
-        L.io_uring_prep_send(self.sqe(fd, SEND), fd, c.out)
+    def submit_io(self, fd: int, c: Conn) -> None:
+        """The next request of a connection: a send while echo is pending, else a recv."""
+        if c.out:
+            L.io_uring_prep_send(self.sqe(fd, SEND), fd, c.out)
+        else:
+            L.io_uring_prep_recv(self.sqe(fd, RECV), fd, c.buf)
 
     def serve(self) -> None:
         ring, cqe, ticker = self.ring, self.cqe, self.ticker
@@ -111,17 +112,15 @@ class Server(BaseServer):
                     raise
             # One entry at a time through the CQ head: ``cqe[i]`` would index
             # past the end of the ring when it wraps.
-            done = []
             for _ in range(L.io_uring_cq_ready(ring)):
                 L.io_uring_peek_cqe(ring, cqe)
                 entry = cqe[0]
+                user_data = entry.user_data
                 try:
                     res = entry.res
                 except OSError as exc:  # the binding raises a negative result
                     res = -(exc.errno or errno.EIO)
-                done.append((entry.user_data, res))
                 L.io_uring_cqe_seen(ring, entry)
-            for user_data, res in done:
                 self.complete(user_data >> 2, user_data & 3, res)
 
     def complete(self, fd: int, op: int, res: int) -> None:
@@ -142,13 +141,10 @@ class Server(BaseServer):
             if self.work_us:
                 spin(self.work_us)
             c.out = bytes(c.buf[:res])
-            return self.submit_send(fd, c)
-        self.stats.bytes_out += res  # SEND
-        c.out = c.out[res:]
-        if c.out:
-            self.submit_send(fd, c)  # partial send: queue the rest
-        else:
-            self.submit_recv(fd, c)
+        else:  # SEND; a partial one queues the rest
+            self.stats.bytes_out += res
+            c.out = c.out[res:]
+        self.submit_io(fd, c)
 
     def accepted(self, res: int) -> None:
         self.accepting = False
@@ -168,7 +164,7 @@ class Server(BaseServer):
         fd = sock.fileno()
         c = self.conns[fd] = Conn(sock)
         self.stats.opened(fd)
-        self.submit_recv(fd, c)
+        self.submit_io(fd, c)
 
     def close_conn(self, fd: int, c: Conn) -> None:
         del self.conns[fd]
