@@ -85,8 +85,9 @@ def test_nonblocking_burns_a_core_even_when_idle(start):
     later = srv.latest_stats()
     assert later["loop_passes_per_s"] > 1000
     cpu = lambda e: e["cpu_user_s"] + e["cpu_sys_s"]  # noqa: E731
-    # No client at all, and still most of a core (a loose bound: the machine is shared).
-    assert cpu(later) - cpu(first) > 0.3 * (later["time"] - first["time"])
+    # No client at all, and still CPU time by the second (an idle epoll server
+    # uses ~0.001 s/s). Loose: on a shared, loaded machine it gets a share of a core.
+    assert cpu(later) - cpu(first) > 0.1 * (later["time"] - first["time"])
 
 
 @pytest.mark.skipif("io_uring" not in AVAILABLE, reason="io_uring unavailable here")
