@@ -489,3 +489,20 @@ def test_docker_refusing_a_container_is_a_backend_error(ctx):
         with pytest.raises(BackendError, match="could not start server .*rlimit"):
             b.start_server(sc.servers[0], ctx(sc))
     assert daemon.containers == {}
+
+
+def test_build_context_holds_exactly_what_the_hash_covers(tmp_path):
+    import tarfile
+
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / "locust-1-py3-none-any.whl").write_bytes(b"whl")
+    (wheels / "notes.txt").write_text("not a wheel")
+    files = images.source_files()
+    ctx_tar = images.build_context(["locust==1"], files, wheels)
+    names = tarfile.open(fileobj=ctx_tar).getnames()
+    assert names[:2] == ["Dockerfile", "requirements.txt"]
+    assert "wheels/locust-1-py3-none-any.whl" in names and "wheels/notes.txt" not in names
+    assert {"servers", "loadgen"} <= set(names)
+    assert {name for name, _ in files} <= set(names)
+    assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
