@@ -124,10 +124,12 @@ class DockerBackend(Backend):
         return self._daemons[host]
 
     def facts(self, host: str) -> dict[str, Any]:
-        if host not in self._facts:
+        """Limits and metadata of ``host``'s daemon, read once per daemon."""
+        key = self.daemon(host)
+        if key not in self._facts:
             self.progress(f"docker: reading limits on host {host}")
-            self._facts[host] = host_facts(self.clients[host], self.image())
-        return self._facts[host]
+            self._facts[key] = host_facts(self.clients[host], self.image())
+        return self._facts[key]
 
     def nofile_for(self, host: str, wanted: int | str) -> int:
         grantable = int(self.facts(host)["nofile_max_grantable"])
@@ -149,7 +151,7 @@ class DockerBackend(Backend):
             if scenario.host_limits.raise_host_limits:
                 def writer(name, value, _host=host):
                     write_sysctl_privileged(self.clients[_host], self.image(), name, value)
-                    self._facts.pop(_host, None)  # run.json records the raised value
+                    self._facts.pop(self.daemon(_host), None)  # re-read for run.json
             notes += apply_host_limits(host, scenario.host_limits, self.facts(host), writer)
         for spec in scenario.servers:
             grantable = self.facts(spec.host)["nofile_max_grantable"]

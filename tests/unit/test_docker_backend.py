@@ -485,7 +485,7 @@ def test_docker_refusing_a_container_is_a_backend_error(ctx):
     daemon = FakeDaemon()
     sc = scenario()
     with backend_for(sc, {"local": FakeClient(daemon)}) as b:
-        b._facts["local"] = {"nofile_max_grantable": 10**6}  # more than the daemon can set
+        b._facts[b.daemon("local")] = {"nofile_max_grantable": 10**6}  # > what it can set
         with pytest.raises(BackendError, match="could not start server .*rlimit"):
             b.start_server(sc.servers[0], ctx(sc))
     assert daemon.containers == {}
