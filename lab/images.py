@@ -230,8 +230,9 @@ def prune_old_images(client, keep: str, newest: int = KEEP_IMAGES) -> list[str]:
     stale = newest_first(client.images.list(name=APP_REPO))[newest:]
     stale += [i for i in client.images.list(name=BASE_REPO) if base_tag() not in i.tags]
     # Superseded dependency-stage caches (each `pip install` layer is ~240 MB).
+    # (Untagged by nature; the newest is the cache of the current build.)
     stale += newest_first(client.images.list(filters={"dangling": True,
-                                                      "label": "iolab.stage=deps"}))[newest:]
+                                                      "label": "iolab.stage=deps"}))[2:]
     stale += client.images.list(filters={"dangling": True, "label": f"{IMAGE_LABEL}=1"})
     for image in stale:
         for ref in image.tags or [image.id]:
