@@ -37,6 +37,7 @@ from typing import Any
 from gevent.hub import Waiter, get_hub
 
 from loadgen.failures import ClosedByServer, EchoMismatch, TcpFailure, failure
+from loadgen.limits import SocketBudget
 from loadgen.meter import Meter
 from loadgen.options import LoadOptions
 
@@ -50,19 +51,22 @@ class TcpClient:
     """A connection's life: connect, echo, wait, close; every outcome reported.
 
     ``fire`` is Locust's ``environment.events.request.fire``; ``context`` is
-    passed on with every event (Locust's ``User.context()``).
+    passed on with every event (Locust's ``User.context()``); ``budget`` is
+    the process's :class:`~loadgen.limits.SocketBudget` (None: no budget).
     """
 
-    __slots__ = ("address", "source_ip", "opts", "meter", "_fire", "_context", "_hub",
+    __slots__ = ("address", "source_ip", "opts", "meter", "budget", "_fire", "_context", "_hub",
                  "sock", "_readable", "_writable", "_payload", "_buf", "_view", "_seq")
 
     def __init__(self, address: tuple[str, int], opts: LoadOptions, meter: Meter,
                  fire: Callable[..., Any], *, source_ip: str | None = None,
-                 context: dict[str, Any] | None = None) -> None:
+                 context: dict[str, Any] | None = None,
+                 budget: SocketBudget | None = None) -> None:
         self.address = address
         self.source_ip = source_ip
         self.opts = opts
         self.meter = meter
+        self.budget = budget if budget is not None else SocketBudget(1 << 62)
         self._fire = fire
         self._context = context if context is not None else {}
         self._hub = get_hub()
@@ -106,7 +110,12 @@ class TcpClient:
         sock = None
         try:
             family = _socket.AF_INET6 if ":" in self.address[0] else _socket.AF_INET
-            sock = _socket.socket(family, _socket.SOCK_STREAM)  # EMFILE/ENFILE here
+            self.budget.take()
+            try:
+                sock = _socket.socket(family, _socket.SOCK_STREAM)  # EMFILE/ENFILE here
+            except OSError:
+                self.budget.give()
+                raise
             sock.setblocking(False)
             if self.source_ip:
                 sock.setsockopt(_socket.SOL_IP, IP_BIND_ADDRESS_NO_PORT, 1)
@@ -229,6 +238,7 @@ class TcpClient:
         self._readable = self._writable = None
         if sock is not None:
             sock.close()
+            self.budget.give()
 
     def _lost(self, name: str, start: float, err: TcpFailure) -> None:
         self.close()

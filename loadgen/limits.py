@@ -15,10 +15,18 @@ multiplies the ports by the number of addresses.
 :class:`CapacityGuard` warns once, with the numbers, when this process is
 asked to hold more users than either ceiling allows, before the first
 failure happens, so a reader of the log knows the load side is the limit.
+
+:class:`SocketBudget` keeps the last ``DESCRIPTOR_RESERVE`` descriptors for
+everything else in the process: when connections take every descriptor, it
+is Locust (its CPU monitor reading ``/proc``, the master connection) and the
+step-results file that get EMFILE, and a load generator that cannot write
+its results is harmed by the limit it was meant to measure. Connections
+beyond the budget fail as EMFILE, as they would a little later in socket().
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import resource
 from pathlib import Path
@@ -78,3 +86,28 @@ class CapacityGuard:
             self.warned.add(kind)
             log.warning(text)
         return [text for _, text in out]
+
+
+class SocketBudget:
+    """Counts the sockets this process holds; refuses one past ``limit``."""
+
+    __slots__ = ("limit", "held")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+
+    @classmethod
+    def for_this_process(cls) -> SocketBudget:
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        return cls(max(1, soft - DESCRIPTOR_RESERVE))
+
+    def take(self) -> None:
+        if self.held >= self.limit:
+            raise OSError(errno.EMFILE, f"Too many open files (all {self.limit} descriptors "
+                                        f"for connections in use; {DESCRIPTOR_RESERVE} kept "
+                                        f"for Locust)")
+        self.held += 1
+
+    def give(self) -> None:
+        self.held -= 1

@@ -15,7 +15,7 @@ import os
 import resource
 from typing import Any
 
-from loadgen.limits import CapacityGuard, ephemeral_ports
+from loadgen.limits import CapacityGuard, SocketBudget, ephemeral_ports
 from loadgen.meter import Meter
 from loadgen.options import ALLOW_EXTERNAL_ENV, LoadOptions, parse_source_ips, target_address
 
@@ -29,6 +29,7 @@ class Runtime:
         self.source_ips = parse_source_ips(getattr(parsed, "source_ips", "") or "")
         self._next_ip = 0
         self.meter = Meter()
+        self.budget = SocketBudget.for_this_process()
         self.users = 0
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
         self.guard = CapacityGuard(soft, len(self.source_ips), ephemeral_ports())

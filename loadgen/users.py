@@ -45,7 +45,8 @@ class TcpUser(User):
         rt = runtime(self.environment)
         self.opts = rt.options()
         self.client = TcpClient(rt.target(), self.opts, rt.meter, rt.fire,
-                                source_ip=rt.next_source_ip(), context=self.context())
+                                source_ip=rt.next_source_ip(), context=self.context(),
+                                budget=rt.budget)
         rt.user_started()
 
     def on_stop(self) -> None:

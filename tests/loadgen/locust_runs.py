@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -31,10 +32,16 @@ def locust_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "locust", "-f", LOCUSTFILE, *args]
 
 
-def start(args: list[str], log: Path) -> subprocess.Popen:
+def start(args: list[str], log: Path, *, nofile: int | None = None) -> subprocess.Popen:
+    """Start Locust; ``nofile`` lowers its open-file limit (soft and hard)."""
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
     with log.open("w") as out:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(locust_cmd(*args), cwd=ROOT, env=locust_env(),
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                preexec_fn=limit if nofile else None)
 
 
 def finish(proc: subprocess.Popen, log: Path, timeout: float) -> int:

@@ -24,6 +24,7 @@ from rogue_servers import (
 )
 
 from loadgen.client import TcpClient
+from loadgen.limits import SocketBudget
 from loadgen.meter import Meter
 from loadgen.options import LoadOptions
 
@@ -36,11 +37,11 @@ def env():
     runner.quit()
 
 
-def client_for(env, address, *, source_ip=None, **opts) -> TcpClient:
+def client_for(env, address, *, source_ip=None, budget=None, **opts) -> TcpClient:
     opts.setdefault("connect_timeout_s", 5.0)
     opts.setdefault("io_timeout_s", 5.0)
     return TcpClient(tuple(address), LoadOptions(**opts), Meter(), env.events.request.fire,
-                     source_ip=source_ip)
+                     source_ip=source_ip, budget=budget)
 
 
 def error_texts(env) -> list[str]:
@@ -141,6 +142,20 @@ def test_out_of_descriptors_is_EMFILE(env, epoll_server):
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     assert c.meter.connect_failures == {"EMFILE": 1}
     assert error_texts(env)[0].startswith("connect: EMFILE")
+
+
+def test_socket_budget_keeps_descriptors_for_locust(env, epoll_server):
+    budget = SocketBudget(1)
+    first, second = (client_for(env, (epoll_server.host, epoll_server.port), budget=budget)
+                     for _ in range(2))
+    assert first.connect()
+    assert not second.connect()
+    assert second.meter.connect_failures == {"EMFILE": 1}
+    assert "kept for Locust" in error_texts(env)[0]
+    first.close()
+    assert budget.held == 0 and second.connect()
+    second.close()
+    assert budget.held == 0
 
 
 def test_source_address_not_on_this_host_is_EADDRNOTAVAIL(env, epoll_server):

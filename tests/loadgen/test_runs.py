@@ -80,6 +80,27 @@ def test_1500_users_against_select_hit_its_wall(tmp_path):
 
 
 @pytest.mark.slow
+def test_load_side_out_of_descriptors_is_EMFILE_and_the_run_survives(tmp_path):
+    """A load process with 400 descriptors asked for 500 users: the guard warns
+    with the numbers, the users past the budget fail as EMFILE, and the
+    process still writes its results and exits on its own."""
+    results, log = tmp_path / "steps.jsonl", tmp_path / "log"
+    with ServerProcess("epoll", "--nofile", "max") as srv:
+        proc = start([*load_args(f"tcp://{srv.host}:{srv.port}", "500:3s", results,
+                                 "--pace", "1"),
+                      "--headless", "--only-summary", "EchoUser"], log, nofile=400)
+        code = finish(proc, log, RUN_TIMEOUT)
+    assert code == 1, tail(log)  # failures, not a crash
+    (rec,) = read_steps(results)
+    assert rec["users"] == 500
+    assert rec["connected"] == 300  # 400 - the 100 kept for Locust itself
+    assert set(rec["failures"]) == {"EMFILE"} and rec["failures"]["EMFILE"] >= 200
+    assert rec["connect_failures"] == rec["failures"] and rec["echo_count"] > 0
+    assert "RLIMIT_NOFILE is 400" in log.read_text()
+    no_tracebacks(log)
+
+
+@pytest.mark.slow
 def test_master_and_two_workers_add_up_and_spread_source_ips(tmp_path):
     results, stats = tmp_path / "steps.jsonl", tmp_path / "stats"
     master_port = free_port()
