@@ -79,7 +79,7 @@ def check_target(environment: Any) -> None:
         allow = os.environ.get(ALLOW_EXTERNAL_ENV, "") not in ("", "0")
         target_address(host, allow)
     except (ValueError, OSError) as exc:
-        log.error("loadgen: %s", exc)
+        log.error("%s", exc)
         sys.exit(2)
 
 

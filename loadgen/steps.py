@@ -17,6 +17,24 @@ greenlet asks for; the controller keeps the time:
 
 Without ``--steps`` the shape behaves like plain Locust: ``-u``/``-r`` (or
 the web UI's fields; ``use_common_options``), until ``--run-time``.
+
+One line per step (appended, so give each run its own file)::
+
+    {"step": 0, "target_users": 500, "t_start": ..., "t_ramp_end": ..., "t_end": ...,
+     "hold_s": 20.0, "users": 500, "connected": 498, "connect_attempts": 503,
+     "connect_failures": {"ECONNREFUSED": 5}, "echo_count": 9940, "rps": 497.0,
+     "p50_ms": 0.21, "p90_ms": 0.4, "p99_ms": 2.3, "max_ms": 9.1,
+     "failures": {"ECONNREFUSED": 5}, "workers": 2}
+
+Times are epoch seconds on the master. ``users`` and ``connected`` are what
+the workers held at ``t_end`` (connected: sockets open as far as each user
+knows; a server's close is noticed at once, see ``TcpClient.wait_quiet``).
+``connect_attempts``, ``connect_failures`` and ``failures`` (every failed
+connect, echo and hold, by kind) count the whole step, ramp included.
+``echo_count``, ``rps`` and the latency fields (HDR-exact, null without
+echoes) cover the hold only: each worker counts from its "hold" mark to the
+collect request, and ``rps`` sums each worker's echoes over its own window
+(:mod:`loadgen.meter`). ``workers`` is how many workers answered.
 """
 
 from __future__ import annotations
