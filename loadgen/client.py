@@ -56,7 +56,7 @@ class TcpClient:
     """
 
     __slots__ = ("address", "source_ip", "opts", "meter", "budget", "_fire", "_context", "_hub",
-                 "sock", "_readable", "_writable", "_payload", "_buf", "_view", "_seq")
+                 "sock", "_readable", "_writable", "_payload", "_buf", "_seq")
 
     def __init__(self, address: tuple[str, int], opts: LoadOptions, meter: Meter,
                  fire: Callable[..., Any], *, source_ip: str | None = None,
@@ -76,8 +76,7 @@ class TcpClient:
         # A recognisable filler; the first 8 bytes carry a sequence number so a
         # stale or replayed echo is a mismatch, not a lucky match.
         self._payload = bytearray((b"iolab-echo:" * (size // 11 + 1))[:size])
-        self._buf = bytearray(size)
-        self._view = memoryview(self._buf)
+        self._buf = bytearray(size)  # a memoryview of it only when a reply comes in parts
         self._seq = 0
 
     @property
@@ -152,7 +151,7 @@ class TcpClient:
         sock = self.sock
         if sock is None:
             raise RuntimeError("echo() without a connection")
-        payload, view, size = self._payload, self._view, len(self._payload)
+        payload, buf, size = self._payload, self._buf, len(self._payload)
         if size >= _SEQ.size:
             self._seq += 1
             _SEQ.pack_into(payload, 0, self._seq)
@@ -162,7 +161,7 @@ class TcpClient:
             got = 0
             while got < size:
                 try:
-                    n = sock.recv_into(view[got:] if got else view, size - got)
+                    n = sock.recv_into(memoryview(buf)[got:] if got else buf, size - got)
                 except BlockingIOError:
                     if not self._wait(self._readable, self.opts.io_timeout_s):
                         raise TimeoutError("no echo within --io-timeout") from None
@@ -170,7 +169,7 @@ class TcpClient:
                 if not n:
                     raise ClosedByServer()
                 got += n
-            if self._buf != payload:
+            if buf != payload:
                 raise EchoMismatch(f"{size} bytes sent, other bytes came back")
         except Exception as exc:  # noqa: BLE001 - every failure is data
             self._lost("echo", start, failure(exc))

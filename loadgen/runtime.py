@@ -31,6 +31,7 @@ class Runtime:
         self.meter = Meter()
         self.budget = SocketBudget.for_this_process()
         self.users = 0
+        self._options: LoadOptions | None = None
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
         self.guard = CapacityGuard(soft, len(self.source_ips), ephemeral_ports())
 
@@ -39,7 +40,12 @@ class Runtime:
         return self.environment.events.request.fire
 
     def options(self) -> LoadOptions:
-        return LoadOptions.from_parsed(self.environment.parsed_options)
+        """The current options, as one object shared by all users while they
+        stay the same (thousands of users, one copy)."""
+        opts = LoadOptions.from_parsed(self.environment.parsed_options)
+        if opts != self._options:
+            self._options = opts
+        return self._options
 
     def target(self) -> tuple[str, int]:
         allow = os.environ.get(ALLOW_EXTERNAL_ENV, "") not in ("", "0")

@@ -102,6 +102,16 @@ def stall_once_then_echo(seconds: float) -> Callable[[socket.socket], None]:
     return behaviour
 
 
+def echo_in_two_parts(conn: socket.socket) -> None:
+    """A correct echo that arrives in two segments, 50 ms apart."""
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    while data := conn.recv(65536):
+        half = len(data) // 2
+        conn.sendall(data[:half])
+        time.sleep(0.05)
+        conn.sendall(data[half:])
+
+
 def unused_port() -> int:
     """A loopback port with nobody listening (connect gets RST: ECONNREFUSED)."""
     with socket.socket() as s:

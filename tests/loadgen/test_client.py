@@ -17,6 +17,7 @@ from rogue_servers import (
     RogueServer,
     close_after,
     close_at_once,
+    echo_in_two_parts,
     stall,
     stall_once_then_echo,
     unused_port,
@@ -63,6 +64,16 @@ def test_round_trips_are_locust_requests(env, epoll_server):
     c.close()  # idempotent
     assert c.meter.connected == 0
     assert epoll_server.wait_stats(lambda s: s["accepted"] >= 1 and s["bytes_in"] >= 2500)
+
+
+def test_a_reply_in_parts_is_reassembled(env):
+    with RogueServer(echo_in_two_parts) as srv:
+        c = client_for(env, srv.address, message_size=1000)
+        assert c.connect()
+        assert c.echo() and c.echo()
+        c.close()
+    assert c.meter.histogram.get_min_value() >= 49_000  # waited for the second part
+    assert not c.meter.failures
 
 
 def test_refused_port_is_ECONNREFUSED(env):
