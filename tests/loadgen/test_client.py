@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import resource
 import socket
+from contextlib import contextmanager
 from time import perf_counter
 
 import gevent
@@ -45,6 +46,15 @@ def client_for(env, address, *, source_ip=None, budget=None, **opts) -> TcpClien
                      source_ip=source_ip, budget=budget)
 
 
+@contextmanager
+def connected_to(env, behaviour, **opts):
+    """A client connected to a :class:`RogueServer` running ``behaviour``."""
+    with RogueServer(behaviour) as srv:
+        c = client_for(env, srv.address, **opts)
+        assert c.connect()  # with a listener, the kernel completes the handshake
+        yield c
+
+
 def error_texts(env) -> list[str]:
     return [f"{e.name}: {e.error}" for e in env.stats.errors.values()]
 
@@ -67,9 +77,7 @@ def test_round_trips_are_locust_requests(env, epoll_server):
 
 
 def test_a_reply_in_parts_is_reassembled(env):
-    with RogueServer(echo_in_two_parts) as srv:
-        c = client_for(env, srv.address, message_size=1000)
-        assert c.connect()
+    with connected_to(env, echo_in_two_parts, message_size=1000) as c:
         assert c.echo() and c.echo()
         c.close()
     assert c.meter.histogram.get_min_value() >= 49_000  # waited for the second part
@@ -86,9 +94,7 @@ def test_refused_port_is_ECONNREFUSED(env):
 
 
 def test_server_that_closes_is_ECONNRESET(env):
-    with RogueServer(close_at_once) as srv:
-        c = client_for(env, srv.address)
-        assert c.connect()  # the kernel completed the handshake before accept()
+    with connected_to(env, close_at_once) as c:
         assert not c.echo()
     assert c.meter.failures == {"ECONNRESET": 1}
     assert not c.connected and c.meter.connected == 0
@@ -97,18 +103,14 @@ def test_server_that_closes_is_ECONNRESET(env):
 
 
 def test_wrong_bytes_are_a_mismatch(env):
-    with RogueServer(wrong_bytes) as srv:
-        c = client_for(env, srv.address)
-        assert c.connect()
+    with connected_to(env, wrong_bytes) as c:
         assert not c.echo()
     assert c.meter.failures == {"mismatch": 1}
     assert error_texts(env)[0].startswith("echo: mismatch")
 
 
 def test_stalled_echo_is_a_timeout(env):
-    with RogueServer(stall) as srv:
-        c = client_for(env, srv.address, io_timeout_s=0.3)
-        assert c.connect()
+    with connected_to(env, stall, io_timeout_s=0.3) as c:
         start = perf_counter()
         assert not c.echo()
         assert perf_counter() - start >= 0.29
@@ -185,9 +187,7 @@ def test_source_ip_is_the_connections_local_address(env, epoll_server):
 
 
 def test_idle_hold_ends_when_the_server_closes(env):
-    with RogueServer(close_after(0.3)) as srv:
-        c = client_for(env, srv.address)
-        assert c.connect()
+    with connected_to(env, close_after(0.3)) as c:
         start = perf_counter()
         with gevent.Timeout(5):
             c.hold()
@@ -197,9 +197,7 @@ def test_idle_hold_ends_when_the_server_closes(env):
 
 
 def test_wait_quiet_wakes_up_when_the_server_closes(env):
-    with RogueServer(close_at_once) as srv:
-        c = client_for(env, srv.address)
-        assert c.connect()
+    with connected_to(env, close_at_once) as c:
         start = perf_counter()
         assert c.wait_quiet(start + 5.0) is False
         assert perf_counter() - start < 2.0
@@ -218,9 +216,7 @@ def test_wait_quiet_holds_a_silent_connection(env, epoll_server):
 
 
 def test_late_echo_latency_counts_from_the_intended_time(env):
-    with RogueServer(stall_once_then_echo(0.0)) as srv:
-        c = client_for(env, srv.address)
-        assert c.connect()
+    with connected_to(env, stall_once_then_echo(0.0)) as c:
         intended = perf_counter() - 0.5  # we are half a second late
         assert c.echo(origin=intended)
         c.close()
