@@ -31,6 +31,7 @@ server's port (and the master's port, likewise) is published on that host's
 from __future__ import annotations
 
 import itertools
+import os
 import socket
 import threading
 import time
@@ -69,6 +70,8 @@ from lab.workers import workers_needed
 __all__ = ["DockerBackend", "clean_all", "docker_available"]
 
 READY_TIMEOUT_S = 60.0
+LAB_TAB_ENV = "IOLAB_SERVER_EVENTS"  # read by loadgen/lab_tab.py
+LOCAL_ENDPOINTS = ("local", "unix:///var/run/docker.sock")
 STEPS_PATH = "/tmp/iolab-steps.jsonl"  # the master's --step-results, read via the API
 WORKER_SYSCTLS = {"net.ipv4.ip_local_port_range": "1024 65000", "net.ipv4.tcp_tw_reuse": "1"}
 
@@ -236,6 +239,19 @@ class DockerBackend(Backend):
     def _env(self) -> dict[str, str]:
         return {ALLOW_EXTERNAL_ENV: "1"} if self.scenario.allow_external_targets else {}
 
+    def _lab_tab_mounts(self, host: str, ctx: RunContext, ui: bool) -> dict[str, Any]:
+        """The web UI's Lab tab tails the server event files the run loop keeps
+        in ``logs/`` (named by ``IOLAB_SERVER_EVENTS``). A master on this
+        machine's daemon sees them through a read-only bind mount at the same
+        path; a remote daemon cannot, and its Lab tab stays empty."""
+        env = self._env()
+        events = os.environ.get(LAB_TAB_ENV) if ui else None
+        if not events or self.scenario.host(host).endpoint not in LOCAL_ENDPOINTS:
+            return {"environment": env}
+        logs = str(ctx.logs_dir.resolve())
+        return {"environment": {**env, LAB_TAB_ENV: events},
+                "volumes": {logs: {"bind": logs, "mode": "ro"}}}
+
     def _load_hosts(self) -> list[str]:
         return [self.scenario.placement.master, *self.scenario.placement.workers]
 
@@ -308,7 +324,7 @@ class DockerBackend(Backend):
         self.progress(f"docker: starting Locust master on {mhost} and {count} worker(s)")
         master = self._run(mhost, ctx, "master", f"master-{tag}", cmd,
                            nofile=self.nofile_for(mhost, "max"), ports=ports,
-                           environment=self._env())
+                           **self._lab_tab_mounts(mhost, ctx, ui))
         if publish_master:
             maddr = (self.scenario.host(mhost).address,
                      published_port(master, locust_cmd.MASTER_PORT))

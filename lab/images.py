@@ -142,13 +142,13 @@ def ensure_base(client, progress: Progress = _quiet) -> str:
 
 def build_offline_base(tag: str, progress: Progress = _quiet) -> None:
     """Run docker/base/mkbase.sh (root, local daemon), streaming its output."""
-    proc = subprocess.Popen(["sh", str(BASE_RECIPE), tag], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
     tail: list[str] = []
-    for line in proc.stderr:
-        progress("base: " + line.rstrip())
-        tail = (tail + [line.rstrip()])[-20:]
-    if proc.wait() != 0:
+    with subprocess.Popen(["sh", str(BASE_RECIPE), tag], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True) as proc:
+        for line in proc.stderr:
+            progress("base: " + line.rstrip())
+            tail = (tail + [line.rstrip()])[-20:]
+    if proc.returncode != 0:
         raise BackendError(f"building the base image {tag} failed:\n" + "\n".join(tail))
 
 
