@@ -340,13 +340,17 @@ class _StepPoller:
 
 
 def write_report_safely(run_dir: Path, live: LiveView) -> Path | None:
-    """Render the report if the report module is there; a failure loses nothing."""
+    """Render the report and the capacity plan (capacity.md/.json at the
+    scenario's SLO); a failure here loses nothing, the results are on disk."""
     try:
+        from lab.capacity import write_capacity
         from lab.report import write_report
     except ImportError:
         return None
     try:
-        return write_report(run_dir)
+        report = write_report(run_dir)
+        write_capacity(run_dir)
+        return report
     except Exception as exc:  # noqa: BLE001 - the results are on disk already
         live.line(f"iolab: the report could not be written ({type(exc).__name__}: {exc}); "
                   f"the results are in {run_dir}")

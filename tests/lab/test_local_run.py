@@ -74,6 +74,11 @@ def test_select_stops_at_fd_setsize_while_epoll_holds(tmp_path, capsys):
         assert (logs / name).exists(), name
     limits = [json.loads(x) for x in (logs / "select.events.jsonl").read_text().splitlines()]
     assert any(e["event"] == "limit" and e["kind"] == "FD_SETSIZE" for e in limits)
+    # Every run ends with its report and capacity plan, read from these files.
+    assert "FD_SETSIZE" in (run_dir / "report.html").read_text()
+    plan = json.loads((run_dir / "capacity.json").read_text())
+    assert {m["model"] for m in plan["models"]} == {"select", "epoll"}
+    assert (run_dir / "capacity.md").exists() and (run_dir / "chart-held.png").exists()
 
 
 @pytest.mark.slow
