@@ -15,7 +15,9 @@ The rules (also written into capacity.md):
 - Memory per 1000 connections is the slope between the first step and the
   step holding the most connections (so the interpreter's fixed footprint does
   not count; with one step, the plain average), for the server's RSS and for the host's TCP socket
-  memory (``kernel_sock_bytes``; on loopback it holds both ends). CPU per 1000
+  kernel memory for TCP sockets (``kernel_sock_bytes``: per-socket slab
+  objects plus buffered data; with load and server on one machine it holds
+  both ends of each connection, so the per-host figure is conservative). CPU per 1000
   connections is the cores the server used at the last passing step, scaled;
   CPU per message is that step's CPU time over its echoes.
 - Per host, each resource caps the connections one server process on a host

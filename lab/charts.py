@@ -192,10 +192,11 @@ NOTES: dict[str, str] = {
     "rate": "Echo messages per second over the step; with a closed loop it follows the "
             "connections until the server cannot keep up.",
     "cost": "Left: memory added per connection since the first step (server RSS solid; host "
-            "TCP socket memory from /proc/net/sockstat dashed: host-wide, both loopback ends, "
-            "buffered data only, so it is noisy and can go negative). Right: server CPU time "
-            "in the step divided by the echoes in it (upper bound: it includes accepting and "
-            "holding connections).",
+            "kernel memory for TCP sockets dashed: the per-socket slab objects from "
+            "/proc/slabinfo plus buffered data from /proc/net/sockstat, host-wide, so both ends "
+            "of a connection on one machine count and other traffic adds noise). Right: server "
+            "CPU time in the step divided by the echoes in it (upper bound: it includes "
+            "accepting and holding connections).",
     "idle": "Latency of the active users while idle connections grow: with poll/select the "
             "cost of every call grows with the idle set; with epoll it does not.",
 }

@@ -21,6 +21,7 @@ from lab.report_data import Row, Run, load_run
 
 # Metadata that must match: (field name shown to the user, how to read it from a run).
 MATTERS: tuple[tuple[str, Callable[[Run], Any]], ...] = (
+    ("run.json format_version", lambda r: r.meta.get("format_version")),
     ("backend", lambda r: r.meta.get("backend")),
     ("host cpus", lambda r: r.host.get("cpus")),
     ("host nofile_hard", lambda r: r.host.get("nofile_hard")),

@@ -12,6 +12,9 @@ run.json format versions (bump on any change readers must know about):
   data), backend, unapplied, hosts, git_commit, started, finished, complete,
   interrupted, models{name: kind, limit, stopped_at_step, exit_code,
   log_tail, final, error}, rows (the steps.csv rows, typed).
+- 2 (2026-11): ``kernel_sock_bytes`` also counts the per-socket slab objects
+  (``TCP``, ``sock_inode_cache`` from /proc/slabinfo), not only sockstat's
+  buffer pages, so idle connections show their kernel cost. Same keys.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from lab.errors import InputError
 from lab.scenario import scenario_to_dict, scenario_to_yaml
 from lab.spec import Scenario, ServerSpec
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 COLUMNS: tuple[str, ...] = (
     "model", "server_kind", "step", "target_connections", "connected", "server_connections",
@@ -59,15 +62,41 @@ def git_commit(root: Path) -> str | None:
     return out.stdout.strip() or None
 
 
-def kernel_sock_bytes(path: str = "/proc/net/sockstat") -> int | None:
-    """Host TCP socket memory: sockstat's TCP ``mem`` (pages) times the page size."""
+# Slab caches that hold one object per TCP socket: the ``struct tcp_sock``
+# itself (about 2.3 KB) and the socket's inode (``sock_inode_cache``, ~0.8 KB).
+SOCKET_SLABS = ("TCP", "TCPv6", "sock_inode_cache")
+
+
+def socket_slab_bytes(path: str = "/proc/slabinfo") -> int | None:
+    """Bytes in the per-socket slab caches (active objects x object size).
+    /proc/slabinfo is root-only: None when it cannot be read."""
+    try:
+        with open(path) as f:
+            total = 0
+            for line in f:
+                fields = line.split()
+                if fields and fields[0] in SOCKET_SLABS:
+                    total += int(fields[1]) * int(fields[3])
+            return total
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def kernel_sock_bytes(path: str = "/proc/net/sockstat",
+                      slabinfo: str = "/proc/slabinfo") -> int | None:
+    """Host kernel memory held by TCP sockets: the buffer pages sockstat counts
+    (TCP ``mem``, data queued in send/receive buffers; near 0 for idle
+    connections) plus the per-socket slab objects, which every open socket
+    pins whether it carries data or not. Host-wide: on one machine a
+    connection's two ends are both counted. Buffers only if slabinfo is
+    unreadable; None if sockstat is."""
     try:
         with open(path) as f:
             for line in f:
                 if line.startswith("TCP:"):
                     fields = line.split()
                     pages = int(fields[fields.index("mem") + 1])
-                    return pages * os.sysconf("SC_PAGE_SIZE")
+                    return pages * os.sysconf("SC_PAGE_SIZE") + (socket_slab_bytes(slabinfo) or 0)
     except (OSError, ValueError, IndexError):
         return None
     return None

@@ -70,6 +70,7 @@ def _set_epoll_nofile(meta):
 
 @pytest.mark.parametrize("edit, field, va, vb", [
     (lambda m: m.update(backend="docker"), "backend", "'local'", "'docker'"),
+    (lambda m: m.update(format_version=2), "run.json format_version", "1", "2"),
     (lambda m: m["hosts"]["local"].update(cpus=8), "host cpus", "2", "8"),
     (lambda m: m["hosts"]["local"].update(nofile_hard=1024), "host nofile_hard", "20000", "1024"),
     (lambda m: m["scenario"]["load"].update(message_size=512), "load.message_size", "64", "512"),

@@ -73,9 +73,38 @@ def test_record_writes_each_row_at_once(tmp_path):
 def test_kernel_sock_bytes(tmp_path):
     fake = tmp_path / "sockstat"
     fake.write_text("sockets: used 10\nTCP: inuse 5 orphan 0 tw 1 alloc 6 mem 3\n")
-    assert kernel_sock_bytes(str(fake)) == 3 * os.sysconf("SC_PAGE_SIZE")
+    slab = tmp_path / "slabinfo"
+    slab.write_text("slabinfo - version: 2.1\n"
+                    "# name <active_objs> <num_objs> <objsize> ...\n"
+                    "TCP 10 30 2368 13 8 : tunables 0 0 0\n"
+                    "sock_inode_cache 4 40 832 39 8 : tunables 0 0 0\n"
+                    "filp 662 882 192 21 1 : tunables 0 0 0\n")
+    page = os.sysconf("SC_PAGE_SIZE")
+    assert kernel_sock_bytes(str(fake), str(slab)) == 3 * page + 10 * 2368 + 4 * 832
+    assert kernel_sock_bytes(str(fake), str(tmp_path / "none")) == 3 * page  # not root
     assert kernel_sock_bytes(str(tmp_path / "none")) is None
     assert isinstance(kernel_sock_bytes(), int)
+
+
+@pytest.mark.skipif(not os.access("/proc/slabinfo", os.R_OK), reason="/proc/slabinfo is root-only")
+def test_kernel_sock_bytes_grows_with_idle_connections():
+    """Idle sockets hold no buffered data, but each pins its slab objects:
+    1000 loopback connections (2000 sockets) cost the kernel well over 2 MB."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0), backlog=2048)
+    before = kernel_sock_bytes()
+    held = []
+    try:
+        for _ in range(1000):
+            client = socket.create_connection(listener.getsockname())
+            held += [client, listener.accept()[0]]
+        grown = kernel_sock_bytes() - before
+    finally:
+        for s in held:
+            s.close()
+        listener.close()
+    assert grown > 2000 * 1024, grown
 
 
 def test_live_view_plain_and_tty():
