@@ -26,20 +26,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-READY_PREFIX = "READY "
-
-
-def parse_ready(line: str) -> dict[str, Any] | None:
-    """``READY host:port model=M pid=N nofile=N`` -> {"host", "port", "model", "pid", "nofile"}."""
-    if not line.startswith(READY_PREFIX):
-        return None
-    first, *pairs = line[len(READY_PREFIX):].split()
-    host, _, port = first.rpartition(":")
-    ready: dict[str, Any] = {"host": host, "port": int(port)}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        ready[key] = int(value) if value.isdigit() else value
-    return ready
+from lab.server_output import parse_event, parse_ready
 
 
 class LogFollower(threading.Thread):
@@ -85,15 +72,11 @@ class LogFollower(threading.Thread):
                 self.ready = ready
                 self.ready_event.set()
                 return
-        if line.startswith("{"):
-            try:
-                event = json.loads(line)
-            except ValueError:
-                return
-            if isinstance(event, dict):
-                if event.get("event") == "final":
-                    self.final = event
-                self.events.put(event)
+        event = parse_event(line)
+        if event is not None:
+            if event.get("event") == "final":
+                self.final = event
+            self.events.put(event)
 
     def drain(self) -> list[dict[str, Any]]:
         out = []

@@ -36,9 +36,9 @@ from typing import Any, TextIO
 
 from lab import hostlimits
 from lab.backend import Backend, LoadHandle, RunContext, ServerHandle
-from lab.docker_io import parse_ready  # no Docker needed: READY-line parsing only
 from lab.errors import BackendError
 from lab.locust_cmd import WEB_PORT, master_command, worker_command
+from lab.server_output import parse_event, parse_ready
 from lab.spec import Scenario, ServerSpec
 from lab.workers import workers_needed
 
@@ -130,14 +130,9 @@ class LocalServer(ServerHandle):
         """READY goes to ``wait_ready``; JSON lines are events; anything else is only logged."""
         if line.startswith("READY "):
             self.ready_line.put(line)
-        elif line.startswith("{"):
-            try:
-                event = json.loads(line)
-            except ValueError:
-                return
-            if isinstance(event, dict):
-                self.final = event if event.get("event") == "final" else self.final
-                self.events.put(event)
+        elif (event := parse_event(line)) is not None:
+            self.final = event if event.get("event") == "final" else self.final
+            self.events.put(event)
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
         """Parse the READY line into ``ready``/``target_*``; BackendError if it never comes."""

@@ -11,16 +11,24 @@ from lab.local_backend import (
     LocalBackend,
     LocalLoad,
     _with_option,
-    parse_ready,
     source_ips,
     substitute,
 )
 from lab.scenario import parse_scenario
+from lab.server_output import parse_event, parse_ready
 
 
 def test_parse_ready():
     assert parse_ready("READY 127.0.0.1:4242 model=epoll pid=77 nofile=20000") == {
         "host": "127.0.0.1", "port": 4242, "model": "epoll", "pid": 77, "nofile": 20000}
+    assert parse_ready('{"event": "stats"}') is None
+
+
+def test_parse_event_takes_json_objects_only():
+    assert parse_event('{"event": "limit", "kind": "EMFILE"}') == {"event": "limit",
+                                                                   "kind": "EMFILE"}
+    for other in ("READY 0.0.0.0:1 model=x", '{"event": "sta', "[1, 2]", "server log text"):
+        assert parse_event(other) is None
 
 
 def test_each_worker_gets_its_own_source_addresses():
