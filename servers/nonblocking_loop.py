@@ -16,7 +16,7 @@ grows linearly with the number of connections each pass must ask.
 
 from __future__ import annotations
 
-from servers.eventloop import IN, OUT, EventLoopServer
+from servers.eventloop import IN, EventLoopServer
 
 
 class Server(EventLoopServer):
@@ -35,9 +35,12 @@ class Server(EventLoopServer):
         pass
 
     def wait(self, timeout):
-        """No waiting: claim that everything is ready and let EAGAIN sort it out."""
+        """No waiting: claim that every interest is ready and let EAGAIN sort it
+        out. Only the interests the shared loop set (``Conn.mask``): a
+        connection paused at the output high-water mark, or past EOF, is not
+        read again, so its buffer stays bounded as with a real poller."""
         self.stats.loop_passes += 1
-        events = [(fd, IN | OUT) for fd in self.conns]
+        events = [(fd, c.mask) for fd, c in self.conns.items() if c.mask]
         if self.listening:
             events.append((self.lfd, IN))
         return events

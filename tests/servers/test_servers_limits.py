@@ -120,3 +120,28 @@ def test_out_of_descriptors_keeps_serving_counts_emfile_and_does_not_spin(start,
     final = srv.terminate()
     assert srv.returncode == 0
     assert final["accepted"] <= 64
+
+
+@pytest.mark.parametrize("model", ["nonblocking", *EVENT_DRIVEN])
+def test_a_client_that_never_reads_is_not_buffered_without_bound(start, model):
+    """Back-pressure: once HIGH_WATER (1 MiB) of echo waits for a client that
+    does not read, the server stops reading that connection, so the client's
+    sends fill the kernel buffers and then block. A server that kept reading
+    (as the busy-poll model once did) would swallow everything we send."""
+    srv = start(model)
+    sock = socket.create_connection((srv.host, srv.port), timeout=10)
+    sock.setblocking(False)
+    chunk, sent = b"x" * 65536, 0
+    deadline = time.monotonic() + 3.0
+    try:
+        while time.monotonic() < deadline and sent < (64 << 20):
+            try:
+                sent += sock.send(chunk)
+            except BlockingIOError:
+                time.sleep(0.01)
+        stats = srv.wait_stats(lambda e: e["connections"] == 1)
+        # Kernel buffers on both sides (a few MiB each way) + the 1 MiB mark.
+        assert sent < (32 << 20), f"{model} kept reading: {sent >> 20} MiB accepted"
+        assert stats["bytes_in"] < (32 << 20)
+    finally:
+        sock.close()
