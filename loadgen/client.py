@@ -136,6 +136,9 @@ class TcpClient:
             self.meter.connect_failed(err.kind)
             self._report("connect", start, 0, err)
             return False
+        except BaseException:  # the user is being killed (GreenletExit): give back
+            self._drop(sock)   # the descriptor and its budget slot, then go
+            raise
         self.sock = sock
         self.meter.opened()
         self._report("connect", start, 0, None)

@@ -42,7 +42,8 @@ class Server(BaseServer):
         try:
             start_thread(serve_blocking, conn, self)
         except RuntimeError:
+            fd = conn.fileno()  # -1 once closed: keep it for the limit event
             conn.close()
             with stats.lock:
                 stats.accepted -= 1
-            stats.refuse("threads", conn.fileno())
+            stats.refuse("threads", fd)

@@ -136,6 +136,30 @@ def test_full_accept_queue_is_a_connect_timeout(env):
     assert c.meter.connect_failures == {"timeout": 1}
 
 
+
+def test_user_killed_while_connecting_gives_its_descriptor_back(env):
+    """Locust stops a user by killing its greenlet (GreenletExit, not an
+    Exception) — here while connect() waits on a full accept queue. The
+    socket slot must come back, or every later run has fewer to use."""
+    budget = SocketBudget(10)
+    with RogueServer(stall, backlog=0, accept=False) as srv:
+        fillers = []
+        for _ in range(4):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(srv.address)
+            fillers.append(s)
+        gevent.sleep(0.2)
+        c = client_for(env, srv.address, connect_timeout_s=30, budget=budget)
+        user = gevent.spawn(c.connect)
+        gevent.sleep(0.3)
+        assert budget.held == 1  # the socket exists and connect() is waiting
+        user.kill(block=True, timeout=5)
+        for s in fillers:
+            s.close()
+    assert budget.held == 0 and c.sock is None
+    assert c.meter.connect_failures == {}  # being stopped is not a failure
+
 def test_out_of_descriptors_is_EMFILE(env, epoll_server):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     highest = max(int(fd) for fd in os.listdir("/proc/self/fd"))
