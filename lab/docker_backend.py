@@ -41,7 +41,12 @@ from typing import Any
 
 from lab import locust_cmd
 from lab.backend import Backend, LoadHandle, RunContext, ServerHandle
-from lab.docker_handles import DockerLoadHandle, DockerServerHandle, exit_code_of
+from lab.docker_handles import (
+    DockerLoadHandle,
+    DockerServerHandle,
+    exit_code_of,
+    stop_quietly,
+)
 from lab.docker_hosts import (
     LABEL,
     clean_all,
@@ -58,12 +63,12 @@ from lab.docker_specs import (
     WORKDIR_PARENT,
     namespaced,
     safe_target,
-    server_command,
     server_options,
 )
 from lab.errors import BackendError
 from lab.hostlimits import apply_host_limits
 from lab.images import daemon_id, ensure_image
+from lab.server_cmd import server_command
 from lab.spec import Scenario, ServerSpec
 from lab.workers import workers_needed
 
@@ -264,11 +269,19 @@ class DockerBackend(Backend):
         extra = server_options(spec, self.scenario.source_path)
         self.progress(f"docker: starting server {spec.name} on {host} (nofile {nofile})")
         container = self._run(host, ctx, "server", f"server-{spec.name}-{next(self._names)}",
-                              server_command(spec, port), image=spec.image,
+                              server_command(spec, python="python", host="0.0.0.0", port=port,
+                                             nofile="max"),  # the ulimit is the limit
+                              image=spec.image,
                               nofile=nofile, ports=ports, **extra)
         follower = LogFollower(container, ctx.logs_dir / f"{container.name}.log")
         follower.start()
-        ready = self._wait_ready(spec, container, follower, port, nofile)
+        try:
+            ready = self._wait_ready(spec, container, follower, port, nofile)
+        except BackendError:
+            # Stop it now, so the next model is not measured beside a server
+            # still starting; cleanup() keeps its log and removes it.
+            stop_quietly(container, 2)
+            raise
         if publish:
             target = (self.scenario.host(host).address, published_port(container, port))
         else:

@@ -53,20 +53,6 @@ def safe_target(address: str) -> bool:
         return False
 
 
-def server_command(spec: ServerSpec, port: int) -> list[str]:
-    """``python -m servers MODEL ...`` for a built-in model; a custom server's
-    own command, with the local backend's placeholders given in-container values."""
-    if spec.is_custom:
-        return [w.replace("{python}", "python").replace("{port}", str(port))
-                for w in spec.command or []]
-    cmd = ["python", "-m", "servers", spec.model, "--host", "0.0.0.0", "--port", str(port),
-           "--backlog", str(spec.limits.backlog), "--nofile", "max",
-           "--on-fd-limit", spec.on_fd_limit, "--work-us", str(spec.work_us)]
-    if spec.workers:
-        cmd += ["--workers", str(spec.workers)]
-    return cmd
-
-
 def server_options(spec: ServerSpec, scenario_path: Path | None) -> dict[str, Any]:
     """Container options for a server beyond the lab's defaults: sysctls,
     seccomp, memory/cpuset, and the files of a custom server."""

@@ -38,13 +38,13 @@ from lab import hostlimits
 from lab.backend import Backend, LoadHandle, RunContext, ServerHandle
 from lab.errors import BackendError
 from lab.locust_cmd import WEB_PORT, master_command, worker_command
+from lab.server_cmd import server_command, substitute
 from lab.server_output import parse_event, parse_ready
 from lab.spec import Scenario, ServerSpec
 from lab.workers import workers_needed
 
 ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT_S = 30.0
-STATS_INTERVAL_S = 0.5
 LOOPBACK = "127.0.0.1"
 PR_SET_PDEATHSIG = 1
 
@@ -228,24 +228,12 @@ class LocalLoad(LoadHandle):
         return tail_file(self.master_log, lines)
 
 
-def _with_option(cmd: list[str], option: str, value: str) -> list[str]:
-    """``cmd`` with the value after ``option`` replaced (unchanged if absent)."""
-    cmd = list(cmd)
-    if option in cmd:
-        cmd[cmd.index(option) + 1] = value
-    return cmd
-
-
 def source_ips(worker: int, per_worker: int = 2) -> str:
     """Worker ``i``'s own loopback source addresses: 127.0.0.(10+2i), (11+2i) ..."""
     first = 10 + worker * per_worker
     if first + per_worker > 255:
         raise BackendError(f"too many local workers ({worker + 1}) for 127.0.0.x addresses")
     return ",".join(f"127.0.0.{first + k}" for k in range(per_worker))
-
-
-def substitute(words: tuple[str, ...], port: int | None) -> list[str]:
-    return [w.replace("{python}", sys.executable).replace("{port}", str(port)) for w in words]
 
 
 class LocalBackend(Backend):
@@ -289,7 +277,7 @@ class LocalBackend(Backend):
                 raise BackendError(f"custom server {spec.name} has only an image; the local "
                                    "backend needs a 'command' (or use --backend docker)")
             cwd = ctx.scenario.source_path.parent if ctx.scenario.source_path else ROOT
-            cmd = substitute(spec.command, spec.port)
+            cmd = substitute(spec.command or (), python=sys.executable, port=spec.port)
             if spec.limits.nofile != "max":  # the custom server inherits the lab's limit
                 cmd = ["prlimit", f"--nofile={spec.limits.nofile}", "--", *cmd]
             server: LocalServer = CustomServer(spec, cmd, ctx.logs_dir, cwd)
@@ -301,13 +289,8 @@ class LocalBackend(Backend):
 
     @staticmethod
     def server_command(spec: ServerSpec) -> list[str]:
-        cmd = [sys.executable, "-m", "servers", spec.model, "--host", LOOPBACK, "--port", "0",
-               "--nofile", str(spec.limits.nofile), "--backlog", str(spec.limits.backlog),
-               "--on-fd-limit", spec.on_fd_limit, "--work-us", str(spec.work_us),
-               "--stats-interval", f"{STATS_INTERVAL_S:g}"]
-        if spec.workers is not None:
-            cmd += ["--workers", str(spec.workers)]
-        return cmd
+        return server_command(spec, python=sys.executable, host=LOOPBACK, port=0,
+                              nofile=str(spec.limits.nofile))
 
     def start_load(self, server: ServerHandle, ctx: RunContext, *, ui: bool = False) -> LoadHandle:
         load_spec = ctx.scenario.load
@@ -317,20 +300,21 @@ class LocalBackend(Backend):
         step_results = self.tmp / f"{name}-{len(self.loads)}.steps.jsonl"
         master_cmd = master_command(load_spec, target_host=server.target_host,
                                     target_port=server.target_port, workers=count,
-                                    step_results=str(step_results), ui=ui, python=sys.executable)
-        master_cmd = _with_option(master_cmd, "--master-bind-port", str(port))
-        master_cmd = _with_option(master_cmd, "--web-port", str(self.web_port))
+                                    step_results=str(step_results), ui=ui, master_port=port,
+                                    web_port=self.web_port, python=sys.executable)
         env = {"IOLAB_ALLOW_EXTERNAL_TARGETS": "1"} if ctx.scenario.allow_external_targets else {}
         master_log = ctx.logs_dir / f"{name}.locust-master.log"
         master = _spawn(master_cmd, master_log, env=env)
-        workers = []
+        web_url = f"http://127.0.0.1:{self.web_port}" if ui else None
+        # Registered before the workers start, so cleanup() stops the master
+        # even when a worker cannot be started.
+        load = LocalLoad(master, [], master_log, step_results, web_url)
+        self.loads.append(load)
         for i in range(count):
             cmd = worker_command(load_spec, master_host=LOOPBACK, master_port=port,
                                  source_ips=source_ips(i), python=sys.executable)
-            workers.append(_spawn(cmd, ctx.logs_dir / f"{name}.locust-worker-{i}.log", env=env))
-        web_url = f"http://127.0.0.1:{self.web_port}" if ui else None
-        load = LocalLoad(master, workers, master_log, step_results, web_url)
-        self.loads.append(load)
+            load.workers.append(_spawn(cmd, ctx.logs_dir / f"{name}.locust-worker-{i}.log",
+                                       env=env))
         return load
 
     def cleanup(self) -> None:

@@ -48,6 +48,8 @@ def master_command(
     step_results: str,
     ui: bool = False,
     web_host: str = "127.0.0.1",
+    master_port: int = MASTER_PORT,
+    web_port: int = WEB_PORT,
     python: str = "python",
 ) -> list[str]:
     cmd = [
@@ -60,9 +62,9 @@ def master_command(
     ]
     if workers > 0:
         cmd += ["--master", "--expect-workers", str(workers),
-                "--master-bind-port", str(MASTER_PORT)]
+                "--master-bind-port", str(master_port)]
     if ui:
-        cmd += ["--web-host", web_host, "--web-port", str(WEB_PORT)]
+        cmd += ["--web-host", web_host, "--web-port", str(web_port)]
     else:
         cmd += ["--headless", "--only-summary"]
     return cmd + user_classes(load)

@@ -85,6 +85,8 @@ class FakeContainer:
         cmd = " ".join(self.command)
         if "servers" in self.command and self.daemon.die_at_start:
             return b"Traceback: boom\n"
+        if "servers" in self.command and self.daemon.silent:
+            return b"still importing...\n"
         if "servers" in self.command:
             model = self.command[self.command.index("servers") + 1]
             return (f"READY 0.0.0.0:7000 model={model} pid=7 nofile=20000\n"
@@ -138,8 +140,9 @@ def _match(labels: dict, filters: dict | None) -> bool:
 class FakeDaemon:
     """One daemon's state; several FakeClients (endpoints) may share it."""
 
-    def __init__(self, ident="D1", grantable=20000, die_at_start=False):
+    def __init__(self, ident="D1", grantable=20000, die_at_start=False, silent=False):
         self.ident, self.grantable, self.die_at_start = ident, grantable, die_at_start
+        self.silent = silent  # servers start but never print READY
         self.ids = itertools.count(1)
         self.containers: dict[str, FakeContainer] = {}
         self.created: list[FakeContainer] = []
@@ -349,6 +352,23 @@ def test_server_dying_at_start_raises_with_log_tail_and_leaves_nothing(ctx):
         b.cleanup()  # idempotent
     assert daemon.containers == {} and daemon.networks == []
 
+
+
+def test_server_without_ready_is_stopped_before_the_next_model(ctx, monkeypatch):
+    """No READY before the deadline: the container is stopped at once (not
+    left running beside the next model) and removed by cleanup()."""
+    monkeypatch.setattr("lab.docker_backend.READY_TIMEOUT_S", 0.3)
+    daemon = FakeDaemon(silent=True)
+    sc = scenario()
+    b = backend_for(sc, {"local": FakeClient(daemon)})
+    try:
+        with pytest.raises(BackendError, match="no READY line(.|\n)*still importing"):
+            b.start_server(sc.servers[0], ctx(sc))
+        (server,) = [c for c in daemon.created if "servers" in c.command]
+        assert server.status == "exited"
+    finally:
+        b.cleanup()
+    assert daemon.containers == {}
 
 def test_missing_client_for_a_placed_host_is_an_error():
     sc = scenario(placement=Placement(master="elsewhere"))

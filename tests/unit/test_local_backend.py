@@ -10,11 +10,11 @@ from lab.errors import BackendError
 from lab.local_backend import (
     LocalBackend,
     LocalLoad,
-    _with_option,
     source_ips,
-    substitute,
 )
+from lab.locust_cmd import master_command
 from lab.scenario import parse_scenario
+from lab.server_cmd import server_command, substitute
 from lab.server_output import parse_event, parse_ready
 
 
@@ -38,11 +38,28 @@ def test_each_worker_gets_its_own_source_addresses():
         source_ips(200)
 
 
-def test_substitute_and_with_option():
-    assert substitute(("{python}", "srv.py", "--port={port}"), 9)[1:] == ["srv.py", "--port=9"]
-    assert _with_option(["a", "--web-port", "8089", "b"], "--web-port", "1") == [
-        "a", "--web-port", "1", "b"]
-    assert _with_option(["a"], "--web-port", "1") == ["a"]
+def test_substitute_and_ports_of_the_master():
+    assert substitute(("{python}", "srv.py", "--port={port}"), python="py", port=9) == [
+        "py", "srv.py", "--port=9"]
+    load = parse_scenario("servers: [epoll]\nload: {steps: [10]}\n", "u.yaml").load
+    cmd = master_command(load, target_host="127.0.0.1", target_port=1, workers=2,
+                         step_results="s.jsonl", ui=True, master_port=6001, web_port=6002)
+    assert cmd[cmd.index("--master-bind-port") + 1] == "6001"
+    assert cmd[cmd.index("--web-port") + 1] == "6002"
+
+
+def test_both_backends_start_a_model_with_the_same_options():
+    spec = parse_scenario("servers: [{model: threadpool, workers: 8, limits: {nofile: 4096}}]\n"
+                          "load: {steps: [10]}\n", "u.yaml").servers[0]
+    local = LocalBackend.server_command(spec)
+    docker = server_command(spec, python="python", host="0.0.0.0", port=7000, nofile="max")
+    assert local[local.index("--nofile") + 1] == "4096" and local[local.index("--port") + 1] == "0"
+    assert docker[docker.index("--host") + 1] == "0.0.0.0"
+    def options(cmd):
+        return {cmd[i]: cmd[i + 1] for i in range(4, len(cmd), 2)}
+    same = ("--backlog", "--on-fd-limit", "--work-us", "--stats-interval", "--workers")
+    assert {k: options(local)[k] for k in same} == {k: options(docker)[k] for k in same}
+    assert options(docker)["--workers"] == "8"
 
 
 def test_unapplied_settings_name_container_only_limits(tmp_path):

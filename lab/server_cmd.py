@@ -1,0 +1,38 @@
+"""The command line that starts one lab server, for both backends.
+
+A built-in model is ``python -m servers MODEL`` with the scenario's limits;
+a custom server is the scenario's own command with ``{python}`` and
+``{port}`` filled in. The backends differ only in the values: the local one
+binds loopback on a free port with its own interpreter, a container binds
+all its interfaces on a fixed port with the image's ``python``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from lab.spec import ServerSpec
+
+# Stats events per second from each server: the run loop takes a step's
+# server numbers from the last event before the step's end, so this bounds
+# how stale they can be.
+STATS_INTERVAL_S = 0.5
+
+
+def substitute(words: Iterable[str], *, python: str, port: int | None) -> list[str]:
+    """A custom server's command with ``{python}`` and ``{port}`` filled in."""
+    return [w.replace("{python}", python).replace("{port}", str(port)) for w in words]
+
+
+def server_command(spec: ServerSpec, *, python: str, host: str, port: int,
+                   nofile: str) -> list[str]:
+    """``nofile`` is ``max`` or a number, as ``--nofile`` takes it."""
+    if spec.is_custom:
+        return substitute(spec.command or (), python=python, port=port)
+    cmd = [python, "-m", "servers", spec.model, "--host", host, "--port", str(port),
+           "--nofile", nofile, "--backlog", str(spec.limits.backlog),
+           "--on-fd-limit", spec.on_fd_limit, "--work-us", str(spec.work_us),
+           "--stats-interval", f"{STATS_INTERVAL_S:g}"]
+    if spec.workers is not None:
+        cmd += ["--workers", str(spec.workers)]
+    return cmd
