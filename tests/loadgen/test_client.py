@@ -55,6 +55,25 @@ def connected_to(env, behaviour, **opts):
         yield c
 
 
+@contextmanager
+def full_accept_queue():
+    """A server that never accepts, its backlog already full: the kernel
+    drops further SYNs, so a connect() waits until its timeout."""
+    with RogueServer(stall, backlog=0, accept=False) as srv:
+        fillers = []
+        for _ in range(4):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(srv.address)
+            fillers.append(s)
+        gevent.sleep(0.2)
+        try:
+            yield srv
+        finally:
+            for s in fillers:
+                s.close()
+
+
 def error_texts(env) -> list[str]:
     return [f"{e.name}: {e.error}" for e in env.stats.errors.values()]
 
@@ -121,18 +140,9 @@ def test_stalled_echo_is_a_timeout(env):
 def test_full_accept_queue_is_a_connect_timeout(env):
     """A server that never accepts: once its backlog is full the kernel drops
     SYNs, and connect() waits until --connect-timeout."""
-    with RogueServer(stall, backlog=0, accept=False) as srv:
-        fillers = []
-        for _ in range(4):
-            s = socket.socket()
-            s.setblocking(False)
-            s.connect_ex(srv.address)
-            fillers.append(s)
-        gevent.sleep(0.2)
+    with full_accept_queue() as srv:
         c = client_for(env, srv.address, connect_timeout_s=0.5)
         assert not c.connect()
-        for s in fillers:
-            s.close()
     assert c.meter.connect_failures == {"timeout": 1}
 
 
@@ -142,21 +152,12 @@ def test_user_killed_while_connecting_gives_its_descriptor_back(env):
     Exception) — here while connect() waits on a full accept queue. The
     socket slot must come back, or every later run has fewer to use."""
     budget = SocketBudget(10)
-    with RogueServer(stall, backlog=0, accept=False) as srv:
-        fillers = []
-        for _ in range(4):
-            s = socket.socket()
-            s.setblocking(False)
-            s.connect_ex(srv.address)
-            fillers.append(s)
-        gevent.sleep(0.2)
+    with full_accept_queue() as srv:
         c = client_for(env, srv.address, connect_timeout_s=30, budget=budget)
         user = gevent.spawn(c.connect)
         gevent.sleep(0.3)
         assert budget.held == 1  # the socket exists and connect() is waiting
         user.kill(block=True, timeout=5)
-        for s in fillers:
-            s.close()
     assert budget.held == 0 and c.sock is None
     assert c.meter.connect_failures == {}  # being stopped is not a failure
 
