@@ -34,7 +34,8 @@ import time
 
 from _common import OUT, machine, pyplot, raise_nofile, write_csv
 
-FD_SETSIZE = 1024
+from contract.limits import FD_SETSIZE
+
 STEADY_CALLS = 20
 
 

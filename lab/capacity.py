@@ -39,15 +39,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from contract.limits import FD_SETSIZE, RESOURCE, explain
+from contract.models import MULTICORE
 from lab import report_metrics as m
 from lab.errors import InputError
-from lab.limits_doc import RESOURCE, explain
 from lab.report_cli import run_cli
 from lab.report_data import Row, Run, load_run
 
-FD_SETSIZE = 1024
 RESERVED_FDS = 4  # stdin, stdout, stderr and the listening socket
-MULTICORE_MODELS = frozenset({"threads", "forking", "threadpool"})
+MULTICORE_MODELS = MULTICORE
 # What runs out, by limit kind or failed SLO criterion.
 CRITERION_RESOURCE = {**RESOURCE, "latency": "CPU (latency SLO)", "errors": "errors",
                       "connections": "connections"}

@@ -19,10 +19,9 @@ from pathlib import Path
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from contract.limits import FD_SETSIZE
 from lab import report_series as rs
 from lab.report_data import Run
-
-FD_SETSIZE = 1024
 
 PALETTE: dict[str, str] = {
     "select": "#d62728", "poll": "#ff7f0e", "epoll": "#1f77b4", "epoll-et": "#17becf",
@@ -81,7 +80,7 @@ def _finish(ax: Axes, title: str, xlabel: str, ylabel: str) -> None:
 def _wall(ax: Axes, vertical: bool) -> None:
     """Mark select's FD_SETSIZE wall (1024 descriptors)."""
     line = ax.axvline if vertical else ax.axhline
-    line(FD_SETSIZE, color="grey", ls=":", lw=1, label="FD_SETSIZE = 1024")
+    line(FD_SETSIZE, color="grey", ls=":", lw=1, label=f"FD_SETSIZE = {FD_SETSIZE}")
 
 
 def _slo_line(ax: Axes, run: Run) -> None:

@@ -17,9 +17,10 @@ from __future__ import annotations
 import ipaddress
 import zlib
 
+from contract.network import LAB_NETWORK
 from lab.errors import BackendError
 
-SUPERNET = ipaddress.ip_network("198.18.0.0/15")
+SUPERNET = LAB_NETWORK
 PREFIX = 24
 ATTEMPTS = 8
 

@@ -19,38 +19,27 @@ seccomp profile and files. Pure functions of the scenario; no Docker calls.
 from __future__ import annotations
 
 import io
-import ipaddress
 import tarfile
 from pathlib import Path
 from typing import Any
 
+from contract.env import ALLOW_EXTERNAL_TARGETS
+from contract.network import is_namespaced_sysctl, is_safe_target
 from lab.errors import BackendError
 from lab.spec import ServerSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_PORT = 7000  # the port a built-in model listens on inside its container
 SECCOMP_IO_URING = ROOT / "docker" / "seccomp-io_uring.json"
-NAMESPACED_SYSCTLS = ("net.", "kernel.shm", "kernel.msg", "kernel.sem", "fs.mqueue.")
 WORKDIR_PARENT = "/home/lab"  # the image user's home: writable, exists in the image
 SCENARIO_DIR_MAX_BYTES = 5_000_000
 LAB_UID = 10001  # docker/Dockerfile's user
 # Load may only go to loopback or the lab's benchmark range unless the scenario
-# says allow_external_targets. loadgen checks the target too, and learns of
-# the opt-in from this variable (loadgen/options.py: ALLOW_EXTERNAL_ENV).
-SAFE_TARGETS = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("198.18.0.0/15"))
-ALLOW_EXTERNAL_ENV = "IOLAB_ALLOW_EXTERNAL_TARGETS"
-
-
-def namespaced(sysctl: str) -> bool:
-    return sysctl.startswith(NAMESPACED_SYSCTLS)
-
-
-def safe_target(address: str) -> bool:
-    """True for loopback and 198.18.0.0/15 addresses; host names are not safe."""
-    try:
-        return any(ipaddress.ip_address(address) in net for net in SAFE_TARGETS)
-    except ValueError:
-        return False
+# says allow_external_targets (contract/network.py decides); loadgen checks the
+# target too, and learns of the opt-in from ALLOW_EXTERNAL_ENV.
+ALLOW_EXTERNAL_ENV = ALLOW_EXTERNAL_TARGETS
+namespaced = is_namespaced_sysctl
+safe_target = is_safe_target
 
 
 def server_options(spec: ServerSpec, scenario_path: Path | None) -> dict[str, Any]:

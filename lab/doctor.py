@@ -15,11 +15,12 @@ import resource
 from dataclasses import dataclass
 from typing import Any
 
+from contract.limits import FD_SETSIZE
+from contract.network import DEFAULT_EPHEMERAL_PORTS
 from lab.hostlimits import read_host_limits
 from lab.spec import Scenario, ServerSpec
 from lab.workers import DESCRIPTOR_RESERVE, per_worker_ceiling, workers_needed
 
-FD_SETSIZE = 1024
 SERVER_FD_RESERVE = 8  # stdin/out/err, the listener, the poller, a log or two
 SOURCE_IPS_PER_LOCAL_WORKER = 2  # lab/local_backend.py gives each worker two 127.0.0.x
 
@@ -60,7 +61,7 @@ def port_range_size(facts: dict[str, Any]) -> int:
     try:
         lo, hi = (int(x) for x in str(facts.get("ip_local_port_range")).split())
     except ValueError:
-        return 28_232
+        return DEFAULT_EPHEMERAL_PORTS
     return hi - lo + 1
 
 

@@ -40,7 +40,7 @@ BASE_RECIPE = ROOT / "docker" / "base" / "mkbase.sh"
 SLIM_BASE = "python:3.11-slim"
 APP_REPO = "iolab"
 BASE_REPO = "iolab-base"
-SOURCE_DIRS = ("servers", "loadgen")
+SOURCE_DIRS = ("contract", "servers", "loadgen")
 # Host-side only: the SDK drives Docker from the host, matplotlib draws reports.
 HOST_ONLY_DEPS = {"docker", "matplotlib"}
 WHEELHOUSE = ROOT / ".cache" / "wheels"

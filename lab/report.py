@@ -17,8 +17,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from contract.limits import explain
 from lab import capacity, charts
-from lab.limits_doc import explain
 from lab.report_cli import run_cli
 from lab.report_data import Run, load_run
 

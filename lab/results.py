@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from contract.limits import LOAD_SIDE_LIMITS
 from lab.errors import InputError
 from lab.scenario import scenario_to_dict, scenario_to_yaml
 from lab.spec import Scenario, ServerSpec
@@ -43,10 +44,6 @@ COLUMNS: tuple[str, ...] = (
     "active_users", "kernel_sock_bytes", "t_end",
 )
 
-LIMIT_KINDS = ("FD_SETSIZE", "EMFILE", "ENFILE", "EADDRNOTAVAIL", "ECONNREFUSED", "backlog",
-               "pid_max", "threads", "crash")
-# Connect failures that mean the load side could not open a connection.
-LOAD_SIDE_LIMITS = ("EADDRNOTAVAIL", "EMFILE", "ENFILE", "ECONNREFUSED")
 
 
 def now_iso() -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import ipaddress
 import re
 import shlex
 from collections.abc import Callable
@@ -24,9 +23,15 @@ from typing import Any, NoReturn
 
 import yaml
 
+from contract.models import MODELS
+from contract.network import (
+    NAMESPACED_SYSCTL_PREFIXES,
+    SAFE_TARGETS_TEXT,
+    is_namespaced_sysctl,
+    is_safe_target,
+)
 from lab.errors import InputError
 from lab.spec import (
-    MODELS,
     SLO,
     HostLimits,
     HostSpec,
@@ -44,9 +49,6 @@ UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 MEMORY_RE = re.compile(r"^\d+(\.\d+)?[bkmgBKMG]?$")
 CPUSET_RE = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
 ENDPOINT_RE = re.compile(r"^(local|unix://\S+|tcp://\S+|ssh://\S+)$")
-# Sysctls Docker accepts per container (they live in the container's namespaces).
-NAMESPACED_SYSCTLS = ("net.", "kernel.shm", "kernel.msg", "kernel.sem", "fs.mqueue.")
-LAB_NETWORK = ipaddress.ip_network("198.18.0.0/15")
 DEFAULT_HOLD_S = 10.0
 
 TOP_KEYS = ("name", "description", "backend", "hosts", "placement", "host_limits",
@@ -262,9 +264,9 @@ def _sysctls(doc: _Doc, node: yaml.Node, path: str) -> tuple[tuple[str, str], ..
     for key_node, value_node in node.value:
         key = _string(doc, key_node, path)
         sub = f"{path}.{key}"
-        if not key.startswith(NAMESPACED_SYSCTLS):
+        if not is_namespaced_sysctl(key):
             doc.fail(key_node, sub, "is not a namespaced sysctl (a container can set only "
-                                    f"{', '.join(p + '*' for p in NAMESPACED_SYSCTLS)}); "
+                                    f"{', '.join(p + '*' for p in NAMESPACED_SYSCTL_PREFIXES)}); "
                                     "host-wide limits go under host_limits")
         out.append((key, _string(doc, value_node, sub)))
     return tuple(sorted(out))
@@ -413,16 +415,9 @@ def _load(doc: _Doc, top: _Map) -> LoadSpec:
 def _address(allow_external: bool) -> Callable[..., str]:
     def parse(doc: _Doc, node: yaml.Node, path: str) -> str:
         value = _string(doc, node, path)
-        if allow_external or value == "localhost":
-            return value
-        try:
-            ip = ipaddress.ip_address(value)
-        except ValueError:
-            ip = None
-        if ip is None or not (ip.is_loopback or ip in LAB_NETWORK):
-            doc.fail(node, path, f"{value} is not loopback (127.0.0.0/8) or the lab network "
-                                 "(198.18.0.0/15); load goes elsewhere only with "
-                                 "'allow_external_targets: true' at the top level")
+        if not allow_external and not is_safe_target(value):
+            doc.fail(node, path, f"{value} is not {SAFE_TARGETS_TEXT}; load goes elsewhere "
+                                 "only with 'allow_external_targets: true' at the top level")
         return value
     return parse
 

@@ -11,11 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-MODELS: tuple[str, ...] = (
-    "blocking", "threads", "forking", "threadpool", "nonblocking", "select", "poll",
-    "epoll", "epoll-et", "selectors", "asyncio", "uvloop", "sigio", "io_uring",
-)
-
 Nofile = int | Literal["max"]
 
 
@@ -37,7 +32,7 @@ class ServerSpec:
     """One server to compare: a built-in model, or a custom echo server."""
 
     name: str  # the row label in results; defaults to the model name
-    model: str | None = None  # built-in model name (one of MODELS)
+    model: str | None = None  # built-in model name (one of contract.models.MODELS)
     # A custom server: an image (Docker) and/or a command (local), and its port.
     image: str | None = None
     command: tuple[str, ...] | None = None

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import math
 
+from contract.fds import LOADGEN_FD_RESERVE
+from contract.network import DEFAULT_EPHEMERAL_PORTS
 from lab.spec import LoadSpec
 
-DESCRIPTOR_RESERVE = 100  # Python, Locust, gevent hub, logs, master socket
-EPHEMERAL_PORTS = 28_232  # 60999 - 32768 + 1, Linux default ip_local_port_range
+DESCRIPTOR_RESERVE = LOADGEN_FD_RESERVE
+EPHEMERAL_PORTS = DEFAULT_EPHEMERAL_PORTS
 PER_WORKER_COMFORT = 10_000
 
 

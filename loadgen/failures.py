@@ -3,7 +3,7 @@
 A load generator that raises on the first refused connection measures
 nothing; one that lumps everything into "error" cannot say *why* a server
 stopped. So every failure is turned into one kind from the shared limit
-vocabulary (DESIGN.md) and recorded, never raised to Locust:
+vocabulary (contract/limits.py) and recorded, never raised to Locust:
 
 ===============  ==========================================================
 ``ECONNREFUSED`` connect() got RST: nobody listening, or the accept queue
@@ -27,16 +27,17 @@ from __future__ import annotations
 import errno
 import socket
 
-ECONNREFUSED = "ECONNREFUSED"
-ECONNRESET = "ECONNRESET"
-TIMEOUT = "timeout"
-MISMATCH = "mismatch"
-EMFILE = "EMFILE"
-ENFILE = "ENFILE"
-EADDRNOTAVAIL = "EADDRNOTAVAIL"
-OTHER = "other"
-
-KINDS = (ECONNREFUSED, ECONNRESET, TIMEOUT, MISMATCH, EMFILE, ENFILE, EADDRNOTAVAIL, OTHER)
+from contract.limits import (
+    EADDRNOTAVAIL,
+    ECONNREFUSED,
+    ECONNRESET,
+    EMFILE,
+    ENFILE,
+    MISMATCH,
+    OTHER,
+    TIMEOUT,
+)
+from contract.limits import FAILURE_KINDS as KINDS  # noqa: F401 - re-exported
 
 _BY_ERRNO = {
     errno.ECONNREFUSED: ECONNREFUSED,

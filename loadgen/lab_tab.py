@@ -28,7 +28,8 @@ from typing import Any
 
 from locust import events
 
-EVENTS_ENV = "IOLAB_SERVER_EVENTS"
+from contract.env import SERVER_EVENTS as EVENTS_ENV
+
 SUFFIX = ".events.jsonl"
 TAB_KEY = "iolab"
 MAX_LIMIT_EVENTS = 20  # kept per server (servers emit one per kind anyway)

@@ -31,9 +31,12 @@ import logging
 import resource
 from pathlib import Path
 
+from contract.fds import LOADGEN_FD_RESERVE
+from contract.network import DEFAULT_EPHEMERAL_PORTS
+
 log = logging.getLogger("loadgen")
 
-DESCRIPTOR_RESERVE = 100  # Python, Locust, gevent hub, logs, the master socket
+DESCRIPTOR_RESERVE = LOADGEN_FD_RESERVE  # Python, Locust, gevent hub, logs, the master socket
 PORT_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 
 
@@ -54,7 +57,7 @@ def ephemeral_ports() -> int:
         lo, hi = (int(x) for x in PORT_RANGE_FILE.read_text().split())
         return hi - lo + 1
     except (OSError, ValueError):
-        return 28_232
+        return DEFAULT_EPHEMERAL_PORTS
 
 
 class CapacityGuard:

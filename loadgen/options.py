@@ -26,20 +26,17 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from contract.env import ALLOW_EXTERNAL_TARGETS
+from contract.network import SAFE_TARGETS_TEXT, is_safe_target
+
 DEFAULT_MESSAGE_SIZE = 64
 DEFAULT_PACE_S = 1.0
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
 DEFAULT_IO_TIMEOUT_S = 5.0
 DEFAULT_STEP_SPAWN_RATE = 500.0
 
-# Where load may go (see DESIGN.md, "Machine facts"): loopback, and the lab's
-# Docker network in 198.18.0.0/15 (RFC 2544, reserved for benchmarking).
-ALLOWED_TARGET_NETWORKS = (
-    ipaddress.ip_network("127.0.0.0/8"),
-    ipaddress.ip_network("198.18.0.0/15"),
-    ipaddress.ip_network("::1/128"),
-)
-ALLOW_EXTERNAL_ENV = "IOLAB_ALLOW_EXTERNAL_TARGETS"
+# Where load may go: contract/network.py (loopback and 198.18.0.0/15).
+ALLOW_EXTERNAL_ENV = ALLOW_EXTERNAL_TARGETS
 
 
 @dataclass(frozen=True)
@@ -183,10 +180,10 @@ def target_address(host: str, allow_external: bool = False) -> tuple[str, int]:
     lab's 198.18.0.0/15 network (unless ``allow_external``)."""
     name, port = split_host(host)
     family, _, _, _, sockaddr = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)[0]
-    addr = ipaddress.ip_address(sockaddr[0])
-    if not allow_external and not any(addr in net for net in ALLOWED_TARGET_NETWORKS):
+    addr = sockaddr[0]
+    if not allow_external and not is_safe_target(addr):
         raise ValueError(
-            f"refusing to send load to {addr} ({host}): only loopback and 198.18.0.0/15 "
-            f"are allowed; set {ALLOW_EXTERNAL_ENV}=1 to override"
+            f"refusing to send load to {addr} ({host}): only {SAFE_TARGETS_TEXT} "
+            f"is allowed; set {ALLOW_EXTERNAL_ENV}=1 to override"
         )
     return sockaddr[0], port

@@ -13,23 +13,12 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-# Contract order (DESIGN.md, "Servers — contract").
-MODELS: dict[str, str] = {
-    "blocking": "servers.blocking_loop",
-    "threads": "servers.threads_loop",
-    "forking": "servers.forking_loop",
-    "threadpool": "servers.threadpool_loop",
-    "nonblocking": "servers.nonblocking_loop",
-    "select": "servers.select_loop",
-    "poll": "servers.poll_loop",
-    "epoll": "servers.epoll_loop",
-    "epoll-et": "servers.epoll_et_loop",
-    "selectors": "servers.selectors_loop",
-    "asyncio": "servers.asyncio_loop",
-    "uvloop": "servers.uvloop_loop",
-    "sigio": "servers.sigio_loop",
-    "io_uring": "servers.io_uring_loop",
-}
+from contract.models import MODELS as MODEL_NAMES
+
+# Model name -> module, in contract order (docs/design.md, "Servers — contract"):
+# ``epoll-et`` lives in ``servers/epoll_et_loop.py``, ``select`` in ``select_loop.py``
+# (a module named ``select`` would shadow the standard library's).
+MODELS: dict[str, str] = {name: f"servers.{name.replace('-', '_')}_loop" for name in MODEL_NAMES}
 
 
 def load(name: str) -> ModuleType:

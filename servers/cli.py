@@ -58,7 +58,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="python -m servers",
-        description="Echo server for one Linux I/O model (see DESIGN.md, servers contract).",
+        description="Echo server for one Linux I/O model (see docs/design.md, servers contract).",
     )
     p.add_argument(
         "model",

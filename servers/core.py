@@ -46,12 +46,10 @@ THREAD_RECV_SIZE = 16384  # one per connection in the thread/process models
 # (the client is not reading) and resume once it drained: memory stays bounded.
 HIGH_WATER = 1 << 20
 
-# errno -> limit kind (shared vocabulary, DESIGN.md).
+# errno -> limit kind: accept() errors that mean "out of a resource", named by
+# their errno (each is a kind of the shared vocabulary, contract/limits.py).
 ACCEPT_CAPACITY_ERRNOS = {
-    errno.EMFILE: "EMFILE",
-    errno.ENFILE: "ENFILE",
-    errno.ENOBUFS: "ENOBUFS",
-    errno.ENOMEM: "ENOMEM",
+    e: errno.errorcode[e] for e in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 }
 # A connection that died in the backlog: not our problem, accept the next one.
 ACCEPT_SKIP_ERRNOS = {errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.ENETDOWN}

@@ -23,10 +23,9 @@ from __future__ import annotations
 
 import select
 
+from contract.limits import FD_SETSIZE
 from servers.core import Crash
 from servers.eventloop import IN, OUT, EventLoopServer
-
-FD_SETSIZE = 1024
 
 
 class Server(EventLoopServer):

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from contract.limits import MECHANISM
 from lab import charts
 from lab import report_series as rs
-from lab.limits_doc import MECHANISM
 from lab.report import report_main, write_report
 from lab.report_data import load_run
 

@@ -1,0 +1,14 @@
+"""Environment variables the parts read. Only processes the lab *starts* get
+them (a container's environment, a subprocess's ``env=``); the lab never sets
+them in its own process to pass data between its own modules.
+"""
+
+from __future__ import annotations
+
+# loadgen: "1" lets the load generator send to a target outside
+# loopback/198.18.0.0/15 (a scenario's allow_external_targets: true).
+ALLOW_EXTERNAL_TARGETS = "IOLAB_ALLOW_EXTERNAL_TARGETS"
+# loadgen's Lab tab (the --ui master): the servers' events files, os.pathsep-separated.
+SERVER_EVENTS = "IOLAB_SERVER_EVENTS"
+# lab: use this Docker image as the base instead of building one.
+BASE_IMAGE = "IOLAB_BASE_IMAGE"

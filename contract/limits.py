@@ -1,0 +1,113 @@
+"""The limit vocabulary: every wall a model, the client or the kernel can hit.
+
+Servers emit these kinds in their ``limit`` events and ``refused`` counters,
+the load generator names its failures with them, and the results' ``limit``
+column holds one of them. Each kind carries the one sentence that explains the
+mechanism (quoted by the report and the capacity plan) and what a plan must add
+more of to get past it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# select()'s fd_set is a bitmap of this many bits (glibc's FD_SETSIZE); a
+# descriptor numbered FD_SETSIZE or above cannot be watched at all.
+FD_SETSIZE = 1024
+
+
+@dataclass(frozen=True)
+class Limit:
+    kind: str
+    mechanism: str  # one sentence: why the wall is there
+    resource: str  # what to add more of to get past it
+
+
+_LIMITS = (
+    Limit("FD_SETSIZE",
+          "select()'s fd_set is a fixed bitmap of FD_SETSIZE = 1024 bits, so it can only "
+          "watch descriptors 0–1023; the next accepted socket gets a number it cannot hold.",
+          "descriptors"),
+    Limit("EMFILE",
+          "accept() failed with EMFILE: the process reached its open-file limit "
+          "(RLIMIT_NOFILE, `ulimit -n` / the scenario's nofile), and every connection "
+          "costs one descriptor.",
+          "descriptors"),
+    Limit("ENFILE",
+          "accept() failed with ENFILE: the system-wide file table (fs.file-max) is full, "
+          "whatever each process's own limit says.",
+          "descriptors"),
+    Limit("ENOBUFS",
+          "accept() failed with ENOBUFS: the kernel could not allocate socket buffers "
+          "(socket memory pressure, net.ipv4.tcp_mem, or a memory cgroup at its limit).",
+          "memory"),
+    Limit("ENOMEM",
+          "accept() failed with ENOMEM: the kernel could not allocate memory for the new "
+          "socket (the host or the container's memory cgroup is out of memory).",
+          "memory"),
+    Limit("EADDRNOTAVAIL",
+          "connect() failed with EADDRNOTAVAIL: the client ran out of ephemeral source ports "
+          "(net.ipv4.ip_local_port_range) for this destination ip:port.",
+          "source ports"),
+    Limit("ECONNREFUSED",
+          "connections were refused: the listen socket's accept queue "
+          "(min(backlog, net.core.somaxconn)) overflowed because the server did not accept fast "
+          "enough.",
+          "accept queue"),
+    Limit("backlog",
+          "the accept queue (min(listen backlog, net.core.somaxconn)) overflowed, so the kernel "
+          "dropped or refused new connections until the server caught up.",
+          "accept queue"),
+    Limit("pid_max",
+          "fork() failed: the kernel refused another process (kernel.pid_max / RLIMIT_NPROC), "
+          "and this model needs one process per connection.",
+          "processes"),
+    Limit("threads",
+          "the kernel refused another thread (threads-max, RLIMIT_NPROC or memory for its "
+          "stack), and this model needs one thread per connection.",
+          "threads"),
+    Limit("crash", "the server process died (see its log tail); everything it held was dropped.",
+          "stability"),
+)
+
+LIMITS: dict[str, Limit] = {limit.kind: limit for limit in _LIMITS}
+LIMIT_KINDS: tuple[str, ...] = tuple(LIMITS)
+
+# Connect failures that mean the load side could not open a connection: the
+# client's own descriptors or ports, the system file table, or a full queue.
+LOAD_SIDE_LIMITS: tuple[str, ...] = ("EADDRNOTAVAIL", "EMFILE", "ENFILE", "ECONNREFUSED")
+
+
+def explain(kind: str | None) -> str:
+    """The one-sentence mechanism for ``kind``; a neutral sentence for unknown kinds."""
+    if not kind:
+        return ""
+    limit = LIMITS.get(kind)
+    if limit is None:
+        return f"{kind}: not a known limit kind; see the server and Locust logs."
+    return limit.mechanism
+
+
+def resource(kind: str) -> str | None:
+    """What to add more of to get past ``kind`` (None for unknown kinds)."""
+    limit = LIMITS.get(kind)
+    return limit.resource if limit else None
+
+
+# What went wrong on one client connection. The errno kinds are limit kinds;
+# the others (reset, timeout, mismatch, other) are the client's view of a
+# server that closed, stalled or answered wrongly.
+ECONNREFUSED = "ECONNREFUSED"
+ECONNRESET = "ECONNRESET"
+TIMEOUT = "timeout"
+MISMATCH = "mismatch"
+EMFILE = "EMFILE"
+ENFILE = "ENFILE"
+EADDRNOTAVAIL = "EADDRNOTAVAIL"
+OTHER = "other"
+FAILURE_KINDS: tuple[str, ...] = (ECONNREFUSED, ECONNRESET, TIMEOUT, MISMATCH, EMFILE, ENFILE,
+                                  EADDRNOTAVAIL, OTHER)
+
+# The same facts as plain mappings, for readers that look one up by kind.
+MECHANISM: dict[str, str] = {kind: limit.mechanism for kind, limit in LIMITS.items()}
+RESOURCE: dict[str, str] = {kind: limit.resource for kind, limit in LIMITS.items()}
