@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from lab.backend import RunContext
-from lab.docker_backend import DockerBackend, docker_available
-from lab.spec import LoadSpec, Scenario, ServerSpec, Step
+from lab.backends.base import RunContext
+from lab.backends.docker.backend import DockerBackend, docker_available
+from lab.scenario.types import LoadSpec, Scenario, ServerSpec, Step
 
 
 def _ci() -> bool:
@@ -73,7 +73,7 @@ def docker_client():
 @pytest.fixture(scope="session")
 def lab_image(docker_client) -> str:
     """The app image (built once per session if the sources changed)."""
-    from lab.images import ensure_image
+    from lab.backends.docker.images import ensure_image
 
     t0 = time.monotonic()
     tag = ensure_image({"local": docker_client}, progress=lambda _m: None)

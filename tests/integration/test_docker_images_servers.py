@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from lab import images
-from lab.docker_hosts import run_once
-from lab.spec import Limits, ServerSpec
+from lab.backends.docker import images
+from lab.backends.docker.hosts import run_once
+from lab.scenario.types import Limits, ServerSpec
 
 pytestmark = pytest.mark.docker
 

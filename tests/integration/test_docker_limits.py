@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from lab.spec import Limits, ServerSpec
+from lab.scenario.types import Limits, ServerSpec
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from lab.errors import BackendError
-from lab.run import run_scenario
-from lab.spec import HostSpec, Placement, ServerSpec
+from lab.run.loop import run_scenario
+from lab.scenario.types import HostSpec, Placement, ServerSpec
 
 pytestmark = pytest.mark.docker
 
@@ -152,7 +152,7 @@ def anchor_address(docker_client):
     while the traffic stays on this machine and in the benchmark range."""
     from docker.types import IPAMConfig, IPAMPool
 
-    from lab.docker_net import candidate_subnets, used_subnets
+    from lab.backends.docker.network import candidate_subnets, used_subnets
 
     subnet = candidate_subnets("itest-anchor", used_subnets(docker_client))[0]
     gateway = str(next(subnet.hosts()))

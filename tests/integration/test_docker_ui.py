@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from lab.live import LiveView
-from lab.run import run_ui
-from lab.spec import ServerSpec
+from lab.run.live import LiveView
+from lab.run.loop import run_ui
+from lab.scenario.types import ServerSpec
 
 pytestmark = pytest.mark.docker
 

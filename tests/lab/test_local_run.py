@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from lab import cli
-from lab.results import COLUMNS, read_steps_csv
+from lab.results.writer import COLUMNS, read_steps_csv
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -97,7 +97,7 @@ def test_custom_server_runs_next_to_a_model(tmp_path):
 
 
 def _free_port() -> int:
-    from lab.local_backend import free_port
+    from lab.backends.local import free_port
     return free_port()
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from lab.live import LiveView
-from lab.local_backend import LocalBackend, free_port
-from lab.run import run_ui
-from lab.scenario import parse_scenario
+from lab.backends.local import LocalBackend, free_port
+from lab.run.live import LiveView
+from lab.run.loop import run_ui
+from lab.scenario.loader import parse_scenario
 
 
 @pytest.mark.timeout(120)

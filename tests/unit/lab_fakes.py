@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from lab.backend import Backend, LoadHandle, RunContext, ServerHandle
+from lab.backends.base import Backend, LoadHandle, RunContext, ServerHandle
 from lab.errors import BackendError
-from lab.spec import Scenario, ServerSpec
+from lab.scenario.types import Scenario, ServerSpec
 
 T0 = 1_700_000_000.0
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from contract.limits import MECHANISM
-from lab.capacity import SLO, capacity_main, passes, plan_model
+from lab.analysis.capacity import SLO, capacity_main, passes, plan_model
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "runs" / "synthetic-select-poll-epoll"
 HOST = {"cpus": 4, "mem_bytes": 8 * 2**30, "nofile_hard": 20000, "port_range": [32768, 60999]}

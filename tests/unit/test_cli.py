@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from lab import cli
-from lab.doctor import doctor_text, load_ceiling, server_ceilings
-from lab.scenario import load_scenario, parse_scenario
+from lab.host.doctor import doctor_text, load_ceiling, server_ceilings
+from lab.scenario.loader import load_scenario, parse_scenario
 
+DOCKER_AVAILABLE = "lab.backends.docker.hosts.docker_available"
 ROOT = Path(__file__).resolve().parents[2]
 FACTS = {"nofile_soft": 1024, "nofile_hard": 20000, "file_max": 100000, "nr_open": 1048576,
          "file_nr": "600 0 100000", "pid_max": 4000, "threads_max": 9000, "somaxconn": 4096,
@@ -65,7 +66,7 @@ def test_keyboard_interrupt_is_130(monkeypatch, capsys):
 
 
 def test_doctor_in_process(monkeypatch, capsys):
-    monkeypatch.setattr("lab.docker_hosts.docker_available", lambda *a: (False, "no daemon"))
+    monkeypatch.setattr(DOCKER_AVAILABLE, lambda *a: (False, "no daemon"))
     assert cli.main(["doctor", str(ROOT / "lab.yaml"), "--backend", "local"]) == 0
     out = capsys.readouterr().out
     for word in ("open files (nofile)", "fs.file-max", "port range", "somaxconn", "pid_max",
@@ -93,11 +94,11 @@ def test_report_subcommand_is_delegated(monkeypatch):
     assert cli.main(["report", "x"]) == 1  # json.loads(list) -> TypeError -> internal error
     monkeypatch.setitem(cli.COMMANDS, "report", lambda argv: seen.append(argv) or 0)
     assert cli.main(["report", "some/run"]) == 0 and seen == [["some/run"]]
-    assert cli.main(["compare"]) == 2  # wired to lab.compare, which wants two runs
+    assert cli.main(["compare"]) == 2  # wired to lab.analysis.compare, which wants two runs
 
 
 def test_clean_without_docker_removes_stale_local_temp_dirs(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr("lab.docker_hosts.docker_available", lambda *a: (False, "no daemon"))
+    monkeypatch.setattr(DOCKER_AVAILABLE, lambda *a: (False, "no daemon"))
     monkeypatch.setattr("tempfile.gettempdir", lambda: str(tmp_path))
     stale = tmp_path / "iolab-local-abc"
     stale.mkdir()
@@ -110,10 +111,10 @@ def test_clean_without_docker_removes_stale_local_temp_dirs(monkeypatch, tmp_pat
 def test_auto_backend_falls_back_to_local_with_a_notice(monkeypatch):
     import io
 
-    from lab.live import LiveView
-    from lab.local_backend import LocalBackend
+    from lab.backends.local import LocalBackend
+    from lab.run.live import LiveView
 
-    monkeypatch.setattr("lab.docker_hosts.docker_available", lambda *a: (False, "no daemon here"))
+    monkeypatch.setattr(DOCKER_AVAILABLE, lambda *a: (False, "no daemon here"))
     stream = io.StringIO()
     scenario = load_scenario(ROOT / "lab.yaml")
     backend = cli.choose_backend(scenario, "auto", LiveView(stream, tty=False))

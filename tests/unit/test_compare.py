@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lab.compare import compare_main, compare_rows, metadata_diffs
-from lab.report_data import load_run
+from lab.analysis.compare import compare_main, compare_rows, metadata_diffs
+from lab.results.reader import load_run
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "runs" / "synthetic-select-poll-epoll"
 

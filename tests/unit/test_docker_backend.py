@@ -16,13 +16,15 @@ from pathlib import Path
 import docker.errors
 import pytest
 
-from lab import docker_net, hostlimits, images
-from lab.backend import RunContext
-from lab.docker_backend import DockerBackend, clean_all
-from lab.docker_handles import StepResultsReader
-from lab.docker_specs import SECCOMP_IO_URING
+from lab.backends.base import RunContext
+from lab.backends.docker import images
+from lab.backends.docker import network as docker_net
+from lab.backends.docker.backend import DockerBackend, clean_all
+from lab.backends.docker.handles import StepResultsReader
+from lab.backends.docker.specs import SECCOMP_IO_URING
 from lab.errors import BackendError
-from lab.spec import (
+from lab.host import limits as hostlimits
+from lab.scenario.types import (
     HostLimits,
     HostSpec,
     Limits,
@@ -357,7 +359,7 @@ def test_server_dying_at_start_raises_with_log_tail_and_leaves_nothing(ctx):
 def test_server_without_ready_is_stopped_before_the_next_model(ctx, monkeypatch):
     """No READY before the deadline: the container is stopped at once (not
     left running beside the next model) and removed by cleanup()."""
-    monkeypatch.setattr("lab.docker_backend.READY_TIMEOUT_S", 0.3)
+    monkeypatch.setattr("lab.backends.docker.backend.READY_TIMEOUT_S", 0.3)
     daemon = FakeDaemon(silent=True)
     sc = scenario()
     b = backend_for(sc, {"local": FakeClient(daemon)})

@@ -6,16 +6,16 @@ import json
 
 import pytest
 
-from lab.errors import BackendError
-from lab.local_backend import (
+from lab.backends.local import (
     LocalBackend,
     LocalLoad,
     source_ips,
 )
-from lab.locust_cmd import master_command
-from lab.scenario import parse_scenario
-from lab.server_cmd import server_command, substitute
-from lab.server_output import parse_event, parse_ready
+from lab.backends.locust_cmd import master_command
+from lab.backends.server_cmd import server_command, substitute
+from lab.backends.server_output import parse_event, parse_ready
+from lab.errors import BackendError
+from lab.scenario.loader import parse_scenario
 
 
 def test_parse_ready():

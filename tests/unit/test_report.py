@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from contract.limits import MECHANISM
-from lab import charts
-from lab import report_series as rs
-from lab.report import report_main, write_report
-from lab.report_data import load_run
+from lab.analysis import series as rs
+from lab.report import charts
+from lab.report.html import report_main, write_report
+from lab.results.reader import load_run
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "runs"
 RUNS = sorted(p.name for p in GOLDEN.iterdir() if (p / "steps.csv").is_file())

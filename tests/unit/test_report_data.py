@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from lab.report_data import load_run, normalize_host, parse_failure_kinds, seconds
+from lab.results.reader import load_run, normalize_host, parse_failure_kinds, seconds
 
 HEADER = "model,step,target_connections,connected,p99_ms,limit,failure_kinds\n"
 

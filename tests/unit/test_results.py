@@ -9,8 +9,7 @@ import os
 import pytest
 from lab_fakes import stats, step_record
 
-from lab.live import LiveView
-from lab.results import (
+from lab.results.writer import (
     COLUMNS,
     FORMAT_VERSION,
     RunRecord,
@@ -20,7 +19,8 @@ from lab.results import (
     make_row,
     read_steps_csv,
 )
-from lab.scenario import parse_scenario
+from lab.run.live import LiveView
+from lab.scenario.loader import parse_scenario
 
 SCENARIO = parse_scenario(
     "servers: [epoll, {name: mine, command: ./srv, port: 9000}]\nload: {steps: [10]}\n", "r.yaml")

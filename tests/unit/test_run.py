@@ -9,10 +9,10 @@ import pytest
 from lab_fakes import T0, FakeBackend, Script, stats, step_record
 
 from lab.errors import BackendError, Interrupted
-from lab.live import LiveView
-from lab.results import COLUMNS, read_steps_csv
-from lab.run import run_scenario, stops_model
-from lab.scenario import parse_scenario
+from lab.results.writer import COLUMNS, read_steps_csv
+from lab.run.live import LiveView
+from lab.run.loop import run_scenario, stops_model
+from lab.scenario.loader import parse_scenario
 
 SCENARIO = parse_scenario("servers: [select, epoll]\nload: {hold: 5s, steps: [200, 1200]}\n",
                           "fake.yaml")
@@ -137,7 +137,7 @@ def test_load_side_limit_named_when_server_reports_none(tmp_path):
 
 def test_report_failure_keeps_results(tmp_path):
     def broken(run_dir, live):
-        from lab.run import write_report_safely
+        from lab.run.loop import write_report_safely
         return write_report_safely(run_dir / "missing", live)
     _, run_dir, _, _ = _run(tmp_path, {"select": _fd_setsize_script(),
                                        "epoll": _holding_script()}, report=broken)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lab.errors import InputError
-from lab.scenario import load_scenario, parse_scenario, scenario_to_yaml, select_servers
+from lab.scenario.loader import load_scenario, parse_scenario, scenario_to_yaml, select_servers
 
 ROOT = Path(__file__).resolve().parents[2]
 INVALID = sorted((ROOT / "tests/data/scenarios/invalid").glob("*.yaml"))

@@ -1,7 +1,7 @@
 """Typed, frozen scenario values: what every part downstream of
-``lab/scenario.py`` sees. Nothing downstream ever sees a raw YAML dict.
+``lab/scenario/loader.py`` sees. Nothing downstream ever sees a raw YAML dict.
 
-``lab/scenario.py`` builds these from YAML and validates them once; backends,
+``lab/scenario/loader.py`` builds these from YAML and validates them once; backends,
 the run loop, the report and the capacity plan only read them.
 """
 

@@ -31,8 +31,8 @@ from typing import Any
 
 from contract.limits import LOAD_SIDE_LIMITS
 from lab.errors import InputError
-from lab.scenario import scenario_to_dict, scenario_to_yaml
-from lab.spec import Scenario, ServerSpec
+from lab.scenario.loader import scenario_to_dict, scenario_to_yaml
+from lab.scenario.types import Scenario, ServerSpec
 
 FORMAT_VERSION = 2
 

@@ -15,7 +15,7 @@ import math
 
 from contract.fds import LOADGEN_FD_RESERVE
 from contract.network import DEFAULT_EPHEMERAL_PORTS
-from lab.spec import LoadSpec
+from lab.scenario.types import LoadSpec
 
 DESCRIPTOR_RESERVE = LOADGEN_FD_RESERVE
 EPHEMERAL_PORTS = DEFAULT_EPHEMERAL_PORTS

@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lab.backend import LoadHandle, ServerHandle
-from lab.docker_io import LogFollower, fetch_file
-from lab.spec import ServerSpec
+from lab.backends.base import LoadHandle, ServerHandle
+from lab.backends.docker.container_io import LogFollower, fetch_file
+from lab.scenario.types import ServerSpec
 
 
 def exit_code_of(container) -> int | None:

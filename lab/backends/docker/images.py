@@ -32,9 +32,9 @@ from collections.abc import Callable, Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
 
+from lab import ROOT
 from lab.errors import BackendError
 
-ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 BASE_RECIPE = ROOT / "docker" / "base" / "mkbase.sh"
 SLIM_BASE = "python:3.11-slim"

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from lab import report_metrics as m
-from lab.report_data import Row, Run
+from lab.analysis import metrics as m
+from lab.results.reader import Row, Run
 
 Series = dict[str, tuple[list[float], list[float]]]
 

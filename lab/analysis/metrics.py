@@ -22,7 +22,7 @@ Approximations, stated once:
 
 from __future__ import annotations
 
-from lab.report_data import Row
+from lab.results.reader import Row
 
 
 def held(row: Row) -> int | None:

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lab.cli.shell import run_cli
 from lab.errors import InputError
-from lab.report_cli import run_cli
-from lab.report_data import Row, Run, load_run
+from lab.results.reader import Row, Run, load_run
 
 # Metadata that must match: (field name shown to the user, how to read it from a run).
 MATTERS: tuple[tuple[str, Callable[[Run], Any]], ...] = (

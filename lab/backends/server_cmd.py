@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from lab.spec import ServerSpec
+from lab.scenario.types import ServerSpec
 
 # Stats events per second from each server: the run loop takes a step's
 # server numbers from the last event before the step's end, so this bounds

@@ -4,12 +4,12 @@ Per server it starts the server (process or container) and the Locust
 master with its workers, then polls both: the server's JSON events are
 appended to ``logs/<server>.events.jsonl`` as they arrive, the loadgen's step
 records to ``logs/<server>.steps.jsonl``, and each finished step becomes a
-row in ``steps.csv``/``run.json`` at once (:mod:`lab.results`). When a step
+row in ``steps.csv``/``run.json`` at once (:mod:`lab.results.writer`). When a step
 shows that a limit stopped the server (it reported one and the load could
 not reach its target, or it died), the loop names the limit, records the log
 tail and moves on to the next server instead of aborting the run.
 
-The loop only talks to :mod:`lab.backend`'s interface.
+The loop only talks to :mod:`lab.backends.base`'s interface.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lab.backend import Backend, LoadHandle, RunContext, ServerHandle
+from lab import ROOT
+from lab.backends.base import Backend, LoadHandle, RunContext, ServerHandle
 from lab.errors import BackendError, Interrupted
-from lab.live import LiveView
-from lab.results import (
+from lab.results.writer import (
     RunRecord,
     create_run_dir,
     git_commit,
@@ -36,9 +36,9 @@ from lab.results import (
     load_side_limit,
     make_row,
 )
-from lab.spec import Scenario, ServerSpec
+from lab.run.live import LiveView
+from lab.scenario.types import Scenario, ServerSpec
 
-ROOT = Path(__file__).resolve().parent.parent
 STATS_GRACE_S = 3.0  # how long a finished step waits for the server's next stats event
 STARTUP_SLACK_S = 60.0  # load start-up (workers connecting) before the first step
 STEP_SLACK_S = 30.0  # per step, on top of ramp + hold, before a model is declared stuck
@@ -343,8 +343,8 @@ def write_report_safely(run_dir: Path, live: LiveView) -> Path | None:
     """Render the report and the capacity plan (capacity.md/.json at the
     scenario's SLO); a failure here loses nothing, the results are on disk."""
     try:
-        from lab.capacity import write_capacity
-        from lab.report import write_report
+        from lab.analysis.capacity import write_capacity
+        from lab.report.html import write_report
     except ImportError:
         return None
     try:

@@ -1,6 +1,6 @@
 """The interface every backend implements (local processes, Docker containers).
 
-The run loop (``lab/run.py``) only talks to these classes; it never knows
+The run loop (``lab/run/loop.py``) only talks to these classes; it never knows
 whether a server is a subprocess or a container. A backend owns everything it
 starts and removes all of it in ``cleanup()``, which must be idempotent and
 safe to call from a ``finally`` or a signal handler.
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lab.spec import Scenario, ServerSpec
+from lab.scenario.types import Scenario, ServerSpec
 
 
 @dataclass(frozen=True)

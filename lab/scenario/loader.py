@@ -1,4 +1,4 @@
-"""Load a scenario file into a frozen :class:`lab.spec.Scenario`, validated once.
+"""Load a scenario file into a frozen :class:`lab.scenario.types.Scenario`, validated once.
 
 The YAML is composed into nodes first (``yaml.compose``), so every error can
 name the file, the line, the field path and the fix::
@@ -6,7 +6,7 @@ name the file, the line, the field path and the fix::
     lab.yaml:7: servers[2].model: 'epol' is not a model; did you mean 'epoll'?
 
 Nothing downstream ever sees a raw dict: the run loop, the backends and the
-report read only the typed values in ``lab/spec.py``. The format is documented
+report read only the typed values in ``lab/scenario/types.py``. The format is documented
 in ``scenarios/README.md``; :func:`scenario_to_dict` is its inverse (the
 resolved ``scenario.yaml`` a run directory keeps loads back to the same value).
 """
@@ -31,7 +31,7 @@ from contract.network import (
     is_safe_target,
 )
 from lab.errors import InputError
-from lab.spec import (
+from lab.scenario.types import (
     SLO,
     HostLimits,
     HostSpec,

@@ -1,6 +1,6 @@
 """Matplotlib charts for a run: PNG files, one colour per model everywhere.
 
-Each ``chart_*`` function draws exactly the series from ``lab.report_series``
+Each ``chart_*`` function draws exactly the series from ``lab.analysis.series``
 and returns a Figure; ``render_charts`` saves them into the run directory.
 Colours come from ``color_for(model)``: a fixed palette keyed by the built-in
 model name, and a stable hash into a second palette for custom servers, so
@@ -20,8 +20,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from contract.limits import FD_SETSIZE
-from lab import report_series as rs
-from lab.report_data import Run
+from lab.analysis import series as rs
+from lab.results.reader import Run
 
 PALETTE: dict[str, str] = {
     "select": "#d62728", "poll": "#ff7f0e", "epoll": "#1f77b4", "epoll-et": "#17becf",

@@ -17,12 +17,12 @@ from typing import Any
 
 from contract.limits import FD_SETSIZE
 from contract.network import DEFAULT_EPHEMERAL_PORTS
-from lab.hostlimits import read_host_limits
-from lab.spec import Scenario, ServerSpec
-from lab.workers import DESCRIPTOR_RESERVE, per_worker_ceiling, workers_needed
+from lab.backends.workers import DESCRIPTOR_RESERVE, per_worker_ceiling, workers_needed
+from lab.host.limits import read_host_limits
+from lab.scenario.types import Scenario, ServerSpec
 
 SERVER_FD_RESERVE = 8  # stdin/out/err, the listener, the poller, a log or two
-SOURCE_IPS_PER_LOCAL_WORKER = 2  # lab/local_backend.py gives each worker two 127.0.0.x
+SOURCE_IPS_PER_LOCAL_WORKER = 2  # lab/backends/local.py gives each worker two 127.0.0.x
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from contract.limits import explain
-from lab import capacity, charts
-from lab.report_cli import run_cli
-from lab.report_data import Run, load_run
+from lab.analysis import capacity
+from lab.cli.shell import run_cli
+from lab.report import charts
+from lab.results.reader import Run, load_run
 
 STEP_COLUMNS = (
     ("model", "model"), ("step", "step"), ("target_connections", "target"),

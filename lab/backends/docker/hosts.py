@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from lab.errors import BackendError
-from lab.hostlimits import PROBE_SCRIPT, parse_probe
+from lab.host.limits import PROBE_SCRIPT, parse_probe
 
 LABEL = "iolab"
 CONNECT_TIMEOUT_S = 60

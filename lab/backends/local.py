@@ -34,16 +34,16 @@ from collections import deque
 from pathlib import Path
 from typing import Any, TextIO
 
-from lab import hostlimits
-from lab.backend import Backend, LoadHandle, RunContext, ServerHandle
+from lab import ROOT
+from lab.backends.base import Backend, LoadHandle, RunContext, ServerHandle
+from lab.backends.locust_cmd import WEB_PORT, master_command, worker_command
+from lab.backends.server_cmd import server_command, substitute
+from lab.backends.server_output import parse_event, parse_ready
+from lab.backends.workers import workers_needed
 from lab.errors import BackendError
-from lab.locust_cmd import WEB_PORT, master_command, worker_command
-from lab.server_cmd import server_command, substitute
-from lab.server_output import parse_event, parse_ready
-from lab.spec import Scenario, ServerSpec
-from lab.workers import workers_needed
+from lab.host import limits as hostlimits
+from lab.scenario.types import Scenario, ServerSpec
 
-ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT_S = 30.0
 LOOPBACK = "127.0.0.1"
 PR_SET_PDEATHSIG = 1

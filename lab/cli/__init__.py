@@ -22,12 +22,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lab import ROOT
 from lab.errors import BackendError, InputError, Interrupted, LabError
-from lab.live import LiveView
-from lab.scenario import load_scenario, select_servers
-from lab.spec import Scenario
+from lab.run.live import LiveView
+from lab.scenario.loader import load_scenario, select_servers
+from lab.scenario.types import Scenario
 
-ROOT = Path(__file__).resolve().parent.parent
 PROG = "run-lab"
 
 
@@ -62,7 +62,7 @@ def choose_backend(scenario: Scenario, choice: str, live: LiveView):
     """The Backend for ``choice``; ``auto`` is Docker when every host's daemon
     answers, else local with a one-line notice."""
     if choice == "auto":
-        from lab.docker_hosts import docker_available
+        from lab.backends.docker.hosts import docker_available
 
         for host in scenario.hosts:
             ok, why = docker_available(host.endpoint)
@@ -73,10 +73,10 @@ def choose_backend(scenario: Scenario, choice: str, live: LiveView):
         else:
             choice = "docker"
     if choice == "docker":
-        from lab.docker_backend import DockerBackend
+        from lab.backends.docker.backend import DockerBackend
 
         return DockerBackend(scenario, progress=live.line)
-    from lab.local_backend import LocalBackend
+    from lab.backends.local import LocalBackend
 
     return LocalBackend(scenario)
 
@@ -88,7 +88,7 @@ def cmd_run(argv: list[str]) -> int:
         scenario = select_servers(scenario, [m.strip() for m in args.models.split(",")])
     live = LiveView()
     backend = choose_backend(scenario, args.backend or scenario.backend, live)
-    from lab.run import run_scenario, run_ui
+    from lab.run.loop import run_scenario, run_ui
 
     if args.ui:
         try:
@@ -143,8 +143,8 @@ def cmd_doctor(argv: list[str]) -> int:
     p.add_argument("scenario", nargs="?", type=Path)
     p.add_argument("--backend", choices=("local", "docker", "both"), default="both")
     args = p.parse_args(argv)
-    from lab.docker_hosts import docker_available
-    from lab.doctor import doctor_text
+    from lab.backends.docker.hosts import docker_available
+    from lab.host.doctor import doctor_text
 
     scenario = load_scenario(args.scenario) if args.scenario else None
     backends = ("local", "docker") if args.backend == "both" else (args.backend,)
@@ -162,7 +162,7 @@ def cmd_clean(argv: list[str]) -> int:
     endpoints = {"local"}
     if args.scenario:
         endpoints |= {h.endpoint for h in load_scenario(args.scenario).hosts}
-    from lab.docker_hosts import clean_all, client_for, docker_available
+    from lab.backends.docker.hosts import clean_all, client_for, docker_available
 
     for endpoint in sorted(endpoints):
         ok, why = docker_available(endpoint)
@@ -191,9 +191,9 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "validate": cmd_validate,
     "doctor": cmd_doctor,
     "clean": cmd_clean,
-    "report": _delegate("lab.report", "report_main"),
-    "capacity": _delegate("lab.capacity", "capacity_main"),
-    "compare": _delegate("lab.compare", "compare_main"),
+    "report": _delegate("lab.report.html", "report_main"),
+    "capacity": _delegate("lab.analysis.capacity", "capacity_main"),
+    "compare": _delegate("lab.analysis.compare", "compare_main"),
 }
 
 

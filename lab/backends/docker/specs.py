@@ -25,10 +25,10 @@ from typing import Any
 
 from contract.env import ALLOW_EXTERNAL_TARGETS
 from contract.network import is_namespaced_sysctl, is_safe_target
+from lab import ROOT
 from lab.errors import BackendError
-from lab.spec import ServerSpec
+from lab.scenario.types import ServerSpec
 
-ROOT = Path(__file__).resolve().parent.parent
 SERVER_PORT = 7000  # the port a built-in model listens on inside its container
 SECCOMP_IO_URING = ROOT / "docker" / "seccomp-io_uring.json"
 WORKDIR_PARENT = "/home/lab"  # the image user's home: writable, exists in the image

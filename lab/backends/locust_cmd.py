@@ -7,7 +7,7 @@ contract's (see ``loadgen/options.py``).
 
 from __future__ import annotations
 
-from lab.spec import LoadSpec
+from lab.scenario.types import LoadSpec
 
 LOCUSTFILE = "loadgen/locustfile.py"
 MASTER_PORT = 5557

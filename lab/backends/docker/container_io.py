@@ -26,7 +26,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from lab.server_output import parse_event, parse_ready
+from lab.backends.server_output import parse_event, parse_ready
 
 
 class LogFollower(threading.Thread):

@@ -1,7 +1,7 @@
 """The Docker backend: servers and Locust as containers, on one or many hosts.
 
 Per run and per daemon there is one bridge network ``iolab-<run>`` in
-198.18.0.0/15 (``lab/docker_net.py``). Every container is labelled
+198.18.0.0/15 (``lab/backends/docker/network.py``). Every container is labelled
 ``iolab=1``, ``iolab.run=<run>``, ``iolab.role=server|master|worker`` and
 ``iolab.host=<host name>``, and named ``iolab-<run>-<role>[-...]``;
 ``cleanup()`` removes by handle *and* by label, so a crash between create and
@@ -10,9 +10,9 @@ bookkeeping leaves nothing behind.
 What each container gets, and why:
 
 - ``ulimits nofile`` — the process's RLIMIT_NOFILE. ``max`` is the highest
-  value the host's daemon can grant (``lab/docker_hosts.py``); workers get
+  value the host's daemon can grant (``lab/backends/docker/hosts.py``); workers get
   the same, since every Locust user holds a socket.
-- namespaced ``sysctls`` (``lab/docker_specs.py``) — ``net.core.somaxconn``
+- namespaced ``sysctls`` (``lab/backends/docker/specs.py``) — ``net.core.somaxconn``
   (the kernel silently caps a ``listen()`` backlog to it) for servers; a wide
   ``net.ipv4.ip_local_port_range`` and ``tcp_tw_reuse`` for workers (each
   worker is its own network namespace with its own IP and source ports).
@@ -39,15 +39,16 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from lab import locust_cmd
-from lab.backend import Backend, LoadHandle, RunContext, ServerHandle
-from lab.docker_handles import (
+from lab.backends import locust_cmd
+from lab.backends.base import Backend, LoadHandle, RunContext, ServerHandle
+from lab.backends.docker.container_io import LogFollower, StatsSampler
+from lab.backends.docker.handles import (
     DockerLoadHandle,
     DockerServerHandle,
     exit_code_of,
     stop_quietly,
 )
-from lab.docker_hosts import (
+from lab.backends.docker.hosts import (
     LABEL,
     clean_all,
     client_for,
@@ -55,9 +56,9 @@ from lab.docker_hosts import (
     host_facts,
     write_sysctl_privileged,
 )
-from lab.docker_io import LogFollower, StatsSampler
-from lab.docker_net import container_ip, create_run_network, published_port
-from lab.docker_specs import (
+from lab.backends.docker.images import daemon_id, ensure_image
+from lab.backends.docker.network import container_ip, create_run_network, published_port
+from lab.backends.docker.specs import (
     ALLOW_EXTERNAL_ENV,
     SERVER_PORT,
     WORKDIR_PARENT,
@@ -65,12 +66,11 @@ from lab.docker_specs import (
     safe_target,
     server_options,
 )
+from lab.backends.server_cmd import server_command
+from lab.backends.workers import workers_needed
 from lab.errors import BackendError
-from lab.hostlimits import apply_host_limits
-from lab.images import daemon_id, ensure_image
-from lab.server_cmd import server_command
-from lab.spec import Scenario, ServerSpec
-from lab.workers import workers_needed
+from lab.host.limits import apply_host_limits
+from lab.scenario.types import Scenario, ServerSpec
 
 __all__ = ["DockerBackend", "clean_all", "docker_available"]
 
@@ -369,7 +369,7 @@ class DockerBackend(Backend):
         """Stop samplers, keep logs, remove containers then networks. Idempotent."""
         import docker.errors
 
-        from lab.docker_handles import save_logs
+        from lab.backends.docker.handles import save_logs
 
         with self._lock:
             samplers, self._samplers = self._samplers, []

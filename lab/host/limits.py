@@ -28,7 +28,7 @@ import resource
 from collections.abc import Callable
 from pathlib import Path
 
-from lab.spec import HostLimits
+from lab.scenario.types import HostLimits
 
 # key in the result -> path under /proc/sys
 SYSCTLS: dict[str, str] = {

@@ -41,10 +41,10 @@ from typing import Any
 
 from contract.limits import FD_SETSIZE, RESOURCE, explain
 from contract.models import MULTICORE
-from lab import report_metrics as m
+from lab.analysis import metrics as m
+from lab.cli.shell import run_cli
 from lab.errors import InputError
-from lab.report_cli import run_cli
-from lab.report_data import Row, Run, load_run
+from lab.results.reader import Row, Run, load_run
 
 RESERVED_FDS = 4  # stdin, stdout, stderr and the listening socket
 MULTICORE_MODELS = MULTICORE

@@ -1,0 +1,2 @@
+"""report.html and its charts.
+"""

@@ -1,0 +1,3 @@
+"""The run directory: the writer (``writer``) and the reader (``reader``), together
+with the format history.
+"""

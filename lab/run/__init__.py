@@ -1,0 +1,2 @@
+"""The run loop (``loop``) and the terminal view (``live``).
+"""

@@ -1,0 +1,2 @@
+"""The scenario: typed values (``types``) and the YAML loader that validates them once.
+"""
