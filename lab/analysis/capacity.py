@@ -2,7 +2,7 @@
 binds first, what a connection costs, and how many hosts a target needs.
 
 ``plan_model`` is pure (rows and numbers in, a ``ModelPlan`` out) so the
-arithmetic is unit-tested on hand-made rows; ``capacity_main`` is
+arithmetic is unit-tested on hand-made rows; ``run-lab capacity`` (lab/cli/capacity_cmd.py) is
 ``run-lab capacity RUN_DIR [--target-connections N] [--rate R] [--slo-p99 MS]``
 and writes ``capacity.md`` and ``capacity.json`` into the run directory.
 
@@ -32,7 +32,6 @@ The rules (also written into capacity.md):
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -42,8 +41,6 @@ from typing import Any
 from contract.limits import FD_SETSIZE, RESOURCE, explain
 from contract.models import MULTICORE
 from lab.analysis import metrics as m
-from lab.cli.shell import run_cli
-from lab.errors import InputError
 from lab.results.reader import Row, Run, load_run
 
 RESERVED_FDS = 4  # stdin, stdout, stderr and the listening socket
@@ -263,23 +260,3 @@ def write_capacity(run_dir: Path, target: int | None = None, rate: float | None 
                "host": run.host, "models": [asdict(p) for p in plans]}
     (run.path / "capacity.json").write_text(json.dumps(payload, indent=2))
     return md_path, md
-
-
-def capacity_main(argv: list[str] | None = None) -> int:
-    """``run-lab capacity RUN_DIR [--target-connections N] [--rate R] [--slo-p99 MS]``."""
-    parser = argparse.ArgumentParser(prog="run-lab capacity", description=__doc__.split("\n")[0])
-    parser.add_argument("run_dir", type=Path)
-    parser.add_argument("--target-connections", type=int, help="connections to plan for")
-    parser.add_argument("--rate", type=float, help="total messages/s the target connections send")
-    parser.add_argument("--slo-p99", type=float, help="override the scenario's p99 SLO (ms)")
-
-    def body(args: argparse.Namespace) -> int:
-        for flag, value in (("--target-connections", args.target_connections),
-                            ("--rate", args.rate), ("--slo-p99", args.slo_p99)):
-            if value is not None and value <= 0:
-                raise InputError(f"{flag} {value}: must be a positive number")
-        _, md = write_capacity(args.run_dir, args.target_connections, args.rate, args.slo_p99)
-        print(md.split("\n## How")[0].rstrip())
-        return 0
-
-    return run_cli(parser, argv, body)

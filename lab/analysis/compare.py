@@ -9,13 +9,10 @@ and prints the differences as a warning.
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lab.cli.shell import run_cli
 from lab.errors import InputError
 from lab.results.reader import Row, Run, load_run
 
@@ -114,18 +111,3 @@ def compare(run_a: Path, run_b: Path, force: bool = False) -> str:
     if diffs:
         header += f"WARNING (--force): metadata differs:\n{_describe(diffs, a, b)}\n"
     return header + "\n" + format_table(compare_rows(a, b))
-
-
-def compare_main(argv: list[str] | None = None) -> int:
-    """``run-lab compare RUN_A RUN_B [--force]``."""
-    parser = argparse.ArgumentParser(prog="run-lab compare", description=__doc__.split("\n")[0])
-    parser.add_argument("run_a", type=Path)
-    parser.add_argument("run_b", type=Path)
-    parser.add_argument("--force", action="store_true",
-                        help="compare even when backend, host or load settings differ")
-
-    def body(args: argparse.Namespace) -> int:
-        print(compare(args.run_a, args.run_b, args.force), file=sys.stdout)
-        return 0
-
-    return run_cli(parser, argv, body)

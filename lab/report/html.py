@@ -5,12 +5,11 @@ writes ``report.html`` that embeds them as base64 ``data:image/png`` URIs and
 uses no other file, script or stylesheet: it opens offline, mailed or archived.
 The page holds the limits each model hit (with the mechanism in one sentence),
 the charts, a capacity summary at the scenario's SLO, every step's numbers and
-the scenario and host metadata. ``report_main`` is ``run-lab report RUN_DIR``.
+the scenario and host metadata. ``run-lab report RUN_DIR`` (lab/cli/report_cmd.py) calls it.
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 from html import escape
@@ -19,7 +18,6 @@ from typing import Any
 
 from contract.limits import explain
 from lab.analysis import capacity
-from lab.cli.shell import run_cli
 from lab.report import charts
 from lab.results.reader import Run, load_run
 
@@ -187,15 +185,3 @@ def write_report(run_dir: Path) -> Path:
     path = run.path / "report.html"
     path.write_text(render_html(run), encoding="utf-8")
     return path
-
-
-def report_main(argv: list[str] | None = None) -> int:
-    """``run-lab report RUN_DIR``: (re)write the run's report; print its path."""
-    parser = argparse.ArgumentParser(prog="run-lab report", description=__doc__.split("\n")[0])
-    parser.add_argument("run_dir", type=Path, help="a run directory (holds steps.csv)")
-
-    def body(args: argparse.Namespace) -> int:
-        print(write_report(args.run_dir))
-        return 0
-
-    return run_cli(parser, argv, body)

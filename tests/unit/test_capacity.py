@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from contract.limits import MECHANISM
-from lab.analysis.capacity import SLO, capacity_main, passes, plan_model
+from lab import cli
+from lab.analysis.capacity import SLO, passes, plan_model
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "runs" / "synthetic-select-poll-epoll"
 HOST = {"cpus": 4, "mem_bytes": 8 * 2**30, "nofile_hard": 20000, "port_range": [32768, 60999]}
@@ -112,7 +113,7 @@ def test_nothing_passes():
 def test_capacity_cli_writes_md_and_json(tmp_path, capsys):
     run_dir = tmp_path / GOLDEN.name
     shutil.copytree(GOLDEN, run_dir)
-    assert capacity_main([str(run_dir), "--target-connections", "50000"]) == 0
+    assert cli.main(["capacity", str(run_dir), "--target-connections", "50000"]) == 0
     out = capsys.readouterr().out
     data = json.loads((run_dir / "capacity.json").read_text())
     md = (run_dir / "capacity.md").read_text()
@@ -128,9 +129,9 @@ def test_capacity_cli_writes_md_and_json(tmp_path, capsys):
 def test_slo_override_moves_the_latency_wall(tmp_path, capsys):
     run_dir = tmp_path / GOLDEN.name
     shutil.copytree(GOLDEN, run_dir)
-    capacity_main([str(run_dir)])
+    cli.main(["capacity", str(run_dir)])
     before = {m["model"]: m for m in json.loads((run_dir / "capacity.json").read_text())["models"]}
-    capacity_main([str(run_dir), "--slo-p99", "1000"])
+    cli.main(["capacity", str(run_dir), "--slo-p99", "1000"])
     after = {m["model"]: m for m in json.loads((run_dir / "capacity.json").read_text())["models"]}
     assert after["poll"]["capacity"] > before["poll"]["capacity"]
     assert after["select"]["binds"] == before["select"]["binds"] == "FD_SETSIZE"
@@ -140,13 +141,13 @@ def test_slo_override_moves_the_latency_wall(tmp_path, capsys):
 def test_bad_numbers_exit_2(tmp_path, capsys, argv):
     run_dir = tmp_path / GOLDEN.name
     shutil.copytree(GOLDEN, run_dir)
-    assert capacity_main([str(run_dir), *argv]) == 2
+    assert cli.main(["capacity", str(run_dir), *argv]) == 2
     assert not (run_dir / "capacity.md").exists()
     assert argv[0] in capsys.readouterr().err
 
 
 def test_not_a_run_dir_exits_2(tmp_path, capsys):
-    assert capacity_main([str(tmp_path)]) == 2
+    assert cli.main(["capacity", str(tmp_path)]) == 2
     assert "steps.csv" in capsys.readouterr().err
 
 
@@ -155,7 +156,7 @@ def test_not_a_run_dir_exits_2(tmp_path, capsys):
 def test_every_golden_run_plans_its_limits(tmp_path, capsys, name):
     run_dir = tmp_path / name
     shutil.copytree(GOLDEN.parent / name, run_dir)
-    assert capacity_main([str(run_dir), "--target-connections", "10000"]) == 0
+    assert cli.main(["capacity", str(run_dir), "--target-connections", "10000"]) == 0
     plans = {m["model"]: m for m in json.loads((run_dir / "capacity.json").read_text())["models"]}
     with (run_dir / "steps.csv").open(newline="") as f:
         limit_rows = {}
@@ -171,6 +172,6 @@ def test_every_golden_run_plans_its_limits(tmp_path, capsys, name):
 def test_capacity_md_states_its_rules(tmp_path):
     run_dir = tmp_path / GOLDEN.name
     shutil.copytree(GOLDEN, run_dir)
-    capacity_main([str(run_dir)])
+    cli.main(["capacity", str(run_dir)])
     rules = (run_dir / "capacity.md").read_text().split("## How this is computed")[1]
     assert "99 %" in rules and "hosts = ceil(target / that)" in rules

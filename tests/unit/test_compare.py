@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lab.analysis.compare import compare_main, compare_rows, metadata_diffs
+from lab import cli
+from lab.analysis.compare import compare_rows, metadata_diffs
 from lab.results.reader import load_run
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "runs" / "synthetic-select-poll-epoll"
@@ -32,7 +33,7 @@ def edit_meta(run_dir: Path, edit) -> None:
 
 def test_same_run_compares_with_unit_ratios(pair, capsys):
     a, b = pair
-    assert compare_main([str(a), str(b)]) == 0
+    assert cli.main(["compare", str(a), str(b)]) == 0
     rows = compare_rows(load_run(a), load_run(b))
     assert len(rows) == len((a / "steps.csv").read_text().splitlines()) - 1
     assert all(r["connected_ratio"] == 1.0 for r in rows)
@@ -80,12 +81,12 @@ def _set_epoll_nofile(meta):
 def test_refuses_when_metadata_differs(pair, capsys, edit, field, va, vb):
     a, b = pair
     edit_meta(b, edit)
-    assert compare_main([str(a), str(b)]) == 2
+    assert cli.main(["compare", str(a), str(b)]) == 2
     err = capsys.readouterr().err
     line = next(ln for ln in err.splitlines() if field in ln)
     assert va in line and vb in line
     assert "--force" in err
-    assert compare_main([str(a), str(b), "--force"]) == 0
+    assert cli.main(["compare", str(a), str(b), "--force"]) == 0
     out = capsys.readouterr().out
     assert "WARNING" in out and field in out
 
@@ -97,5 +98,5 @@ def test_message_size_counts_but_description_does_not(pair):
 
 
 def test_not_a_run_exits_2(tmp_path, capsys):
-    assert compare_main([str(GOLDEN), str(tmp_path / "nope")]) == 2
+    assert cli.main(["compare", str(GOLDEN), str(tmp_path / "nope")]) == 2
     assert str(tmp_path / "nope") in capsys.readouterr().err

@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from contract.limits import MECHANISM
+from lab import cli
 from lab.analysis import series as rs
 from lab.report import charts
-from lab.report.html import report_main, write_report
+from lab.report.html import write_report
 from lab.results.reader import load_run
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "runs"
@@ -166,7 +167,7 @@ def test_interrupted_run_without_run_json(tmp_path):
     run_dir = tmp_path / "partial"
     shutil.copytree(GOLDEN / "synthetic-select-poll-epoll", run_dir)
     (run_dir / "run.json").unlink()
-    assert report_main([str(run_dir)]) == 0
+    assert cli.main(["report", str(run_dir)]) == 0
     assert "incomplete" in (run_dir / "report.html").read_text()
 
 
@@ -177,7 +178,7 @@ def test_bad_input_exits_2_naming_path(tmp_path, capsys, make):
         target.mkdir()
     elif make == "file":
         target.write_text("x")
-    assert report_main([str(target)]) == 2
+    assert cli.main(["report", str(target)]) == 2
     err = capsys.readouterr().err
     assert str(target) in err
     assert "run directory" in err

@@ -1,0 +1,92 @@
+"""``run-lab SCENARIO [--backend auto|docker|local] [--out DIR] [--models a,b] [--ui]``:
+run every server of a scenario through every step (or, with ``--ui``, start them
+and the Locust web UI)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lab import ROOT
+from lab.cli.parser import PROG, LabParser
+from lab.errors import Interrupted
+from lab.run.live import LiveView
+from lab.scenario.loader import load_scenario, select_servers
+from lab.scenario.types import Scenario
+
+
+def _parser() -> LabParser:
+    p = LabParser(description="Run an iolab scenario: every server, every step.",
+                  epilog="Other commands: validate, doctor, clean, report, capacity, compare "
+                         f"(`{PROG} COMMAND --help`).")
+    p.add_argument("scenario", type=Path, help="scenario YAML (e.g. lab.yaml)")
+    p.add_argument("--backend", choices=("auto", "docker", "local"),
+                   help="where servers and load run (default: the scenario's, else auto)")
+    p.add_argument("--out", type=Path, default=ROOT / "results",
+                   help="where run directories are created (default: results/)")
+    p.add_argument("--models", help="comma-separated server names to run, in this order")
+    p.add_argument("--ui", action="store_true",
+                   help="start every server and the Locust web UI (127.0.0.1:8089) instead")
+    return p
+
+
+def choose_backend(scenario: Scenario, choice: str, live: LiveView):
+    """The Backend for ``choice``; ``auto`` is Docker when every host's daemon
+    answers, else local with a one-line notice."""
+    if choice == "auto":
+        from lab.backends.docker.hosts import docker_available
+
+        for host in scenario.hosts:
+            ok, why = docker_available(host.endpoint)
+            if not ok:
+                live.line(f"iolab: using the local backend: {why}")
+                choice = "local"
+                break
+        else:
+            choice = "docker"
+    if choice == "docker":
+        from lab.backends.docker.backend import DockerBackend
+
+        return DockerBackend(scenario, progress=live.line)
+    from lab.backends.local import LocalBackend
+
+    return LocalBackend(scenario)
+
+
+def command(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    scenario = load_scenario(args.scenario)
+    if args.models:
+        scenario = select_servers(scenario, [m.strip() for m in args.models.split(",")])
+    live = LiveView()
+    backend = choose_backend(scenario, args.backend or scenario.backend, live)
+    from lab.run.loop import run_scenario, run_ui
+
+    if args.ui:
+        try:
+            run_ui(scenario, backend, args.out, live=live)
+        except Interrupted:
+            live.line("iolab: stopped; everything torn down")
+        return 0
+    run_dir, outcomes = run_scenario(scenario, backend, args.out, live=live)
+    print(f"run: {run_dir}")
+    for name, outcome in outcomes.items():
+        print(f"  {name}: {summarize(outcome)}")
+    if (run_dir / "report.html").exists():
+        print(f"report: {run_dir / 'report.html'}")
+    return 0
+
+
+def summarize(outcome: Any) -> str:
+    """One line per model: how it ended and what its last step saw."""
+    if outcome.error:
+        state = f"failed: {outcome.error.splitlines()[0]}"
+    elif outcome.stopped_at_step is not None:
+        state = f"stopped at step {outcome.stopped_at_step} by {outcome.limit}"
+    else:
+        state = "ran every step" + (f" (limit seen: {outcome.limit})" if outcome.limit else "")
+    if outcome.rows:
+        last = outcome.rows[-1]
+        state += (f"; last step {last['connected']}/{last['target_connections']} connected, "
+                  f"errors {last['error_rate']:.1%}")
+    return state
