@@ -24,6 +24,9 @@ class RunContext:
     run_id: str
     run_dir: Path
     scenario: Scenario
+    # --ui: the servers' event files the web UI's Lab tab tails (the backend
+    # hands them to the Locust master it starts; see loadgen/lab_tab.py).
+    server_events: tuple[Path, ...] = ()
 
     @property
     def logs_dir(self) -> Path:

@@ -34,6 +34,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any, TextIO
 
+from contract.env import ALLOW_EXTERNAL_TARGETS, SERVER_EVENTS
 from lab import ROOT
 from lab.backends.base import Backend, LoadHandle, RunContext, ServerHandle
 from lab.backends.locust_cmd import WEB_PORT, master_command, worker_command
@@ -302,9 +303,12 @@ class LocalBackend(Backend):
                                     target_port=server.target_port, workers=count,
                                     step_results=str(step_results), ui=ui, master_port=port,
                                     web_port=self.web_port, python=sys.executable)
-        env = {"IOLAB_ALLOW_EXTERNAL_TARGETS": "1"} if ctx.scenario.allow_external_targets else {}
+        env = {ALLOW_EXTERNAL_TARGETS: "1"} if ctx.scenario.allow_external_targets else {}
+        master_env = dict(env)
+        if ui and ctx.server_events:  # the web UI's Lab tab tails them
+            master_env[SERVER_EVENTS] = os.pathsep.join(str(p) for p in ctx.server_events)
         master_log = ctx.logs_dir / f"{name}.locust-master.log"
-        master = _spawn(master_cmd, master_log, env=env)
+        master = _spawn(master_cmd, master_log, env=master_env)
         web_url = f"http://127.0.0.1:{self.web_port}" if ui else None
         # Registered before the workers start, so cleanup() stops the master
         # even when a worker cannot be started.

@@ -15,8 +15,8 @@ The loop only talks to :mod:`lab.backends.base`'s interface.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import json
-import os
 import time
 import traceback
 from collections import deque
@@ -415,8 +415,7 @@ def run_ui(scenario: Scenario, backend: Backend, out: Path, *,
             handle = backend.start_server(spec, ctx)
             monitors.append(ServerMonitor(handle, ctx.logs_dir / f"{spec.name}.events.jsonl"))
             live.line(f"  {spec.name}: tcp://{handle.target_host}:{handle.target_port}")
-        os.environ["IOLAB_SERVER_EVENTS"] = os.pathsep.join(
-            str(m.events_path) for m in monitors)
+        ctx = dataclasses.replace(ctx, server_events=tuple(m.events_path for m in monitors))
         load = backend.start_load(monitors[0].handle, ctx, ui=True)
         live.line(f"iolab: Locust web UI at {load.web_url or 'http://127.0.0.1:8089'} "
                   f"(target {scenario.servers[0].name}); Ctrl-C stops everything")
@@ -430,7 +429,6 @@ def run_ui(scenario: Scenario, backend: Backend, out: Path, *,
     except KeyboardInterrupt:
         raise Interrupted("stopped") from None
     finally:
-        os.environ.pop("IOLAB_SERVER_EVENTS", None)
         backend.cleanup()
     return run_dir
 

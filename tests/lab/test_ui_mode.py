@@ -4,6 +4,7 @@ server events flowing to the files the UI's lab tab reads, then torn down."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import urllib.request
 from pathlib import Path
@@ -24,18 +25,17 @@ def test_ui_mode_serves_the_web_ui_and_keeps_events(tmp_path):
     seen: dict[str, object] = {}
 
     def ready() -> bool:
-        paths = os.environ.get("IOLAB_SERVER_EVENTS", "").split(os.pathsep)
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as resp:
                 seen["status"] = resp.status
         except OSError:
             return False
-        seen["paths"] = paths
-        if not all(Path(p).exists() and Path(p).stat().st_size > 0 for p in paths):
-            return False
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/lab/stats", timeout=2) as resp:
             seen["lab"] = resp.read().decode()
-        return True
+        servers = json.loads(seen["lab"])["servers"]
+        seen["paths"] = paths = [s["path"] for s in servers]
+        return bool(paths) and all(Path(p).exists() and Path(p).stat().st_size > 0
+                                   for p in paths)
 
     stream = io.StringIO()
     run_dir = run_ui(scenario, backend, tmp_path, live=LiveView(stream, tty=False), poll_s=0.2,
@@ -47,7 +47,7 @@ def test_ui_mode_serves_the_web_ui_and_keeps_events(tmp_path):
     out = stream.getvalue()
     assert "select: tcp://127.0.0.1:" in out and "epoll: tcp://127.0.0.1:" in out
     assert f"http://127.0.0.1:{port}" in out
-    assert "IOLAB_SERVER_EVENTS" not in os.environ
+    assert "IOLAB_SERVER_EVENTS" not in os.environ  # passed to the master, never set here
     assert backend.servers == [] and backend.loads == []  # cleaned up
     for name in ("select", "epoll"):
         ready_line = (run_dir / f"logs/{name}.server.stdout.log").read_text().splitlines()[0]

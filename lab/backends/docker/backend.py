@@ -39,6 +39,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from contract.env import SERVER_EVENTS
 from lab.backends import locust_cmd
 from lab.backends.base import Backend, LoadHandle, RunContext, ServerHandle
 from lab.backends.docker.container_io import LogFollower, StatsSampler
@@ -75,7 +76,7 @@ from lab.scenario.types import Scenario, ServerSpec
 __all__ = ["DockerBackend", "clean_all", "docker_available"]
 
 READY_TIMEOUT_S = 60.0
-LAB_TAB_ENV = "IOLAB_SERVER_EVENTS"  # read by loadgen/lab_tab.py
+LAB_TAB_ENV = SERVER_EVENTS  # read by loadgen/lab_tab.py
 LOCAL_ENDPOINTS = ("local", "unix:///var/run/docker.sock")
 STEPS_PATH = "/tmp/iolab-steps.jsonl"  # the master's --step-results, read via the API
 WORKER_SYSCTLS = {"net.ipv4.ip_local_port_range": "1024 65000", "net.ipv4.tcp_tw_reuse": "1"}
@@ -246,11 +247,12 @@ class DockerBackend(Backend):
 
     def _lab_tab_mounts(self, host: str, ctx: RunContext, ui: bool) -> dict[str, Any]:
         """The web UI's Lab tab tails the server event files the run loop keeps
-        in ``logs/`` (named by ``IOLAB_SERVER_EVENTS``). A master on this
+        in ``logs/`` (``ctx.server_events``, passed to the master as
+        ``IOLAB_SERVER_EVENTS``). A master on this
         machine's daemon sees them through a read-only bind mount at the same
         path; a remote daemon cannot, and its Lab tab stays empty."""
         env = self._env()
-        events = os.environ.get(LAB_TAB_ENV) if ui else None
+        events = os.pathsep.join(str(p) for p in ctx.server_events) if ui else None
         if not events or self.scenario.host(host).endpoint not in LOCAL_ENDPOINTS:
             return {"environment": env}
         logs = str(ctx.logs_dir.resolve())
