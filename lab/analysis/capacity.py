@@ -21,8 +21,10 @@ The rules (also written into capacity.md):
   connections is the cores the server used at the last passing step, scaled;
   CPU per message is that step's CPU time over its echoes.
 - Per host, each resource caps the connections one server process on a host
-  like this one can hold: descriptors (FD_SETSIZE for select, else nofile less
-  the 3 standard descriptors and the listener), source ports (one client IP per
+  like this one can hold: descriptors (``lab/host/ceiling.py``, the function
+  ``run-lab doctor`` uses: FD_SETSIZE for select, else nofile, less the
+  server's own descriptors; processes or threads for the forking and threads
+  models; fs.file-max for the host), source ports (one client IP per
   server ip:port), CPU (one core for single-threaded models, all cores for
   thread/process models), memory; plus the measured SLO capacity when the sweep
   found a wall (connections held at the step that hit a limit, or the last
@@ -38,12 +40,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from contract.limits import FD_SETSIZE, RESOURCE, explain
+from contract.limits import RESOURCE, explain
 from contract.models import MULTICORE
 from lab.analysis import metrics as m
+from lab.host.ceiling import server_ceilings
+from lab.host.facts import HostFacts
 from lab.results.reader import Row, Run, load_run
 
-RESERVED_FDS = 4  # stdin, stdout, stderr and the listening socket
 MULTICORE_MODELS = MULTICORE
 # What runs out, by limit kind or failed SLO criterion.
 CRITERION_RESOURCE = {**RESOURCE, "latency": "CPU (latency SLO)", "errors": "errors",
@@ -127,15 +130,15 @@ def host_capacity(plan: ModelPlan, host: dict[str, Any], nofile: Any, model_kind
                   target: int | None, rate: float | None) -> dict[str, int]:
     """Connections one server process on a host like ``host`` can hold, per resource."""
     caps: dict[str, int] = {}
-    fds = FD_SETSIZE if model_kind == "select" else (
-        nofile if isinstance(nofile, int) else host.get("nofile_hard"))
-    if fds:
-        caps["descriptors"] = max(fds - RESERVED_FDS, 0)
-    if host.get("file_max"):
-        caps["descriptors"] = min(caps.get("descriptors", host["file_max"]), host["file_max"])
-    ports = host.get("port_range")
-    if ports and len(ports) == 2:
-        caps["source ports"] = ports[1] - ports[0] + 1
+    facts = HostFacts.from_record(host)
+    if facts.nofile_hard or isinstance(nofile, int) or facts.file_max:
+        # lab/host/ceiling.py, as doctor uses it: a host that runs servers only.
+        for c in server_ceilings(model_kind, nofile, facts):
+            resource = CRITERION_RESOURCE.get(c.limit, c.limit)
+            if c.limit != "backlog":  # blocking's queue is a measured finding, not a host cap
+                caps[resource] = min(caps.get(resource, c.connections), c.connections)
+    if facts.port_range:
+        caps["source ports"] = facts.ephemeral_ports
     cores = (host.get("cpus") or 1) if model_kind in MULTICORE_MODELS else 1
     per_conn_cores = None
     if rate and target and plan.cpu_per_message_s:
@@ -185,7 +188,9 @@ def plan_model(model: str, rows: list[Row], slo: SLO, host: dict[str, Any] | Non
         plan.cpu_per_message_s = m.cpu_per_message(rows)[idx]
     plan.host_capacity = host_capacity(plan, host or {}, nofile, model_kind, target, rate)
     if plan.host_capacity:
-        plan.host_binding = min(plan.host_capacity, key=plan.host_capacity.__getitem__)
+        # On a tie the measured wall names the binding: it is evidence, the rest arithmetic.
+        plan.host_binding = min(plan.host_capacity, key=lambda k: (
+            plan.host_capacity[k], not k.startswith("measured")))
         per_host = plan.host_capacity[plan.host_binding]
         if target:
             plan.hosts = math.ceil(target / per_host) if per_host > 0 else None

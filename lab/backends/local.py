@@ -19,7 +19,6 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-import platform
 import queue
 import resource
 import shutil
@@ -43,6 +42,7 @@ from lab.backends.server_output import parse_event, parse_ready
 from lab.backends.workers import workers_needed
 from lab.errors import BackendError
 from lab.host import limits as hostlimits
+from lab.host.facts import local_host_facts
 from lab.scenario.types import Scenario, ServerSpec
 
 READY_TIMEOUT_S = 30.0
@@ -249,10 +249,7 @@ class LocalBackend(Backend):
         self.tmp = Path(tempfile.mkdtemp(prefix="iolab-local-"))
 
     def describe_hosts(self) -> dict[str, Any]:
-        info: dict[str, Any] = dict(hostlimits.read_host_limits())
-        info.update(kernel=platform.release(), cpus=os.cpu_count(), python=sys.version.split()[0],
-                    mem_total_bytes=os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-        return {"local": info}
+        return {"local": local_host_facts().to_record()}
 
     def unapplied_settings(self, scenario: Scenario) -> list[str]:
         """Settings only containers can apply; host-wide limits are raised here

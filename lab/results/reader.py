@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.errors import InputError
+from lab.host.facts import HostFacts
 
 INT_FIELDS = (
     "step", "target_connections", "connected", "server_connections", "peak_connections",
@@ -72,28 +73,10 @@ def seconds(value: Any) -> float | None:
         return None
 
 
-# Backends name some host facts differently; the first key present wins.
-HOST_ALIASES = {
-    "cpus": ("cpus", "ncpu"),
-    "mem_bytes": ("mem_bytes", "memory_bytes", "mem_total_bytes"),
-    "nofile_hard": ("nofile_max_grantable", "nofile_hard"),
-}
-
-
 def normalize_host(facts: dict[str, Any]) -> dict[str, Any]:
-    """Host facts with ``cpus``, ``mem_bytes``, ``nofile_hard`` and ``port_range``
-    ([low, high]) filled from whichever spelling the backend used (Docker's
-    ``memory_bytes``, ``nofile_max_grantable``, ``ip_local_port_range`` "a b")."""
-    out = dict(facts)
-    for key, aliases in HOST_ALIASES.items():
-        out[key] = next((facts[a] for a in aliases if facts.get(a) is not None), None)
-    if not out.get("port_range") and facts.get("ip_local_port_range"):
-        try:
-            low, high = (int(x) for x in str(facts["ip_local_port_range"]).split())
-            out["port_range"] = [low, high]
-        except ValueError:
-            pass
-    return out
+    """A run.json host entry in the one spelling of :class:`lab.host.facts.HostFacts`
+    (which knows what older runs called each fact)."""
+    return HostFacts.from_record(facts).to_record()
 
 
 def parse_failure_kinds(text: str | None) -> dict[str, int]:

@@ -15,6 +15,9 @@ run.json format versions (bump on any change readers must know about):
 - 2 (2026-11): ``kernel_sock_bytes`` also counts the per-socket slab objects
   (``TCP``, ``sock_inode_cache`` from /proc/slabinfo), not only sockstat's
   buffer pages, so idle connections show their kernel cost. Same keys.
+  (2026-12, same version: ``hosts`` entries are written in the one spelling of
+  ``lab/host/facts.py`` — ``mem_bytes``, ``port_range`` ...; its reader still
+  accepts the older ``mem_total_bytes``/``memory_bytes``, so no reader changes.)
 """
 
 from __future__ import annotations

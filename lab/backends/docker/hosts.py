@@ -123,13 +123,14 @@ def host_facts(client, image: str) -> dict[str, Any]:
         "kernel": info.get("KernelVersion"),
         "os": info.get("OperatingSystem"),
         "cpus": info.get("NCPU"),
-        "memory_bytes": info.get("MemTotal"),
+        "mem_bytes": info.get("MemTotal"),
         "cgroup_version": info.get("CgroupVersion"),
         "security_options": info.get("SecurityOptions"),
     }
     facts.update(parse_probe(run_once(client, image, ["sh", "-c", PROBE_SCRIPT])))
     inherited = int(facts.get("nofile_hard") or 1024)
     nr_open = facts.get("nr_open")
+    # lab/host/facts.py reads this as the host's nofile_hard (what nofile: max means here).
     facts["nofile_max_grantable"] = grantable_nofile(
         client, image, nr_open if isinstance(nr_open, int) else None, inherited)
     return facts
