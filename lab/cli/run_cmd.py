@@ -60,7 +60,8 @@ def command(argv: list[str]) -> int:
         scenario = select_servers(scenario, [m.strip() for m in args.models.split(",")])
     live = LiveView()
     backend = choose_backend(scenario, args.backend or scenario.backend, live)
-    from lab.run.loop import run_scenario, run_ui
+    from lab.run.loop import run_scenario
+    from lab.run.ui import run_ui
 
     if args.ui:
         try:

@@ -14,9 +14,6 @@ The loop only talks to :mod:`lab.backends.base`'s interface.
 
 from __future__ import annotations
 
-import bisect
-import dataclasses
-import json
 import time
 import traceback
 from collections import deque
@@ -32,87 +29,16 @@ from lab.results.writer import (
     RunRecord,
     create_run_dir,
     git_commit,
-    kernel_sock_bytes,
     load_side_limit,
     make_row,
 )
 from lab.run.live import LiveView
+from lab.run.monitors import ServerMonitor, SockSampler, append_jsonl
 from lab.scenario.types import Scenario, ServerSpec
 
 STATS_GRACE_S = 3.0  # how long a finished step waits for the server's next stats event
 STARTUP_SLACK_S = 60.0  # load start-up (workers connecting) before the first step
 STEP_SLACK_S = 30.0  # per step, on top of ramp + hold, before a model is declared stuck
-
-
-def _append_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
-    if records:
-        with path.open("a") as f:
-            for record in records:
-                f.write(json.dumps(record) + "\n")
-
-
-class ServerMonitor:
-    """Collects one server's events: stats in time order, limits, the final event."""
-
-    def __init__(self, handle: ServerHandle, events_path: Path):
-        self.handle = handle
-        self.events_path = events_path
-        events_path.touch()
-        self.stats: list[dict[str, Any]] = []
-        self.stat_times: list[float] = []
-        self.limits: list[dict[str, Any]] = []
-        self.final: dict[str, Any] | None = None
-        self.latest_time = float("-inf")
-
-    def drain(self) -> list[dict[str, Any]]:
-        events = self.handle.poll_events()
-        _append_jsonl(self.events_path, events)
-        for event in events:
-            self.add(event)
-        return events
-
-    def add(self, event: dict[str, Any]) -> None:
-        t = float(event.get("time") or 0.0)
-        self.latest_time = max(self.latest_time, t)
-        kind = event.get("event")
-        if kind == "stats":
-            index = bisect.bisect_right(self.stat_times, t)
-            self.stat_times.insert(index, t)
-            self.stats.insert(index, event)
-        elif kind == "limit":
-            self.limits.append(event)
-        elif kind == "final":
-            self.final = event
-
-    def stats_at(self, t: float) -> dict[str, Any] | None:
-        """The last stats event at or before ``t``."""
-        index = bisect.bisect_right(self.stat_times, t)
-        return self.stats[index - 1] if index else None
-
-    def first_limit(self, until: float = float("inf")) -> str | None:
-        seen = [e for e in self.limits if float(e.get("time") or 0.0) <= until]
-        return min(seen, key=lambda e: float(e.get("time") or 0.0))["kind"] if seen else None
-
-
-class SockSampler:
-    """Host TCP socket memory over time, so a row can take the value at its t_end."""
-
-    def __init__(self, enabled: bool, read: Callable[[], int | None] = kernel_sock_bytes):
-        self.enabled, self.read = enabled, read
-        self.times: list[float] = []
-        self.values: list[int] = []
-
-    def sample(self, now: float) -> None:
-        value = self.read() if self.enabled else None
-        if value is not None:
-            self.times.append(now)
-            self.values.append(value)
-
-    def at(self, t: float) -> int | None:
-        index = bisect.bisect_right(self.times, t)
-        if index:
-            return self.values[index - 1]
-        return self.values[0] if self.values else None
 
 
 @dataclass
@@ -290,7 +216,7 @@ class _StepPoller:
         server_dead = self.server.exit_code() is not None
         load_done = self.load.exit_code() is not None
         records = self.load.poll_step_results()
-        _append_jsonl(self.steps_path, records)
+        append_jsonl(self.steps_path, records)
         self.pending.extend((r, now) for r in records)
         self.monitor.drain()
         self.runner.sampler.sample(now)
@@ -399,36 +325,3 @@ def _close(backend: Backend, record: RunRecord | None, live: LiveView,
         if record is not None:
             record.finish(complete=complete, interrupted=interrupted)
             report(run_dir, live)
-
-
-def run_ui(scenario: Scenario, backend: Backend, out: Path, *,
-           live: LiveView | None = None, poll_s: float = 0.5,
-           until: Callable[[], bool] = lambda: False) -> Path:
-    """``--ui``: every server up, the Locust web UI against the first one, the
-    servers' events kept flowing into ``logs/`` until Ctrl-C / SIGTERM."""
-    live = live or LiveView()
-    run_dir = create_run_dir(out, scenario.name + "-ui")
-    ctx = RunContext(run_id=run_dir.name, run_dir=run_dir, scenario=scenario)
-    monitors: list[ServerMonitor] = []
-    try:
-        for spec in scenario.servers:
-            handle = backend.start_server(spec, ctx)
-            monitors.append(ServerMonitor(handle, ctx.logs_dir / f"{spec.name}.events.jsonl"))
-            live.line(f"  {spec.name}: tcp://{handle.target_host}:{handle.target_port}")
-        ctx = dataclasses.replace(ctx, server_events=tuple(m.events_path for m in monitors))
-        load = backend.start_load(monitors[0].handle, ctx, ui=True)
-        live.line(f"iolab: Locust web UI at {load.web_url or 'http://127.0.0.1:8089'} "
-                  f"(target {scenario.servers[0].name}); Ctrl-C stops everything")
-        while not until():
-            for monitor in monitors:
-                monitor.drain()
-            if load.exit_code() is not None:
-                raise BackendError(f"the Locust master exited ({load.exit_code()}):\n"
-                                   f"{load.log_tail(15)}")
-            time.sleep(poll_s)
-    except KeyboardInterrupt:
-        raise Interrupted("stopped") from None
-    finally:
-        backend.cleanup()
-    return run_dir
-

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from lab.run.live import LiveView
-from lab.run.loop import run_ui
+from lab.run.ui import run_ui
 from lab.scenario.types import ServerSpec
 
 pytestmark = pytest.mark.docker

@@ -13,7 +13,7 @@ import pytest
 
 from lab.backends.local import LocalBackend, free_port
 from lab.run.live import LiveView
-from lab.run.loop import run_ui
+from lab.run.ui import run_ui
 from lab.scenario.loader import parse_scenario
 
 

@@ -1,0 +1,86 @@
+"""What the run loop watches while a step runs: one server's event stream
+(stats in time order, limit events, the final event), and the host's TCP
+socket memory over time, so each row takes the values in force at its end.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lab.backends.base import ServerHandle
+from lab.results.writer import kernel_sock_bytes
+
+
+def append_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+    if records:
+        with path.open("a") as f:
+            for record in records:
+                f.write(json.dumps(record) + "\n")
+
+
+class ServerMonitor:
+    """Collects one server's events: stats in time order, limits, the final event."""
+
+    def __init__(self, handle: ServerHandle, events_path: Path):
+        self.handle = handle
+        self.events_path = events_path
+        events_path.touch()
+        self.stats: list[dict[str, Any]] = []
+        self.stat_times: list[float] = []
+        self.limits: list[dict[str, Any]] = []
+        self.final: dict[str, Any] | None = None
+        self.latest_time = float("-inf")
+
+    def drain(self) -> list[dict[str, Any]]:
+        events = self.handle.poll_events()
+        append_jsonl(self.events_path, events)
+        for event in events:
+            self.add(event)
+        return events
+
+    def add(self, event: dict[str, Any]) -> None:
+        t = float(event.get("time") or 0.0)
+        self.latest_time = max(self.latest_time, t)
+        kind = event.get("event")
+        if kind == "stats":
+            index = bisect.bisect_right(self.stat_times, t)
+            self.stat_times.insert(index, t)
+            self.stats.insert(index, event)
+        elif kind == "limit":
+            self.limits.append(event)
+        elif kind == "final":
+            self.final = event
+
+    def stats_at(self, t: float) -> dict[str, Any] | None:
+        """The last stats event at or before ``t``."""
+        index = bisect.bisect_right(self.stat_times, t)
+        return self.stats[index - 1] if index else None
+
+    def first_limit(self, until: float = float("inf")) -> str | None:
+        seen = [e for e in self.limits if float(e.get("time") or 0.0) <= until]
+        return min(seen, key=lambda e: float(e.get("time") or 0.0))["kind"] if seen else None
+
+
+class SockSampler:
+    """Host TCP socket memory over time, so a row can take the value at its t_end."""
+
+    def __init__(self, enabled: bool, read: Callable[[], int | None] = kernel_sock_bytes):
+        self.enabled, self.read = enabled, read
+        self.times: list[float] = []
+        self.values: list[int] = []
+
+    def sample(self, now: float) -> None:
+        value = self.read() if self.enabled else None
+        if value is not None:
+            self.times.append(now)
+            self.values.append(value)
+
+    def at(self, t: float) -> int | None:
+        index = bisect.bisect_right(self.times, t)
+        if index:
+            return self.values[index - 1]
+        return self.values[0] if self.values else None

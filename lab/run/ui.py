@@ -1,0 +1,52 @@
+"""``run-lab SCENARIO --ui``: every server up and the Locust web UI, until Ctrl-C.
+
+The servers' events keep flowing into ``logs/`` (the web UI's Lab tab tails
+them: their paths reach the Locust master through ``RunContext.server_events``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from lab.backends.base import Backend, RunContext
+from lab.errors import BackendError, Interrupted
+from lab.results.writer import create_run_dir
+from lab.run.live import LiveView
+from lab.run.monitors import ServerMonitor
+from lab.scenario.types import Scenario
+
+
+def run_ui(scenario: Scenario, backend: Backend, out: Path, *,
+           live: LiveView | None = None, poll_s: float = 0.5,
+           until: Callable[[], bool] = lambda: False) -> Path:
+    """``--ui``: every server up, the Locust web UI against the first one, the
+    servers' events kept flowing into ``logs/`` until Ctrl-C / SIGTERM."""
+    live = live or LiveView()
+    run_dir = create_run_dir(out, scenario.name + "-ui")
+    ctx = RunContext(run_id=run_dir.name, run_dir=run_dir, scenario=scenario)
+    monitors: list[ServerMonitor] = []
+    try:
+        for spec in scenario.servers:
+            handle = backend.start_server(spec, ctx)
+            monitors.append(ServerMonitor(handle, ctx.logs_dir / f"{spec.name}.events.jsonl"))
+            live.line(f"  {spec.name}: tcp://{handle.target_host}:{handle.target_port}")
+        ctx = dataclasses.replace(ctx, server_events=tuple(m.events_path for m in monitors))
+        load = backend.start_load(monitors[0].handle, ctx, ui=True)
+        live.line(f"iolab: Locust web UI at {load.web_url or 'http://127.0.0.1:8089'} "
+                  f"(target {scenario.servers[0].name}); Ctrl-C stops everything")
+        while not until():
+            for monitor in monitors:
+                monitor.drain()
+            if load.exit_code() is not None:
+                raise BackendError(f"the Locust master exited ({load.exit_code()}):\n"
+                                   f"{load.log_tail(15)}")
+            time.sleep(poll_s)
+    except KeyboardInterrupt:
+        raise Interrupted("stopped") from None
+    finally:
+        backend.cleanup()
+    return run_dir
+
