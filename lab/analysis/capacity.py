@@ -46,17 +46,12 @@ from lab.analysis import metrics as m
 from lab.host.ceiling import server_ceilings
 from lab.host.facts import HostFacts
 from lab.results.reader import Row, Run, load_run
+from lab.scenario.types import SLO
 
 MULTICORE_MODELS = MULTICORE
 # What runs out, by limit kind or failed SLO criterion.
 CRITERION_RESOURCE = {**RESOURCE, "latency": "CPU (latency SLO)", "errors": "errors",
                       "connections": "connections"}
-
-
-@dataclass(frozen=True)
-class SLO:
-    p99_ms: float = 100.0
-    error_rate: float = 0.01
 
 
 @dataclass
@@ -81,7 +76,7 @@ class ModelPlan:
 
 def slo_of(run: Run, p99_ms: float | None = None) -> SLO:
     """The run's SLO from its scenario (defaults where missing), p99 optionally overridden."""
-    base = SLO(**{k: float(v) for k, v in run.slo.items() if k in ("p99_ms", "error_rate")})
+    base = run.slo
     return SLO(p99_ms if p99_ms is not None else base.p99_ms, base.error_rate)
 
 
@@ -203,8 +198,8 @@ def plan_run(run: Run, slo: SLO, target: int | None = None,
     plans = []
     for model in run.models:
         server = run.server(model)
-        nofile = (server.get("limits") or {}).get("nofile")
-        kind = server.get("model") or run.model_meta(model).get("kind") or model
+        nofile = server.limits.nofile if server else None
+        kind = (server.model if server else None) or run.model_meta(model).get("kind") or model
         plans.append(plan_model(model, run.rows_for(model), slo, run.host, nofile, kind,
                                 target, rate))
     return plans

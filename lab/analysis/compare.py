@@ -22,14 +22,15 @@ MATTERS: tuple[tuple[str, Callable[[Run], Any]], ...] = (
     ("backend", lambda r: r.meta.get("backend")),
     ("host cpus", lambda r: r.host.get("cpus")),
     ("host nofile_hard", lambda r: r.host.get("nofile_hard")),
-    ("load.message_size", lambda r: r.load.get("message_size")),
+    ("load.message_size", lambda r: r.load.message_size if r.scenario else None),
     ("load.pace (s)", lambda r: r.pace_s),
 )
 RATIO_FIELDS = ("connected", "rps", "p99_ms", "server_rss_bytes")
 
 
 def _nofile(run: Run, model: str) -> Any:
-    return (run.server(model).get("limits") or {}).get("nofile")
+    server = run.server(model)
+    return server.limits.nofile if server else None
 
 
 def metadata_diffs(a: Run, b: Run) -> list[tuple[str, Any, Any]]:

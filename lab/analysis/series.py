@@ -66,7 +66,7 @@ def cpu_per_message_us(run: Run) -> Series:
 
 def latency_vs_idle(run: Run, field: str = "p99_ms") -> Series:
     """Chart 5: active users' latency against idle connections (held minus active)."""
-    active = run.load.get("active_users") or 0
+    active = run.load.active_users
 
     def idle(rows: list[Row]) -> list:
         return [None if h is None else max(h - (r.get("active_users") or active), 0)

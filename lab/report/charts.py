@@ -85,7 +85,7 @@ def _wall(ax: Axes, vertical: bool) -> None:
 
 def _slo_line(ax: Axes, run: Run) -> None:
     """Mark the scenario's p99 SLO, when it has one."""
-    slo = run.slo.get("p99_ms")
+    slo = run.slo.p99_ms if run.scenario else None
     if slo:
         ax.axhline(float(slo), color="black", ls="-.", lw=1, alpha=0.6, label=f"SLO p99 {slo:g} ms")
 
@@ -166,7 +166,7 @@ def chart_cost(run: Run) -> Figure:
 
 def chart_idle(run: Run) -> Figure:
     """Active users' p99/p50 latency vs idle connections (the libevent benchmark shape)."""
-    active = run.load.get("active_users") or 0
+    active = run.load.active_users
     return _latency(run, rs.latency_vs_idle,
                     f"Latency of {active} active connections vs idle connections",
                     "idle connections", wall=False)

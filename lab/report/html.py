@@ -20,6 +20,7 @@ from contract.limits import explain
 from lab.analysis import capacity
 from lab.report import charts
 from lab.results.reader import Run, load_run
+from lab.scenario.loader import scenario_to_dict
 
 STEP_COLUMNS = (
     ("model", "model"), ("step", "step"), ("target_connections", "target"),
@@ -132,7 +133,9 @@ def steps_section(run: Run) -> str:
 
 def metadata_section(run: Run) -> str:
     """Run status, load settings, servers and host facts, and the resolved scenario."""
-    meta, load = run.meta, run.load
+    meta = run.meta
+    resolved = scenario_to_dict(run.scenario) if run.scenario else {}
+    load = resolved.get("load", {})
     status = ("complete" if meta.get("complete") else
               '<span class="warn">interrupted</span>' if meta.get("interrupted") else
               '<span class="warn">incomplete</span>')
@@ -147,10 +150,9 @@ def metadata_section(run: Run) -> str:
         ("not applied", escape("; ".join(map(str, meta.get("unapplied") or []))) or "–"),
     ]
     parts = ["<h2>Run</h2>", html_table(["", ""], [[k, v] for k, v in facts], {1})]
-    servers = [[_model_label(s.get("name") or s.get("model") or "?"),
-                escape(str(s.get("model") or "custom")),
-                escape(json.dumps(s.get("limits") or {}))]
-               for s in run.scenario.get("servers") or []]
+    servers = [[_model_label(s["name"]), escape(s.get("model") or "custom"),
+                escape(json.dumps(s["limits"]))]
+               for s in resolved.get("servers", [])]
     if servers:
         parts.append(html_table(["server", "model", "limits"], servers, {2}))
     for name, host in (meta.get("hosts") or {}).items():
@@ -165,8 +167,8 @@ def metadata_section(run: Run) -> str:
 
 def render_html(run: Run) -> str:
     """The whole page (renders the chart PNGs into the run directory as a side effect)."""
-    name = run.scenario.get("name") or run.name
-    desc = run.scenario.get("description") or ""
+    name = run.title
+    desc = run.scenario.description if run.scenario else ""
     body = "\n".join([
         f"<h1>iolab run: {escape(name)}</h1><p>{escape(desc)}</p>"
         f"<p>Run directory <code>{escape(run.name)}</code></p>",

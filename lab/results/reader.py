@@ -9,6 +9,11 @@ rules for reading a run live in one place:
   every metadata lookup has a default.
 - Empty CSV cells become ``None`` (no echoes in a step means no latency).
 - Numbers are typed once here; downstream code never parses strings.
+- The scenario is read back with the scenario loader itself (run.json's
+  copy, else the run's ``scenario.yaml``), so the report and the capacity
+  plan see the same typed :class:`~lab.scenario.types.Scenario` the run had.
+- ``format_version`` is checked: a run written by a newer iolab is refused
+  with a clear message (the history is in :mod:`lab.results.writer`).
 """
 
 from __future__ import annotations
@@ -19,8 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from lab.errors import InputError
 from lab.host.facts import HostFacts
+from lab.results.writer import FORMAT_VERSION
+from lab.scenario.loader import parse_scenario
+from lab.scenario.types import SLO, LoadSpec, Scenario, ServerSpec
 
 INT_FIELDS = (
     "step", "target_connections", "connected", "server_connections", "peak_connections",
@@ -99,27 +109,28 @@ class Run:
     path: Path
     rows: list[Row]
     meta: dict[str, Any] = field(default_factory=dict)
+    scenario: Scenario | None = None  # None: the run kept no scenario
 
     @property
     def name(self) -> str:
         return self.path.name
 
     @property
-    def scenario(self) -> dict[str, Any]:
-        return self.meta.get("scenario") or {}
+    def title(self) -> str:
+        return self.scenario.name if self.scenario else self.name
 
     @property
-    def load(self) -> dict[str, Any]:
-        return self.scenario.get("load") or {}
+    def load(self) -> LoadSpec:
+        return self.scenario.load if self.scenario else LoadSpec()
 
     @property
     def pace_s(self) -> float | None:
-        """Seconds between messages per user (``load.pace`` "1s", or ``load.pace_s``)."""
-        return seconds(self.load.get("pace", self.load.get("pace_s")))
+        """Seconds between messages per user (None when the run kept no scenario)."""
+        return self.scenario.load.pace_s if self.scenario else None
 
     @property
-    def slo(self) -> dict[str, Any]:
-        return self.scenario.get("slo") or {}
+    def slo(self) -> SLO:
+        return self.scenario.slo if self.scenario else SLO()
 
     @property
     def models(self) -> list[str]:
@@ -131,12 +142,13 @@ class Run:
         rows = [r for r in self.rows if r.get("model") == model]
         return sorted(rows, key=lambda r: r.get("step") or 0)
 
-    def server(self, model: str) -> dict[str, Any]:
-        """The scenario's server entry with this label, or {}."""
-        for s in self.scenario.get("servers") or []:
-            if s.get("name") == model or (s.get("name") is None and s.get("model") == model):
-                return s
-        return {}
+    @property
+    def servers(self) -> tuple[ServerSpec, ...]:
+        return self.scenario.servers if self.scenario else ()
+
+    def server(self, model: str) -> ServerSpec | None:
+        """The scenario's server with this row label, or None."""
+        return next((s for s in self.servers if s.name == model), None)
 
     def model_meta(self, model: str) -> dict[str, Any]:
         return (self.meta.get("models") or {}).get(model) or {}
@@ -159,7 +171,7 @@ class Run:
 
     @property
     def is_idle_vs_active(self) -> bool:
-        return self.load.get("user") == "idle" and (self.load.get("active_users") or 0) > 0
+        return self.load.user == "idle" and self.load.active_users > 0
 
 
 def load_run(run_dir: Path | str) -> Run:
@@ -192,8 +204,28 @@ def load_run(run_dir: Path | str) -> Run:
             raise InputError(f"{json_path}: invalid JSON ({e}); fix or delete it") from e
         if not isinstance(meta, dict):
             raise InputError(f"{json_path}: expected a JSON object")
+        version = meta.get("format_version")
+        if isinstance(version, int) and version > FORMAT_VERSION:
+            raise InputError(f"{json_path}: format_version {version} was written by a newer "
+                             f"iolab; this one reads formats up to {FORMAT_VERSION}. Update "
+                             "iolab to read it")
     _precise_times(rows, meta.get("rows"))
-    return Run(path=path, rows=rows, meta=meta)
+    return Run(path=path, rows=rows, meta=meta, scenario=_scenario(path, meta))
+
+
+def _scenario(path: Path, meta: dict[str, Any]) -> Scenario | None:
+    """The run's scenario through the scenario loader: run.json's copy (the
+    versioned record, written with the rows), else ``scenario.yaml`` (the same
+    resolved scenario, written when the run started), else None."""
+    yaml_path = path / "scenario.yaml"
+    if isinstance(meta.get("scenario"), dict):
+        text = yaml.safe_dump(meta["scenario"], sort_keys=False)
+        where = f"{path / 'run.json'} (scenario)"
+    elif yaml_path.is_file():
+        text, where = yaml_path.read_text(encoding="utf-8"), str(yaml_path)
+    else:
+        return None
+    return parse_scenario(text, where)
 
 
 def _precise_times(rows: list[Row], json_rows: Any) -> None:

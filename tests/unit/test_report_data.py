@@ -59,3 +59,27 @@ def test_t_end_comes_from_run_json_when_csv_rounds_it(tmp_path):
         {"model": "x", "step": 0, "t_end": 1795845502.5},
         {"model": "x", "step": 1, "t_end": 1795845507.0}]}))
     assert [r["t_end"] for r in load_run(tmp_path).rows] == [1795845502.5, 1795845507.0]
+
+
+def test_a_newer_format_is_refused_with_the_fix(tmp_path):
+    from lab.errors import InputError
+    from lab.results.writer import FORMAT_VERSION
+
+    (tmp_path / "steps.csv").write_text(HEADER + "epoll,1,500,500,1.5,,\n")
+    (tmp_path / "run.json").write_text(json.dumps({"format_version": FORMAT_VERSION + 1}))
+    with pytest.raises(InputError, match="newer iolab.*Update iolab"):
+        load_run(tmp_path)
+
+
+def test_the_scenario_is_read_back_typed(tmp_path):
+    from lab.scenario.loader import parse_scenario, scenario_to_dict
+
+    scenario = parse_scenario("servers: [select, {model: epoll, limits: {nofile: 4096}}]\n"
+                              "load: {steps: [100, 200], pace: 500ms}\nslo: {p99_ms: 20}\n",
+                              "t.yaml")
+    (tmp_path / "steps.csv").write_text(HEADER + "epoll,1,100,100,1.5,,\n")
+    (tmp_path / "run.json").write_text(json.dumps({"scenario": scenario_to_dict(scenario)}))
+    run = load_run(tmp_path)
+    assert run.scenario == scenario
+    assert run.server("epoll").limits.nofile == 4096 and run.pace_s == 0.5
+    assert run.slo.p99_ms == 20 and run.server("nope") is None
