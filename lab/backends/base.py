@@ -106,5 +106,7 @@ class Backend(ABC):
         scenario's steps (headless unless ``ui``)."""
 
     @abstractmethod
-    def cleanup(self) -> None:
-        """Remove every process/container/network this backend started."""
+    def cleanup(self) -> list[str]:
+        """Remove every process/container/network this backend started.
+        Idempotent; attempts every item whatever the previous one raised and
+        returns the problems it met (one line each) instead of raising."""

@@ -44,6 +44,7 @@ from lab.errors import BackendError
 from lab.host import limits as hostlimits
 from lab.host.facts import local_host_facts
 from lab.scenario.types import Scenario, ServerSpec
+from lab.teardown import attempt
 
 READY_TIMEOUT_S = 30.0
 LOOPBACK = "127.0.0.1"
@@ -102,6 +103,12 @@ def _terminate(proc: subprocess.Popen, timeout: float) -> int | None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+    # Each child leads its own process group (start_new_session): whatever it
+    # started (a forking server's children) goes with it.
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
     return proc.returncode
 
 
@@ -318,10 +325,16 @@ class LocalBackend(Backend):
                                        env=env))
         return load
 
-    def cleanup(self) -> None:
-        for load in self.loads:
-            load.stop(5)
-        for server in self.servers:
-            server.stop(5)
-        self.loads, self.servers = [], []
+    def cleanup(self) -> list[str]:
+        """Stop every load and server process (SIGTERM, then SIGKILL to its
+        whole process group); every item is attempted whatever the one before
+        raised. Idempotent; returns the problems met."""
+        problems: list[str] = []
+        loads, self.loads = self.loads, []
+        servers, self.servers = self.servers, []
+        for load in loads:
+            attempt("stopping the load", lambda ld=load: ld.stop(5), problems)
+        for server in servers:
+            attempt(f"stopping {server.spec.name}", lambda s=server: s.stop(5), problems)
         shutil.rmtree(self.tmp, ignore_errors=True)
+        return problems

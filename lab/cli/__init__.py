@@ -6,8 +6,10 @@
 
 Each command is a module here with ``command(argv) -> int``; it raises
 ``LabError`` subclasses and never prints tracebacks or exits by itself.
-Exit codes (runs contract, docs/design.md): 0 done, 1 the run failed, 2 bad
-input, 130 interrupted (Ctrl-C or SIGTERM; what was measured is kept). A
+Exit codes (runs contract, docs/design.md): 0 every model measured (a limit
+is a finding), 1 some model could not be measured or the run failed, 2 bad
+input, 130 interrupted by SIGINT (Ctrl-C), 143 by SIGTERM; what was measured
+is kept. A
 ``LabError`` becomes one message on stderr; a traceback only with
 ``--traceback``.
 """
@@ -24,7 +26,7 @@ from typing import Any
 
 from lab.cli.parser import PROG
 from lab.cli.run_cmd import choose_backend, summarize  # noqa: F401 - the run command's API
-from lab.errors import BackendError, Interrupted, LabError
+from lab.errors import BackendError, LabError, SigTerm, interruption
 
 
 def _delegate(module: str, function: str = "command") -> Callable[[list[str]], int]:
@@ -46,7 +48,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
 
 
 def _sigterm(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+    raise SigTerm
 
 
 def dispatch(argv: list[str]) -> int:
@@ -69,9 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         if show_tb:
             traceback.print_exc()
         return exc.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print(f"{PROG}: interrupted", file=sys.stderr)
-        return Interrupted.exit_code
+        return interruption(exc, "").exit_code
     except SystemExit as exc:  # --help
         return exc.code if isinstance(exc.code, int) else 0
     except Exception as exc:  # noqa: BLE001 - the error shell

@@ -4,6 +4,7 @@ and the Locust web UI)."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +67,9 @@ def command(argv: list[str]) -> int:
     if args.ui:
         try:
             run_ui(scenario, backend, args.out, live=live)
-        except Interrupted:
-            live.line("iolab: stopped; everything torn down")
+        except Interrupted as exc:  # the way a UI session ends: 130 (SIGINT) or 143 (SIGTERM)
+            live.line(f"iolab: {exc}")
+            return exc.exit_code
         return 0
     run_dir, outcomes = run_scenario(scenario, backend, args.out, live=live)
     print(f"run: {run_dir}")
@@ -75,6 +77,11 @@ def command(argv: list[str]) -> int:
         print(f"  {name}: {summarize(outcome)}")
     if (run_dir / "report.html").exists():
         print(f"report: {run_dir / 'report.html'}")
+    failed = [name for name, o in outcomes.items() if o.error]
+    if failed:  # a limit is a finding; a model the lab could not measure is a failure
+        print(f"{PROG}: not measured: {', '.join(failed)} (see above and {run_dir / 'logs'})",
+              file=sys.stderr)
+        return 1
     return 0
 
 

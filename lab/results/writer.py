@@ -18,6 +18,10 @@ run.json format versions (bump on any change readers must know about):
   (2026-12, same version: ``hosts`` entries are written in the one spelling of
   ``lab/host/facts.py`` — ``mem_bytes``, ``port_range`` ...; its reader still
   accepts the older ``mem_total_bytes``/``memory_bytes``, so no reader changes.)
+- 3 (2026-12): ``status`` (starting, running, complete, interrupted, failed):
+  run.json exists from the run's first second; ``models.<name>.interrupted``
+  (true for the model in progress at Ctrl-C/SIGTERM); ``models.<name>.measured``
+  (false when no step of it finished). Same row keys.
 """
 
 from __future__ import annotations
@@ -33,11 +37,11 @@ from pathlib import Path
 from typing import Any
 
 from contract.limits import LOAD_SIDE_LIMITS
-from lab.errors import InputError
+from lab.errors import InputError, ResultsError
 from lab.scenario.loader import scenario_to_dict, scenario_to_yaml
 from lab.scenario.types import Scenario, ServerSpec
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 COLUMNS: tuple[str, ...] = (
     "model", "server_kind", "step", "target_connections", "connected", "server_connections",
@@ -172,42 +176,55 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 def create_run_dir(out: Path, scenario_name: str, clock: float | None = None) -> Path:
-    """A new, empty run directory; never an existing one."""
+    """A new, empty run directory; never an existing one. An ``--out`` that
+    cannot hold one (read-only, no access, full) is bad input, found here
+    before anything starts."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(clock))
+    base = out / f"{stamp}-{scenario_name}"
     try:
         out.mkdir(parents=True, exist_ok=True)
+        for n in range(1, 1000):
+            candidate = base if n == 1 else base.with_name(f"{base.name}-{n}")
+            try:
+                candidate.mkdir()
+            except FileExistsError:
+                continue
+            (candidate / "logs").mkdir()
+            return candidate
     except OSError as exc:
         raise InputError(f"--out {out}: cannot create run directories there "
-                         f"({exc.strerror or exc})") from None
-    base = out / f"{stamp}-{scenario_name}"
-    for n in range(1, 1000):
-        candidate = base if n == 1 else base.with_name(f"{base.name}-{n}")
-        try:
-            candidate.mkdir()
-        except FileExistsError:
-            continue
-        (candidate / "logs").mkdir()
-        return candidate
-    raise FileExistsError(f"{base}: too many runs with this name")
+                         f"({exc.strerror or exc}); pick a writable directory with --out") from None
+    raise InputError(f"--out {out}: {base.name} exists 999 times; clean up or pick another --out")
+
+
+def _write_failed(path: Path, exc: OSError, kept: str) -> ResultsError:
+    return ResultsError(f"cannot write {path}: {exc.strerror or exc}; {kept}")
 
 
 class RunRecord:
-    """The results of one run as they accumulate; every change is on disk at once."""
+    """The results of one run as they accumulate; every change is on disk at once.
+
+    This is the one writer of ``steps.csv`` and ``run.json``, and the two never
+    disagree: a row goes to the CSV, then run.json is rewritten atomically;
+    if either write fails (ENOSPC, EROFS, EACCES) the CSV is cut back to its
+    previous length, so both still hold the rows before it, and a
+    :class:`ResultsError` names the path, the error and what was kept.
+    run.json exists from the first moment with ``status: starting``.
+    """
 
     def __init__(self, run_dir: Path, scenario: Scenario, backend: str,
-                 unapplied: list[str], hosts: dict[str, Any], commit: str | None):
+                 unapplied: list[str] | tuple[str, ...] = (), hosts: dict[str, Any] | None = None,
+                 commit: str | None = None):
         self.run_dir = run_dir
         self.csv_path = run_dir / "steps.csv"
         self.json_path = run_dir / "run.json"
-        (run_dir / "scenario.yaml").write_text(scenario_to_yaml(scenario))
-        with self.csv_path.open("w", newline="") as f:
-            csv.writer(f).writerow(COLUMNS)
         self.data: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
+            "status": "starting",
             "scenario": scenario_to_dict(scenario),
             "backend": backend,
             "unapplied": list(unapplied),
-            "hosts": hosts,
+            "hosts": hosts or {},
             "git_commit": commit,
             "started": now_iso(),
             "finished": None,
@@ -216,28 +233,69 @@ class RunRecord:
             "models": {},
             "rows": [],
         }
-        self.save()
+        try:
+            (run_dir / "scenario.yaml").write_text(scenario_to_yaml(scenario))
+            with self.csv_path.open("w", newline="") as f:
+                csv.writer(f).writerow(COLUMNS)
+            self.save()
+        except OSError as exc:
+            raise InputError(f"{run_dir}: cannot write the run directory "
+                             f"({exc.strerror or exc}); pick a writable --out") from None
 
     @property
     def rows(self) -> list[dict[str, Any]]:
         return self.data["rows"]
 
     def save(self) -> None:
-        write_json_atomic(self.json_path, self.data)
+        try:
+            write_json_atomic(self.json_path, self.data)
+        except OSError as exc:
+            raise _write_failed(self.json_path, exc, self.kept()) from None
+
+    def kept(self) -> str:
+        return (f"kept: {len(self.rows)} step row(s) in {self.csv_path} and the run.json "
+                "written before this change")
+
+    def start(self, unapplied: list[str], hosts: dict[str, Any], commit: str | None) -> None:
+        """The backend is ready: record what it could not apply and the hosts."""
+        self.data.update(status="running", unapplied=list(unapplied), hosts=hosts,
+                         git_commit=commit)
+        self.save()
 
     def add_row(self, row: dict[str, Any]) -> None:
-        with self.csv_path.open("a", newline="") as f:
-            csv.writer(f).writerow([_csv_value(row.get(c)) for c in COLUMNS])
-        self.rows.append({c: row.get(c) for c in COLUMNS})
-        self.save()
+        size = self.csv_path.stat().st_size
+        typed = {c: row.get(c) for c in COLUMNS}
+        try:
+            with self.csv_path.open("a", newline="") as f:
+                csv.writer(f).writerow([_csv_value(row.get(c)) for c in COLUMNS])
+            self.rows.append(typed)
+            write_json_atomic(self.json_path, self.data)
+        except OSError as exc:
+            if self.rows and self.rows[-1] is typed:
+                self.rows.pop()
+            path = self.json_path if self.csv_path.stat().st_size > size else self.csv_path
+            _truncate(self.csv_path, size)
+            raise _write_failed(path, exc, self.kept()) from None
 
     def set_model(self, name: str, **info: Any) -> None:
         self.data["models"].setdefault(name, {}).update(info)
         self.save()
 
-    def finish(self, *, complete: bool, interrupted: bool) -> None:
-        self.data.update(finished=now_iso(), complete=complete, interrupted=interrupted)
+    def finish(self, *, complete: bool, interrupted: bool, status: str | None = None) -> None:
+        status = status or ("complete" if complete else "interrupted" if interrupted
+                            else "failed")
+        self.data.update(finished=now_iso(), complete=complete, interrupted=interrupted,
+                         status=status)
         self.save()
+
+
+def _truncate(path: Path, size: int) -> None:
+    """Cut a half-written row off (truncating needs no free space)."""
+    try:
+        with path.open("r+b") as f:
+            f.truncate(size)
+    except OSError:
+        pass
 
 
 def read_steps_csv(path: Path) -> list[dict[str, str]]:

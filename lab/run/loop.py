@@ -24,7 +24,7 @@ from typing import Any
 
 from lab import ROOT
 from lab.backends.base import Backend, LoadHandle, RunContext, ServerHandle
-from lab.errors import BackendError, Interrupted
+from lab.errors import BackendError, ResultsError, interruption
 from lab.results.writer import (
     RunRecord,
     create_run_dir,
@@ -35,6 +35,7 @@ from lab.results.writer import (
 from lab.run.live import LiveView
 from lab.run.monitors import ServerMonitor, SockSampler, append_jsonl
 from lab.scenario.types import Scenario, ServerSpec
+from lab.teardown import Teardown, attempt
 
 STATS_GRACE_S = 3.0  # how long a finished step waits for the server's next stats event
 STARTUP_SLACK_S = 60.0  # load start-up (workers connecting) before the first step
@@ -47,6 +48,12 @@ class ModelOutcome:
     stopped_at_step: int | None = None
     error: str | None = None
     rows: list[dict[str, Any]] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def measured(self) -> bool:
+        """At least one step of this model finished and was recorded."""
+        return bool(self.rows)
 
 
 def expected_duration_s(scenario: Scenario) -> float:
@@ -72,8 +79,11 @@ class Runner:
 
     def __init__(self, scenario: Scenario, backend: Backend, record: RunRecord,
                  live: LiveView, *, poll_s: float = 0.25,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, teardown: Teardown | None = None):
         self.scenario, self.backend, self.record, self.live = scenario, backend, record, live
+        self.teardown = teardown or Teardown(live.line)
+        self.outcomes: dict[str, ModelOutcome] = {}
+        self.current: str | None = None  # the model in progress
         self.ctx = RunContext(run_id=record.run_dir.name, run_dir=record.run_dir,
                               scenario=scenario)
         self.poll_s, self.clock = poll_s, clock
@@ -81,17 +91,28 @@ class Runner:
         self.sampler = SockSampler(enabled=local)
 
     def run(self) -> dict[str, ModelOutcome]:
-        outcomes: dict[str, ModelOutcome] = {}
         for index, spec in enumerate(self.scenario.servers, 1):
             self.live.model_start(spec.name, index, len(self.scenario.servers))
-            outcomes[spec.name] = self.run_model(spec)
-        return outcomes
+            self.current = spec.name
+            self.outcomes[spec.name] = ModelOutcome()
+            self.run_model(spec, self.outcomes[spec.name])
+        self.current = None
+        return self.outcomes
 
-    def run_model(self, spec: ServerSpec) -> ModelOutcome:
+    def where(self, name: bool = True) -> str:
+        """Where the run was: "during step 2 of 3 of epoll" (for an interruption)."""
+        if self.current is None:
+            return "before the first model started" if not self.outcomes else "after the last model"
+        done, total = len(self.outcomes[self.current].rows), len(self.scenario.load.steps)
+        of = f" of {self.current}" if name else ""
+        return f"during step {min(done + 1, total)} of {total}{of}"
+
+    def run_model(self, spec: ServerSpec, outcome: ModelOutcome | None = None) -> ModelOutcome:
         kind = "custom" if spec.is_custom else spec.model
         self.record.set_model(spec.name, kind=kind, limit=None, stopped_at_step=None,
-                              exit_code=None, log_tail=None, final=None, error=None)
-        outcome = ModelOutcome()
+                              exit_code=None, log_tail=None, final=None, error=None,
+                              interrupted=False, measured=False)
+        outcome = outcome if outcome is not None else ModelOutcome()
         server: ServerHandle | None = None
         load: LoadHandle | None = None
         monitor: ServerMonitor | None = None
@@ -100,6 +121,12 @@ class Runner:
             monitor = ServerMonitor(server, self.ctx.logs_dir / f"{spec.name}.events.jsonl")
             load = self.backend.start_load(server, self.ctx)
             self._poll_steps(spec, server, load, monitor, outcome)
+        except KeyboardInterrupt:
+            outcome.interrupted = True
+            self.teardown.begin()  # from here on the run only tears down (run_scenario ends it)
+            raise
+        except ResultsError:
+            raise  # the run directory cannot take more: end the run, keep what is written
         except BackendError as exc:
             outcome.error = str(exc)
         except Exception as exc:  # noqa: BLE001 - one model's failure must not end the run
@@ -186,11 +213,15 @@ class Runner:
         limit = outcome.limit or (monitor.first_limit() if monitor else None)
         if outcome.error and server is None:
             limit = "crash"
-        self.record.set_model(spec.name, limit=limit, stopped_at_step=outcome.stopped_at_step,
-                              exit_code=exit_code, log_tail=tail,
-                              final=final, error=outcome.error)
         outcome.limit = limit
-        self.live.model_done(spec.name, limit, outcome.stopped_at_step, outcome.error)
+        if outcome.interrupted:
+            self.live.line(f"  {spec.name}: interrupted {self.where(name=False)}")
+        else:
+            self.live.model_done(spec.name, limit, outcome.stopped_at_step, outcome.error)
+        self.record.set_model(spec.name, limit=limit, stopped_at_step=outcome.stopped_at_step,
+                              exit_code=exit_code, log_tail=tail, final=final,
+                              error=outcome.error, interrupted=outcome.interrupted,
+                              measured=outcome.measured)
 
 
 class _StepPoller:
@@ -289,39 +320,62 @@ def run_scenario(scenario: Scenario, backend: Backend, out: Path, *,
                  ) -> tuple[Path, dict[str, ModelOutcome]]:
     """Run every server of ``scenario``; returns the run directory and outcomes.
 
-    Raises :class:`Interrupted` on Ctrl-C/SIGTERM (results kept, run marked
-    incomplete) and :class:`BackendError` when no server could be measured.
+    The run directory and its run.json (``status: starting``) exist before
+    the backend does anything; an unusable ``--out`` is an InputError then.
+    Whatever ends the run — its end, Ctrl-C, SIGTERM, a full disk, a backend
+    failure — teardown is one shielded phase (:class:`lab.teardown.Teardown`):
+    stop and remove everything, record how the run ended, write the report.
+    Raises :class:`Interrupted`/:class:`Terminated` on SIGINT/SIGTERM,
+    :class:`ResultsError` when results could not be written, and
+    :class:`BackendError` when no server could be measured.
     """
     live = live or LiveView()
     run_dir = create_run_dir(out, scenario.name)
+    record = RunRecord(run_dir, scenario, backend.name)
     live.line(f"iolab: run {scenario.name} on the {backend.name} backend -> {run_dir}")
-    record: RunRecord | None = None
+    teardown = Teardown(live.line)
+    runner = Runner(scenario, backend, record, live, poll_s=poll_s, teardown=teardown)
+    ended: BaseException | None = None
     try:
-        record = RunRecord(run_dir, scenario, backend.name, backend.unapplied_settings(scenario),
-                           backend.describe_hosts(), git_commit(ROOT))
+        record.start(backend.unapplied_settings(scenario), backend.describe_hosts(),
+                     git_commit(ROOT))
         for note in record.data["unapplied"]:
             live.line(f"iolab: not applied on {backend.name}: {note}")
-        outcomes = Runner(scenario, backend, record, live, poll_s=poll_s).run()
-    except KeyboardInterrupt:
-        _close(backend, record, live, report, run_dir, interrupted=True)
-        raise Interrupted(f"interrupted; what was measured is kept in {run_dir}") from None
-    except BaseException:
-        _close(backend, record, live, report, run_dir, interrupted=False)
-        raise
-    _close(backend, record, live, report, run_dir, interrupted=False, complete=True)
+        runner.run()
+    except BaseException as exc:  # noqa: BLE001 - recorded and re-raised after teardown
+        teardown.begin()
+        ended = exc
+    interrupted = isinstance(ended, KeyboardInterrupt)
+    where = runner.where()
+    with teardown:  # ends the shield begun by an interruption, or begins it
+        _close(backend, record, live, report, run_dir, ended)
+    outcomes = runner.outcomes
+    if interrupted:
+        raise interruption(ended, f"interrupted {where}; what was measured is kept in "
+                                  f"{run_dir}") from None
+    if ended is not None:
+        raise ended
     if not any(o.rows for o in outcomes.values()):
         first = next((o.error for o in outcomes.values() if o.error), "no step finished")
         raise BackendError(f"no server could be measured; the first error was: {first}")
     return run_dir, outcomes
 
 
-def _close(backend: Backend, record: RunRecord | None, live: LiveView,
-           report: Callable[[Path, LiveView], Path | None], run_dir: Path, *,
-           interrupted: bool, complete: bool = False) -> None:
-    try:
-        backend.cleanup()
-    finally:
-        live.close()
-        if record is not None:
-            record.finish(complete=complete, interrupted=interrupted)
-            report(run_dir, live)
+def _close(backend: Backend, record: RunRecord, live: LiveView,
+           report: Callable[[Path, LiveView], Path | None], run_dir: Path,
+           ended: BaseException | None) -> None:
+    """Teardown: every item is attempted whatever the one before raised."""
+    problems: list[str] = []
+    problems += attempt("cleanup", backend.cleanup, problems) or []
+    live.close()
+    if isinstance(ended, KeyboardInterrupt):
+        status = "interrupted"
+    else:
+        status = "complete" if ended is None else "failed"
+    attempt("recording the end of the run",
+            lambda: record.finish(complete=status == "complete",
+                                  interrupted=status == "interrupted", status=status), problems)
+    if not isinstance(ended, ResultsError):  # a disk that failed once gets no report
+        attempt("writing the report", lambda: report(run_dir, live), problems)
+    for problem in problems:
+        live.line(f"iolab: teardown: {problem}")

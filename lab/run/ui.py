@@ -12,11 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from lab.backends.base import Backend, RunContext
-from lab.errors import BackendError, Interrupted
+from lab.errors import BackendError, interruption
 from lab.results.writer import create_run_dir
 from lab.run.live import LiveView
 from lab.run.monitors import ServerMonitor
 from lab.scenario.types import Scenario
+from lab.teardown import Teardown
 
 
 def run_ui(scenario: Scenario, backend: Backend, out: Path, *,
@@ -44,9 +45,16 @@ def run_ui(scenario: Scenario, backend: Backend, out: Path, *,
                 raise BackendError(f"the Locust master exited ({load.exit_code()}):\n"
                                    f"{load.log_tail(15)}")
             time.sleep(poll_s)
-    except KeyboardInterrupt:
-        raise Interrupted("stopped") from None
-    finally:
+    except KeyboardInterrupt as exc:
+        with Teardown(live.line):
+            for problem in backend.cleanup():
+                live.line(f"iolab: teardown: {problem}")
+        raise interruption(exc, "stopped; everything torn down") from None
+    except BaseException:
+        with Teardown(live.line):
+            backend.cleanup()
+        raise
+    with Teardown(live.line):
         backend.cleanup()
     return run_dir
 

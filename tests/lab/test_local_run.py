@@ -122,10 +122,12 @@ def test_sigterm_half_way_keeps_finished_steps(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130, err
+    assert proc.returncode == 143, err  # SIGTERM: 128 + 15 (SIGINT gives 130)
+    assert "interrupted during step" in err and "of 4 of epoll" in err
     run_dir = _only_run_dir(out)
     run = json.loads((run_dir / "run.json").read_text())
     assert run["interrupted"] is True and run["complete"] is False
+    assert run["status"] == "interrupted" and run["models"]["epoll"]["interrupted"] is True
     rows = read_steps_csv(run_dir / "steps.csv")
     assert 1 <= len(rows) < 4 and len(run["rows"]) == len(rows)
     assert rows[0]["connected"] == "100"

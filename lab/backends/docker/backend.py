@@ -72,6 +72,7 @@ from lab.backends.workers import workers_needed
 from lab.errors import BackendError
 from lab.host.limits import apply_host_limits
 from lab.scenario.types import Scenario, ServerSpec
+from lab.teardown import attempt
 
 __all__ = ["DockerBackend", "clean_all", "docker_available"]
 
@@ -367,40 +368,52 @@ class DockerBackend(Backend):
         return handle
 
     # ---- teardown --------------------------------------------------------------
-    def cleanup(self) -> None:
-        """Stop samplers, keep logs, remove containers then networks. Idempotent."""
-        import docker.errors
-
+    def cleanup(self) -> list[str]:
+        """Stop samplers and containers, then keep their logs, then remove the
+        containers and networks, then sweep every daemon by run label.
+        Idempotent; every item is attempted whatever the one before raised
+        (an API error, a timeout, a full disk while saving a log). Returns the
+        problems met, one line each."""
         from lab.backends.docker.handles import save_logs
 
+        problems: list[str] = []
         with self._lock:
             samplers, self._samplers = self._samplers, []
             containers, self._containers = self._containers, []
             networks, self._networks = self._networks, {}
         for sampler in samplers:
-            sampler.stop()
+            attempt("stopping a stats sampler", sampler.stop, problems)
+        for _, container in containers:  # stop first: nothing more is written, logs complete
+            attempt(f"stopping {container.name}", lambda c=container: c.kill(), problems)
         for logfile, container in containers:
-            try:
-                if not logfile.exists():
-                    save_logs(container, logfile)
-                container.remove(force=True, v=True)
-            except docker.errors.APIError:
-                pass
+            if not logfile.exists():
+                attempt(f"saving {logfile}", lambda c=container, f=logfile: save_logs(c, f),
+                        problems)
+        for _, container in containers:
+            attempt(f"removing {container.name}",
+                    lambda c=container: c.remove(force=True, v=True), problems)
         for network in networks.values():
-            try:
-                network.remove()
-            except docker.errors.APIError:
-                pass
-        self._remove_by_label()
+            attempt(f"removing network {network.name}", network.remove, problems)
+        self._remove_by_label(problems)
+        return [p for p in problems if not _already_gone(p)]
 
-    def _remove_by_label(self) -> None:
-        """Belt and braces: anything of this run's that bookkeeping missed."""
+    def _remove_by_label(self, problems: list[str]) -> None:
+        """Belt and braces: anything of this run's that bookkeeping missed, on every daemon."""
         for run_id in self._run_ids:
             for client in {id(c): c for c in self.clients.values()}.values():
-                clean_all(client, label=f"iolab.run={run_id}")
+                attempt(f"sweeping label iolab.run={run_id}",
+                        lambda c=client, r=run_id: clean_all(c, label=f"iolab.run={r}"),
+                        problems)
 
     def __enter__(self) -> DockerBackend:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.cleanup()
+
+
+def _already_gone(problem: str) -> bool:
+    """A container that exited already cannot be killed (409), one removed by
+    a parallel path is not found (404): not problems of the teardown."""
+    return any(s in problem for s in ("is not running", "No such container", "404 Client Error",
+                                      "409 Client Error"))
