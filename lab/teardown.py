@@ -6,6 +6,9 @@ networks and processes were left behind. Like systemd's stop sequence, once
 teardown starts a further SIGINT or SIGTERM is *noted, not obeyed*: the first
 prints how to abandon, and only after ``ABANDON_AFTER`` more does the next one
 raise (the user really wants out; ``run-lab clean`` removes what is left).
+Signals less than ``STORM_S`` after the last one counted are one press: a
+storm (a held key, a supervisor sending SIGTERM five times in half a second)
+never abandons a teardown; a person pressing deliberately does.
 
 Signal handlers run only in the main thread; elsewhere the shield is a no-op.
 """
@@ -14,10 +17,12 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 ABANDON_AFTER = 3
+STORM_S = 1.0
 
 
 class Teardown:
@@ -28,8 +33,13 @@ class Teardown:
         self.signals: list[int] = []
         self._previous: dict[int, Any] = {}
         self.active = False
+        self._last = 0.0  # when the last counted signal (or the teardown) began
 
     def _noted(self, signum: int, frame: Any) -> None:
+        now = time.monotonic()
+        if now - self._last < STORM_S:
+            return  # part of the same storm
+        self._last = now
         self.signals.append(signum)
         left = self.abandon_after - len(self.signals) + 1
         if left <= 0:
@@ -45,6 +55,7 @@ class Teardown:
         if self.active:
             return
         self.active = True
+        self._last = time.monotonic()
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._previous[sig] = signal.signal(sig, self._noted)

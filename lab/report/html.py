@@ -165,6 +165,22 @@ def metadata_section(run: Run) -> str:
     return "\n".join(parts)
 
 
+def status_banner(run: Run) -> str:
+    """A warning at the top when the run did not end normally: which model was
+    interrupted after how many steps, or that the run failed."""
+    meta = run.meta
+    if meta.get("complete") or not meta:
+        return ""
+    cut = [f"{escape(name)} after {len(run.rows_for(name))} finished step(s)"
+           for name, m in (meta.get("models") or {}).items() if m.get("interrupted")]
+    if meta.get("interrupted") or meta.get("status") == "interrupted":
+        what = "This run was interrupted" + (f": {'; '.join(cut)}" if cut else "")
+    else:
+        what = f"This run did not finish (status: {escape(str(meta.get('status', '?')))})"
+    return (f'<p class="warn banner">{what}. Every finished step is below; models after '
+            "it did not run.</p>")
+
+
 def render_html(run: Run) -> str:
     """The whole page (renders the chart PNGs into the run directory as a side effect)."""
     name = run.title
@@ -172,6 +188,7 @@ def render_html(run: Run) -> str:
     body = "\n".join([
         f"<h1>iolab run: {escape(name)}</h1><p>{escape(desc)}</p>"
         f"<p>Run directory <code>{escape(run.name)}</code></p>",
+        status_banner(run),
         "" if run.rows else '<p class="warn">No step finished in this run: nothing to plot.</p>',
         limits_section(run), charts_section(run), capacity_section(run),
         steps_section(run), metadata_section(run),

@@ -131,8 +131,12 @@ class Runner:
             outcome.error = str(exc)
         except Exception as exc:  # noqa: BLE001 - one model's failure must not end the run
             log = self.ctx.logs_dir / f"{spec.name}.lab-error.log"
-            log.write_text(traceback.format_exc())
-            outcome.error = f"{type(exc).__name__}: {exc} (traceback in {log})"
+            try:
+                log.write_text(traceback.format_exc())
+                where = f"traceback in {log}"
+            except OSError as write_exc:
+                where = f"traceback not saved: {write_exc.strerror or write_exc}"
+            outcome.error = f"{type(exc).__name__}: {exc} ({where})"
         finally:
             self._finish_model(spec, server, load, monitor, outcome)
         return outcome
@@ -146,6 +150,7 @@ class Runner:
                 self._progress(spec, outcome, monitor)
                 time.sleep(self.poll_s)
         except KeyboardInterrupt:
+            self.teardown.begin()
             poller.flush()  # steps the loadgen finished are measured: keep them
             raise
 

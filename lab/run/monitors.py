@@ -12,14 +12,21 @@ from pathlib import Path
 from typing import Any
 
 from lab.backends.base import ServerHandle
+from lab.errors import ResultsError
 from lab.results.writer import kernel_sock_bytes
 
 
 def append_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+    """Append raw records to a log of the run; a failed write ends the run like
+    a failed row would (the run directory cannot be trusted to take more)."""
     if records:
-        with path.open("a") as f:
-            for record in records:
-                f.write(json.dumps(record) + "\n")
+        try:
+            with path.open("a") as f:
+                for record in records:
+                    f.write(json.dumps(record) + "\n")
+        except OSError as exc:
+            raise ResultsError(f"cannot write {path}: {exc.strerror or exc}; the step rows "
+                               "recorded so far are in steps.csv and run.json") from None
 
 
 class ServerMonitor:
@@ -28,7 +35,10 @@ class ServerMonitor:
     def __init__(self, handle: ServerHandle, events_path: Path):
         self.handle = handle
         self.events_path = events_path
-        events_path.touch()
+        try:
+            events_path.touch()
+        except OSError as exc:
+            raise ResultsError(f"cannot write {events_path}: {exc.strerror or exc}") from None
         self.stats: list[dict[str, Any]] = []
         self.stat_times: list[float] = []
         self.limits: list[dict[str, Any]] = []

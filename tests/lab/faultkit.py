@@ -1,0 +1,110 @@
+"""Helpers for fault tests: a real terminal (tmux), small tmpfs mounts, and
+the lab's own processes seen in /proc."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+LAB_MARKERS = ("loadgen/locustfile.py", "-m servers", "scenarios/custom")
+
+
+def lab_processes() -> set[int]:
+    """Pids of this machine's lab children (servers, Locust master/workers)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if any(m in cmd for m in LAB_MARKERS):
+            found.add(int(entry.name))
+    return found
+
+
+def wait_for(predicate, timeout: float, what: str, step: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def first_rows(out: Path) -> int:
+    runs = list(out.glob("*/steps.csv"))
+    if not runs:
+        return 0
+    return max(len(p.read_text().splitlines()) - 1 for p in runs)
+
+
+class Terminal:
+    """A command in a real tmux terminal: Ctrl-C there is the terminal's SIGINT
+    to the foreground process group, as a person's would be."""
+
+    def __init__(self, command: list[str], cwd: Path, rc_file: Path):
+        if shutil.which("tmux") is None:
+            pytest.skip("tmux is not installed (apt-get install tmux)")
+        self.name = f"iolab-test-{uuid.uuid4().hex[:8]}"
+        self.rc_file = rc_file
+        # The shell stays after the command so its screen can still be read.
+        line = (f"cd {shlex.quote(str(cwd))} && {shlex.join(command)}; echo $? > {rc_file}; "
+                "exec sleep 600")
+        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", "160", "-y", "50",
+                        line], check=True)
+
+    def ctrl_c(self, times: int = 1, gap_s: float = 0.1) -> None:
+        for _ in range(times):
+            subprocess.run(["tmux", "send-keys", "-t", self.name, "C-c"], check=True)
+            time.sleep(gap_s)
+
+    def screen(self) -> str:
+        out = subprocess.run(["tmux", "capture-pane", "-p", "-S", "-200", "-t", self.name],
+                             capture_output=True, text=True)
+        return out.stdout
+
+    def exit_code(self, timeout: float) -> int:
+        text = wait_for(lambda: self.rc_file.exists() and self.rc_file.read_text().strip(),
+                        timeout, "the command to exit")
+        return int(text)
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+
+
+@contextmanager
+def tmpfs(path: Path, size: str):
+    """A small tmpfs at ``path`` (root only: CI runs as root)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                   check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def fill(path: Path) -> None:
+    """Fill the file system holding ``path`` to the last byte."""
+    fd = os.open(path / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)  # unbuffered: ENOSPC comes from this write
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
