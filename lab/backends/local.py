@@ -36,6 +36,7 @@ from typing import Any, TextIO
 from contract.env import ALLOW_EXTERNAL_TARGETS, SERVER_EVENTS
 from lab import ROOT
 from lab.backends.base import Backend, LoadHandle, RunContext, ServerHandle
+from lab.backends.listeners import foreign, listeners, listening_inodes
 from lab.backends.locust_cmd import WEB_PORT, master_command, worker_command
 from lab.backends.server_cmd import server_command, substitute
 from lab.backends.server_output import parse_event, parse_ready
@@ -177,21 +178,39 @@ class LocalServer(ServerHandle):
         return tail_file(self.stderr_log, lines) or tail_file(self.stdout_log, lines)
 
 
+def port_in_use(port: int, host: str = LOOPBACK) -> str | None:
+    """Why ``port`` cannot be a custom server's (a listener is there), else None."""
+    taken = listeners(port)
+    if not taken:
+        return None
+    return (f"port {port} on {host} is in use by {taken[0].describe()}; pick another port "
+            "for the custom server (its 'port' and the port in its 'command')")
+
+
 class CustomServer(LocalServer):
-    """A user's echo server: no READY line and no events; ready once it accepts."""
+    """A user's echo server: no READY line and no events; ready once it accepts
+    on its port *and* the listener there is the started process's own (or its
+    children's), read from the kernel (lab/backends/listeners.py) — never a
+    stranger that happened to hold the port."""
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
         deadline = time.monotonic() + timeout
+        port = int(self.spec.port)
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise BackendError(f"custom server {self.spec.name} exited "
                                    f"({self.proc.returncode}):\n{self.log_tail(15)}")
-            try:
-                socket.create_connection((LOOPBACK, self.spec.port), timeout=1).close()
-            except OSError:
+            if not listening_inodes(port):
                 time.sleep(0.1)
                 continue
-            self.target_host, self.target_port = LOOPBACK, int(self.spec.port)
+            strangers = foreign(port, self.proc.pid)
+            if strangers:
+                self.stop(2)
+                raise BackendError(f"custom server {self.spec.name}: port {port} on "
+                                   f"{LOOPBACK} is served by {strangers[0].describe()}, not "
+                                   f"by the server the lab started (pid {self.proc.pid}); no "
+                                   "load was sent. Pick another port")
+            self.target_host, self.target_port = LOOPBACK, port
             self.ready = {"host": LOOPBACK, "port": self.spec.port, "model": None,
                           "pid": self.proc.pid, "nofile": None}
             return
@@ -285,6 +304,9 @@ class LocalBackend(Backend):
             cmd = substitute(spec.command or (), python=sys.executable, port=spec.port)
             if spec.limits.nofile != "max":  # the custom server inherits the lab's limit
                 cmd = ["prlimit", f"--nofile={spec.limits.nofile}", "--", *cmd]
+            busy = port_in_use(int(spec.port))
+            if busy:
+                raise BackendError(f"custom server {spec.name}: {busy}")
             server: LocalServer = CustomServer(spec, cmd, ctx.logs_dir, cwd)
         else:
             server = LocalServer(spec, self.server_command(spec), ctx.logs_dir, ROOT)
