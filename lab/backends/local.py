@@ -44,6 +44,7 @@ from lab.backends.workers import workers_needed
 from lab.errors import BackendError
 from lab.host import limits as hostlimits
 from lab.host.facts import local_host_facts
+from lab.owner import temp_prefix
 from lab.scenario.types import Scenario, ServerSpec
 from lab.teardown import attempt
 
@@ -272,7 +273,7 @@ class LocalBackend(Backend):
         self.nofile_hard = raise_nofile_soft_limit()
         self.servers: list[LocalServer] = []
         self.loads: list[LocalLoad] = []
-        self.tmp = Path(tempfile.mkdtemp(prefix="iolab-local-"))
+        self.tmp = Path(tempfile.mkdtemp(prefix=temp_prefix()))  # names its owner for clean
 
     def describe_hosts(self) -> dict[str, Any]:
         return {"local": local_host_facts().to_record()}

@@ -1,33 +1,91 @@
-"""``run-lab clean [SCENARIO]``: remove every iolab container and network on the
-local daemon (and the scenario's hosts), and stale local temp directories."""
+"""``run-lab clean [--scenario FILE] [--all]``: remove what earlier runs left behind.
+
+Every container and network the lab creates is labelled with its run and its
+owner (``lab/owner.py``: host, run-lab pid, start time); a local run's temp
+directory carries the same in its name. ``clean`` removes what belongs to no
+live run — its owner process is gone, or it predates owner labels — and
+spares a run still going (in another terminal), or one owned by another
+machine, which this one cannot check. ``--all`` removes every iolab object
+whatever its owner (the old behaviour). Daemons reached: the local one, every
+host of ``--scenario FILE``, and every host named in the recent run
+directories under ``--out`` (default ``results/``).
+"""
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
 
+from lab import ROOT
 from lab.cli.parser import LabParser
+from lab.owner import OWNER_LABEL, TEMP_PREFIX, is_live, temp_dir_owner
 from lab.scenario.loader import load_scenario
+
+RECENT_RUNS = 50
+
+
+def recent_endpoints(out: Path) -> set[str]:
+    """Docker endpoints named by the most recent run directories' scenarios."""
+    found: set[str] = set()
+    runs = sorted((p for p in out.glob("*/run.json")), key=lambda p: p.stat().st_mtime)
+    for path in runs[-RECENT_RUNS:]:
+        try:
+            hosts = json.loads(path.read_text()).get("scenario", {}).get("hosts") or []
+        except (OSError, ValueError, AttributeError):
+            continue
+        found |= {h.get("endpoint") for h in hosts if isinstance(h, dict) and h.get("endpoint")}
+    return found
+
+
+def _spare(everything: bool, kept: list[str]):
+    def keep(labels: dict[str, str]) -> bool:
+        if everything:
+            return False
+        live = is_live(labels.get(OWNER_LABEL))
+        if live is False:
+            return False
+        why = "live" if live else "owned on another host, cannot check"
+        kept.append(f"{labels.get('iolab.run', '?')} ({why}: {labels.get(OWNER_LABEL, '?')})")
+        return True
+    return keep
 
 
 def command(argv: list[str]) -> int:
-    p = LabParser("clean",
-                  description="Remove every iolab container and network (and stale temp files).")
-    p.add_argument("scenario", nargs="?", type=Path, help="also clean this scenario's hosts")
+    p = LabParser("clean", description="Remove the containers, networks and temp directories "
+                                       "of runs that are no longer live.")
+    p.add_argument("scenario_arg", nargs="?", type=Path, metavar="SCENARIO",
+                   help="same as --scenario")
+    p.add_argument("--scenario", type=Path, help="also clean every host of this scenario")
+    p.add_argument("--all", action="store_true",
+                   help="remove every iolab object, even those of runs still going")
+    p.add_argument("--out", type=Path, default=ROOT / "results",
+                   help="run directories to find recent hosts in (default: results/)")
     args = p.parse_args(argv)
-    for stale in Path(tempfile.gettempdir()).glob("iolab-local-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    endpoints = {"local"}
-    if args.scenario:
-        endpoints |= {h.endpoint for h in load_scenario(args.scenario).hosts}
+    kept: list[str] = []
+    removed_dirs = 0
+    for stale in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*"):
+        if args.all or is_live(temp_dir_owner(stale.name)) is False:
+            shutil.rmtree(stale, ignore_errors=True)
+            removed_dirs += 1
+        else:
+            kept.append(f"{stale} (live)")
+    endpoints = {"local"} | recent_endpoints(args.out)
+    scenario = args.scenario or args.scenario_arg
+    if scenario:
+        endpoints |= {h.endpoint for h in load_scenario(scenario).hosts}
     from lab.backends.docker.hosts import clean_all, client_for, docker_available
 
+    print(f"temp directories: removed {removed_dirs}")
     for endpoint in sorted(endpoints):
         ok, why = docker_available(endpoint)
         if not ok:
-            print(f"{endpoint}: no Docker daemon; nothing to clean there")
+            print(f"{endpoint}: no Docker daemon; nothing to clean there ({why})")
             continue
-        removed = clean_all(client_for(endpoint))
+        removed = clean_all(client_for(endpoint), keep=_spare(args.all, kept))
         print(f"{endpoint}: removed {len(removed)}" + "".join(f"\n  {r}" for r in removed))
+    if kept:
+        print(f"kept {len(kept)} of live runs (use --all to remove them too):"
+              + "".join(f"\n  {k}" for k in sorted(set(kept))))
     return 0

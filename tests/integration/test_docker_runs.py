@@ -157,6 +157,40 @@ def test_a_disk_that_fills_mid_run_leaves_nothing_on_docker(tmp_path, docker_cli
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_clean_spares_a_live_docker_run_and_removes_a_dead_ones(tmp_path, docker_client,
+                                                                lab_image, no_leftovers):
+    from faultkit import first_rows, wait_for
+
+    from lab.owner import OWNER_LABEL
+
+    scenario = tmp_path / "live.yaml"
+    scenario.write_text(INTERRUPTIBLE.format(signal="live").replace(
+        "hold: 600s\n  steps: [20]", "hold: 4s\n  steps: [20, 40, 60]"))
+    dead = docker_client.containers.create(  # left by a run-lab that is gone (pid 1, tick 1)
+        lab_image, ["true"], name="iolab-itest-dead-orphan",
+        labels={"iolab": "1", "iolab.run": "itest-dead", OWNER_LABEL: f"{os.uname()[1]}:1:1"})
+    out = tmp_path / "out"
+    run = subprocess.Popen([str(ROOT / "scripts" / "run-lab"), str(scenario), "--out", str(out)],
+                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: first_rows(out) >= 1, 180, "the live run's first row")
+        clean = subprocess.run([str(ROOT / "scripts" / "run-lab"), "clean", "--out", str(out)],
+                               cwd=ROOT, capture_output=True, text=True, timeout=120)
+        text, _ = run.communicate(timeout=180)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert clean.returncode == 0, clean.stderr
+    assert "container iolab-itest-dead-orphan" in clean.stdout and "kept" in clean.stdout
+    assert not docker_client.containers.list(all=True, filters={"name": dead.name})
+    assert run.returncode == 0, text
+    (run_dir,) = out.iterdir()
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "complete"
+    assert len(rows(run_dir)) == 3
+
+
+@pytest.mark.slow
 def test_two_endpoints_to_one_daemon_multi_host(backend_factory, scenario_of, tmp_path,
                                                 docker_client):
     import docker

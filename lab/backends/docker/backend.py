@@ -71,6 +71,7 @@ from lab.backends.server_cmd import server_command
 from lab.backends.workers import workers_needed
 from lab.errors import BackendError
 from lab.host.limits import apply_host_limits
+from lab.owner import OWNER_LABEL, owner_id
 from lab.scenario.types import Scenario, ServerSpec
 from lab.teardown import attempt
 
@@ -95,6 +96,7 @@ class DockerBackend(Backend):
         when two endpoints reach one daemon (its own network, traffic through
         published ports): the cross-host path, testable on one machine."""
         self.scenario = scenario
+        self.owner = owner_id()  # labels every container and network: clean spares live runs
         self.clients = dict(clients) if clients is not None else {
             h.name: client_for(h.endpoint) for h in scenario.hosts}
         missing = {s.host for s in scenario.servers} | {scenario.placement.master} | set(
@@ -187,7 +189,7 @@ class DockerBackend(Backend):
             if key not in self._networks:
                 self._networks[key] = create_run_network(
                     self.clients[host], self.network_name(host, ctx), ctx.run_id,
-                    {LABEL: "1", "iolab.run": ctx.run_id})
+                    {LABEL: "1", "iolab.run": ctx.run_id, OWNER_LABEL: self.owner})
             return self._networks[key]
 
     def _run(self, host: str, ctx: RunContext, role: str, name: str, command: list[str], *,
@@ -218,7 +220,7 @@ class DockerBackend(Backend):
         container = client.containers.create(
             image or self.image(), command, name=f"iolab-{ctx.run_id}-{name}",
             labels={LABEL: "1", "iolab.run": ctx.run_id, "iolab.role": role,
-                    "iolab.host": host},
+                    "iolab.host": host, OWNER_LABEL: self.owner},
             network=network.name, init=True, detach=True,
             ulimits=[Ulimit(name="nofile", soft=nofile, hard=nofile)],
             sysctls=sysctls or {}, ports=ports or {}, cap_drop=["ALL"],

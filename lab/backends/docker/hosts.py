@@ -19,10 +19,12 @@ and falls back to the inherited hard limit, which is always grantable.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from lab.errors import BackendError
 from lab.host.limits import PROBE_SCRIPT, parse_probe
+from lab.owner import OWNER_LABEL, owner_id
 
 LABEL = "iolab"
 CONNECT_TIMEOUT_S = 60
@@ -59,9 +61,11 @@ def docker_available(endpoint: str = "local") -> tuple[bool, str]:
     return True, f"Docker {ver.get('Version')} ({ver.get('Os')}/{ver.get('Arch')})"
 
 
-def clean_all(client, label: str = LABEL) -> list[str]:
+def clean_all(client, label: str = LABEL,
+              keep: Callable[[dict[str, str]], bool] = lambda labels: False) -> list[str]:
     """Remove every container, then every network, labelled ``iolab`` (or
-    with ``label``, e.g. ``iolab.run=<run>``).
+    with ``label``, e.g. ``iolab.run=<run>``), except those whose labels
+    ``keep`` says to spare (``run-lab clean``: a live run's).
 
     Returns what it removed, as ``container <name>`` / ``network <name>``.
     Containers go first: a network with attached endpoints cannot be removed.
@@ -70,12 +74,16 @@ def clean_all(client, label: str = LABEL) -> list[str]:
 
     removed = []
     for c in client.containers.list(all=True, filters={"label": label}):
+        if keep(c.labels or {}):
+            continue
         try:
             c.remove(force=True, v=True)
             removed.append(f"container {c.name}")
         except docker.errors.APIError:  # gone already, or being removed
             pass
     for n in client.networks.list(filters={"label": label}):
+        if keep(n.attrs.get("Labels") or {}):
+            continue
         try:
             n.remove()
             removed.append(f"network {n.name}")
@@ -86,7 +94,8 @@ def clean_all(client, label: str = LABEL) -> list[str]:
 
 def run_once(client, image: str, command: list[str], **kwargs: Any) -> str:
     """Run a short container to completion and return its output; always removed."""
-    c = client.containers.create(image, command, labels={LABEL: "1", "iolab.role": "probe"},
+    c = client.containers.create(image, command, labels={LABEL: "1", "iolab.role": "probe",
+                                                         OWNER_LABEL: owner_id()},
                                  **kwargs)
     try:  # create, then start: a container that fails to start is still removed
         c.start()
