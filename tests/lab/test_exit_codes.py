@@ -1,0 +1,82 @@
+"""Exit codes (runs contract): 0 every model measured, 1 some model could not be
+measured, 2 bad input, 130 SIGINT, 143 SIGTERM — also with --ui."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from faultkit import Terminal, wait_for
+
+from lab.backends.local import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+UI = """\
+name: ui-exit
+backend: local
+servers: [epoll]
+load: {steps: [10]}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_a_model_that_could_not_be_measured_gives_1(tmp_path):
+    scenario = tmp_path / "half.yaml"
+    scenario.write_text(f"""\
+name: half
+backend: local
+servers:
+  - name: dies
+    command: ["{{python}}", "-c", "import sys; sys.exit(3)"]
+    port: {free_port()}
+  - epoll
+load: {{connect_rate: 1000, hold: 1s, steps: [20]}}
+""")
+    proc = subprocess.run([sys.executable, "-m", "lab", str(scenario), "--out",
+                           str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True,
+                          timeout=150)
+    assert proc.returncode == 1, proc.stderr
+    assert "epoll: ran every step" in proc.stdout
+    assert "not measured: dies" in proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_ui_stopped_by_ctrl_c_gives_130(tmp_path):
+    scenario = tmp_path / "ui.yaml"
+    scenario.write_text(UI)
+    term = Terminal([str(ROOT / "scripts/run-lab"), str(scenario), "--ui", "--out",
+                     str(tmp_path / "out")], ROOT, tmp_path / "rc")
+    try:
+        wait_for(lambda: "Locust web UI at" in term.screen(), 90, "the web UI to start")
+        term.ctrl_c()
+        rc = term.exit_code(timeout=60)
+    finally:
+        term.close()
+    assert rc == 130
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_ui_stopped_by_sigterm_gives_143(tmp_path):
+    scenario = tmp_path / "ui.yaml"
+    scenario.write_text(UI)
+    proc = subprocess.Popen([sys.executable, "-m", "lab", str(scenario), "--ui", "--out",
+                             str(tmp_path / "out")], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    seen = []
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            if "Locust web UI at" in line:
+                break
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, "".join(seen) + rest
