@@ -225,7 +225,7 @@ def _scenario(path: Path, meta: dict[str, Any]) -> Scenario | None:
         text, where = yaml_path.read_text(encoding="utf-8"), str(yaml_path)
     else:
         return None
-    return parse_scenario(text, where)
+    return parse_scenario(text, where, from_run=True)  # old dumps wrote keys per model
 
 
 def _precise_times(rows: list[Row], json_rows: Any) -> None:

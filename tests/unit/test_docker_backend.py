@@ -24,6 +24,7 @@ from lab.backends.docker.handles import StepResultsReader
 from lab.backends.docker.specs import SECCOMP_IO_URING
 from lab.errors import BackendError
 from lab.host import limits as hostlimits
+from lab.owner import owner_id
 from lab.scenario.types import (
     HostLimits,
     HostSpec,
@@ -217,7 +218,7 @@ def test_server_container_is_limited_labelled_and_unprivileged(ctx):
         kw = server.kwargs
         assert server.name.startswith("iolab-r1-server-epoll")
         assert kw["labels"] == {"iolab": "1", "iolab.run": "r1", "iolab.role": "server",
-                                "iolab.host": "local"}
+                                "iolab.host": "local", "iolab.owner": owner_id()}
         assert [(u["Name"], u["Soft"], u["Hard"]) for u in kw["ulimits"]] == [
             ("nofile", 20000, 20000)]
         assert kw["sysctls"]["net.core.somaxconn"] == "2048"

@@ -1,0 +1,30 @@
+"""The resolved scenario as plain data: what a run directory keeps.
+
+``scenario.yaml`` and run.json's ``scenario`` are this dump: every default
+filled in, each key under its YAML name and in its YAML form (``pace: 1s``,
+``workers: auto``). It is written by the same tables that read the format
+(``lab/scenario/schema.py``), so :func:`lab.scenario.loader.parse_scenario` of
+it gives back an equal :class:`~lab.scenario.types.Scenario`. A key that
+applies to some models only (``workers``, ``on_fd_limit``) is written for
+those models' servers only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from lab.scenario.schema import TOP
+from lab.scenario.types import Scenario
+
+
+def scenario_to_dict(scenario: Scenario) -> dict[str, Any]:
+    """The resolved scenario (every default filled in) as YAML-ready plain data;
+    :func:`~lab.scenario.loader.parse_scenario` of its YAML gives back an equal
+    :class:`Scenario` (``source_path`` aside: it is where a file was, not what it says)."""
+    return TOP.dump(scenario)
+
+
+def scenario_to_yaml(scenario: Scenario) -> str:
+    return yaml.safe_dump(scenario_to_dict(scenario), sort_keys=False, default_flow_style=False)
