@@ -3,8 +3,9 @@
 Load goes only to loopback (127.0.0.0/8, ::1) or to the lab's own Docker
 network in 198.18.0.0/15 — the block RFC 2544 reserves for network
 benchmarks, which no production host should use. :func:`is_safe_target` is
-the one check: scenario validation, both backends and the load generator call
-it, unless a scenario says ``allow_external_targets: true``.
+the one check: scenario validation, the Docker backend and the load generator
+call it, unless a scenario says ``allow_external_targets: true`` (the local
+backend only ever sends load to 127.0.0.1).
 """
 
 from __future__ import annotations

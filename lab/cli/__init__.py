@@ -52,6 +52,15 @@ def _sigterm(signum: int, frame: Any) -> None:
 
 
 def dispatch(argv: list[str]) -> int:
+    if argv[:1] == ["--version"]:
+        from lab.versions import version_line
+
+        print(version_line())
+        return 0
+    if argv[:1] == ["help"]:
+        if argv[1:2] and argv[1] in COMMANDS:
+            return COMMANDS[argv[1]](["--help"])
+        return COMMANDS["run"](["--help"])
     if argv and argv[0] in COMMANDS:
         return COMMANDS[argv[0]](argv[1:])
     return COMMANDS["run"](argv)

@@ -21,7 +21,8 @@ run.json format versions (bump on any change readers must know about):
 - 3 (2026-12): ``status`` (starting, running, complete, interrupted, failed):
   run.json exists from the run's first second; ``models.<name>.interrupted``
   (true for the model in progress at Ctrl-C/SIGTERM); ``models.<name>.measured``
-  (false when no step of it finished). Same row keys.
+  (false when no step of it finished); ``versions`` (Python, iolab and the
+  packages a measurement depends on, lab/versions.py). Same row keys.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from typing import Any
 
 from contract.limits import LOAD_SIDE_LIMITS
 from lab.errors import InputError, ResultsError
+from lab.versions import installed_versions
 from lab.scenario.loader import scenario_to_dict, scenario_to_yaml
 from lab.scenario.types import Scenario, ServerSpec
 
@@ -55,15 +57,6 @@ COLUMNS: tuple[str, ...] = (
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def git_commit(root: Path) -> str | None:
-    try:
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=5, check=True)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
 
 
 # Slab caches that hold one object per TCP socket: the ``struct tcp_sock``
@@ -226,6 +219,7 @@ class RunRecord:
             "unapplied": list(unapplied),
             "hosts": hosts or {},
             "git_commit": commit,
+            "versions": installed_versions(),
             "started": now_iso(),
             "finished": None,
             "complete": False,

@@ -22,13 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lab import ROOT
 from lab.backends.base import Backend, LoadHandle, RunContext, ServerHandle
 from lab.errors import BackendError, ResultsError, interruption
 from lab.results.writer import (
     RunRecord,
     create_run_dir,
-    git_commit,
     load_side_limit,
     make_row,
 )
@@ -36,6 +34,7 @@ from lab.run.live import LiveView
 from lab.run.monitors import ServerMonitor, SockSampler, append_jsonl
 from lab.scenario.types import Scenario, ServerSpec
 from lab.teardown import Teardown, attempt
+from lab.versions import git_commit
 
 STATS_GRACE_S = 3.0  # how long a finished step waits for the server's next stats event
 STARTUP_SLACK_S = 60.0  # load start-up (workers connecting) before the first step
@@ -343,7 +342,7 @@ def run_scenario(scenario: Scenario, backend: Backend, out: Path, *,
     ended: BaseException | None = None
     try:
         record.start(backend.unapplied_settings(scenario), backend.describe_hosts(),
-                     git_commit(ROOT))
+                     git_commit())
         for note in record.data["unapplied"]:
             live.line(f"iolab: not applied on {backend.name}: {note}")
         runner.run()

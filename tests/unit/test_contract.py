@@ -94,3 +94,15 @@ def test_shared_facts_are_defined_once():
     found = [(what, path.relative_to(ROOT)) for path in _sources()
              for what, rx in patterns.items() if rx.search(path.read_text())]
     assert found == []
+
+
+def test_design_citations_name_the_repositorys_own_document():
+    """Docstrings cite docs/design.md, which exists; nothing cites a design doc outside."""
+    assert (ROOT / "docs" / "design.md").is_file()
+    bad = []
+    for path in [*_sources(), *(ROOT / "contract").rglob("*.py"), *(ROOT / "tests").rglob("*.py"),
+                 ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
+        text = path.read_text()
+        if any(outside in text for outside in ("DESIGN" ".md", "../shared" "/")):
+            bad.append(path.relative_to(ROOT))
+    assert bad == []

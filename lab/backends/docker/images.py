@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
 
+from contract.env import BASE_IMAGE as BASE_IMAGE_ENV
 from lab import ROOT
 from lab.errors import BackendError
 
@@ -44,6 +45,7 @@ SOURCE_DIRS = ("contract", "servers", "loadgen")
 # Host-side only: the SDK drives Docker from the host, matplotlib draws reports.
 HOST_ONLY_DEPS = {"docker", "matplotlib"}
 WHEELHOUSE = ROOT / ".cache" / "wheels"
+CONSTRAINTS = "constraints.txt"  # exact versions (scripts/lock), for the wheelhouse and the image
 IMAGE_LABEL = "iolab.image"
 KEEP_IMAGES = 3
 
@@ -88,7 +90,7 @@ def runtime_requirements(pyproject: Path = ROOT / "pyproject.toml") -> list[str]
 def source_files(root: Path = ROOT) -> list[tuple[str, Path]]:
     """(name in the context, path) for pyproject.toml and the source trees,
     sorted; caches and compiled files left out."""
-    files = [("pyproject.toml", root / "pyproject.toml")]
+    files = [("pyproject.toml", root / "pyproject.toml"), ("constraints.txt", root / CONSTRAINTS)]
     for top in SOURCE_DIRS:
         for path in sorted((root / top).rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
@@ -117,10 +119,10 @@ def ensure_base(client, progress: Progress = _quiet) -> str:
     """Return the base image reference, building the offline one if needed."""
     import docker.errors
 
-    forced = os.environ.get("IOLAB_BASE_IMAGE")
+    forced = os.environ.get(BASE_IMAGE_ENV)
     if forced:
         if not _has_image(client, forced):
-            raise BackendError(f"IOLAB_BASE_IMAGE={forced} is not on the Docker host")
+            raise BackendError(f"{BASE_IMAGE_ENV}={forced} is not on the Docker host")
         return forced
     if _has_image(client, SLIM_BASE):
         return SLIM_BASE
@@ -156,14 +158,16 @@ def ensure_wheelhouse(requirements: list[str], dest: Path = WHEELHOUSE,
                       progress: Progress = _quiet) -> Path:
     """``pip download`` the requirements (and their dependencies) as wheels for
     CPython 3.11 on x86_64 glibc Linux into ``dest/<hash>``; reused when present."""
-    where = dest / _digest([r.encode() for r in requirements])[:12]
+    where = dest / _digest([r.encode() for r in requirements]
+                           + [(ROOT / CONSTRAINTS).read_bytes()])[:12]
     stamp = where / ".complete"
     if stamp.exists():
         return where
     where.mkdir(parents=True, exist_ok=True)
     (where / "requirements.txt").write_text("\n".join(requirements) + "\n")
     cmd = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check",
-           "--only-binary=:all:", "--dest", str(where), "-r", str(where / "requirements.txt")]
+           "--only-binary=:all:", "--dest", str(where), "-r", str(where / "requirements.txt"),
+           "-c", str(ROOT / CONSTRAINTS)]  # every transitive package at its pinned version
     if not (sys.version_info[:2] == (3, 11) and sys.platform == "linux"):
         cmd += ["--python-version", "3.11", "--implementation", "cp", "--abi", "cp311"]
         cmd += [f"--platform=manylinux_2_{m}_x86_64" for m in (17, 28, 31, 34, 36)]
