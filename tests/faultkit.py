@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]  # the repository
 LAB_MARKERS = ("loadgen/locustfile.py", "-m servers", "scenarios/custom")
 
 
@@ -33,14 +33,17 @@ def lab_processes() -> set[int]:
     return found
 
 
-def wait_for(predicate, timeout: float, what: str, step: float = 0.2):
+def wait_for(predicate, timeout: float, what: str, step: float = 0.2, screen=None):
+    """Poll ``predicate`` until it is true; on timeout say what, and (``screen``)
+    what the terminal showed."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(step)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+    shown = f"; the terminal showed:\n{screen()}" if screen else ""
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{shown}")
 
 
 def first_rows(out: Path) -> int:
@@ -108,3 +111,28 @@ def fill(path: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def run_and_fill(command: list[str], out: Path, timeout: float = 180) -> Path:
+    """Run a lab command writing into the tmpfs ``out``; once its first step row
+    is on disk, fill the tmpfs; then check what a full disk must leave: exit 1,
+    the path and the error in the message (no "internal error"), and run.json
+    holding exactly the rows of steps.csv. Returns the run directory."""
+    import json
+
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: first_rows(out) >= 1, timeout, "the first step row")
+        fill(out)
+        text, _ = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, text
+    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
+    assert "No space left on device" in text and str(run_dir) in text, text
+    assert "internal error" not in text
+    run = json.loads((run_dir / "run.json").read_text())
+    assert len(run["rows"]) == first_rows(out) >= 1
+    return run_dir

@@ -21,10 +21,8 @@ def _parser() -> LabParser:
                   usage=f"{PROG} SCENARIO [--backend B] [--out DIR] [--models a,b] [--ui]\n"
                         f"       {PROG} {{validate,doctor,clean,report,capacity,compare}} ...\n"
                         f"       {PROG} help [COMMAND] | --version",
-                  epilog="Commands: validate FILE... (check scenarios), doctor [SCENARIO] (this "
-                         "host's limits), clean (remove what no live run owns), report RUN_DIR, "
-                         "capacity RUN_DIR, compare RUN_A RUN_B; `run-lab help COMMAND` for "
-                         "each. Exit codes: 0 every model measured, 1 a model could not be "
+                  epilog="Other commands: validate, doctor, clean, report, capacity, compare "
+                         f"(`{PROG} help COMMAND`). Exit codes: 0 every model measured, 1 a model could not be "
                          "measured or the run failed, 2 bad input, 130 SIGINT, 143 SIGTERM.")
     p.add_argument("scenario", type=Path, help="scenario YAML (e.g. lab.yaml)")
     p.add_argument("--backend", choices=("auto", "docker", "local"),

@@ -129,28 +129,14 @@ def test_a_disk_that_fills_mid_run_leaves_nothing_on_docker(tmp_path, docker_cli
     """The case that leaked a worker container and the network: --out on a tmpfs
     that fills after step 0. Now: exit 1, the path in the message, run.json and
     steps.csv agree, and the label sweep leaves nothing."""
-    from faultkit import fill, first_rows, tmpfs, wait_for
+    from faultkit import run_and_fill, tmpfs
 
     scenario = tmp_path / "full.yaml"
     scenario.write_text(INTERRUPTIBLE.format(signal="full").replace(
         "hold: 600s\n  steps: [20]", "hold: 3s\n  steps: [20, 40, 60]"))
     with tmpfs(tmp_path / "small", "8m") as out:
-        proc = subprocess.Popen([str(ROOT / "scripts" / "run-lab"), str(scenario), "--out",
-                                 str(out)], cwd=ROOT, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
-        try:
-            wait_for(lambda: first_rows(out) >= 1, 180, "the first step row")
-            fill(out)
-            text, _ = proc.communicate(timeout=120)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-        assert proc.returncode == 1, text
-        (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
-        assert "No space left on device" in text and str(run_dir) in text, text
-        assert "internal error" not in text
-        run = json.loads((run_dir / "run.json").read_text())
-        assert len(run["rows"]) == len(rows(run_dir)) >= 1
+        run_dir = run_and_fill([str(ROOT / "scripts" / "run-lab"), str(scenario), "--out",
+                                str(out)], out)
     flt = {"label": f"iolab.run={run_dir.name}"}
     assert docker_client.containers.list(all=True, filters=flt) == []
     assert docker_client.networks.list(filters=flt) == []

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from faultkit import ROOT, Terminal, fill, first_rows, lab_processes, tmpfs, wait_for
+from faultkit import ROOT, Terminal, first_rows, lab_processes, run_and_fill, tmpfs, wait_for
 
 from lab.results.writer import read_steps_csv
 
@@ -38,7 +38,8 @@ def test_ctrl_c_storm_in_a_terminal_leaves_nothing_and_keeps_the_rows(tmp_path):
         term = Terminal([str(ROOT / "scripts/run-lab"), str(_scenario(tmp_path)), "--out",
                          str(out)], ROOT, tmp_path / f"rc{attempt}")
         try:
-            wait_for(lambda o=out: first_rows(o) >= 1, 90, "the first step row")
+            wait_for(lambda o=out: first_rows(o) >= 1, 90, "the first step row",
+                     screen=term.screen)
             term.ctrl_c(times=5, gap_s=0.1)
             rc = term.exit_code(timeout=90)
             screen = term.screen()
@@ -62,22 +63,8 @@ def test_ctrl_c_storm_in_a_terminal_leaves_nothing_and_keeps_the_rows(tmp_path):
 def test_a_disk_that_fills_mid_run_keeps_rows_in_step_and_tears_down(tmp_path):
     before = lab_processes()
     with tmpfs(tmp_path / "small", "4m") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "lab", str(_scenario(tmp_path)),
-                                 "--out", str(out)], cwd=ROOT, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
-        try:
-            wait_for(lambda: first_rows(out) >= 1, 90, "the first step row")
-            fill(out)
-            _, err = proc.communicate(timeout=120)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-        assert proc.returncode == 1, err
-        (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
-        assert "No space left on device" in err and str(run_dir) in err, err
-        assert "internal error" not in err
-        run = json.loads((run_dir / "run.json").read_text())
-        assert len(run["rows"]) == len(read_steps_csv(run_dir / "steps.csv")) >= 1
+        run_and_fill([sys.executable, "-m", "lab", str(_scenario(tmp_path)), "--out", str(out)],
+                     out)
     assert not (lab_processes() - before)
 
 
