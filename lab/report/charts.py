@@ -20,15 +20,16 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from contract.limits import FD_SETSIZE
+from contract.models import MODELS
 from lab.analysis import series as rs
 from lab.results.reader import Run
 
-PALETTE: dict[str, str] = {
-    "select": "#d62728", "poll": "#ff7f0e", "epoll": "#1f77b4", "epoll-et": "#17becf",
-    "selectors": "#9467bd", "asyncio": "#2ca02c", "uvloop": "#bcbd22", "io_uring": "#8c564b",
-    "sigio": "#e377c2", "blocking": "#7f7f7f", "threads": "#393b79", "forking": "#637939",
-    "threadpool": "#843c39", "nonblocking": "#7b4173",
-}
+# One colour per model, in contract order (contract/models.py): blocking,
+# threads, forking, threadpool, nonblocking, select, poll, epoll, epoll-et,
+# selectors, asyncio, uvloop, sigio, io_uring.
+MODEL_COLOURS = ("#7f7f7f", "#393b79", "#637939", "#843c39", "#7b4173", "#d62728", "#ff7f0e",
+                 "#1f77b4", "#17becf", "#9467bd", "#2ca02c", "#bcbd22", "#e377c2", "#8c564b")
+PALETTE: dict[str, str] = dict(zip(MODELS, MODEL_COLOURS, strict=True))
 CUSTOM_PALETTE = ("#000000", "#e7298a", "#66a61e", "#a6761d", "#1b9e77", "#7570b3")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p", "d", "8")
 

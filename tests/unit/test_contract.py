@@ -106,3 +106,10 @@ def test_design_citations_name_the_repositorys_own_document():
         if any(outside in text for outside in ("DESIGN" ".md", "../shared" "/")):
             bad.append(path.relative_to(ROOT))
     assert bad == []
+
+
+def test_every_limit_a_server_refuses_with_is_a_kind():
+    """The kinds the models pass to ``Stats.refuse`` are the vocabulary's."""
+    used = {m.group(1) for path in (ROOT / "servers").glob("*.py")
+            for m in re.finditer(r"refuse\(\s*\"([^\"]+)\"", path.read_text())}
+    assert used and used <= set(limits.LIMIT_KINDS)
