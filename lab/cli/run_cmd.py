@@ -22,8 +22,9 @@ def _parser() -> LabParser:
                         f"       {PROG} {{validate,doctor,clean,report,capacity,compare}} ...\n"
                         f"       {PROG} help [COMMAND] | --version",
                   epilog="Other commands: validate, doctor, clean, report, capacity, compare "
-                         f"(`{PROG} help COMMAND`). Exit codes: 0 every model measured, 1 a model could not be "
-                         "measured or the run failed, 2 bad input, 130 SIGINT, 143 SIGTERM.")
+                         f"(`{PROG} help COMMAND`). Exit codes: 0 every model measured, 1 a "
+                         "model could not be measured or the run failed, 2 bad input, 130 "
+                         "SIGINT, 143 SIGTERM.")
     p.add_argument("scenario", type=Path, help="scenario YAML (e.g. lab.yaml)")
     p.add_argument("--backend", choices=("auto", "docker", "local"),
                    help="where servers and load run (default: the scenario's, else auto)")

@@ -1,13 +1,18 @@
 """The live view of a run on stderr: model, step, connections, rate, p99, errors.
 
 On a terminal one status line is redrawn in place (``\\r`` + erase) and every
-finished step leaves a permanent line; anywhere else (CI logs, pipes) only
-plain lines are written: one per finished step, plus a progress line at most
-every ``plain_every_s`` seconds.
+finished step leaves a permanent line; the status line is cut to the
+terminal's width (``shutil.get_terminal_size``), because a line that wraps
+cannot be erased by ``\\r`` and the redraw would leave stale rows. Anywhere
+else (CI logs, pipes) only plain lines are written: one per finished step,
+plus a progress line at most every ``plain_every_s`` seconds. The progress
+shows the time left for the model and for the run (ramp and hold of the
+remaining steps, from the scenario; slack not counted).
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -22,6 +27,15 @@ def _ms(value: Any) -> str:
 
 def _num(value: Any) -> str:
     return "-" if value is None else f"{value:.0f}"
+
+
+def clock_time(seconds: float | None) -> str:
+    """``75`` -> ``1:15``; ``3725`` -> ``1:02:05``."""
+    if seconds is None:
+        return "-"
+    s = max(int(round(seconds)), 0)
+    h, rest = divmod(s, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
 
 
 class LiveView:
@@ -54,11 +68,17 @@ class LiveView:
 
     def progress(self, name: str, step: int, steps: int, target: int,
                  connections: int | None, rate: float | None, p99_ms: float | None,
-                 error_rate: float | None) -> None:
+                 error_rate: float | None, eta_model_s: float | None = None,
+                 eta_run_s: float | None = None) -> None:
         text = (f"  {name} step {step + 1}/{steps} -> {target} conns: open "
                 f"{_num(connections)}, {_num(rate)} msg/s, last p99 {_ms(p99_ms)}, "
                 f"errors {'-' if error_rate is None else f'{error_rate:.2%}'}")
+        if eta_model_s is not None or eta_run_s is not None:
+            text += f", left {clock_time(eta_model_s)} (run {clock_time(eta_run_s)})"
         if self.tty:
+            width = shutil.get_terminal_size((80, 24)).columns
+            if len(text) >= width:  # a wrapped line cannot be redrawn in place
+                text = text[: max(width - 2, 1)] + "…"
             if not (self._status and text == self._last_status):
                 self._write(ERASE + text)
             self._status, self._last_status = True, text

@@ -55,14 +55,18 @@ class ModelOutcome:
         return bool(self.rows)
 
 
-def expected_duration_s(scenario: Scenario) -> float:
-    """Ramp + hold of every step, plus slack: past this a model is stuck."""
-    total, previous = STARTUP_SLACK_S, 0
+def planned_s(scenario: Scenario) -> float:
+    """Ramp + hold of every step: how long one model's load runs when all goes to plan."""
+    total, previous = 0.0, 0
     for step in scenario.load.steps:
         total += (step.connections - previous) / scenario.load.spawn_rate + step.hold_s
-        total += STEP_SLACK_S
         previous = step.connections
     return total
+
+
+def expected_duration_s(scenario: Scenario) -> float:
+    """Ramp + hold of every step, plus slack: past this a model is stuck."""
+    return STARTUP_SLACK_S + planned_s(scenario) + STEP_SLACK_S * len(scenario.load.steps)
 
 
 def stops_model(row: dict[str, Any], server_dead: bool) -> bool:
@@ -83,6 +87,8 @@ class Runner:
         self.teardown = teardown or Teardown(live.line)
         self.outcomes: dict[str, ModelOutcome] = {}
         self.current: str | None = None  # the model in progress
+        self.models_left = 0
+        self.model_started = 0.0
         self.ctx = RunContext(run_id=record.run_dir.name, run_dir=record.run_dir,
                               scenario=scenario)
         self.poll_s, self.clock = poll_s, clock
@@ -93,6 +99,8 @@ class Runner:
         for index, spec in enumerate(self.scenario.servers, 1):
             self.live.model_start(spec.name, index, len(self.scenario.servers))
             self.current = spec.name
+            self.models_left = len(self.scenario.servers) - index
+            self.model_started = self.clock()
             self.outcomes[spec.name] = ModelOutcome()
             self.run_model(spec, self.outcomes[spec.name])
         self.current = None
@@ -191,9 +199,12 @@ class Runner:
                 moved = (b.get("bytes_out") or 0) - (a.get("bytes_out") or 0)
                 rate = moved / self.scenario.load.message_size / dt
         last = outcome.rows[-1] if outcome.rows else {}
+        planned = planned_s(self.scenario)
+        left = max(planned - (self.clock() - self.model_started), 0.0)
         self.live.progress(spec.name, step, total, self.scenario.load.steps[step].connections,
                            (stats or {}).get("connections"), rate, last.get("p99_ms"),
-                           last.get("error_rate"))
+                           last.get("error_rate"), eta_model_s=left,
+                           eta_run_s=left + planned * self.models_left)
 
     def _finish_model(self, spec: ServerSpec, server: ServerHandle | None,
                       load: LoadHandle | None, monitor: ServerMonitor | None,
