@@ -2,8 +2,9 @@
 
 Exit codes (runs contract, docs/design.md): 0 every model measured (a limit is
 a finding); 1 some model could not be measured, or the run failed; 2 bad input;
-130 interrupted by SIGINT (Ctrl-C); 143 stopped by SIGTERM. What was measured
-is kept in every case.
+3 the scenario's expectations were not met (lab/analysis/expect.py); 130
+interrupted by SIGINT (Ctrl-C); 143 stopped by SIGTERM. What was measured is
+kept in every case.
 """
 
 

@@ -4,6 +4,7 @@ and the Locust web UI)."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,8 @@ def _parser() -> LabParser:
     p.add_argument("--models", help="comma-separated server names to run, in this order")
     p.add_argument("--ui", action="store_true",
                    help="start every server and the Locust web UI (127.0.0.1:8089) instead")
+    p.add_argument("--json", action="store_true",
+                   help="print a machine-readable summary on stdout (and nothing else there)")
     return p
 
 
@@ -77,17 +80,36 @@ def command(argv: list[str]) -> int:
             return exc.exit_code
         return 0
     run_dir, outcomes = run_scenario(scenario, backend, args.out, live=live)
-    print(f"run: {run_dir}")
+    say = sys.stderr if args.json else sys.stdout  # --json: stdout is the summary alone
+    print(f"run: {run_dir}", file=say)
     for name, outcome in outcomes.items():
-        print(f"  {name}: {summarize(outcome)}")
+        print(f"  {name}: {summarize(outcome)}", file=say)
     if (run_dir / "report.html").exists():
-        print(f"report: {run_dir / 'report.html'}")
+        print(f"report: {run_dir / 'report.html'}", file=say)
+    from lab.analysis.expect import EXIT_UNMET, check, summary
+    from lab.analysis.headline import headline
+    from lab.results.reader import load_run
+
+    run = load_run(run_dir)
+    for sentence in headline(run):
+        print(sentence, file=say)
+    verdicts = check(run)
+    for verdict in verdicts:
+        print(f"  expect {verdict.line()}", file=say)
     failed = [name for name, o in outcomes.items() if o.error]
+    code = 0
     if failed:  # a limit is a finding; a model the lab could not measure is a failure
         print(f"{PROG}: not measured: {', '.join(failed)} (see above and {run_dir / 'logs'})",
               file=sys.stderr)
-        return 1
-    return 0
+        code = 1
+    elif not all(v.met for v in verdicts):
+        unmet = [v.line() for v in verdicts if not v.met]
+        print(f"{PROG}: {len(unmet)} expectation(s) not met: " + "; ".join(unmet),
+              file=sys.stderr)
+        code = EXIT_UNMET
+    if args.json:
+        print(json.dumps(summary(run, verdicts, code), indent=1))
+    return code
 
 
 def summarize(outcome: Any) -> str:

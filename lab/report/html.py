@@ -18,6 +18,8 @@ from typing import Any
 
 from contract.limits import explain
 from lab.analysis import capacity
+from lab.analysis.expect import check
+from lab.analysis.headline import headline
 from lab.report import charts
 from lab.results.reader import Run, load_run
 from lab.scenario.loader import scenario_to_dict
@@ -126,6 +128,16 @@ def capacity_section(run: Run) -> str:
             + html_table(head, cells))
 
 
+def expect_section(run: Run) -> str:
+    """The scenario's expectations and whether this run met them."""
+    verdicts = check(run)
+    if not verdicts:
+        return ""
+    rows = [[_model_label(v.server), escape(v.expected), escape(v.got),
+             "met" if v.met else '<span class="warn">NOT MET</span>'] for v in verdicts]
+    return "<h2>Expectations</h2>" + html_table(["server", "expected", "got", ""], rows, {3})
+
+
 def steps_section(run: Run) -> str:
     rows = [[escape(_cell(r.get(k), k)) for k, _ in STEP_COLUMNS] for r in run.rows]
     return "<h2>Every step</h2>" + html_table([h for _, h in STEP_COLUMNS], rows)
@@ -189,8 +201,9 @@ def render_html(run: Run) -> str:
         f"<h1>iolab run: {escape(name)}</h1><p>{escape(desc)}</p>"
         f"<p>Run directory <code>{escape(run.name)}</code></p>",
         status_banner(run),
+        "".join(f'<p class="headline">{escape(s)}</p>' for s in headline(run)),
         "" if run.rows else '<p class="warn">No step finished in this run: nothing to plot.</p>',
-        limits_section(run), charts_section(run), capacity_section(run),
+        limits_section(run), expect_section(run), charts_section(run), capacity_section(run),
         steps_section(run), metadata_section(run),
     ])
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

@@ -224,6 +224,15 @@ def _check_host_refs(doc: Doc, root: yaml.Node, scenario: Scenario) -> None:
             doc.report(_node_at(root, path), path, f"'{host}' is not a host{hint}")
 
 
+def _check_expect_refs(doc: Doc, root: yaml.Node, scenario: Scenario) -> None:
+    names = tuple(s.name for s in scenario.servers)
+    for e in scenario.expect:
+        if e.server not in names:
+            hint = did_you_mean(e.server, names) or f"; servers are: {', '.join(names)}"
+            path = f"expect.{e.server}"
+            doc.report(_node_at(root, path), path, f"'{e.server}' is not a server{hint}")
+
+
 def build_scenario(doc: Doc, root: yaml.Node, default_name: str) -> Scenario:
     """The scenario at ``root``; its problems are on ``doc`` (the value is only
     meaningful when there are none)."""
@@ -245,4 +254,6 @@ def build_scenario(doc: Doc, root: yaml.Node, default_name: str) -> Scenario:
                          placement=Placement(master=first_host, workers=(first_host,)))
     if "hosts" not in top.failed:  # else a reference to a bad host would be reported too
         _check_host_refs(doc, root, scenario)
+    if "servers" not in top.failed:
+        _check_expect_refs(doc, root, scenario)
     return scenario

@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from contract.limits import LIMIT_KINDS
 from contract.models import MODELS, ON_FD_LIMIT_MODELS, WORKERS_MODELS
 from contract.network import (
     NAMESPACED_SYSCTL_PREFIXES,
@@ -57,6 +58,7 @@ from lab.scenario.nodes import (
 )
 from lab.scenario.types import (
     SLO,
+    Expectation,
     HostLimits,
     HostSpec,
     Limits,
@@ -220,6 +222,33 @@ HOST_LIMITS = Section("host_limits", HostLimits, (
     Field("raise_host_limits", boolean),
 ))
 
+EXPECT = Section("expectation", Expectation, (
+    Field("limit", choice((*LIMIT_KINDS, "none"), "limit kind"), omit=is_none),
+    Field("holds", int_at_least(1), omit=is_none),
+))
+
+
+def expectations(doc: Doc, node: yaml.Node, path: str) -> tuple[Expectation, ...]:
+    """``expect: {select: {limit: FD_SETSIZE}, epoll: {holds: 19000}}``, keyed by server name."""
+    if not isinstance(node, yaml.MappingNode):
+        doc.fail(node, path, f"expected a mapping of server name: {{limit: ..., holds: ...}}; "
+                             f"got {kind(doc, node)}")
+    out = []
+    for key_node, value_node in node.value:
+        server = string(doc, key_node, path)
+        sub = f"{path}.{server}"
+        m = EXPECT.open(doc, value_node, sub)
+        got = EXPECT.given(doc, m)
+        if not got and not m.failed:
+            doc.report(value_node, sub, "expects nothing; give limit: KIND and/or holds: N")
+        out.append(EXPECT.build(got, server=server))
+    return tuple(out)
+
+
+def _expect_dump(items: tuple[Expectation, ...]) -> dict[str, Any]:
+    return {e.server: EXPECT.dump(e) for e in items}
+
+
 TOP = Section("scenario", Scenario, (
     Field("name", name),  # default: the file's stem
     Field("description", text),
@@ -233,4 +262,5 @@ TOP = Section("scenario", Scenario, (
           required="list the models to compare, e.g. servers: [select, poll, epoll]"),
     Field("load", None, dump=LOAD.dump, required="give at least load.steps"),
     Field("slo", SLO_TABLE.read, dump=SLO_TABLE.dump),
+    Field("expect", expectations, dump=_expect_dump, omit=lambda value, _: not value),
 ))

@@ -96,6 +96,20 @@ class HostLimits:
 
 
 @dataclass(frozen=True)
+class Expectation:
+    """What a scenario expects of one server, checked after the run (exit 3 if not met).
+
+    ``limit``: the first limit the server hits (``none``: it hits none);
+    ``holds``: the connections it holds within the SLO (the capacity plan's
+    figure) are at least this many.
+    """
+
+    server: str
+    limit: str | None = None
+    holds: int | None = None
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     servers: tuple[ServerSpec, ...]
@@ -107,6 +121,7 @@ class Scenario:
     placement: Placement = field(default_factory=Placement)
     host_limits: HostLimits = field(default_factory=HostLimits)
     allow_external_targets: bool = False
+    expect: tuple[Expectation, ...] = ()
     source_path: Path | None = None  # the YAML file it came from
 
     def host(self, name: str) -> HostSpec:

@@ -348,6 +348,7 @@ load:
   hold: 4s
   steps: [10, {connections: 20, hold: 1h}]
 slo: {p99_ms: 12.5, error_rate: 0.5}
+expect: {sel: {limit: EMFILE, holds: 10}}
 """
 
 

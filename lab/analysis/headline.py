@@ -1,0 +1,56 @@
+"""The finding of a run in plain sentences, generated from its numbers.
+
+One sentence per model: where it stopped and why (the first limit it hit, or
+the SLO criterion it missed first), how many connections it held within the
+SLO and at what p99, and its CPU per message against the cheapest model's —
+the numbers of the capacity plan (``lab/analysis/capacity.py``), so the
+headline, the plan and the charts never disagree. Nothing here is written by
+hand: a run without a number says "not measured" rather than guess.
+"""
+
+from __future__ import annotations
+
+from lab.analysis import metrics as m
+from lab.analysis.capacity import ModelPlan, plan_run, slo_of
+from lab.results.reader import Run
+
+
+def _n(value: int | None) -> str:
+    return "no" if value is None else f"{value:,}"
+
+
+def _us(seconds: float | None) -> str:
+    return f"{seconds * 1e6:.0f} µs" if seconds is not None else "an unmeasured amount"
+
+
+def _sentence(run: Run, plan: ModelPlan, cheapest: ModelPlan | None) -> str:
+    rows = run.rows_for(plan.model)
+    if not rows:
+        return f"{plan.model} was not measured (no step finished)."
+    hit = run.first_limit(plan.model)
+    if hit:
+        row, kind = hit
+        start = f"{plan.model} stopped at {_n(m.held(row))} connections: {kind}"
+    elif plan.binds != "none":
+        start = f"{plan.model} missed the SLO at {plan.swept_to:,} connections ({plan.why})"
+    else:
+        start = f"{plan.model} met the SLO at every step up to {plan.swept_to:,} connections"
+    best = next((r for r in rows if r.get("step") == plan.capacity_step), None)
+    p99 = best.get("p99_ms") if best else None
+    within = (f"; it held {_n(plan.capacity)} within the SLO"
+              + (f" at p99 {p99:.1f} ms" if p99 is not None else ""))
+    cost = f", {_us(plan.cpu_per_message_s)} of CPU per message"
+    if cheapest is not None and plan.cpu_per_message_s and cheapest is not plan:
+        cost += (f", {plan.cpu_per_message_s / cheapest.cpu_per_message_s:.1f}× "
+                 f"{cheapest.model}'s")
+    elif cheapest is plan and len(run.models) > 1:
+        cost += " (the least)"
+    return start + (within + cost if plan.capacity else "") + "."
+
+
+def headline(run: Run) -> list[str]:
+    """The run's finding, one sentence per model in run order."""
+    plans = plan_run(run, slo_of(run))
+    costed = [p for p in plans if p.cpu_per_message_s and p.capacity]
+    cheapest = min(costed, key=lambda p: p.cpu_per_message_s, default=None)
+    return [_sentence(run, p, cheapest) for p in plans]

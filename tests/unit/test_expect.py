@@ -1,0 +1,69 @@
+"""Expectations: a scenario says what a run must show; verdicts from the
+run's own numbers; exit 3 and a --json summary."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lab import cli
+from lab.analysis.expect import check, summary
+from lab.analysis.headline import headline
+from lab.results.reader import load_run
+
+GOLDEN = Path(__file__).resolve().parents[1] / "data/runs/20261128-060017-select-poll-epoll"
+
+
+def _with_expect(tmp_path, expect):
+    run_dir = tmp_path / GOLDEN.name
+    shutil.copytree(GOLDEN, run_dir)
+    meta = json.loads((run_dir / "run.json").read_text())
+    meta["scenario"]["expect"] = expect
+    (run_dir / "run.json").write_text(json.dumps(meta))
+    return load_run(run_dir)
+
+
+def test_verdicts_follow_the_numbers(tmp_path):
+    run = _with_expect(tmp_path, {"select": {"limit": "FD_SETSIZE"}, "epoll": {"holds": 1500},
+                                  "poll": {"holds": 100000, "limit": "none"}})
+    verdicts = {(v.server, v.expected): v for v in check(run)}
+    assert verdicts[("select", "limit FD_SETSIZE")].met
+    assert verdicts[("epoll", "holds >= 1500")].met
+    assert verdicts[("poll", "limit none")].met
+    unmet = verdicts[("poll", "holds >= 100000")]
+    assert not unmet.met and unmet.got == "1500" and "NOT MET" in unmet.line()
+    data = summary(run, list(verdicts.values()), 3)
+    assert data["models"]["select"]["limit"] == "FD_SETSIZE" and not data["expectations_met"]
+    assert data["models"]["epoll"]["capacity_at_slo"] == 1500
+
+
+def test_the_report_shows_expectations_and_the_headline(tmp_path):
+    run = _with_expect(tmp_path, {"select": {"limit": "EMFILE"}})
+    assert not check(run)[0].met
+    assert cli.main(["report", str(run.path)]) == 0
+    html = (run.path / "report.html").read_text()
+    assert "Expectations" in html and "NOT MET" in html
+    assert "select stopped at 1,019 connections: FD_SETSIZE" in html
+    assert headline(run)[2].startswith("epoll met the SLO")
+
+
+@pytest.mark.parametrize("expect, code", [({"select": {"limit": "FD_SETSIZE"}}, 0),
+                                          ({"select": {"limit": "none"}}, 3)])
+def test_run_exits_3_on_an_unmet_expectation_and_json_is_stdout_alone(tmp_path, capsys,
+                                                                      expect, code):
+    import yaml
+
+    scenario = {"name": "exp", "backend": "local", "servers": ["select"],
+                "load": {"connect_rate": 1000, "hold": "1s", "steps": [200, 1200]},
+                "expect": expect}
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(scenario))
+    assert cli.main([str(path), "--out", str(tmp_path / "out"), "--json"]) == code
+    out, err = capsys.readouterr()
+    data = json.loads(out)  # nothing but the summary on stdout
+    assert data["exit_code"] == code and data["models"]["select"]["limit"] == "FD_SETSIZE"
+    assert data["expectations_met"] is (code == 0)
+    assert "run: " in err and "select stopped at" in err
