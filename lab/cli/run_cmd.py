@@ -34,6 +34,9 @@ def _parser() -> LabParser:
     p.add_argument("--models", help="comma-separated server names to run, in this order")
     p.add_argument("--ui", action="store_true",
                    help="start every server and the Locust web UI (127.0.0.1:8089) instead")
+    p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
+                   help="override a scenario key, e.g. --set load.hold=2s --set "
+                        "load.steps=[100,500] (validated like the file; repeatable)")
     p.add_argument("--json", action="store_true",
                    help="print a machine-readable summary on stdout (and nothing else there)")
     return p
@@ -64,7 +67,7 @@ def choose_backend(scenario: Scenario, choice: str, live: LiveView):
 
 def command(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    scenario = load_scenario(args.scenario)
+    scenario = load_scenario(args.scenario, overrides=args.set)
     if args.models:
         scenario = select_servers(scenario, [m.strip() for m in args.models.split(",")])
     live = LiveView()

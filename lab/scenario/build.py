@@ -225,7 +225,9 @@ def _check_host_refs(doc: Doc, root: yaml.Node, scenario: Scenario) -> None:
 
 
 def _check_expect_refs(doc: Doc, root: yaml.Node, scenario: Scenario) -> None:
-    names = tuple(s.name for s in scenario.servers)
+    names = tuple(s.name for s in scenario.servers if s and s.name)  # a bad one has none
+    if not names:  # every server is broken: that is what to fix first
+        return
     for e in scenario.expect:
         if e.server not in names:
             hint = did_you_mean(e.server, names) or f"; servers are: {', '.join(names)}"

@@ -33,6 +33,7 @@ from lab.scenario.build import build_scenario
 from lab.scenario.dump import scenario_to_dict, scenario_to_yaml
 from lab.scenario.errors import Invalid, ScenarioError
 from lab.scenario.nodes import NAME_RE, Doc, did_you_mean, is_null
+from lab.scenario.overrides import apply as apply_overrides
 from lab.scenario.types import Scenario
 
 __all__ = ["ScenarioError", "did_you_mean", "load_scenario", "parse_scenario",
@@ -45,7 +46,8 @@ def _default_name(path: Path) -> str:
 
 
 def parse_scenario(text: str, filename: str = "<scenario>", source: Path | None = None, *,
-                   from_run: bool = False) -> Scenario:
+                   from_run: bool = False, overrides: list[str] | tuple[str, ...] = ()
+                   ) -> Scenario:
     """Parse and validate scenario YAML text; raises :class:`ScenarioError`
     (an :class:`InputError`) listing every problem.
 
@@ -53,6 +55,7 @@ def parse_scenario(text: str, filename: str = "<scenario>", source: Path | None 
     directories written before keys were checked per model dumped
     ``on_fd_limit`` for every server; with ``from_run`` a key that does not
     apply to a server's model is dropped instead of refused.
+    ``overrides``: ``PATH=VALUE`` strings (``--set``), see lab/scenario/overrides.py.
     """
     loader = yaml.SafeLoader(text)
     doc = Doc(filename, loader, from_run=from_run)
@@ -65,6 +68,8 @@ def parse_scenario(text: str, filename: str = "<scenario>", source: Path | None 
         raise ScenarioError([f"{filename}:{line}:{column}: not valid YAML: {problem}"]) from None
     finally:
         loader.dispose()
+    if overrides and root is not None and not is_null(root):
+        root = apply_overrides(root, overrides)
     if root is None or is_null(root):
         raise ScenarioError([f"{filename}:1:1: the file is empty; a scenario needs at least "
                              "'servers' and 'load' (see scenarios/README.md)"])
@@ -77,7 +82,7 @@ def parse_scenario(text: str, filename: str = "<scenario>", source: Path | None 
     return dataclasses.replace(scenario, source_path=source)
 
 
-def load_scenario(path: str | Path) -> Scenario:
+def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Scenario:
     """Read and validate a scenario file; every problem is an :class:`InputError`."""
     path = Path(path)
     try:
@@ -86,7 +91,7 @@ def load_scenario(path: str | Path) -> Scenario:
         raise InputError(f"{path}: no such scenario file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read the scenario: {exc}") from None
-    return parse_scenario(text, str(path), source=path.resolve())
+    return parse_scenario(text, str(path), source=path.resolve(), overrides=overrides)
 
 
 def select_servers(scenario: Scenario, names: list[str]) -> Scenario:

@@ -51,8 +51,10 @@ class Doc:
 
     def problem(self, node: yaml.Node | None, path: str, message: str) -> Problem:
         mark = node.start_mark if node is not None else None
-        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         where = f"{path}: " if path else ""
+        if mark is not None and str(mark.name).startswith("--set "):  # from the command line
+            return Problem(1 << 30, 0, f"{mark.name}: {where}{message}")
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         return Problem(line, column, f"{self.filename}:{line}:{column}: {where}{message}")
 
     def fail(self, node: yaml.Node | None, path: str, message: str) -> NoReturn:
