@@ -44,6 +44,27 @@ def client_for(endpoint: str, timeout: int = CONNECT_TIMEOUT_S):
         raise BackendError(f"cannot reach Docker at {endpoint}: {exc}") from exc
 
 
+def local_target() -> str:
+    """Where ``local`` goes: ``DOCKER_HOST``, else the current Docker context's
+    host (``DOCKER_CONTEXT`` or the CLI's ``currentContext``; docker-py >= 7.2
+    honours it, so colima and Docker Desktop work), else the default socket."""
+    import os
+
+    if os.environ.get("DOCKER_HOST"):
+        return f"{os.environ['DOCKER_HOST']} (DOCKER_HOST)"
+    try:
+        from docker.context import ContextAPI
+        from docker.context.config import get_current_context_name
+
+        name = os.environ.get("DOCKER_CONTEXT") or get_current_context_name()
+        context = ContextAPI.get_context(name)
+        if context is not None and context.Host:
+            return f"{context.Host} (Docker context {name})"
+    except Exception:  # noqa: BLE001 - only a description; from_env decides
+        pass
+    return "unix:///var/run/docker.sock"
+
+
 def docker_available(endpoint: str = "local") -> tuple[bool, str]:
     """(True, "Docker 20.10.24 (linux/x86_64)") or (False, why + what to do)."""
     try:
@@ -56,7 +77,8 @@ def docker_available(endpoint: str = "local") -> tuple[bool, str]:
         ver = client.version()
     except (docker.errors.DockerException, BackendError, OSError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return False, (f"no Docker daemon answers at {endpoint} ({first[:200]}); "
+        where = f"local = {local_target()}" if endpoint == "local" else endpoint
+        return False, (f"no Docker daemon answers at {where} ({first[:200]}); "
                        "run scripts/ensure-docker (as root on Debian/Ubuntu it starts one)")
     return True, f"Docker {ver.get('Version')} ({ver.get('Os')}/{ver.get('Arch')})"
 
