@@ -71,6 +71,7 @@ def docker_available(endpoint: str = "local") -> tuple[bool, str]:
         import docker
     except ImportError:
         return False, "the docker Python SDK is not installed (pip install docker)"
+    client = None
     try:
         client = client_for(endpoint, timeout=10)
         client.ping()
@@ -80,6 +81,9 @@ def docker_available(endpoint: str = "local") -> tuple[bool, str]:
         where = f"local = {local_target()}" if endpoint == "local" else endpoint
         return False, (f"no Docker daemon answers at {where} ({first[:200]}); "
                        "run scripts/ensure-docker (as root on Debian/Ubuntu it starts one)")
+    finally:
+        if client is not None:
+            client.close()  # a probe: its connection pool must not outlive it
     return True, f"Docker {ver.get('Version')} ({ver.get('Os')}/{ver.get('Arch')})"
 
 
