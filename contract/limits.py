@@ -68,6 +68,10 @@ _LIMITS = (
           "threads"),
     Limit("crash", "the server process died (see its log tail); everything it held was dropped.",
           "stability"),
+    Limit("mismatch",
+          "the server's replies differ from the bytes sent: it is not an echo server, or it "
+          "corrupts data, so its numbers would count errors rather than capacity.",
+          "correctness"),
 )
 
 LIMITS: dict[str, Limit] = {limit.kind: limit for limit in _LIMITS}

@@ -173,6 +173,7 @@ class TcpClient:
                     raise ClosedByServer()
                 got += n
             if buf != payload:
+                self.meter.mismatched(payload, buf)
                 raise EchoMismatch(f"{size} bytes sent, other bytes came back")
         except Exception as exc:  # noqa: BLE001 - every failure is data
             self._lost("echo", start, failure(exc))

@@ -62,6 +62,7 @@ class Meter:
         self.connect_attempts = 0
         self.connect_failures: Counter[str] = Counter()
         self.failures: Counter[str] = Counter()
+        self.mismatch: dict[str, Any] | None = None  # the step's first wrong reply
         self.start_window()
 
     def start_window(self) -> None:
@@ -105,6 +106,14 @@ class Meter:
     def failed(self, kind: str) -> None:
         self.failures[kind] += 1
 
+    def mismatched(self, sent: bytes, received: bytes) -> None:
+        """Keep the step's first wrong reply: where it differs and 16 bytes of each side."""
+        if self.mismatch is None:
+            at = next((i for i, (a, b) in enumerate(zip(sent, received, strict=False))
+                       if a != b), min(len(sent), len(received)))
+            self.mismatch = {"offset": at, "sent": repr(bytes(sent[at:at + 16])),
+                             "received": repr(bytes(received[at:at + 16]))}
+
     # -- step boundaries --------------------------------------------------------
     def snapshot(self, users: int) -> Snapshot:
         """The step so far; then start counting the next step."""
@@ -116,6 +125,7 @@ class Meter:
             failures=dict(self.failures),
             histogram=self.histogram,
             window_s=time.monotonic() - self._window_start,
+            mismatch=self.mismatch,
         )
         self.reset_step()
         return snap
@@ -132,6 +142,7 @@ class Snapshot:
     failures: dict[str, int] = field(default_factory=dict)
     histogram: HdrHistogram = field(default_factory=new_histogram)
     window_s: float = 0.0  # how long this process counted echoes
+    mismatch: dict[str, Any] | None = None  # the first reply that differed, if any
 
     def to_message(self) -> dict[str, Any]:
         """Plain data for a Locust custom message (msgpack)."""
@@ -143,6 +154,7 @@ class Snapshot:
             "failures": self.failures,
             "histogram": self.histogram.encode(),
             "window_s": self.window_s,
+            "mismatch": self.mismatch,
         }
 
     @classmethod
@@ -155,6 +167,7 @@ class Snapshot:
             failures=dict(data["failures"]),
             histogram=HdrHistogram.decode(data["histogram"]),
             window_s=float(data["window_s"]),
+            mismatch=data.get("mismatch"),
         )
 
 
@@ -190,4 +203,5 @@ def merge(snapshots: list[Snapshot]) -> dict[str, Any]:
         "max_ms": ms(total.get_max_value()),
         "failures": dict(sorted(failures.items())),
         "workers": len(snapshots),
+        "mismatch_example": next((s.mismatch for s in snapshots if s.mismatch), None),
     }

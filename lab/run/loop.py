@@ -48,6 +48,7 @@ class ModelOutcome:
     error: str | None = None
     rows: list[dict[str, Any]] = field(default_factory=list)
     interrupted: bool = False
+    mismatch_example: dict[str, Any] | None = None  # the first reply that was not the echo
 
     @property
     def measured(self) -> bool:
@@ -70,9 +71,10 @@ def expected_duration_s(scenario: Scenario) -> float:
 
 
 def stops_model(row: dict[str, Any], server_dead: bool) -> bool:
-    """A step ends a model when its server died, or when a limit kept the load
-    below the step's target."""
-    if server_dead or row.get("limit") == "crash":
+    """A step ends a model when its server died, when its replies were not the
+    bytes sent (more steps would measure errors, not capacity), or when a
+    limit kept the load below the step's target."""
+    if server_dead or row.get("limit") in ("crash", "mismatch"):
         return True
     return bool(row.get("limit")) and (row.get("connected") or 0) < row["target_connections"]
 
@@ -167,6 +169,13 @@ class Runner:
         outcome.rows.append(row)
         self.record.add_row(row)
         self.live.step_done(row)
+        example = record.get("mismatch_example")
+        if example and outcome.mismatch_example is None:
+            outcome.mismatch_example = example
+            self.record.set_model(spec.name, mismatch_example=example)
+            self.live.line(f"  {spec.name}: replies differ from what was sent (from byte "
+                           f"{example.get('offset')}: sent {example.get('sent')}, got "
+                           f"{example.get('received')})")
         return row
 
     def step_wait_s(self) -> float:
@@ -179,6 +188,8 @@ class Runner:
         limit = monitor.first_limit(until=t_end)
         if limit is None and server_dead:
             limit = "crash"
+        if limit is None and int((record.get("failures") or {}).get("mismatch") or 0):
+            limit = "mismatch"
         if limit is None:
             limit = load_side_limit(record.get("connect_failures"))
         active = self.scenario.load.active_users if self.scenario.load.user == "idle" else (
