@@ -68,6 +68,10 @@ _LIMITS = (
           "threads"),
     Limit("crash", "the server process died (see its log tail); everything it held was dropped.",
           "stability"),
+    Limit("oom",
+          "the kernel's OOM killer ended the server (Docker's OOMKilled, or SIGKILL under a "
+          "memory limit), or it could not allocate memory: every connection costs memory.",
+          "memory"),
     Limit("mismatch",
           "the server's replies differ from the bytes sent: it is not an echo server, or it "
           "corrupts data, so its numbers would count errors rather than capacity.",

@@ -56,7 +56,7 @@ class TcpClient:
     """
 
     __slots__ = ("address", "source_ip", "opts", "meter", "budget", "_fire", "_context", "_hub",
-                 "sock", "_readable", "_writable", "_payload", "_buf", "_seq")
+                 "sock", "_readable", "_writable", "_payload", "_buf", "_seq", "_served")
 
     def __init__(self, address: tuple[str, int], opts: LoadOptions, meter: Meter,
                  fire: Callable[..., Any], *, source_ip: str | None = None,
@@ -66,6 +66,7 @@ class TcpClient:
         self.source_ip = source_ip
         self.opts = opts
         self.meter = meter
+        self._served = False  # this connection has had an echo back
         self.budget = budget if budget is not None else SocketBudget(1 << 62)
         self._fire = fire
         self._context = context if context is not None else {}
@@ -141,6 +142,7 @@ class TcpClient:
             raise
         self.sock = sock
         self.meter.opened()
+        self._served = False  # no echo on this connection yet
         self._report("connect", start, 0, None)
         return True
 
@@ -180,6 +182,9 @@ class TcpClient:
             return False
         elapsed = perf_counter() - start
         self.meter.echo_ok(elapsed)
+        if not self._served:
+            self._served = True
+            self.meter.served()
         self._fire(request_type=REQUEST_TYPE, name="echo", response_time=elapsed * 1000.0,
                    response_length=size, exception=None, context=self._context)
         return True
@@ -230,7 +235,8 @@ class TcpClient:
         if self.sock is not None:
             self._drop(self.sock)
             self.sock = None
-            self.meter.closed()
+            self.meter.closed(served=self._served)
+            self._served = False
 
     def _drop(self, sock: _socket.socket | None) -> None:
         """Watchers first: libev must not watch a closed descriptor, which the

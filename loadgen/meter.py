@@ -56,6 +56,7 @@ class Meter:
 
     def __init__(self) -> None:
         self.connected = 0
+        self.serving = 0  # open connections that had at least one echo
         self.reset_step()
 
     def reset_step(self) -> None:
@@ -63,6 +64,12 @@ class Meter:
         self.connect_failures: Counter[str] = Counter()
         self.failures: Counter[str] = Counter()
         self.mismatch: dict[str, Any] | None = None  # the step's first wrong reply
+        # The most connections open at once in this step, and the most that had
+        # an echo back: when a server dies mid-step, what it held at death (its
+        # own stats die with it). "Open" counts handshakes the kernel completed
+        # into the accept queue; "served" only connections the server accepted.
+        self.peak_connected = getattr(self, "connected", 0)
+        self.peak_served = getattr(self, "serving", 0)
         self.start_window()
 
     def start_window(self) -> None:
@@ -87,9 +94,19 @@ class Meter:
 
     def opened(self) -> None:
         self.connected += 1
+        if self.connected > self.peak_connected:
+            self.peak_connected = self.connected
 
-    def closed(self) -> None:
+    def closed(self, served: bool = False) -> None:
         self.connected -= 1
+        if served:
+            self.serving -= 1
+
+    def served(self) -> None:
+        """A connection's first echo came back: the server holds it, not only the kernel."""
+        self.serving += 1
+        if self.serving > self.peak_served:
+            self.peak_served = self.serving
 
     def echo_ok(self, latency_s: float) -> None:
         us = int(latency_s * 1_000_000)
@@ -126,6 +143,8 @@ class Meter:
             histogram=self.histogram,
             window_s=time.monotonic() - self._window_start,
             mismatch=self.mismatch,
+            peak_connected=self.peak_connected,
+            peak_served=self.peak_served,
         )
         self.reset_step()
         return snap
@@ -143,6 +162,8 @@ class Snapshot:
     histogram: HdrHistogram = field(default_factory=new_histogram)
     window_s: float = 0.0  # how long this process counted echoes
     mismatch: dict[str, Any] | None = None  # the first reply that differed, if any
+    peak_connected: int = 0
+    peak_served: int = 0
 
     def to_message(self) -> dict[str, Any]:
         """Plain data for a Locust custom message (msgpack)."""
@@ -155,6 +176,8 @@ class Snapshot:
             "histogram": self.histogram.encode(),
             "window_s": self.window_s,
             "mismatch": self.mismatch,
+            "peak_connected": self.peak_connected,
+            "peak_served": self.peak_served,
         }
 
     @classmethod
@@ -168,6 +191,8 @@ class Snapshot:
             histogram=HdrHistogram.decode(data["histogram"]),
             window_s=float(data["window_s"]),
             mismatch=data.get("mismatch"),
+            peak_connected=int(data.get("peak_connected") or 0),
+            peak_served=int(data.get("peak_served") or 0),
         )
 
 
@@ -204,4 +229,8 @@ def merge(snapshots: list[Snapshot]) -> dict[str, Any]:
         "failures": dict(sorted(failures.items())),
         "workers": len(snapshots),
         "mismatch_example": next((s.mismatch for s in snapshots if s.mismatch), None),
+        # Each worker's own peak, summed: exact for one worker, an upper bound
+        # for several (their peaks need not coincide).
+        "peak_connected": sum(s.peak_connected for s in snapshots),
+        "peak_served": sum(s.peak_served for s in snapshots),
     }

@@ -59,6 +59,10 @@ class ServerHandle(ABC):
     def log_tail(self, lines: int = 40) -> str:
         """The end of the server's output, for crash reports."""
 
+    def oom_killed(self) -> bool:
+        """True when the kernel's OOM killer ended this server (Docker says so)."""
+        return False
+
 
 class LoadHandle(ABC):
     """A running Locust master plus its workers."""

@@ -128,7 +128,11 @@ def make_row(spec: ServerSpec, step: dict[str, Any], stats: dict[str, Any] | Non
         "target_connections": int(step.get("target_users") or 0),
         "connected": step.get("connected"),
         "server_connections": stats.get("connections"),
-        "peak_connections": stats.get("peak_connections"),
+        # The server's own peak; a custom server reports none, so the clients'
+        # stands in: the most connections that had an echo back at once (open
+        # ones count handshakes still in the accept queue; idle users never echo).
+        "peak_connections": stats.get("peak_connections") if stats.get("peak_connections")
+        is not None else (step.get("peak_served") or step.get("peak_connected")),
         "rps": step.get("rps"),
         **{k: step.get(k) for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms")},
         "echo_count": echo_count,

@@ -30,6 +30,7 @@ from lab.results.writer import (
     load_side_limit,
     make_row,
 )
+from lab.run.death import cause
 from lab.run.live import LiveView
 from lab.run.monitors import ServerMonitor, SockSampler, append_jsonl
 from lab.scenario.types import Scenario, ServerSpec
@@ -164,8 +165,10 @@ class Runner:
             raise
 
     def add_row(self, spec: ServerSpec, record: dict[str, Any], monitor: ServerMonitor,
-                server_dead: bool, outcome: ModelOutcome) -> dict[str, Any]:
-        row = self._row(spec, record, monitor, server_dead)
+                death: str | None, outcome: ModelOutcome) -> dict[str, Any]:
+        """A row from a step record; ``death`` is the cause (lab/run/death.py)
+        when the server died before this step ended."""
+        row = self._row(spec, record, monitor, death)
         outcome.rows.append(row)
         self.record.add_row(row)
         self.live.step_done(row)
@@ -183,11 +186,11 @@ class Runner:
         return min(15.0, max(s.hold_s for s in self.scenario.load.steps) + 5.0)
 
     def _row(self, spec: ServerSpec, record: dict[str, Any], monitor: ServerMonitor,
-             server_dead: bool) -> dict[str, Any]:
+             death: str | None) -> dict[str, Any]:
         t_end = float(record.get("t_end") or self.clock())
         limit = monitor.first_limit(until=t_end)
-        if limit is None and server_dead:
-            limit = "crash"
+        if death is not None:  # its own limit event first, then the evidence of its death
+            limit = limit or death
         if limit is None and int((record.get("failures") or {}).get("mismatch") or 0):
             limit = "mismatch"
         if limit is None:
@@ -263,7 +266,9 @@ class _StepPoller:
         self.pending: deque[tuple[dict[str, Any], float]] = deque()
         self.budget = expected_duration_s(runner.scenario)
         self.deadline = runner.clock() + self.budget
-        self.dead_since: float | None = None
+        self.dead_since: float | None = None  # when the poll first saw it dead
+        self.alive_at = runner.clock()  # the last poll that saw it running
+        self._cause: str | None = None
 
     def tick(self) -> bool:
         """One poll; True when this model is done."""
@@ -271,6 +276,8 @@ class _StepPoller:
         # Read the exit states first: whatever a process wrote before exiting
         # is then certainly in the polls that follow.
         server_dead = self.server.exit_code() is not None
+        if not server_dead:
+            self.alive_at = now
         load_done = self.load.exit_code() is not None
         records = self.load.poll_step_results()
         append_jsonl(self.steps_path, records)
@@ -290,12 +297,32 @@ class _StepPoller:
             return True
         if server_dead and not self.pending and \
                 now - self.dead_since > self.runner.step_wait_s():
-            self._stop("crash", len(self.outcome.rows))
+            self._died_mid_step()
             return True
         if now > self.deadline:
             self.outcome.error = f"stuck: the steps did not finish within {self.budget:.0f} s"
             return True
         return False
+
+    def death(self) -> str:
+        """Why the server died, once (lab/run/death.py)."""
+        if self._cause is None:
+            memory = bool(self.spec.limits.memory)
+            self._cause = cause(self.monitor.first_limit(), self.server.log_tail(80),
+                                self.server.exit_code(), oom_killed=self.server.oom_killed(),
+                                memory_limited=memory)
+        return self._cause
+
+    def _died_mid_step(self) -> None:
+        """The server died and the load never closed the step in progress: the
+        row is that step's, with what the server last reported."""
+        done = len(self.outcome.rows)
+        steps = self.runner.scenario.load.steps
+        if done < len(steps):
+            record = {"step": done, "target_users": steps[done].connections,
+                      "t_end": self.dead_since, "connected": None, "echo_count": 0}
+            self.runner.add_row(self.spec, record, self.monitor, self.death(), self.outcome)
+        self._stop(self.death(), done)
 
     def _emit(self, now: float, server_dead: bool, flush: bool) -> bool:
         """Turn step records into rows once the server's stats for them are in
@@ -307,9 +334,14 @@ class _StepPoller:
             if not (stats_in or server_dead or flush):
                 return False
             self.pending.popleft()
-            row = self.runner.add_row(self.spec, record, self.monitor, server_dead, self.outcome)
-            if stops_model(row, server_dead):
-                self._stop(row["limit"] or "crash", row["step"])
+            # A step that ended while the server still ran is not where it died,
+            # even if its record arrived after the death (the crash belongs to
+            # the step in progress: the ramp to the next level, say).
+            died = server_dead and t_end > self.alive_at
+            death = self.death() if died else None
+            row = self.runner.add_row(self.spec, record, self.monitor, death, self.outcome)
+            if stops_model(row, died):
+                self._stop(row["limit"] or self.death(), row["step"])
                 return True
         return False
 
@@ -319,7 +351,7 @@ class _StepPoller:
     def flush(self) -> None:
         while self.pending:
             record = self.pending.popleft()[0]
-            self.runner.add_row(self.spec, record, self.monitor, False, self.outcome)
+            self.runner.add_row(self.spec, record, self.monitor, None, self.outcome)
 
 
 def write_report_safely(run_dir: Path, live: LiveView) -> Path | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 
 import pytest
 from lab_fakes import T0, FakeBackend, Script, stats, step_record
@@ -81,15 +82,17 @@ def test_logs_keep_every_event_and_step_record(tmp_path):
 
 def test_crash_is_named_with_log_tail_and_run_goes_on(tmp_path):
     crashing = _holding_script()
-    crashing.crash_after = 1
+    crashing.crash_after = 1  # dies once step 0 has ended, during step 1
+    crashing.steps[1]["t_end"] = time.time() + 3600  # step 1 ends after the death
     _, run_dir, outcomes, _ = _run(tmp_path, {"select": crashing, "epoll": _holding_script()})
     run = json.loads((run_dir / "run.json").read_text())
     assert run["models"]["select"]["limit"] == "crash"
     assert "fake server crashed" in run["models"]["select"]["log_tail"]
     assert run["models"]["select"]["exit_code"] == -9
     rows = read_steps_csv(run_dir / "steps.csv")
+    # the death belongs to the step in progress (1), not to the one that ended before it
     assert [(r["model"], r["limit"]) for r in rows] == [
-        ("select", "crash"), ("epoll", ""), ("epoll", "")]
+        ("select", ""), ("select", "crash"), ("epoll", ""), ("epoll", "")]
     assert outcomes["epoll"].stopped_at_step is None
 
 

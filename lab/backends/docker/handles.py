@@ -76,6 +76,9 @@ class DockerServerHandle(ServerHandle):
     def log_tail(self, lines: int = 40) -> str:
         return self.follower.tail(lines)
 
+    def oom_killed(self) -> bool:
+        return bool(self.container.attrs.get("State", {}).get("OOMKilled"))
+
 
 class StepResultsReader:
     """Reads the master's ``--step-results`` JSON-lines file through the Docker

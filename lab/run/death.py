@@ -1,0 +1,40 @@
+"""Why a server died, from evidence, in the limit vocabulary.
+
+A death is named by the first of these that speaks:
+
+1. the server's own ``limit`` event (it saw the wall before it fell);
+2. its output tail, where the interpreter or libc said what killed it —
+   ``filedescriptor out of range in select()`` (CPython's select() raising
+   ValueError for a descriptor ≥ FD_SETSIZE) → ``FD_SETSIZE``; ``Too many open
+   files`` (EMFILE) → ``EMFILE``; ``can't start new thread`` → ``threads``;
+   ``Cannot allocate memory``/``MemoryError`` → ``oom``;
+3. the kernel's OOM killer: Docker's ``OOMKilled`` state, or exit 137
+   (SIGKILL) under a memory limit → ``oom``;
+4. otherwise ``crash``: it died and nothing says why (the log tail is kept).
+"""
+
+from __future__ import annotations
+
+import re
+
+PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"filedescriptor out of range in select\(\)"), "FD_SETSIZE"),
+    (re.compile(r"Too many open files|\[Errno 24\]"), "EMFILE"),
+    (re.compile(r"Too many open files in system|\[Errno 23\]"), "ENFILE"),
+    (re.compile(r"can't start new thread"), "threads"),
+    (re.compile(r"MemoryError|Cannot allocate memory|\[Errno 12\]"), "oom"),
+)
+SIGKILL_EXIT = 137  # 128 + 9: how a container killed by the OOM killer exits
+
+
+def cause(limit_event: str | None, log_tail: str, exit_code: int | None, *,
+          oom_killed: bool = False, memory_limited: bool = False) -> str:
+    """The limit kind that explains a death (see the module docstring)."""
+    if limit_event:
+        return limit_event
+    for pattern, kind in PATTERNS:
+        if pattern.search(log_tail or ""):
+            return kind
+    if oom_killed or (memory_limited and exit_code == SIGKILL_EXIT):
+        return "oom"
+    return "crash"

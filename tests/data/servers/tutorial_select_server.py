@@ -1,0 +1,46 @@
+"""A select() echo server written like the tutorial the project grew from: no
+descriptor check, so when the 1021st client arrives its socket gets descriptor
+1024 and ``select.select`` raises ``ValueError: filedescriptor out of range in
+select()`` — the process dies. The lab must name that ``FD_SETSIZE``, on the
+step whose ramp was in progress, with about 1020 connections held.
+
+Run: python tutorial_select_server.py --port 9100
+"""
+
+import argparse
+import resource
+import select
+import socket
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--port", type=int, required=True)
+    args = p.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # EMFILE is not the wall here
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", args.port))
+    listener.listen(1024)
+    inputs = [listener]
+    while True:
+        readable, _, _ = select.select(inputs, [], [])
+        for s in readable:
+            if s is listener:
+                conn, _ = listener.accept()
+                inputs.append(conn)
+                continue
+            try:
+                data = s.recv(4096)
+            except OSError:
+                data = b""
+            if data:
+                s.sendall(data)
+            else:
+                inputs.remove(s)
+                s.close()
+
+
+if __name__ == "__main__":
+    main()
