@@ -63,6 +63,11 @@ class ServerHandle(ABC):
         """True when the kernel's OOM killer ended this server (Docker says so)."""
         return False
 
+    def net_proc(self) -> Path | None:
+        """``/proc/.../net`` of the server's network namespace, when this machine
+        can read it (lab/run/kernel.py); None otherwise."""
+        return None
+
 
 class LoadHandle(ABC):
     """A running Locust master plus its workers."""

@@ -178,6 +178,9 @@ class LocalServer(ServerHandle):
     def log_tail(self, lines: int = 40) -> str:
         return tail_file(self.stderr_log, lines) or tail_file(self.stdout_log, lines)
 
+    def net_proc(self) -> Path | None:
+        return Path("/proc/net")  # local processes share this machine's namespace
+
 
 def port_in_use(port: int, host: str = LOOPBACK) -> str | None:
     """Why ``port`` cannot be a custom server's (a listener is there), else None."""

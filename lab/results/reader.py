@@ -28,14 +28,14 @@ import yaml
 
 from lab.errors import InputError
 from lab.host.facts import HostFacts
-from lab.results.writer import FORMAT_VERSION
+from lab.results.writer import FORMAT_VERSION, KERNEL_COLUMNS
 from lab.scenario.loader import parse_scenario
 from lab.scenario.types import SLO, LoadSpec, Scenario, ServerSpec
 
 INT_FIELDS = (
     "step", "target_connections", "connected", "server_connections", "peak_connections",
     "echo_count", "failures", "connect_failures", "server_rss_bytes", "active_users",
-    "kernel_sock_bytes",
+    "kernel_sock_bytes", *KERNEL_COLUMNS,
 )
 FLOAT_FIELDS = (
     "rps", "p50_ms", "p90_ms", "p99_ms", "max_ms", "error_rate", "server_cpu_s",

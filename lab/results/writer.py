@@ -22,7 +22,12 @@ run.json format versions (bump on any change readers must know about):
   run.json exists from the run's first second; ``models.<name>.interrupted``
   (true for the model in progress at Ctrl-C/SIGTERM); ``models.<name>.measured``
   (false when no step of it finished); ``versions`` (Python, iolab and the
-  packages a measurement depends on, lab/versions.py). Same row keys.
+  packages a measurement depends on, lab/versions.py). Rows (and steps.csv)
+  add the kernel evidence of lab/run/kernel.py: ``listen_overflows,
+  listen_drops, tcp_backlog_drop, tcp_timeouts, retrans_segs`` (increases over
+  the step), ``tcp_estab, tcp_syn_recv, tcp_time_wait, tcp_close_wait,
+  conntrack_count`` (at its end); ``backlog`` is named when the listen
+  counters grew.
 """
 
 from __future__ import annotations
@@ -45,12 +50,18 @@ from lab.scenario.types import Scenario, ServerSpec
 
 FORMAT_VERSION = 3
 
+# Kernel evidence in the server's namespace (lab/run/kernel.py): increases over
+# the step, then socket counts at its end; empty where it cannot be read.
+KERNEL_COLUMNS: tuple[str, ...] = (
+    "listen_overflows", "listen_drops", "tcp_backlog_drop", "tcp_timeouts", "retrans_segs",
+    "tcp_estab", "tcp_syn_recv", "tcp_time_wait", "tcp_close_wait", "conntrack_count",
+)
 COLUMNS: tuple[str, ...] = (
     "model", "server_kind", "step", "target_connections", "connected", "server_connections",
     "peak_connections", "rps", "p50_ms", "p90_ms", "p99_ms", "max_ms", "echo_count",
     "failures", "connect_failures", "failure_kinds", "error_rate", "limit",
     "server_rss_bytes", "server_cpu_s", "server_cpu_user_s", "server_cpu_sys_s", "hold_s",
-    "active_users", "kernel_sock_bytes", "t_end",
+    "active_users", "kernel_sock_bytes", "t_end", *KERNEL_COLUMNS,
 )
 
 
@@ -111,7 +122,8 @@ def load_side_limit(connect_failures: dict[str, Any] | None) -> str | None:
 
 
 def make_row(spec: ServerSpec, step: dict[str, Any], stats: dict[str, Any] | None,
-             limit: str | None, sock_bytes: int | None, active_users: int = 0) -> dict[str, Any]:
+             limit: str | None, sock_bytes: int | None, active_users: int = 0,
+             evidence: dict[str, Any] | None = None) -> dict[str, Any]:
     """One ``steps.csv`` row from a loadgen step record and the server's last stats."""
     stats = stats or {}
     # The loadgen counts a failed connect in both dicts: "failures" is every
@@ -149,6 +161,7 @@ def make_row(spec: ServerSpec, step: dict[str, Any], stats: dict[str, Any] | Non
         "active_users": active_users,
         "kernel_sock_bytes": sock_bytes,
         "t_end": step.get("t_end"),
+        **{k: (evidence or {}).get(k) for k in KERNEL_COLUMNS},
     }
 
 

@@ -31,6 +31,7 @@ from lab.results.writer import (
     make_row,
 )
 from lab.run.death import cause
+from lab.run.kernel import KernelSampler
 from lab.run.live import LiveView
 from lab.run.monitors import ServerMonitor, SockSampler, append_jsonl
 from lab.scenario.types import Scenario, ServerSpec
@@ -97,6 +98,7 @@ class Runner:
         self.poll_s, self.clock = poll_s, clock
         local = all(h.endpoint == "local" for h in scenario.hosts)
         self.sampler = SockSampler(enabled=local)
+        self.kernel = KernelSampler(None)  # the model's server namespace, once it runs
 
     def run(self) -> dict[str, ModelOutcome]:
         for index, spec in enumerate(self.scenario.servers, 1):
@@ -128,6 +130,8 @@ class Runner:
         monitor: ServerMonitor | None = None
         try:
             server = self.backend.start_server(spec, self.ctx)
+            self.kernel = KernelSampler(server.net_proc())
+            self.kernel.sample(self.clock())
             monitor = ServerMonitor(server, self.ctx.logs_dir / f"{spec.name}.events.jsonl")
             load = self.backend.start_load(server, self.ctx)
             self._poll_steps(spec, server, load, monitor, outcome)
@@ -195,10 +199,17 @@ class Runner:
             limit = "mismatch"
         if limit is None:
             limit = load_side_limit(record.get("connect_failures"))
+        outcome = self.outcomes.get(spec.name)
+        previous = outcome.rows[-1].get("t_end") if outcome and outcome.rows else None
+        evidence = self.kernel.step(previous if previous is not None else self.model_started,
+                                    t_end)
+        if limit is None and ((evidence.get("listen_overflows") or 0)
+                              or (evidence.get("listen_drops") or 0)):
+            limit = "backlog"  # the kernel dropped handshakes: the accept queue was full
         active = self.scenario.load.active_users if self.scenario.load.user == "idle" else (
             int(record.get("target_users") or 0))
         return make_row(spec, record, monitor.stats_at(t_end), limit, self.sampler.at(t_end),
-                        active_users=active)
+                        active_users=active, evidence=evidence)
 
     def _progress(self, spec: ServerSpec, outcome: ModelOutcome, monitor: ServerMonitor) -> None:
         step, total = len(outcome.rows), len(self.scenario.load.steps)
@@ -284,6 +295,7 @@ class _StepPoller:
         self.pending.extend((r, now) for r in records)
         self.monitor.drain()
         self.runner.sampler.sample(now)
+        self.runner.kernel.sample(now)
         if server_dead and self.dead_since is None:
             self.dead_since = now
         if self._emit(now, server_dead, flush=load_done):

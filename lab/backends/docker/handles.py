@@ -79,6 +79,16 @@ class DockerServerHandle(ServerHandle):
     def oom_killed(self) -> bool:
         return bool(self.container.attrs.get("State", {}).get("OOMKilled"))
 
+    def net_proc(self) -> Path | None:
+        """The container's namespace through its init pid's ``/proc/<pid>/net``,
+        readable only when the daemon runs on this machine (a unix socket:
+        docker-py's ``http+docker://`` base URL); a remote pid means nothing here."""
+        pid = self.container.attrs.get("State", {}).get("Pid")
+        local = str(getattr(self.container.client.api, "base_url", "")).startswith(
+            "http+docker://")
+        net = Path(f"/proc/{pid}/net")
+        return net if pid and local and net.exists() else None
+
 
 class StepResultsReader:
     """Reads the master's ``--step-results`` JSON-lines file through the Docker

@@ -1,0 +1,39 @@
+"""Kernel evidence per step: a server that serves one connection at a time
+with a tiny accept queue makes the kernel drop handshakes (ListenOverflows),
+and the lab names that ``backlog`` from the kernel's own counters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lab import cli
+from lab.results.writer import read_steps_csv
+from lab.run.kernel import counters, socket_states
+
+
+def test_the_counters_and_states_are_read_from_proc():
+    here = counters(Path("/proc/net"))
+    assert here is not None and {"listen_overflows", "listen_drops", "retrans_segs"} <= set(here)
+    states = socket_states(Path("/proc/net"))
+    assert states is not None and set(states) == {"tcp_estab", "tcp_syn_recv", "tcp_time_wait",
+                                                  "tcp_close_wait"}
+    assert counters(Path("/nonexistent")) is None  # unreadable: None, never a made-up 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_blocking_with_backlog_8_overflows_and_is_named_backlog(tmp_path, capsys):
+    scenario = tmp_path / "blocking.yaml"
+    scenario.write_text("name: blocking\nbackend: local\n"
+                        "servers: [{model: blocking, limits: {backlog: 8}}]\n"
+                        "load: {connect_rate: 1000, hold: 2s, connect_timeout: 1s, "
+                        "steps: [300]}\n")
+    out = tmp_path / "out"
+    assert cli.main([str(scenario), "--out", str(out)]) == 0
+    (run_dir,) = out.iterdir()
+    (row,) = read_steps_csv(run_dir / "steps.csv")
+    assert int(row["listen_overflows"]) > 0  # min(8, somaxconn) queued; the rest dropped
+    assert row["limit"] == "backlog"
+    assert row["tcp_estab"] != "" and row["retrans_segs"] != ""
