@@ -37,7 +37,7 @@ from contract.env import ALLOW_EXTERNAL_TARGETS, SERVER_EVENTS
 from lab import ROOT
 from lab.backends.base import Backend, LoadHandle, RunContext, ServerHandle
 from lab.backends.listeners import foreign, listeners, listening_inodes
-from lab.backends.locust_cmd import WEB_PORT, master_command, worker_command
+from lab.backends.locust_cmd import WEB_HOST, WEB_PORT, master_command, worker_command
 from lab.backends.server_cmd import server_command, substitute
 from lab.backends.server_output import parse_event, parse_ready
 from lab.backends.workers import workers_needed
@@ -270,9 +270,10 @@ def source_ips(worker: int, per_worker: int = 2) -> str:
 class LocalBackend(Backend):
     name = "local"
 
-    def __init__(self, scenario: Scenario, progress: Any = None, *, web_port: int = WEB_PORT):
+    def __init__(self, scenario: Scenario, progress: Any = None, *, web_port: int = WEB_PORT,
+                 web_host: str = WEB_HOST):
         self.scenario = scenario
-        self.web_port = web_port
+        self.web_host, self.web_port = web_host, web_port  # --ui: the Locust web UI
         self.nofile_hard = raise_nofile_soft_limit()
         self.servers: list[LocalServer] = []
         self.loads: list[LocalLoad] = []
@@ -332,14 +333,16 @@ class LocalBackend(Backend):
         master_cmd = master_command(load_spec, target_host=server.target_host,
                                     target_port=server.target_port, workers=count,
                                     step_results=str(step_results), ui=ui, master_port=port,
-                                    web_port=self.web_port, python=sys.executable)
+                                    web_host=self.web_host, web_port=self.web_port,
+                                    python=sys.executable)
         env = {ALLOW_EXTERNAL_TARGETS: "1"} if ctx.scenario.allow_external_targets else {}
         master_env = dict(env)
         if ui and ctx.server_events:  # the web UI's Lab tab tails them
             master_env[SERVER_EVENTS] = os.pathsep.join(str(p) for p in ctx.server_events)
         master_log = ctx.logs_dir / f"{name}.locust-master.log"
         master = _spawn(master_cmd, master_log, env=master_env)
-        web_url = f"http://127.0.0.1:{self.web_port}" if ui else None
+        shown = LOOPBACK if self.web_host in ("", "0.0.0.0", "::") else self.web_host
+        web_url = f"http://{shown}:{self.web_port}" if ui else None
         # Registered before the workers start, so cleanup() stops the master
         # even when a worker cannot be started.
         load = LocalLoad(master, [], master_log, step_results, web_url)

@@ -11,6 +11,7 @@ from lab.scenario.types import LoadSpec
 
 LOCUSTFILE = "loadgen/locustfile.py"
 MASTER_PORT = 5557
+WEB_HOST = "127.0.0.1"
 WEB_PORT = 8089
 
 
@@ -47,7 +48,7 @@ def master_command(
     workers: int,
     step_results: str,
     ui: bool = False,
-    web_host: str = "127.0.0.1",
+    web_host: str = WEB_HOST,
     master_port: int = MASTER_PORT,
     web_port: int = WEB_PORT,
     python: str = "python",
@@ -64,7 +65,11 @@ def master_command(
         cmd += ["--master", "--expect-workers", str(workers),
                 "--master-bind-port", str(master_port)]
     if ui:
-        cmd += ["--web-host", web_host, "--web-port", str(web_port)]
+        # The start form: --steps above prefills its "steps" field (the step
+        # shape runs them); the users field shows the plan's peak, not 1.
+        peak = max((s.connections for s in load.steps), default=1)
+        cmd += ["--web-host", web_host, "--web-port", str(web_port),
+                "--users", str(peak), "--spawn-rate", f"{load.spawn_rate:g}"]
     else:
         cmd += ["--headless", "--only-summary"]
     return cmd + user_classes(load)

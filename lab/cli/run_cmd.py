@@ -20,6 +20,7 @@ from lab.scenario.types import Scenario
 def _parser() -> LabParser:
     p = LabParser(description="Run an iolab scenario: every server, every step.",
                   usage=f"{PROG} SCENARIO [--backend B] [--out DIR] [--models a,b] [--ui]\n"
+                        f"       [--web-host ADDR] [--web-port PORT]\n"
                         f"       {PROG} {{validate,doctor,clean,report,capacity,compare}} ...\n"
                         f"       {PROG} help [COMMAND] | --version",
                   epilog="Other commands: validate, doctor, clean, report, capacity, compare "
@@ -34,6 +35,10 @@ def _parser() -> LabParser:
     p.add_argument("--models", help="comma-separated server names to run, in this order")
     p.add_argument("--ui", action="store_true",
                    help="start every server and the Locust web UI (127.0.0.1:8089) instead")
+    p.add_argument("--web-host", default="127.0.0.1", metavar="ADDR",
+                   help="--ui: the address the web UI listens on (default: %(default)s)")
+    p.add_argument("--web-port", type=int, default=8089, metavar="PORT",
+                   help="--ui: the web UI's port (default: %(default)s)")
     p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
                    help="override a scenario key, e.g. --set load.hold=2s --set "
                         "load.steps=[100,500] (validated like the file; repeatable)")
@@ -42,9 +47,11 @@ def _parser() -> LabParser:
     return p
 
 
-def choose_backend(scenario: Scenario, choice: str, live: LiveView):
+def choose_backend(scenario: Scenario, choice: str, live: LiveView, *,
+                   web_host: str = "127.0.0.1", web_port: int = 8089):
     """The Backend for ``choice``; ``auto`` is Docker when every host's daemon
-    answers, else local with a one-line notice."""
+    answers, else local with a one-line notice. ``web_host``/``web_port``: where
+    a ``--ui`` run's Locust web UI listens (Docker: where it is published)."""
     if choice == "auto":
         from lab.backends.docker.hosts import docker_available
 
@@ -59,10 +66,12 @@ def choose_backend(scenario: Scenario, choice: str, live: LiveView):
     if choice == "docker":
         from lab.backends.docker.backend import DockerBackend
 
-        return DockerBackend(scenario, progress=live.line)
+        backend = DockerBackend(scenario, progress=live.line)
+        backend.web_host, backend.web_port = web_host, web_port  # read by start_load
+        return backend
     from lab.backends.local import LocalBackend
 
-    return LocalBackend(scenario)
+    return LocalBackend(scenario, web_host=web_host, web_port=web_port)
 
 
 def command(argv: list[str]) -> int:
@@ -71,7 +80,8 @@ def command(argv: list[str]) -> int:
     if args.models:
         scenario = select_servers(scenario, [m.strip() for m in args.models.split(",")])
     live = LiveView()
-    backend = choose_backend(scenario, args.backend or scenario.backend, live)
+    backend = choose_backend(scenario, args.backend or scenario.backend, live,
+                             web_host=args.web_host, web_port=args.web_port)
     from lab.run.loop import run_scenario
     from lab.run.ui import run_ui
 

@@ -333,8 +333,10 @@ class DockerBackend(Backend):
         ports: dict[str, Any] = {}
         if publish_master:
             ports[f"{locust_cmd.MASTER_PORT}/tcp"] = (self._published_address(mhost), None)
-        if ui:
-            ports[f"{locust_cmd.WEB_PORT}/tcp"] = ("127.0.0.1", locust_cmd.WEB_PORT)
+        if ui:  # run-lab --web-host/--web-port (set on the backend), else 127.0.0.1:8089
+            web_host = getattr(self, "web_host", locust_cmd.WEB_HOST)
+            ports[f"{locust_cmd.WEB_PORT}/tcp"] = (
+                web_host, getattr(self, "web_port", locust_cmd.WEB_PORT))
         tag = f"{server.spec.name}-{next(self._names)}"
         cmd = locust_cmd.master_command(
             load, target_host=server.target_host, target_port=server.target_port,
