@@ -1,16 +1,22 @@
-"""``report.html``: one self-contained page per run (charts inlined as data URIs).
+"""``report.html``: one self-contained page per run (charts inlined as SVG).
 
-``write_report(run_dir)`` renders the PNG charts into the run directory, then
-writes ``report.html`` that embeds them as base64 ``data:image/png`` URIs and
-uses no other file, script or stylesheet: it opens offline, mailed or archived.
-The page holds the limits each model hit (with the mechanism in one sentence),
-the charts, a capacity summary at the scenario's SLO, every step's numbers and
-the scenario and host metadata. ``run-lab report RUN_DIR`` (lab/cli/report_cmd.py) calls it.
+``write_report(run_dir)`` still renders the matplotlib PNG charts into the run
+directory (``chart-*.png``, for mail and docs), but the page draws the same
+charts as inline SVG (:mod:`lab.report.figures`, :mod:`lab.report.svg`):
+vector, so sharp at any zoom, and every point is a ``<circle>`` with a
+``<title>``, so hovering shows model, step, x and y with no library. A legend
+beside each chart has a checkbox per model; a ten-line inline script hides or
+shows that model in every chart. A timeline per model
+(:mod:`lab.report.timeline`) shows the server's own events over time. The
+page uses no other file, URL, font or external script: it opens offline,
+mailed or archived. It holds the limits each model hit (with the mechanism in
+one sentence), the charts, a capacity summary at the scenario's SLO, every
+step's numbers and the scenario and host metadata. ``run-lab report RUN_DIR``
+(lab/cli/report_cmd.py) calls it.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 from html import escape
 from pathlib import Path
@@ -20,7 +26,7 @@ from contract.limits import explain
 from lab.analysis import capacity
 from lab.analysis.expect import check
 from lab.analysis.headline import headline
-from lab.report import charts
+from lab.report import charts, figures, timeline
 from lab.results.reader import Run, load_run
 from lab.scenario.loader import scenario_to_dict
 
@@ -35,7 +41,7 @@ STEP_COLUMNS = (
 MIB_FIELDS = {"server_rss_bytes", "kernel_sock_bytes"}
 
 CSS = """
-body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#222}
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1400px;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:90%}
 th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}
 th{background:#f3f3f3} td:first-child,th:first-child{text-align:left}
@@ -43,6 +49,29 @@ td.text{text-align:left}
 figure{margin:1.5em 0} img{max-width:100%} .swatch{display:inline-block;width:1em;height:1em;
 vertical-align:middle;margin-right:4px;border-radius:2px}
 .warn{color:#a00} pre{background:#f7f7f7;padding:1em;overflow:auto}
+.chartrow{display:flex;gap:1em;align-items:flex-start}
+svg.plot{width:100%;height:auto;flex:1 1 auto;min-width:0}
+.legend{flex:0 0 11em;font-size:85%;display:flex;flex-direction:column;gap:2px}
+.legend label{cursor:pointer;white-space:nowrap} .legend input{margin:0 4px 0 0}
+.legend .all button{font-size:85%;margin:4px 4px 0 0} .legend .key{color:#444}
+.legend .key svg{vertical-align:middle;margin-right:4px}
+.series.off{display:none}
+svg.plot:has(.series:hover) .series:not(:hover){opacity:.25}
+svg.plot .series:hover polyline{stroke-width:2.6}
+circle{cursor:crosshair}
+"""
+
+# Hide/show a model in every chart: every checkbox for that model follows, and
+# every ``<g data-series=MODEL>`` gets the ``off`` class. No data, no network.
+SCRIPT = """
+function iolabShow(m,on){document.querySelectorAll('input[data-model]').forEach(function(i){
+if(i.dataset.model===m)i.checked=on});document.querySelectorAll('figure.chart g.series').forEach(
+function(g){if(g.dataset.series===m)g.classList.toggle('off',!on)})}
+document.addEventListener('change',function(e){var m=e.target.dataset&&e.target.dataset.model;
+if(m!==undefined)iolabShow(m,e.target.checked)});
+document.addEventListener('click',function(e){var a=e.target.dataset&&e.target.dataset.all;
+if(a===undefined)return;e.target.closest('.legend').querySelectorAll('input[data-model]')
+.forEach(function(i){iolabShow(i.dataset.model,a==='1')})});
 """
 
 
@@ -106,15 +135,34 @@ def _log_tails(run: Run) -> str:
 
 
 def charts_section(run: Run) -> str:
-    """Render the PNGs into the run directory and inline them as data URIs."""
+    """Render the PNGs into the run directory (kept for docs and mail) and draw the
+    same charts inline as SVG, each with its legend outside the plot area."""
     figs = []
+    models = run.models
     for title, path in charts.render_charts(run, run.path):
-        data = base64.b64encode(path.read_bytes()).decode("ascii")
-        note = charts.NOTES.get(path.stem.removeprefix("chart-"), "")
-        figs.append(f'<figure id="{escape(path.stem)}"><img alt="{escape(title)}" '
-                    f'src="data:image/png;base64,{data}"><figcaption><b>{escape(title)}</b> '
-                    f"({escape(path.name)}). {escape(note)}</figcaption></figure>")
+        stem = path.stem.removeprefix("chart-")
+        note = charts.NOTES.get(stem, "")
+        svg = figures.figure_svg(run, stem)
+        leg = figures.legend(models, figures.STYLE_KEYS.get(stem))
+        figs.append(f'<figure id="{escape(path.stem)}" class="chart"><div class="chartrow">'
+                    f"{svg}{leg}</div><figcaption><b>{escape(title)}</b> (PNG copy: "
+                    f"{escape(path.name)}). {escape(note)} Hover a point for its values; "
+                    "a checkbox hides its model in every chart.</figcaption></figure>")
     return "<h2>Charts</h2>" + "\n".join(figs)
+
+
+def timeline_section(run: Run) -> str:
+    """One timeline per model from its events file (or a note that it has none)."""
+    if not run.models:
+        return ""
+    parts = ["<h2>Timeline per model</h2><p>The server's own samples every 0.5 s: "
+             "connections, RSS and CPU cores used (CPU seconds per wall second between "
+             "samples), against seconds since the model started. Solid grey lines end a "
+             "step, dashed ones start its hold; red lines are limit events.</p>"]
+    for model in run.models:
+        parts.append(f'<figure id="timeline-{escape(model)}" class="timeline">'
+                     f"{timeline.figure(run, model)}</figure>")
+    return "\n".join(parts)
 
 
 def capacity_section(run: Run) -> str:
@@ -203,12 +251,12 @@ def render_html(run: Run) -> str:
         status_banner(run),
         "".join(f'<p class="headline">{escape(s)}</p>' for s in headline(run)),
         "" if run.rows else '<p class="warn">No step finished in this run: nothing to plot.</p>',
-        limits_section(run), expect_section(run), charts_section(run), capacity_section(run),
-        steps_section(run), metadata_section(run),
+        limits_section(run), expect_section(run), charts_section(run), timeline_section(run),
+        capacity_section(run), steps_section(run), metadata_section(run),
     ])
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f"<title>iolab: {escape(name)}</title><style>{CSS}</style></head>"
-            f"<body>\n{body}\n</body></html>\n")
+            f"<body>\n{body}\n<script>{SCRIPT}</script>\n</body></html>\n")
 
 
 def write_report(run_dir: Path) -> Path:

@@ -6,11 +6,11 @@ module, no lab code), so a chart that plots the wrong column fails.
 
 from __future__ import annotations
 
-import base64
 import csv
 import json
 import re
 import shutil
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -61,23 +61,49 @@ def test_html_is_self_contained(reported):
     run_dir, html = reported
     assert html.startswith("<!DOCTYPE html>")
     assert not re.search(r"https?://", html), "no external URL may appear"
-    assert "<link" not in html and "<script" not in html
-    srcs = re.findall(r'src="([^"]*)"', html)
-    assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert "<link" not in html and "<img" not in html and "@import" not in html
+    assert not re.search(r"\b(src|href)=", html), "nothing is loaded from elsewhere"
+    scripts = re.findall(r"<script([^>]*)>", html)
+    assert scripts == [""], "exactly one inline script, no src"
+    assert set(re.findall(r"url\(([^)]*)\)", html)) <= {
+        f"#{c}" for c in re.findall(r'<clipPath id="([^"]+)"', html)}
 
 
-def test_html_embeds_every_chart_png(reported):
+def _figure(html: str, fig_id: str) -> ET.Element:
+    m = re.search(rf'<figure id="{fig_id}"[^>]*>.*?(<svg .*?</svg>)', html, re.S)
+    assert m, f"{fig_id} missing from the page"
+    return ET.fromstring(m.group(1))
+
+
+def test_html_draws_every_chart_as_svg_and_keeps_the_pngs(reported):
     run_dir, html = reported
     run = load_run(run_dir)
     expected = [stem for stem, _, _, applies in charts.CHARTS if applies(run)]
     assert ("idle" in expected) == run.is_idle_vs_active
+    assert re.findall(r'<figure id="chart-(\w+)"', html) == expected
     for stem in expected:
-        png = (run_dir / f"chart-{stem}.png").read_bytes()
-        assert png.startswith(PNG_MAGIC)
-        m = re.search(rf'<figure id="chart-{stem}"><img alt="[^"]*" src="data:image/png;base64,'
-                      r'([A-Za-z0-9+/=]+)"', html)
-        assert m, f"chart-{stem} missing from the page"
-        assert base64.b64decode(m.group(1)) == png
+        assert (run_dir / f"chart-{stem}.png").read_bytes().startswith(PNG_MAGIC)
+        svg = _figure(html, f"chart-{stem}")
+        groups = svg.findall(".//g[@class='series']")
+        assert {g.get("data-series") for g in groups} == set(run.models)
+        for g in groups:
+            model = g.get("data-series")
+            circles = g.findall("circle")
+            assert circles and all(c.find("title").text.startswith(model) for c in circles)
+            assert all(" · step " in c.find("title").text for c in circles)
+            assert g.find("polyline").get("stroke") == charts.color_for(model)
+
+
+def test_held_chart_points_are_the_csv_numbers(reported):
+    """The hover text of the held chart gives the CSV's own target and held values."""
+    run_dir, html = reported
+    svg = _figure(html, "chart-held")
+    for model, (xs, ys) in csv_series(run_dir, "target_connections", "connected").items():
+        g = next(g for g in svg.iter("g") if g.get("data-series") == model)
+        titles = [c.find("title").text for c in g.findall("circle")]
+        assert len(titles) == len(xs)
+        for t, x, y in zip(titles, xs, ys, strict=True):
+            assert f"target connections: {x:,.0f}" in t and f"connections held: {y:,.0f}" in t
 
 
 def test_limits_table_explains_each_limit(reported):
@@ -188,7 +214,8 @@ def test_run_without_finished_steps_still_reports(tmp_path):
     header = (GOLDEN / RUNS[0] / "steps.csv").read_text().splitlines()[0]
     (tmp_path / "steps.csv").write_text(header + "\n")
     html = write_report(tmp_path).read_text()
-    assert "No step finished" in html and 'src="data:image/png;base64,' in html
+    assert "No step finished" in html
+    assert "no data" in list(_figure(html, "chart-held").itertext())
 
 
 def test_crash_log_tail_is_shown_escaped(tmp_path):
