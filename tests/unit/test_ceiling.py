@@ -5,9 +5,17 @@ from __future__ import annotations
 
 import pytest
 
-from contract.models import MODELS
+from contract.limits import RESOURCE
+from contract.models import EVENT_DRIVEN, MODELS
 from lab.analysis.capacity import SLO, plan_model
-from lab.host.ceiling import server_ceilings
+from lab.host import ceiling
+from lab.host.ceiling import (
+    CONNECTION_MEMORY,
+    DEFAULT_CONNECTION_MEMORY,
+    KERNEL_SOCKET_BYTES,
+    binding,
+    server_ceilings,
+)
 from lab.host.doctor import server_ceilings as doctor_ceilings
 from lab.host.facts import HostFacts
 from lab.scenario.loader import parse_scenario
@@ -61,3 +69,44 @@ def test_host_facts_read_every_old_spelling():
     assert docker.extra == {"daemon_id": "x"}
     local = HostFacts.from_record({"mem_total_bytes": 7, "cpus": 2})
     assert local.mem_bytes == 7 and HostFacts.from_record(local.to_record()) == local
+
+
+@pytest.mark.parametrize("model", [*MODELS, None])
+def test_memory_is_a_ceiling_for_every_model(model):
+    """Available memory (total where unknown) over what one connection costs:
+    the model's userspace and kernel-task memory and its TCP socket, two sockets
+    when the load shares the host."""
+    cost = CONNECTION_MEMORY.get(model or "", DEFAULT_CONNECTION_MEMORY)
+    own = cost.userspace + cost.kernel
+    total = HostFacts.from_record(HOST)  # 24 GiB, no MemAvailable recorded
+    (mem,) = [c for c in server_ceilings(model, "max", total) if c.limit == "ENOMEM"]
+    assert mem.connections == 24 * 2**30 // (own + KERNEL_SOCKET_BYTES)
+    assert "4 KiB TCP socket" in mem.why and "24 GiB of memory" in mem.why
+    available = HostFacts.from_record({**HOST, "mem_available_bytes": 6 * 2**30})
+    (mem,) = [c for c in server_ceilings(model, "max", available, load_on_host=True)
+              if c.limit == "ENOMEM"]
+    assert mem.connections == 6 * 2**30 // (own + 2 * KERNEL_SOCKET_BYTES)
+    assert "2 x 4 KiB TCP socket" in mem.why and "6 GiB available" in mem.why
+    assert mem.why.startswith(f"~{ceiling._size(own + 2 * KERNEL_SOCKET_BYTES)} per connection")
+    assert RESOURCE["ENOMEM"] == "memory"  # the capacity plan's column for this kind
+
+
+def test_no_memory_ceiling_without_memory_facts():
+    facts = HostFacts.from_record({k: v for k, v in HOST.items() if k != "mem_bytes"})
+    assert "ENOMEM" not in {c.limit for c in server_ceilings("epoll", "max", facts)}
+
+
+def test_every_model_has_a_measured_memory_cost():
+    assert set(CONNECTION_MEMORY) == set(MODELS)
+    # a process per connection costs far more than a thread, a thread more than a
+    # registration in an event loop: the order the measurement found
+    per = {m: ceiling.connection_bytes(m) for m in MODELS}
+    assert per["forking"] > 10 * per["threads"] > 10 * max(per[m] for m in EVENT_DRIVEN)
+
+
+def test_forking_runs_out_of_memory_before_pids_on_a_24_gib_host():
+    """~1.5 MiB per forked connection: 24 GiB hold ~16 000 children, fewer than
+    pid_max 32768 allows."""
+    first = binding(server_ceilings("forking", "max", HostFacts.from_record(HOST)))
+    assert first.limit == "ENOMEM" and 10_000 < first.connections < 32768
+    assert "1.3 MiB userspace + 200 KiB kernel task" in first.why
