@@ -10,5 +10,8 @@ from __future__ import annotations
 ALLOW_EXTERNAL_TARGETS = "IOLAB_ALLOW_EXTERNAL_TARGETS"
 # loadgen's Lab tab (the --ui master): the servers' events files, os.pathsep-separated.
 SERVER_EVENTS = "IOLAB_SERVER_EVENTS"
+# --ui: next to each server's events file, ``<server>.target.json`` says where
+# the load reaches it (written by lab/run/ui.py, read by loadgen/lab_tab.py).
+TARGET_FILE_SUFFIX = ".target.json"
 # lab: use this Docker image as the base instead of building one.
 BASE_IMAGE = "IOLAB_BASE_IMAGE"

@@ -47,9 +47,10 @@ from locust import events
 from locust.runners import STATE_RUNNING, STATE_SPAWNING
 
 from contract.env import SERVER_EVENTS as EVENTS_ENV
+from contract.env import TARGET_FILE_SUFFIX
 
 SUFFIX = ".events.jsonl"
-TARGET_SUFFIX = ".target.json"  # {"server", "model", "host", "port", "target"}
+TARGET_SUFFIX = TARGET_FILE_SUFFIX  # {"server", "model", "host", "port", "target"}
 TAB_KEY = "iolab"
 MAX_LIMIT_EVENTS = 20  # kept per server (servers emit one per kind anyway)
 HISTORY_POINTS = 300  # (time, connections) per server: 2.5 min of 0.5 s stats

@@ -134,6 +134,7 @@ class Meter:
     # -- step boundaries --------------------------------------------------------
     def snapshot(self, users: int) -> Snapshot:
         """The step so far; then start counting the next step."""
+        window_s = time.monotonic() - self._window_start  # before the histogram is built
         snap = Snapshot(
             users=users,
             connected=self.connected,
@@ -141,7 +142,7 @@ class Meter:
             connect_failures=dict(self.connect_failures),
             failures=dict(self.failures),
             histogram=self.histogram,
-            window_s=time.monotonic() - self._window_start,
+            window_s=window_s,
             mismatch=self.mismatch,
             peak_connected=self.peak_connected,
             peak_served=self.peak_served,

@@ -128,6 +128,12 @@ def _log_tails(run: Run) -> str:
     for model in run.models:
         meta = run.model_meta(model)
         text = "\n".join(str(meta[k]) for k in ("error", "log_tail") if meta.get(k))
+        example = meta.get("mismatch_example")
+        if example:
+            parts.append(f"<p>{escape(model)}: its replies were not the bytes sent; from byte "
+                         f"{escape(str(example.get('offset')))} it was sent "
+                         f"<code>{escape(str(example.get('sent')))}</code> and answered "
+                         f"<code>{escape(str(example.get('received')))}</code>.</p>")
         if text:
             parts.append(f"<details><summary>{escape(model)}: error and log tail</summary>"
                          f"<pre>{escape(text)}</pre></details>")

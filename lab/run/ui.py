@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from contract.env import TARGET_FILE_SUFFIX
 from lab.backends.base import Backend, RunContext, ServerHandle
 from lab.errors import BackendError, interruption
 from lab.results.writer import create_run_dir
@@ -25,7 +26,7 @@ from lab.run.monitors import ServerMonitor
 from lab.scenario.types import Scenario
 from lab.teardown import Teardown
 
-TARGET_SUFFIX = ".target.json"  # read by loadgen/lab_tab.py (TARGET_SUFFIX there)
+TARGET_SUFFIX = TARGET_FILE_SUFFIX  # read by loadgen/lab_tab.py
 
 
 def write_target(logs: Path, handle: ServerHandle) -> Path:

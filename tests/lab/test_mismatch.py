@@ -47,3 +47,5 @@ load: {{connect_rate: 1000, hold: 1s, steps: [20, 40, 60]}}
     assert model["limit"] == "mismatch" and model["stopped_at_step"] == 0
     text = console.out + console.err
     assert "replies differ from what was sent" in text and example["received"] in text
+    report = (run_dir / "report.html").read_text()
+    assert "its replies were not the bytes sent" in report
