@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from lab import ROOT
+from lab import RESULTS
 from lab.cli.parser import LabParser
 from lab.owner import OWNER_LABEL, TEMP_PREFIX, is_live, temp_dir_owner
 from lab.scenario.loader import load_scenario
@@ -60,7 +60,7 @@ def command(argv: list[str]) -> int:
     p.add_argument("--scenario", type=Path, help="also clean every host of this scenario")
     p.add_argument("--all", action="store_true",
                    help="remove every iolab object, even those of runs still going")
-    p.add_argument("--out", type=Path, default=ROOT / "results",
+    p.add_argument("--out", type=Path, default=RESULTS,
                    help="run directories to find recent hosts in (default: results/)")
     args = p.parse_args(argv)
     kept: list[str] = []

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lab import ROOT
+from lab import RESULTS
 from lab.cli.parser import PROG, LabParser
 from lab.errors import Interrupted
 from lab.run.live import LiveView
@@ -30,7 +30,7 @@ def _parser() -> LabParser:
     p.add_argument("scenario", type=Path, help="scenario YAML (e.g. lab.yaml)")
     p.add_argument("--backend", choices=("auto", "docker", "local"),
                    help="where servers and load run (default: the scenario's, else auto)")
-    p.add_argument("--out", type=Path, default=ROOT / "results",
+    p.add_argument("--out", type=Path, default=RESULTS,
                    help="where run directories are created (default: results/)")
     p.add_argument("--models", help="comma-separated server names to run, in this order")
     p.add_argument("--ui", action="store_true",

@@ -33,7 +33,7 @@ from importlib import metadata
 from pathlib import Path
 
 from contract.env import BASE_IMAGE as BASE_IMAGE_ENV
-from lab import ROOT
+from lab import CHECKOUT, ROOT
 from lab.errors import BackendError
 
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
@@ -271,6 +271,10 @@ def ensure_image(clients: Mapping[str, object], progress: Progress = _quiet, *,
     """
     if not clients:
         raise BackendError("no Docker host to build the image on")
+    if not CHECKOUT:
+        raise BackendError(f"the Docker backend builds its image from a checkout of iolab "
+                           f"(docker/Dockerfile); {ROOT} is an installed copy. Run from a "
+                           "checkout, or use --backend local")
     names = list(clients)
     builder = clients[names[0]]
     base = ensure_base(builder, progress)
