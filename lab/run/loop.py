@@ -9,14 +9,15 @@ shows that a limit stopped the server (it reported one and the load could
 not reach its target, or it died), the loop names the limit, records the log
 tail and moves on to the next server instead of aborting the run.
 
-The loop only talks to :mod:`lab.backends.base`'s interface.
+The rules of one model's steps (when a record becomes a row, what ends a
+model) are in :mod:`lab.run.poller`. The loop only talks to
+:mod:`lab.backends.base`'s interface.
 """
 
 from __future__ import annotations
 
 import time
 import traceback
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,17 +31,19 @@ from lab.results.writer import (
     load_side_limit,
     make_row,
 )
-from lab.run.death import cause
 from lab.run.kernel import KernelSampler
 from lab.run.live import LiveView
-from lab.run.monitors import ServerMonitor, SockSampler, append_jsonl
+from lab.run.monitors import ServerMonitor, SockSampler
+from lab.run.poller import (  # noqa: F401 - the step rules, re-exported
+    STATS_GRACE_S,
+    StepPoller,
+    expected_duration_s,
+    planned_s,
+    stops_model,
+)
 from lab.scenario.types import Scenario, ServerSpec
 from lab.teardown import Teardown, attempt
 from lab.versions import git_commit
-
-STATS_GRACE_S = 3.0  # how long a finished step waits for the server's next stats event
-STARTUP_SLACK_S = 60.0  # load start-up (workers connecting) before the first step
-STEP_SLACK_S = 30.0  # per step, on top of ramp + hold, before a model is declared stuck
 
 
 @dataclass
@@ -56,29 +59,6 @@ class ModelOutcome:
     def measured(self) -> bool:
         """At least one step of this model finished and was recorded."""
         return bool(self.rows)
-
-
-def planned_s(scenario: Scenario) -> float:
-    """Ramp + hold of every step: how long one model's load runs when all goes to plan."""
-    total, previous = 0.0, 0
-    for step in scenario.load.steps:
-        total += (step.connections - previous) / scenario.load.spawn_rate + step.hold_s
-        previous = step.connections
-    return total
-
-
-def expected_duration_s(scenario: Scenario) -> float:
-    """Ramp + hold of every step, plus slack: past this a model is stuck."""
-    return STARTUP_SLACK_S + planned_s(scenario) + STEP_SLACK_S * len(scenario.load.steps)
-
-
-def stops_model(row: dict[str, Any], server_dead: bool) -> bool:
-    """A step ends a model when its server died, when its replies were not the
-    bytes sent (more steps would measure errors, not capacity), or when a
-    limit kept the load below the step's target."""
-    if server_dead or row.get("limit") in ("crash", "mismatch"):
-        return True
-    return bool(row.get("limit")) and (row.get("connected") or 0) < row["target_connections"]
 
 
 class Runner:
@@ -158,7 +138,7 @@ class Runner:
     def _poll_steps(self, spec: ServerSpec, server: ServerHandle, load: LoadHandle,
                     monitor: ServerMonitor, outcome: ModelOutcome) -> None:
         """Poll until the steps are done, a limit or a crash stops the model, or it is stuck."""
-        poller = _StepPoller(self, spec, server, load, monitor, outcome)
+        poller = StepPoller(self, spec, server, load, monitor, outcome)
         try:
             while not poller.tick():
                 self._progress(spec, outcome, monitor)
@@ -262,108 +242,6 @@ class Runner:
                               exit_code=exit_code, log_tail=tail, final=final,
                               error=outcome.error, interrupted=outcome.interrupted,
                               measured=outcome.measured)
-
-
-class _StepPoller:
-    """One model's polling state: step records waiting for the server's stats,
-    and the rules that end the model."""
-
-    def __init__(self, runner: Runner, spec: ServerSpec, server: ServerHandle,
-                 load: LoadHandle, monitor: ServerMonitor, outcome: ModelOutcome):
-        self.runner, self.spec, self.server, self.load = runner, spec, server, load
-        self.monitor, self.outcome = monitor, outcome
-        self.steps_path = runner.ctx.logs_dir / f"{spec.name}.steps.jsonl"
-        self.steps_path.touch()
-        self.pending: deque[tuple[dict[str, Any], float]] = deque()
-        self.budget = expected_duration_s(runner.scenario)
-        self.deadline = runner.clock() + self.budget
-        self.dead_since: float | None = None  # when the poll first saw it dead
-        self.alive_at = runner.clock()  # the last poll that saw it running
-        self._cause: str | None = None
-
-    def tick(self) -> bool:
-        """One poll; True when this model is done."""
-        now = self.runner.clock()
-        # Read the exit states first: whatever a process wrote before exiting
-        # is then certainly in the polls that follow.
-        server_dead = self.server.exit_code() is not None
-        if not server_dead:
-            self.alive_at = now
-        load_done = self.load.exit_code() is not None
-        records = self.load.poll_step_results()
-        append_jsonl(self.steps_path, records)
-        self.pending.extend((r, now) for r in records)
-        self.monitor.drain()
-        self.runner.sampler.sample(now)
-        self.runner.kernel.sample(now)
-        if server_dead and self.dead_since is None:
-            self.dead_since = now
-        if self._emit(now, server_dead, flush=load_done):
-            return True
-        if load_done and not self.pending:
-            done, total = len(self.outcome.rows), len(self.runner.scenario.load.steps)
-            if done < total:
-                self.outcome.error = (f"the load generator exited ({self.load.exit_code()}) "
-                                      f"after {done} of {total} steps:\n"
-                                      f"{self.load.log_tail(15)}")
-            return True
-        if server_dead and not self.pending and \
-                now - self.dead_since > self.runner.step_wait_s():
-            self._died_mid_step()
-            return True
-        if now > self.deadline:
-            self.outcome.error = f"stuck: the steps did not finish within {self.budget:.0f} s"
-            return True
-        return False
-
-    def death(self) -> str:
-        """Why the server died, once (lab/run/death.py)."""
-        if self._cause is None:
-            memory = bool(self.spec.limits.memory)
-            self._cause = cause(self.monitor.first_limit(), self.server.log_tail(80),
-                                self.server.exit_code(), oom_killed=self.server.oom_killed(),
-                                memory_limited=memory)
-        return self._cause
-
-    def _died_mid_step(self) -> None:
-        """The server died and the load never closed the step in progress: the
-        row is that step's, with what the server last reported."""
-        done = len(self.outcome.rows)
-        steps = self.runner.scenario.load.steps
-        if done < len(steps):
-            record = {"step": done, "target_users": steps[done].connections,
-                      "t_end": self.dead_since, "connected": None, "echo_count": 0}
-            self.runner.add_row(self.spec, record, self.monitor, self.death(), self.outcome)
-        self._stop(self.death(), done)
-
-    def _emit(self, now: float, server_dead: bool, flush: bool) -> bool:
-        """Turn step records into rows once the server's stats for them are in
-        (or cannot come); True when a row stops the model."""
-        while self.pending:
-            record, arrived = self.pending[0]
-            t_end = float(record.get("t_end") or 0.0)
-            stats_in = self.monitor.latest_time >= t_end or now - arrived >= STATS_GRACE_S
-            if not (stats_in or server_dead or flush):
-                return False
-            self.pending.popleft()
-            # A step that ended while the server still ran is not where it died,
-            # even if its record arrived after the death (the crash belongs to
-            # the step in progress: the ramp to the next level, say).
-            died = server_dead and t_end > self.alive_at
-            death = self.death() if died else None
-            row = self.runner.add_row(self.spec, record, self.monitor, death, self.outcome)
-            if stops_model(row, died):
-                self._stop(row["limit"] or self.death(), row["step"])
-                return True
-        return False
-
-    def _stop(self, limit: str, step: int) -> None:
-        self.outcome.limit, self.outcome.stopped_at_step = limit, step
-
-    def flush(self) -> None:
-        while self.pending:
-            record = self.pending.popleft()[0]
-            self.runner.add_row(self.spec, record, self.monitor, None, self.outcome)
 
 
 def write_report_safely(run_dir: Path, live: LiveView) -> Path | None:
