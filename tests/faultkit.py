@@ -136,3 +136,21 @@ def run_and_fill(command: list[str], out: Path, timeout: float = 180) -> Path:
     run = json.loads((run_dir / "run.json").read_text())
     assert len(run["rows"]) == first_rows(out) >= 1
     return run_dir
+
+
+def custom_scenario(path: Path, name: str, command: list[str], load: dict,
+                    port: int | None = None, extra_servers: tuple[str, ...] = ()) -> Path:
+    """A local-backend scenario with one custom server (``{port}`` in ``command``
+    is its port) and ``load``; written to ``path``. Returns ``path``."""
+    import socket
+
+    import yaml
+
+    if port is None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+    servers = [{"name": name, "command": command, "port": port}, *extra_servers]
+    path.write_text(yaml.safe_dump({"name": name, "backend": "local", "servers": servers,
+                                    "load": load}, sort_keys=False))
+    return path

@@ -12,9 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from faultkit import first_rows, wait_for
+from faultkit import custom_scenario, first_rows, wait_for
 
-from lab.backends.local import free_port
 from lab.results.writer import read_steps_csv
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,20 +23,13 @@ DATA = ROOT / "tests" / "data" / "servers"
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_the_tutorial_select_server_dies_of_fd_setsize_on_the_ramping_step(tmp_path):
-    port = free_port()
-    scenario = tmp_path / "tutorial.yaml"
-    scenario.write_text(f"""\
-name: tutorial
-backend: local
-servers:
-  - name: tutorial-select
-    command: ["{sys.executable}", "{DATA / 'tutorial_select_server.py'}", "--port", "{{port}}"]
-    port: {port}
-# The clients count a connection as held once it has an echo back, and the
-# first echo comes at a random phase within one pace: at 100 connections/s and
-# a 200 ms pace, at most ~20 accepted connections are not counted yet.
-load: {{connect_rate: 100, pace: 200ms, hold: 2s, steps: [600, 1500]}}
-""")
+    # The clients count a connection as held once it has an echo back, and the
+    # first echo comes at a random phase within one pace: at 100 connections/s
+    # and a 200 ms pace, at most ~20 accepted connections are not counted yet.
+    scenario = custom_scenario(
+        tmp_path / "tutorial.yaml", "tutorial-select",
+        [sys.executable, str(DATA / "tutorial_select_server.py"), "--port", "{port}"],
+        {"connect_rate": 100, "pace": "200ms", "hold": "2s", "steps": [600, 1500]})
     out = tmp_path / "out"
     proc = subprocess.run([sys.executable, "-m", "lab", str(scenario), "--out", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=200)

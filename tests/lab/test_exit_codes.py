@@ -9,9 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from faultkit import Terminal, wait_for
-
-from lab.backends.local import free_port
+from faultkit import Terminal, custom_scenario, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 UI = """\
@@ -25,17 +23,10 @@ load: {steps: [10]}
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_a_model_that_could_not_be_measured_gives_1(tmp_path):
-    scenario = tmp_path / "half.yaml"
-    scenario.write_text(f"""\
-name: half
-backend: local
-servers:
-  - name: dies
-    command: ["{{python}}", "-c", "import sys; sys.exit(3)"]
-    port: {free_port()}
-  - epoll
-load: {{connect_rate: 1000, hold: 1s, steps: [20]}}
-""")
+    scenario = custom_scenario(tmp_path / "half.yaml", "dies",
+                               ["{python}", "-c", "import sys; sys.exit(3)"],
+                               {"connect_rate": 1000, "hold": "1s", "steps": [20]},
+                               extra_servers=("epoll",))
     proc = subprocess.run([sys.executable, "-m", "lab", str(scenario), "--out",
                            str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True,
                           timeout=150)

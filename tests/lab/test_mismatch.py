@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from faultkit import custom_scenario
 
 from lab import cli
-from lab.backends.local import free_port
 from lab.results.writer import read_steps_csv
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "servers"
@@ -20,17 +20,10 @@ DATA = Path(__file__).resolve().parents[1] / "data" / "servers"
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_a_server_that_upper_cases_stops_with_mismatch_and_an_example(tmp_path, capsys):
-    port = free_port()
-    scenario = tmp_path / "upper.yaml"
-    scenario.write_text(f"""\
-name: upper
-backend: local
-servers:
-  - name: upper
-    command: ["{sys.executable}", "{DATA / 'upper_select_server.py'}", "--port", "{{port}}"]
-    port: {port}
-load: {{connect_rate: 1000, hold: 1s, steps: [20, 40, 60]}}
-""")
+    scenario = custom_scenario(
+        tmp_path / "upper.yaml", "upper",
+        [sys.executable, str(DATA / "tutorial_select_server.py"), "--port", "{port}",
+         "--reply", "upper"], {"connect_rate": 1000, "hold": "1s", "steps": [20, 40, 60]})
     out = tmp_path / "out"
     assert cli.main([str(scenario), "--out", str(out)]) == 0  # a verdict is a finding
     console = capsys.readouterr()

@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from faultkit import lab_processes, wait_for
+from faultkit import custom_scenario, lab_processes, wait_for
 
 from lab.backends.listeners import foreign, listeners
 from lab.backends.local import free_port
@@ -66,18 +66,10 @@ def test_a_custom_server_on_a_taken_port_gets_no_load(tmp_path, started_first):
     port = free_port()
     # port-raced: the custom server is a wrapper that never listens itself, so
     # the stranger that appears on the port must be told apart from it.
-    command = (f'["{{python}}", "{ROOT}/scenarios/custom/echo_server.py", "--port", "{{port}}"]'
-               if started_first else '["sleep", "30"]')
-    scenario = tmp_path / "taken.yaml"
-    scenario.write_text(f"""\
-name: taken
-backend: local
-servers:
-  - name: mine
-    command: {command}
-    port: {port}
-load: {{connect_rate: 1000, hold: 1s, steps: [50]}}
-""")
+    command = (["{python}", f"{ROOT}/scenarios/custom/echo_server.py", "--port", "{port}"]
+               if started_first else ["sleep", "30"])
+    scenario = custom_scenario(tmp_path / "taken.yaml", "mine", command,
+                               {"connect_rate": 1000, "hold": "1s", "steps": [50]}, port=port)
     before = lab_processes()
     stranger = Stranger(port) if started_first else None
     proc = subprocess.Popen([sys.executable, "-m", "lab", str(scenario), "--out",

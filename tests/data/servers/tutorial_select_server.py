@@ -1,10 +1,13 @@
-"""A select() echo server written like the tutorial the project grew from: no
+"""A select() server written like the tutorial the project grew from: no
 descriptor check, so when the 1021st client arrives its socket gets descriptor
 1024 and ``select.select`` raises ``ValueError: filedescriptor out of range in
 select()`` — the process dies. The lab must name that ``FD_SETSIZE``, on the
 step whose ramp was in progress, with about 1020 connections held.
 
-Run: python tutorial_select_server.py --port 9100
+``--reply upper`` answers ``data.upper()`` like the tutorial's first version:
+not an echo server, so the lab must stop it after one step with ``mismatch``.
+
+Run: python tutorial_select_server.py --port 9100 [--reply echo|upper]
 """
 
 import argparse
@@ -16,7 +19,9 @@ import socket
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--port", type=int, required=True)
+    p.add_argument("--reply", choices=("echo", "upper"), default="echo")
     args = p.parse_args()
+    reply = bytes.upper if args.reply == "upper" else bytes
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # EMFILE is not the wall here
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -36,7 +41,7 @@ def main() -> None:
             except OSError:
                 data = b""
             if data:
-                s.sendall(data)
+                s.sendall(reply(data))
             else:
                 inputs.remove(s)
                 s.close()
