@@ -278,8 +278,12 @@ def run_scenario(scenario: Scenario, backend: Backend, out: Path, *,
     :class:`BackendError` when no server could be measured.
     """
     live = live or LiveView()
-    run_dir = create_run_dir(out, scenario.name)
-    record = RunRecord(run_dir, scenario, backend.name)
+    try:
+        run_dir = create_run_dir(out, scenario.name)
+        record = RunRecord(run_dir, scenario, backend.name)
+    except BaseException:  # an unusable --out: nothing ran, but the backend exists
+        backend.cleanup()
+        raise
     live.line(f"iolab: run {scenario.name} on the {backend.name} backend -> {run_dir}")
     teardown = Teardown(live.line)
     runner = Runner(scenario, backend, record, live, poll_s=poll_s, teardown=teardown)

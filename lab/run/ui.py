@@ -49,7 +49,11 @@ def run_ui(scenario: Scenario, backend: Backend, out: Path, *,
     Lab tab switches between them), the servers' events kept flowing into
     ``logs/`` until Ctrl-C / SIGTERM."""
     live = live or LiveView()
-    run_dir = create_run_dir(out, scenario.name + "-ui")
+    try:
+        run_dir = create_run_dir(out, scenario.name + "-ui")
+    except BaseException:
+        backend.cleanup()
+        raise
     ctx = RunContext(run_id=run_dir.name, run_dir=run_dir, scenario=scenario)
     monitors: list[ServerMonitor] = []
     try:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 from faultkit import ROOT, Terminal, first_rows, lab_processes, run_and_fill, tmpfs, wait_for
@@ -69,6 +71,7 @@ def test_a_disk_that_fills_mid_run_keeps_rows_in_step_and_tears_down(tmp_path):
 
 
 def test_an_unwritable_out_is_bad_input_before_anything_starts(tmp_path):
+    before = set(Path(tempfile.gettempdir()).glob("iolab-local-*"))
     with tmpfs(tmp_path / "ro", "1m") as out:
         subprocess.run(["mount", "-o", "remount,ro", str(out)], check=True)
         proc = subprocess.run([sys.executable, "-m", "lab", str(_scenario(tmp_path)),
@@ -77,3 +80,5 @@ def test_an_unwritable_out_is_bad_input_before_anything_starts(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert f"--out {out}" in proc.stderr and "Read-only file system" in proc.stderr
     assert "iolab: run" not in proc.stdout + proc.stderr  # nothing started
+    # ...and nothing left: not even the local backend's temp directory
+    assert set(Path(tempfile.gettempdir()).glob("iolab-local-*")) <= before
