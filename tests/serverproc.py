@@ -198,3 +198,20 @@ class ServerProcess:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def children_of(pid: int, *, zombies: bool = False) -> list[int]:
+    """The pids whose parent is ``pid`` (from /proc/<pid>/stat: state, then
+    ppid after the command name): the live ones, or only the zombies."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and (fields[0] == "Z") == zombies:
+            found.append(int(entry))
+    return found

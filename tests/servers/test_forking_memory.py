@@ -9,7 +9,6 @@ Run as a script it measures that table's userspace column for every model
 
 from __future__ import annotations
 
-import os
 import resource
 import socket
 import sys
@@ -21,7 +20,7 @@ if __name__ == "__main__":  # the script needs what conftest.py gives the tests
     sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "servers"), str(ROOT)]
 
 import pytest
-from serverproc import ServerProcess
+from serverproc import ServerProcess, children_of
 from srvclients import AVAILABLE, connect, roundtrip
 
 from contract.models import MODELS
@@ -35,21 +34,6 @@ pytestmark = pytest.mark.timeout(120)
 
 SMAPS_ROLLUP = Path("/proc/self/smaps_rollup").exists()
 needs_pss = pytest.mark.skipif(not SMAPS_ROLLUP, reason="no /proc/PID/smaps_rollup (Linux < 4.14)")
-
-
-def children_of(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.append(int(entry))
-    return found
 
 
 def private_bytes(pid: int) -> int:

@@ -3,11 +3,11 @@ reaped children, the busy-poll's loop rate."""
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 
 import pytest
+from serverproc import children_of
 from srvclients import AVAILABLE, connect, recv_exactly, roundtrip
 
 pytestmark = pytest.mark.timeout(60)
@@ -50,21 +50,6 @@ def test_threadpool_connection_beyond_the_pool_waits(start):
     c.close()
 
 
-def _zombies(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] == "Z" and int(fields[1]) == pid:
-            found.append(int(entry))
-    return found
-
-
 def test_forking_reaps_its_children(start):
     srv = start("forking")
     socks = [connect(srv) for _ in range(10)]
@@ -75,7 +60,7 @@ def test_forking_reaps_its_children(start):
     for sock in socks:
         sock.close()
     srv.wait_stats(lambda e: e["closed"] == 10 and e["connections"] == 0)
-    assert _zombies(srv.pid) == []
+    assert children_of(srv.pid, zombies=True) == []
 
 
 def test_nonblocking_burns_a_core_even_when_idle(start):
