@@ -1,0 +1,33 @@
+"""When the load generator, not the server, set a step's numbers.
+
+A Locust worker is one Python process on one core running one gevent event
+loop: every user's timer, send and receive wakes up on that loop. When the
+loop is busier than real time allows, a user's next echo starts late and its
+reply is read late, so the generator's own queueing shows up as the server's
+latency and a falling rate. The lab therefore measures each worker over each
+step's hold (its CPU as a fraction of one core, and how late a periodic timer
+on its loop fires) and calls the step *client-bound* when a worker was at or
+past these bounds, or when a worker was lost. Client-bound rows are evidence
+about the generator: the report draws them hollow and the capacity plan
+leaves them out.
+
+The keys below are the step-record / steps.csv names (contract: scripts
+outside this repository read them).
+"""
+
+from __future__ import annotations
+
+# A worker using this much of one core (user+sys over the hold window) has no
+# headroom left: gevent runs every greenlet on that one core.
+CPU_BOUND = 0.9
+
+# p99 of the event loop's lateness over the hold (ms) beyond which the
+# generator's own scheduling dominates the latency it reports. Set from
+# benchmarks/loadgen_fidelity.py (see benchmarks/README.md).
+LAG_P99_BOUND_MS = 20.0
+
+# steps.csv / step-record keys of the generator accounting.
+GENERATOR_COLUMNS: tuple[str, ...] = (
+    "loadgen_cpu_max", "loadgen_lag_p99_ms", "workers_alive", "workers_expected",
+    "client_bound",
+)
