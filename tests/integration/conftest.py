@@ -35,7 +35,8 @@ def ours(client) -> tuple[list, list]:
         return MARK in (labels or {}).get("iolab.run", "")
 
     flt = {"label": "iolab"}
-    return ([c for c in client.containers.list(all=True, filters=flt) if mine(c.labels)],
+    listed = client.containers.list(all=True, ignore_removed=True, filters=flt)
+    return ([c for c in listed if mine(c.labels)],
             [n for n in client.networks.list(filters=flt) if mine(n.attrs.get("Labels"))])
 
 

@@ -45,7 +45,7 @@ def test_small_end_to_end_run_writes_results_and_leaves_nothing(
     assert any(n.startswith("iolab-") and "server-epoll" in n for n in logs), logs
     assert any(n.startswith("docker-stats-") for n in logs), logs
     flt = {"label": f"iolab.run={run_dir.name}"}
-    assert docker_client.containers.list(all=True, filters=flt) == []
+    assert docker_client.containers.list(all=True, ignore_removed=True, filters=flt) == []
     assert docker_client.networks.list(filters=flt) == []
 
 
@@ -61,7 +61,7 @@ def test_server_dying_at_start_is_reported_and_torn_down(
     run_dir = next((tmp_path / "out").iterdir())
     assert "boom at start" in (run_dir / "run.json").read_text()
     flt = {"label": f"iolab.run={run_dir.name}"}
-    assert docker_client.containers.list(all=True, filters=flt) == []
+    assert docker_client.containers.list(all=True, ignore_removed=True, filters=flt) == []
     assert docker_client.networks.list(filters=flt) == []
 
 
@@ -92,7 +92,7 @@ def test_signal_storm_tears_everything_down(signum, tmp_path, docker_client, lab
 
     def ours(role: str | None = None) -> list:
         flt = {"label": f"iolab.role={role}"} if role else {"label": "iolab"}
-        return [c for c in docker_client.containers.list(all=True, filters=flt)
+        return [c for c in docker_client.containers.list(all=True, ignore_removed=True, filters=flt)
                 if c.labels.get("iolab.run", "").endswith(f"itest-interrupted-{name}")]
 
     for attempt in range(3 if signum == signal.SIGTERM else 1):
@@ -138,7 +138,7 @@ def test_a_disk_that_fills_mid_run_leaves_nothing_on_docker(tmp_path, docker_cli
         run_dir = run_and_fill([str(ROOT / "scripts" / "run-lab"), str(scenario), "--out",
                                 str(out)], out)
     flt = {"label": f"iolab.run={run_dir.name}"}
-    assert docker_client.containers.list(all=True, filters=flt) == []
+    assert docker_client.containers.list(all=True, ignore_removed=True, filters=flt) == []
     assert docker_client.networks.list(filters=flt) == []
 
 
@@ -169,7 +169,8 @@ def test_clean_spares_a_live_docker_run_and_removes_a_dead_ones(tmp_path, docker
             run.kill()
     assert clean.returncode == 0, clean.stderr
     assert "container iolab-itest-dead-orphan" in clean.stdout and "kept" in clean.stdout
-    assert not docker_client.containers.list(all=True, filters={"name": dead.name})
+    assert not docker_client.containers.list(all=True, ignore_removed=True,
+                                             filters={"name": dead.name})
     assert run.returncode == 0, text
     (run_dir,) = out.iterdir()
     assert json.loads((run_dir / "run.json").read_text())["status"] == "complete"

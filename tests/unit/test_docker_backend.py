@@ -168,7 +168,7 @@ class FakeClient:
         self.d.created.append(c)
         return c
 
-    def list(self, all=False, filters=None):
+    def list(self, all=False, filters=None, ignore_removed=False):
         return [c for c in self.d.containers.values() if _match(c.labels, filters)]
 
 

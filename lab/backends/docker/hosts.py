@@ -99,7 +99,9 @@ def clean_all(client, label: str = LABEL,
     import docker.errors
 
     removed = []
-    for c in client.containers.list(all=True, filters={"label": label}):
+    # ignore_removed: a container removed between the list and its inspect (a
+    # run tearing down, a concurrent clean) is gone already, not an error.
+    for c in client.containers.list(all=True, ignore_removed=True, filters={"label": label}):
         if keep(c.labels or {}):
             continue
         try:
