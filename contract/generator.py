@@ -31,3 +31,36 @@ GENERATOR_COLUMNS: tuple[str, ...] = (
     "loadgen_cpu_max", "loadgen_lag_p99_ms", "workers_alive", "workers_expected",
     "client_bound",
 )
+
+
+def _number(value: object) -> float | None:
+    """A steps.csv cell or record value as a number; None when empty/unreadable."""
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def client_bound_reasons(values: dict) -> list[str] | None:
+    """Why the generator, not the server, bounded this step (empty: it did
+    not); None when the step carries no generator accounting at all (a run
+    from before it, or a load process that reported none) — unknown, which is
+    not the same as "not client-bound".
+
+    ``values`` is a step record or a steps.csv row (these keys, as numbers or
+    their CSV text)."""
+    cpu, lag = _number(values.get("loadgen_cpu_max")), _number(values.get("loadgen_lag_p99_ms"))
+    alive, expected = _number(values.get("workers_alive")), _number(values.get("workers_expected"))
+    if cpu is None and lag is None and alive is None:
+        return None
+    reasons = []
+    if alive is not None and expected is not None and alive < expected:
+        reasons.append(f"{alive:.0f} of {expected:.0f} load workers reported (worker lost)")
+    if cpu is not None and cpu >= CPU_BOUND:
+        reasons.append(f"a load worker used {cpu:.2f} of a core (bound {CPU_BOUND:g})")
+    if lag is not None and lag > LAG_P99_BOUND_MS:
+        reasons.append(f"a load worker's event loop ran {lag:.1f} ms late at p99 "
+                       f"(bound {LAG_P99_BOUND_MS:g} ms)")
+    return reasons

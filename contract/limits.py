@@ -76,6 +76,15 @@ _LIMITS = (
           "the server's replies differ from the bytes sent: it is not an echo server, or it "
           "corrupts data, so its numbers would count errors rather than capacity.",
           "correctness"),
+    Limit("serialized",
+          "the server completed the handshakes (the kernel queued them) but served only a few "
+          "connections at a time: most connections never got a reply before the client's "
+          "timeout, because the server handles one (or a fixed few) until it closes.",
+          "concurrency"),
+    Limit("worker_lost",
+          "a load-generator worker (or the master) died or stopped answering during the step: "
+          "the step measured a smaller load than planned and says nothing about the server.",
+          "load generators"),
 )
 
 LIMITS: dict[str, Limit] = {limit.kind: limit for limit in _LIMITS}
@@ -84,6 +93,10 @@ LIMIT_KINDS: tuple[str, ...] = tuple(LIMITS)
 # Connect failures that mean the load side could not open a connection: the
 # client's own descriptors or ports, the system file table, or a full queue.
 LOAD_SIDE_LIMITS: tuple[str, ...] = ("EADDRNOTAVAIL", "EMFILE", "ENFILE", "ECONNREFUSED")
+
+# Kinds that are findings about the measurement, not walls of the server: a
+# step that carries one is left out of the capacity plan.
+GENERATOR_LIMITS: tuple[str, ...] = ("worker_lost",)
 
 
 def explain(kind: str | None) -> str:

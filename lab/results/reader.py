@@ -26,8 +26,10 @@ from typing import Any
 
 import yaml
 
+from contract.limits import GENERATOR_LIMITS
 from lab.errors import InputError
 from lab.host.facts import HostFacts
+from lab.results.repeats import fold
 from lab.results.writer import FORMAT_VERSION, KERNEL_COLUMNS
 from lab.scenario.loader import parse_scenario
 from lab.scenario.types import SLO, LoadSpec, Scenario, ServerSpec
@@ -35,12 +37,14 @@ from lab.scenario.types import SLO, LoadSpec, Scenario, ServerSpec
 INT_FIELDS = (
     "step", "target_connections", "connected", "server_connections", "peak_connections",
     "echo_count", "failures", "connect_failures", "server_rss_bytes", "active_users",
-    "kernel_sock_bytes", *KERNEL_COLUMNS,
+    "kernel_sock_bytes", *KERNEL_COLUMNS, "repeat", "workers_alive", "workers_expected",
 )
 FLOAT_FIELDS = (
     "rps", "p50_ms", "p90_ms", "p99_ms", "max_ms", "error_rate", "server_cpu_s",
-    "server_cpu_user_s", "server_cpu_sys_s", "hold_s", "t_end",
+    "server_cpu_user_s", "server_cpu_sys_s", "hold_s", "t_end", "loadgen_cpu_max",
+    "loadgen_lag_p99_ms",
 )
+BOOL_FIELDS = ("client_bound",)
 
 Row = dict[str, Any]
 
@@ -58,6 +62,8 @@ def _typed(raw: dict[str, str | None]) -> Row:
             row[key] = int(float(value))
         elif key in FLOAT_FIELDS:
             row[key] = float(value)
+        elif key in BOOL_FIELDS:
+            row[key] = value.lower() in ("true", "1", "yes")
         else:
             row[key] = value
     row.setdefault("limit", None)
@@ -138,9 +144,14 @@ class Run:
         return list(dict.fromkeys(r["model"] for r in self.rows if r.get("model")))
 
     def rows_for(self, model: str) -> list[Row]:
-        """One model's rows, sorted by step number."""
+        """One model's rows, sorted by step number; with ``load.repeat`` one
+        median row per step with its min–max band (lab/results/repeats.py)."""
+        return fold(self.pass_rows(model))
+
+    def pass_rows(self, model: str) -> list[Row]:
+        """One model's rows of every pass, as written (repeat, then step order)."""
         rows = [r for r in self.rows if r.get("model") == model]
-        return sorted(rows, key=lambda r: r.get("step") or 0)
+        return sorted(rows, key=lambda r: (r.get("repeat") or 0, r.get("step") or 0))
 
     @property
     def servers(self) -> tuple[ServerSpec, ...]:
@@ -154,14 +165,22 @@ class Run:
         return (self.meta.get("models") or {}).get(model) or {}
 
     def first_limit(self, model: str) -> tuple[Row, str] | None:
-        """The model's first row with a limit and its kind; else ``run.json``'s
-        ``models.<name>.limit`` at the last row (a crash may be recorded only there)."""
+        """The model's first row with a server limit and its kind; else
+        ``run.json``'s ``models.<name>.limit`` at the last row (a crash may be
+        recorded only there). A lost load worker is not the server's limit
+        (contract ``GENERATOR_LIMITS``): see :meth:`client_bound_rows`."""
         rows = self.rows_for(model)
-        hit = next((r for r in rows if r.get("limit")), None)
+        hit = next((r for r in rows if r.get("limit") and r["limit"] not in GENERATOR_LIMITS),
+                   None)
         if hit:
             return hit, hit["limit"]
         kind = self.model_meta(model).get("limit")
-        return (rows[-1], kind) if kind and rows else None
+        return (rows[-1], kind) if kind and rows and kind not in GENERATOR_LIMITS else None
+
+    def client_bound_rows(self, model: str) -> list[Row]:
+        """The model's steps whose numbers are the load generator's
+        (contract/generator.py): left out of the plan, drawn hollow."""
+        return [r for r in self.rows_for(model) if r.get("client_bound")]
 
     @property
     def host(self) -> dict[str, Any]:
@@ -233,9 +252,9 @@ def _precise_times(rows: list[Row], json_rows: Any) -> None:
     to 6 significant digits (1.79585e+09), which would erase step durations."""
     if not isinstance(json_rows, list):
         return
-    exact = {(r.get("model"), r.get("step")): r.get("t_end")
+    exact = {(r.get("model"), r.get("repeat") or 0, r.get("step")): r.get("t_end")
              for r in json_rows if isinstance(r, dict)}
     for row in rows:
-        t_end = exact.get((row.get("model"), row.get("step")))
+        t_end = exact.get((row.get("model"), row.get("repeat") or 0, row.get("step")))
         if isinstance(t_end, int | float):
             row["t_end"] = float(t_end)

@@ -28,6 +28,15 @@ run.json format versions (bump on any change readers must know about):
   the step), ``tcp_estab, tcp_syn_recv, tcp_time_wait, tcp_close_wait,
   conntrack_count`` (at its end); ``backlog`` is named when the listen
   counters grew.
+- 4 (2026-12): rows (and steps.csv) add ``repeat`` (0-based pass of
+  ``load.repeat``) and the generator accounting of contract/generator.py:
+  ``loadgen_cpu_max, loadgen_lag_p99_ms, workers_alive, workers_expected,
+  client_bound`` (empty where the loadgen reported none). New limit kinds
+  ``worker_lost`` (a finding about the load, never the server's limit) and
+  ``serialized``. ``models.<name>.workers_lost`` lists lost load workers
+  (step, worker, host, exit_code, log_tail); with repeats,
+  ``models.<name>.repeats`` holds each pass's ending and the top level speaks
+  for all passes.
 """
 
 from __future__ import annotations
@@ -42,13 +51,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from contract.limits import LOAD_SIDE_LIMITS
+from contract.generator import GENERATOR_COLUMNS, client_bound_reasons
+from contract.limits import GENERATOR_LIMITS, LOAD_SIDE_LIMITS
 from lab.errors import InputError, ResultsError
 from lab.versions import installed_versions
 from lab.scenario.loader import scenario_to_dict, scenario_to_yaml
 from lab.scenario.types import Scenario, ServerSpec
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 
 # Kernel evidence in the server's namespace (lab/run/kernel.py): increases over
 # the step, then socket counts at its end; empty where it cannot be read.
@@ -61,7 +71,7 @@ COLUMNS: tuple[str, ...] = (
     "peak_connections", "rps", "p50_ms", "p90_ms", "p99_ms", "max_ms", "echo_count",
     "failures", "connect_failures", "failure_kinds", "error_rate", "limit",
     "server_rss_bytes", "server_cpu_s", "server_cpu_user_s", "server_cpu_sys_s", "hold_s",
-    "active_users", "kernel_sock_bytes", "t_end", *KERNEL_COLUMNS,
+    "active_users", "kernel_sock_bytes", "t_end", *KERNEL_COLUMNS, "repeat", *GENERATOR_COLUMNS,
 )
 
 
@@ -123,8 +133,12 @@ def load_side_limit(connect_failures: dict[str, Any] | None) -> str | None:
 
 def make_row(spec: ServerSpec, step: dict[str, Any], stats: dict[str, Any] | None,
              limit: str | None, sock_bytes: int | None, active_users: int = 0,
-             evidence: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One ``steps.csv`` row from a loadgen step record and the server's last stats."""
+             evidence: dict[str, Any] | None = None, repeat: int = 0) -> dict[str, Any]:
+    """One ``steps.csv`` row from a loadgen step record and the server's last stats.
+
+    ``client_bound`` is true when the generator accounting says the load, not
+    the server, bounded the step (contract/generator.py), empty when the record
+    carries none."""
     stats = stats or {}
     # The loadgen counts a failed connect in both dicts: "failures" is every
     # failure of the step (echo and connect), "connect_failures" the connects.
@@ -162,7 +176,22 @@ def make_row(spec: ServerSpec, step: dict[str, Any], stats: dict[str, Any] | Non
         "kernel_sock_bytes": sock_bytes,
         "t_end": step.get("t_end"),
         **{k: (evidence or {}).get(k) for k in KERNEL_COLUMNS},
+        "repeat": repeat,
+        **generator_columns(step, limit),
     }
+
+
+def generator_columns(step: dict[str, Any], limit: str | None) -> dict[str, Any]:
+    """The generator accounting of a step record (loadgen/meter.py ``merge``)."""
+    reasons = client_bound_reasons(step)
+    bound = None if reasons is None else bool(reasons)
+    if limit in GENERATOR_LIMITS:
+        bound = True  # a lost worker (or master) is client-bound whatever the rest says
+    return {"loadgen_cpu_max": step.get("loadgen_cpu_max"),
+            "loadgen_lag_p99_ms": step.get("loadgen_lag_p99_ms"),
+            "workers_alive": step.get("workers_alive"),
+            "workers_expected": step.get("workers_expected"),
+            "client_bound": bound}
 
 
 def _csv_value(value: Any) -> str:
