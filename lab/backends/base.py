@@ -27,10 +27,16 @@ class RunContext:
     # --ui: the servers' event files the web UI's Lab tab tails (the backend
     # hands them to the Locust master it starts; see loadgen/lab_tab.py).
     server_events: tuple[Path, ...] = ()
+    repeat: int = 0  # load.repeat: which pass over the models this is (0-based)
 
     @property
     def logs_dir(self) -> Path:
         return self.run_dir / "logs"
+
+    def stem(self, name: str) -> str:
+        """The file stem for ``name``'s logs in this pass: ``epoll`` in the
+        first, ``epoll.r1``, ``epoll.r2`` ... in the repeats (nothing overwritten)."""
+        return name if self.repeat == 0 else f"{name}.r{self.repeat}"
 
 
 class ServerHandle(ABC):
@@ -69,6 +75,24 @@ class ServerHandle(ABC):
         return None
 
 
+@dataclass(frozen=True)
+class LostWorker:
+    """A load-generator process that ended while the run still needed it.
+
+    A Locust worker never exits on its own while its master runs, so any exit
+    before the master's is a loss (killed, OOM, crashed); the master's own
+    exit before the last step is one too."""
+
+    name: str  # its process or container name, as the logs directory has it
+    host: str  # the scenario host it ran on
+    exit_code: int | None
+    log_tail: str
+
+    def describe(self) -> str:
+        code = "" if self.exit_code is None else f" (exit {self.exit_code})"
+        return f"{self.name} on host {self.host}{code}"
+
+
 class LoadHandle(ABC):
     """A running Locust master plus its workers."""
 
@@ -89,6 +113,10 @@ class LoadHandle(ABC):
     @abstractmethod
     def log_tail(self, lines: int = 40) -> str:
         """The end of the master's log."""
+
+    def lost_workers(self, lines: int = 12) -> list[LostWorker]:
+        """Workers that exited while the master still ran, with their log tails."""
+        return []
 
 
 class Backend(ABC):

@@ -35,7 +35,7 @@ from typing import Any, TextIO
 
 from contract.env import ALLOW_EXTERNAL_TARGETS, SERVER_EVENTS
 from lab import ROOT
-from lab.backends.base import Backend, LoadHandle, RunContext, ServerHandle
+from lab.backends.base import Backend, LoadHandle, LostWorker, RunContext, ServerHandle
 from lab.backends.listeners import foreign, listeners, listening_inodes
 from lab.backends.locust_cmd import WEB_HOST, WEB_PORT, master_command, worker_command
 from lab.backends.server_cmd import server_command, substitute
@@ -117,10 +117,12 @@ def _terminate(proc: subprocess.Popen, timeout: float) -> int | None:
 class LocalServer(ServerHandle):
     """A server subprocess; a reader thread turns its stdout into events."""
 
-    def __init__(self, spec: ServerSpec, cmd: list[str], logs: Path, cwd: Path):
+    def __init__(self, spec: ServerSpec, cmd: list[str], logs: Path, cwd: Path,
+                 stem: str | None = None):
         self.spec = spec
-        self.stdout_log = logs / f"{spec.name}.server.stdout.log"
-        self.stderr_log = logs / f"{spec.name}.server.stderr.log"
+        stem = stem or spec.name  # RunContext.stem: one set of logs per repeat
+        self.stdout_log = logs / f"{stem}.server.stdout.log"
+        self.stderr_log = logs / f"{stem}.server.stderr.log"
         self.proc = _spawn(cmd, self.stderr_log, cwd=cwd, stdout=subprocess.PIPE)
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
         self.ready_line: queue.Queue[str] = queue.Queue()
@@ -230,6 +232,7 @@ class LocalLoad(LoadHandle):
     def __init__(self, master: subprocess.Popen, workers: list[subprocess.Popen],
                  master_log: Path, step_results: Path, web_url: str | None):
         self.master, self.workers = master, workers
+        self.worker_logs: list[Path] = []
         self.master_log, self.step_results = master_log, step_results
         self.web_url = web_url
         self._offset = 0
@@ -257,6 +260,14 @@ class LocalLoad(LoadHandle):
 
     def log_tail(self, lines: int = 40) -> str:
         return tail_file(self.master_log, lines)
+
+    def lost_workers(self, lines: int = 12) -> list[LostWorker]:
+        if self.master.poll() is not None:  # the master ended the run: workers follow it
+            return []
+        return [LostWorker(log.name.removesuffix(".log"), "local", proc.poll(),
+                           tail_file(log, lines))
+                for proc, log in zip(self.workers, self.worker_logs, strict=True)
+                if proc.poll() is not None]
 
 
 def source_ips(worker: int, per_worker: int = 2) -> str:
@@ -312,9 +323,10 @@ class LocalBackend(Backend):
             busy = port_in_use(int(spec.port))
             if busy:
                 raise BackendError(f"custom server {spec.name}: {busy}")
-            server: LocalServer = CustomServer(spec, cmd, ctx.logs_dir, cwd)
+            server: LocalServer = CustomServer(spec, cmd, ctx.logs_dir, cwd, ctx.stem(spec.name))
         else:
-            server = LocalServer(spec, self.server_command(spec), ctx.logs_dir, ROOT)
+            server = LocalServer(spec, self.server_command(spec), ctx.logs_dir, ROOT,
+                                 ctx.stem(spec.name))
         self.servers.append(server)
         server.wait_ready()
         return server
@@ -326,7 +338,7 @@ class LocalBackend(Backend):
 
     def start_load(self, server: ServerHandle, ctx: RunContext, *, ui: bool = False) -> LoadHandle:
         load_spec = ctx.scenario.load
-        name = server.spec.name
+        name = ctx.stem(server.spec.name)
         count = workers_needed(load_spec, self.nofile_hard)
         port = free_port()
         step_results = self.tmp / f"{name}-{len(self.loads)}.steps.jsonl"
@@ -350,8 +362,9 @@ class LocalBackend(Backend):
         for i in range(count):
             cmd = worker_command(load_spec, master_host=LOOPBACK, master_port=port,
                                  source_ips=source_ips(i), python=sys.executable)
-            load.workers.append(_spawn(cmd, ctx.logs_dir / f"{name}.locust-worker-{i}.log",
-                                       env=env))
+            log = ctx.logs_dir / f"{name}.locust-worker-{i}.log"
+            load.workers.append(_spawn(cmd, log, env=env))
+            load.worker_logs.append(log)
         return load
 
     def cleanup(self) -> list[str]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from contract.limits import GENERATOR_LIMITS
 from lab.backends.base import LoadHandle, ServerHandle
 from lab.run.death import cause
 from lab.run.monitors import ServerMonitor, append_jsonl
@@ -48,6 +49,8 @@ def stops_model(row: dict[str, Any], server_dead: bool) -> bool:
     limit kept the load below the step's target."""
     if server_dead or row.get("limit") in ("crash", "mismatch"):
         return True
+    if row.get("limit") in GENERATOR_LIMITS:  # the remaining workers carry on (run/generator.py)
+        return False
     return bool(row.get("limit")) and (row.get("connected") or 0) < row["target_connections"]
 
 
@@ -59,7 +62,7 @@ class StepPoller:
                  load: LoadHandle, monitor: ServerMonitor, outcome: ModelOutcome):
         self.runner, self.spec, self.server, self.load = runner, spec, server, load
         self.monitor, self.outcome = monitor, outcome
-        self.steps_path = runner.ctx.logs_dir / f"{spec.name}.steps.jsonl"
+        self.steps_path = runner.ctx.logs_dir / f"{runner.ctx.stem(spec.name)}.steps.jsonl"
         self.steps_path.touch()
         self.pending: deque[tuple[dict[str, Any], float]] = deque()
         self.budget = expected_duration_s(runner.scenario)
@@ -89,7 +92,7 @@ class StepPoller:
             return True
         if load_done and not self.pending:
             done, total = len(self.outcome.rows), len(self.runner.scenario.load.steps)
-            if done < total:
+            if done < total and not self._master_lost(done, now):
                 self.outcome.error = (f"the load generator exited ({self.load.exit_code()}) "
                                       f"after {done} of {total} steps:\n"
                                       f"{self.load.log_tail(15)}")
@@ -122,6 +125,20 @@ class StepPoller:
                       "t_end": self.dead_since, "connected": None, "echo_count": 0}
             self.runner.add_row(self.spec, record, self.monitor, self.death(), self.outcome)
         self._stop(self.death(), done)
+
+    def _master_lost(self, step: int, now: float) -> bool:
+        """A master killed before the last step: the step in progress is
+        ``worker_lost`` (lab/run/generator.py) and the model's load is over."""
+        watch = self.runner.watch
+        lost = watch.master_lost(step) if watch else None
+        if lost is None:
+            return False
+        record = {"step": step, "target_users": self.runner.scenario.load.steps[step].connections,
+                  "t_end": now, "connected": None, "echo_count": 0,
+                  "workers_lost": [{"id": lost["worker"], "host": lost["host"]}]}
+        row = self.runner.add_row(self.spec, record, self.monitor, None, self.outcome)
+        self._stop(row["limit"] or "worker_lost", step)
+        return True
 
     def _emit(self, now: float, server_dead: bool, flush: bool) -> bool:
         """Turn step records into rows once the server's stats for them are in

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lab.backends.base import LoadHandle, ServerHandle
+from lab.backends.base import LoadHandle, LostWorker, ServerHandle
 from lab.backends.docker.container_io import LogFollower, fetch_file
 from lab.scenario.types import ServerSpec
 
@@ -160,9 +160,19 @@ class DockerLoadHandle(LoadHandle):
             (self.logs_dir / f"{self.master.name}-steps.jsonl").write_bytes(data)
 
     def log_tail(self, lines: int = 40) -> str:
-        import docker.errors
+        return _tail(self.master, lines)
 
-        try:
-            return self.master.logs(tail=lines).decode(errors="replace")
-        except docker.errors.APIError as exc:
-            return f"[no log: {exc}]"
+    def lost_workers(self, lines: int = 12) -> list[LostWorker]:
+        if self._stopped or self.exit_code() is not None:
+            return []
+        return [LostWorker(w.name, w.labels.get("iolab.host", "?"), code, _tail(w, lines))
+                for w in self.workers if (code := exit_code_of(w)) is not None]
+
+
+def _tail(container, lines: int) -> str:
+    import docker.errors
+
+    try:
+        return container.logs(tail=lines).decode(errors="replace")
+    except docker.errors.APIError as exc:
+        return f"[no log: {exc}]"

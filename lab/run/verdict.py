@@ -1,0 +1,70 @@
+"""Which evidence names a step's limit, in order.
+
+A step can show several symptoms at once — a server at its descriptor limit
+also makes clients fail — so the first source that speaks wins, most direct
+first:
+
+1. the server's own ``limit`` event (it saw ``accept()`` fail and said why);
+2. the cause of its death (lab/run/death.py), when it died in this step;
+3. a lost load worker or master (lab/run/generator.py): the step measured a
+   smaller load than planned;
+4. replies that were not the bytes sent (``mismatch``);
+5. a load-side connect failure (the client's own descriptors or ports, or a
+   refused connection: contract ``LOAD_SIDE_LIMITS``);
+6. the kernel's listen counters (``ListenOverflows``/``ListenDrops`` grew in
+   the server's namespace: ``backlog``);
+7. ``serialized``: see :func:`serialized`.
+
+None of them: the step hit no limit. A step that misses the SLO without one
+gets its cause from the analysis (lab/analysis/causes.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contract.limits import TIMEOUT
+from lab.results.writer import load_side_limit
+
+# A step is "serialized" when at most this fraction of the connections the
+# kernel completed ever got a reply at once (client side: Meter.peak_served
+# over peak_connected), and replies timed out.
+SERIALIZED_SERVED_FRACTION = 0.5
+SERIALIZED_MIN_CONNECTIONS = 4
+
+
+def serialized(record: dict[str, Any]) -> bool:
+    """The server let the kernel complete the handshakes (they wait in its
+    accept queue, so the client counts them connected) but served only a few
+    connections at a time: the most connections that had an echo back at once
+    is at most half of those open, and echoes timed out. The blocking model
+    (one connection until it closes) and a fixed thread pool smaller than the
+    load both look like this from the client; an event-driven server that is
+    merely slow still answers every connection once, so it does not."""
+    opened, served = record.get("peak_connected"), record.get("peak_served")
+    timeouts = int((record.get("failures") or {}).get(TIMEOUT) or 0)
+    if not isinstance(opened, int) or not isinstance(served, int):
+        return False
+    return (opened >= SERIALIZED_MIN_CONNECTIONS and timeouts > 0
+            and served <= SERIALIZED_SERVED_FRACTION * opened)
+
+
+def step_limit(*, event: str | None, death: str | None, lost: str | None,
+               record: dict[str, Any], evidence: dict[str, Any]) -> str | None:
+    """The step's limit from the evidence, in the order of the module docstring."""
+    if event:
+        return event
+    if death:
+        return death
+    if lost:
+        return lost
+    if int((record.get("failures") or {}).get("mismatch") or 0):
+        return "mismatch"
+    side = load_side_limit(record.get("connect_failures"))
+    if side:
+        return side
+    if (evidence.get("listen_overflows") or 0) or (evidence.get("listen_drops") or 0):
+        return "backlog"  # the kernel dropped handshakes: the accept queue was full
+    if serialized(record):
+        return "serialized"
+    return None
