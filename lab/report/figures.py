@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from html import escape
 
+from contract.generator import client_bound_reasons
 from contract.limits import FD_SETSIZE
 from lab.analysis import metrics as m
 from lab.report import charts
@@ -59,6 +60,7 @@ class Spec:
     y: Extract
     label: str = ""  # appended to the model in tooltips ("p99")
     dash: str = ""
+    band: str = ""  # the row field whose min–max over repeats is drawn as a band
 
 
 def points(run: Run, spec: Spec, xlabel: str, ylabel: str) -> dict[str, list[Point]]:
@@ -74,7 +76,16 @@ def points(run: Run, spec: Spec, xlabel: str, ylabel: str) -> dict[str, list[Poi
             title = f"{name} · step {r.get('step')}\n{xlabel}: {fmt(x)}\n{ylabel}: {fmt(y)}"
             if r.get("limit"):
                 title += f"\nlimit: {r['limit']}"
-            pts.append(Point(float(x), float(y), title, r.get("limit")))
+            hollow = bool(r.get("client_bound"))
+            if hollow:
+                why = client_bound_reasons(r) or ["a load worker was lost"]
+                title += "\nclient-bound (the load's number, not the server's): " + "; ".join(why)
+            lo, hi = (r.get(f"{spec.band}_min"), r.get(f"{spec.band}_max")) if spec.band \
+                and (r.get("repeats") or 1) > 1 else (None, None)
+            if lo is not None and hi is not None:
+                title += f"\nover {r['repeats']} repeats: {fmt(lo)} – {fmt(hi)}"
+            pts.append(Point(float(x), float(y), title, r.get("limit"), hollow=hollow,
+                             lo=lo, hi=hi))
         if pts:
             out[model] = pts
     return out
@@ -128,7 +139,8 @@ def fig_held(run: Run) -> list[Panel]:
 
 
 def _latency(run: Run, x: Extract, title: str, xlabel: str, wall: bool) -> list[Panel]:
-    specs = [Spec(x, _col("p99_ms"), "p99"), Spec(x, _col("p50_ms"), "p50", "5 3")]
+    specs = [Spec(x, _col("p99_ms"), "p99", band="p99_ms"),
+             Spec(x, _col("p50_ms"), "p50", "5 3", band="p50_ms")]
     rules = ([_wall(True)] if wall else []) + _slo(run)
     return [panel(run, title, xlabel, "echo latency (ms)", specs, ylog_ratio=10, rules=rules)]
 
@@ -140,7 +152,8 @@ def fig_latency(run: Run) -> list[Panel]:
 
 def fig_rate(run: Run) -> list[Panel]:
     return [panel(run, "Echo rate vs connections", "connections held",
-                  "echo rate (messages/s)", [Spec(_held, _col("rps"))], rules=[_wall(True)])]
+                  "echo rate (messages/s)", [Spec(_held, _col("rps"), band="rps")],
+                  rules=[_wall(True)])]
 
 
 def fig_cost(run: Run) -> list[Panel]:
@@ -165,9 +178,11 @@ FIGURES: dict[str, Callable[[Run], list[Panel]]] = {
 }
 
 
-def legend(models: list[str], keys: list[tuple[str, str]] | None = None) -> str:
+def legend(models: list[str], keys: list[tuple[str, str]] | None = None,
+           hollow: bool = False) -> str:
     """The HTML legend beside a chart: a checkbox per model (hides it in every
-    chart) and the line styles. It sits outside the SVG, so it never covers data."""
+    chart), the line styles and, when the run has any, what a hollow point
+    means. It sits outside the SVG, so it never covers data."""
     items = "".join(
         f'<label><input type="checkbox" checked data-model="{escape(mdl)}">'
         f'<span class="swatch" style="background:{charts.color_for(mdl)}"></span>'
@@ -175,6 +190,10 @@ def legend(models: list[str], keys: list[tuple[str, str]] | None = None) -> str:
     styles = "".join(f'<span class="key"><svg width="28" height="8"><line x1="0" y1="4" '
                      f'x2="28" y2="4" stroke="#333" stroke-width="1.6" stroke-dasharray='
                      f'"{dash}"/></svg>{escape(name)}</span>' for name, dash in keys or [])
+    if hollow:
+        styles += ('<span class="key"><svg width="28" height="10"><circle cx="14" cy="5" r="3.5" '
+                   'fill="#fff" stroke="#333" stroke-width="1.6"/></svg>client-bound step '
+                   "(the load generator's number)</span>")
     buttons = ('<span class="all"><button type="button" data-all="1">all</button>'
                '<button type="button" data-all="0">none</button></span>')
     return f'<div class="legend">{items}{buttons}{styles}</div>'

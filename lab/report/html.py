@@ -24,19 +24,20 @@ from typing import Any
 
 from contract.limits import explain
 from lab.analysis import capacity
+from lab.analysis.causes import slo_causes
 from lab.analysis.expect import check
 from lab.analysis.headline import headline
-from lab.report import charts, figures, timeline
+from lab.report import charts, figures, generator, timeline
 from lab.results.reader import Run, load_run
 from lab.scenario.loader import scenario_to_dict
 
 STEP_COLUMNS = (
-    ("model", "model"), ("step", "step"), ("target_connections", "target"),
+    ("model", "model"), ("repeat", "repeat"), ("step", "step"), ("target_connections", "target"),
     ("connected", "held"), ("server_connections", "server conns"), ("rps", "echo/s"),
     ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"), ("failures", "failures"),
     ("failure_kinds", "failure kinds"), ("error_rate", "error rate"), ("limit", "limit"),
     ("server_rss_bytes", "RSS MiB"), ("server_cpu_s", "CPU s"),
-    ("kernel_sock_bytes", "kernel sock MiB"),
+    ("kernel_sock_bytes", "kernel sock MiB"), ("client_bound", "client-bound"),
 )
 MIB_FIELDS = {"server_rss_bytes", "kernel_sock_bytes"}
 
@@ -149,7 +150,8 @@ def charts_section(run: Run) -> str:
         stem = path.stem.removeprefix("chart-")
         note = charts.NOTES.get(stem, "")
         svg = figures.figure_svg(run, stem)
-        leg = figures.legend(models, figures.STYLE_KEYS.get(stem))
+        leg = figures.legend(models, figures.STYLE_KEYS.get(stem),
+                             hollow=any(r.get("client_bound") for r in run.rows))
         figs.append(f'<figure id="{escape(path.stem)}" class="chart"><div class="chartrow">'
                     f"{svg}{leg}</div><figcaption><b>{escape(title)}</b> (PNG copy: "
                     f"{escape(path.name)}). {escape(note)} Hover a point for its values; "
@@ -192,9 +194,27 @@ def expect_section(run: Run) -> str:
     return "<h2>Expectations</h2>" + html_table(["server", "expected", "got", ""], rows, {3})
 
 
+def _key(row: dict) -> tuple:
+    return row.get("model"), row.get("repeat") or 0, row.get("step")
+
+
 def steps_section(run: Run) -> str:
-    rows = [[escape(_cell(r.get(k), k)) for k, _ in STEP_COLUMNS] for r in run.rows]
-    return "<h2>Every step</h2>" + html_table([h for _, h in STEP_COLUMNS], rows)
+    """Every row, with the cause of each step that missed the SLO (lab/analysis/causes.py)."""
+    slo = capacity.slo_of(run)
+    causes: dict[tuple, str | None] = {}
+    for model in run.models:
+        server = run.server(model)
+        kind = (server.model if server else None) or run.model_meta(model).get("kind")
+        every = run.pass_rows(model)
+        for repeat in sorted({r.get("repeat") or 0 for r in every}):
+            rows = [r for r in every if (r.get("repeat") or 0) == repeat]
+            found = slo_causes(rows, [capacity.passes(r, slo) for r in rows], kind,
+                               run.host.get("cpus"))
+            causes.update({_key(r): c for r, c in zip(rows, found, strict=True)})
+    rows = [[escape(_cell(r.get(k), k)) for k, _ in STEP_COLUMNS]
+            + [escape(causes.get(_key(r)) or "")] for r in run.rows]
+    head = [h for _, h in STEP_COLUMNS] + ["cause (SLO missed)"]
+    return "<h2>Every step</h2>" + html_table(head, rows, text_cols={len(STEP_COLUMNS)})
 
 
 def metadata_section(run: Run) -> str:
@@ -257,7 +277,8 @@ def render_html(run: Run) -> str:
         status_banner(run),
         "".join(f'<p class="headline">{escape(s)}</p>' for s in headline(run)),
         "" if run.rows else '<p class="warn">No step finished in this run: nothing to plot.</p>',
-        limits_section(run), expect_section(run), charts_section(run), timeline_section(run),
+        limits_section(run), generator.section(run), expect_section(run), charts_section(run),
+        timeline_section(run),
         capacity_section(run), steps_section(run), metadata_section(run),
     ])
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

@@ -30,12 +30,16 @@ FONT = "font-family:system-ui,sans-serif"
 
 @dataclass
 class Point:
-    """One data point; ``title`` is its hover text, ``limit`` marks a limit row."""
+    """One data point; ``title`` is its hover text, ``limit`` marks a limit row,
+    ``hollow`` a client-bound one (the load generator's number, not the server's)."""
 
     x: float
     y: float
     title: str
     limit: str | None = None
+    hollow: bool = False
+    lo: float | None = None  # the min–max band over repeats, when there is one
+    hi: float | None = None
 
 
 @dataclass
@@ -175,6 +179,7 @@ def render_panel(panel: Panel, x0: float, y0: float, w: float, h: float, uid: st
     xs = [p.x for p in pts] + [r.value for r in panel.rules if r.vertical]
     xs += list(panel.x_span or ())
     ys = [p.y for p in pts] + [r.value for r in panel.rules if not r.vertical]
+    ys += [v for p in pts for v in (p.lo, p.hi) if v is not None]  # bands stay in the plot
     if panel.diagonal:
         ys += [min(xs), max(xs)]
     if panel.xlog:
@@ -252,9 +257,16 @@ def _line(ln: Line, sx: Scale, sy: Scale, panel: Panel,
     pts = [p for p in ln.points if (p.x > 0 or not panel.xlog) and (p.y > 0 or not panel.ylog)]
     coords = " ".join(f"{sx(p.x):.1f},{sy(p.y):.1f}" for p in pts)
     dash = f' stroke-dasharray="{ln.dash}"' if ln.dash else ""
-    out = [f'<g class="series" data-series="{escape(ln.key)}">',
-           f'<polyline points="{coords}" fill="none" stroke="{ln.color}" '
-           f'stroke-width="{ln.width}"{dash} stroke-linejoin="round"/>']
+    out = [f'<g class="series" data-series="{escape(ln.key)}">']
+    banded = [p for p in pts if p.lo is not None and p.hi is not None
+              and (p.lo > 0 or not panel.ylog)]
+    if len(banded) >= 2:  # the min–max band over repeats, under the median line
+        edge = [f"{sx(p.x):.1f},{sy(p.hi):.1f}" for p in banded] + [
+            f"{sx(p.x):.1f},{sy(p.lo):.1f}" for p in reversed(banded)]
+        out.append(f'<polygon class="band" points="{" ".join(edge)}" fill="{ln.color}" '
+                   'fill-opacity="0.15" stroke="none"/>')
+    out.append(f'<polyline points="{coords}" fill="none" stroke="{ln.color}" '
+               f'stroke-width="{ln.width}"{dash} stroke-linejoin="round"/>')
     for p in pts:
         x, y = sx(p.x), sy(p.y)
         if p.limit:
@@ -279,8 +291,12 @@ def _line(ln: Line, sx: Scale, sy: Scale, panel: Panel,
         cls = ' class="limit"' if p.limit else ""
         others = [k for k in shared.get((round(x), round(y)), []) if k != ln.key]
         title = p.title + (f"\n(same point: {', '.join(others)})" if others else "")
-        out.append(f'<circle{cls} cx="{x:.1f}" cy="{y:.1f}" r="{r:.1f}" fill="{ln.color}"'
-                   f'{ring} fill-opacity="{0.35 if p.limit else 1}"><title>'
+        if p.hollow:  # client-bound: an open ring in the model's colour
+            cls = ' class="hollow"'
+            paint = f'fill="#fff" stroke="{ln.color}" stroke-width="1.6"'
+        else:
+            paint = f'fill="{ln.color}"{ring} fill-opacity="{0.35 if p.limit else 1}"'
+        out.append(f'<circle{cls} cx="{x:.1f}" cy="{y:.1f}" r="{r:.1f}" {paint}><title>'
                    f"{escape(title)}</title></circle>")
     out.append("</g>")
     return "\n".join(out)
