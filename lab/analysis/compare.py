@@ -1,6 +1,9 @@
 """``run-lab compare RUN_A RUN_B [--force]``: two runs side by side, with B/A ratios.
 
-Rows are matched by model label and step number. Numbers from different
+Rows are matched by model label and step number; with ``load.repeat`` each
+side is the per-step median with its min–max band, and a step is "within
+noise" exactly when the two bands overlap (pyperf's rule of thumb: a
+difference inside the spread of repeated runs is not a difference). Numbers from different
 machines or settings do not compare (pyperf's rule: check the metadata first),
 so the comparison refuses, exit code 2, when anything in ``MATTERS`` differs,
 and lists each differing field with both values; ``--force`` compares anyway
@@ -26,6 +29,9 @@ MATTERS: tuple[tuple[str, Callable[[Run], Any]], ...] = (
     ("load.pace (s)", lambda r: r.pace_s),
 )
 RATIO_FIELDS = ("connected", "rps", "p99_ms", "server_rss_bytes")
+# Judged "within noise" or not from the runs' min–max bands (load.repeat >= 2).
+NOISE_FIELDS = ("rps", "p99_ms")
+SHORT = {"server_rss_bytes": "rss", "p99_ms": "p99"}
 
 
 def _nofile(run: Run, model: str) -> Any:
@@ -50,10 +56,30 @@ def ratio(va: float | None, vb: float | None) -> float | None:
     return vb / va
 
 
+def band(row: Row, field: str) -> tuple[float, float] | None:
+    """The min–max band of ``field`` over a step's passes (lab/results/repeats.py);
+    None for a step measured once."""
+    lo, hi = row.get(f"{field}_min"), row.get(f"{field}_max")
+    if (row.get("repeats") or 1) < 2 or lo is None or hi is None:
+        return None
+    return lo, hi
+
+
+def noise(ra: Row, rb: Row, field: str) -> str:
+    """"within noise" exactly when the two bands overlap, "differs" when they do
+    not; "n/a" when either step was measured once (no band to judge by)."""
+    ba, bb = band(ra, field), band(rb, field)
+    if ba is None or bb is None:
+        return "n/a"
+    return "within noise" if ba[0] <= bb[1] and bb[0] <= ba[1] else "differs"
+
+
 def compare_rows(a: Run, b: Run) -> list[dict[str, Any]]:
-    """One dict per (model, step) in either run: A and B values and B/A ratios."""
+    """One dict per (model, step) in either run: A and B values (the per-step
+    medians with repeats), B/A ratios, the bands and the noise verdicts."""
     def index(run: Run) -> dict[tuple[str, int], Row]:
-        return {(r["model"], r.get("step") or 0): r for r in run.rows if r.get("model")}
+        return {(r["model"], r.get("step") or 0): r
+                for model in run.models for r in run.rows_for(model)}
 
     ia, ib = index(a), index(b)
     out = []
@@ -64,6 +90,9 @@ def compare_rows(a: Run, b: Run) -> list[dict[str, Any]]:
         for f in RATIO_FIELDS:
             row[f"{f}_a"], row[f"{f}_b"] = ra.get(f), rb.get(f)
             row[f"{f}_ratio"] = ratio(ra.get(f), rb.get(f))
+            row[f"{f}_band_a"], row[f"{f}_band_b"] = band(ra, f), band(rb, f)
+        for f in NOISE_FIELDS:
+            row[f"{f}_noise"] = noise(ra, rb, f)
         out.append(row)
     return out
 
@@ -78,16 +107,26 @@ def _fmt(v: Any, field: str = "") -> str:
     return str(v)
 
 
+def _value(row: dict[str, Any], f: str, side: str) -> str:
+    """A value with its band, ``12.3 [11–14]``, when it has one."""
+    text, b = _fmt(row[f"{f}_{side}"], f), row[f"{f}_band_{side}"]
+    return f"{text} [{_fmt(b[0], f)}–{_fmt(b[1], f)}]" if b else text
+
+
 def format_table(rows: list[dict[str, Any]]) -> str:
-    """A fixed-width text table: model, step, target, then A | B | B/A per ratio field."""
+    """A fixed-width text table: model, step, target, then A | B | B/A per ratio
+    field (A and B with their min–max bands under repeats), then the noise
+    verdict per ``NOISE_FIELDS``."""
     head = ["model", "step", "target"]
     for f in RATIO_FIELDS:
-        short = {"server_rss_bytes": "rss", "p99_ms": "p99"}.get(f, f)
+        short = SHORT.get(f, f)
         head += [f"{short} A", f"{short} B", "B/A"]
+    head += [f"{SHORT.get(f, f)} noise" for f in NOISE_FIELDS]
     cells = [[r["model"], str(r["step"]), _fmt(r["target"])]
              + [x for f in RATIO_FIELDS
-                for x in (_fmt(r[f"{f}_a"], f), _fmt(r[f"{f}_b"], f),
+                for x in (_value(r, f, "a"), _value(r, f, "b"),
                           "–" if r[f"{f}_ratio"] is None else f"{r[f'{f}_ratio']:.2f}")]
+             + [r[f"{f}_noise"] for f in NOISE_FIELDS]
              for r in rows]
     widths = [max(len(str(c)) for c in col) for col in zip(head, *cells, strict=True)]
     lines = ["  ".join(str(c).rjust(w) for c, w in zip(row, widths, strict=True))

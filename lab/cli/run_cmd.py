@@ -42,6 +42,9 @@ def _parser() -> LabParser:
     p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
                    help="override a scenario key, e.g. --set load.hold=2s --set "
                         "load.steps=[100,500] (validated like the file; repeatable)")
+    p.add_argument("--repeat", type=int, metavar="N",
+                   help="run every model N times, interleaved (same as --set load.repeat=N); "
+                        "the report shows the median and the min-max band")
     p.add_argument("--json", action="store_true",
                    help="print a machine-readable summary on stdout (and nothing else there)")
     return p
@@ -76,7 +79,8 @@ def choose_backend(scenario: Scenario, choice: str, live: LiveView, *,
 
 def command(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    scenario = load_scenario(args.scenario, overrides=args.set)
+    overrides = [*args.set, *([f"load.repeat={args.repeat}"] if args.repeat is not None else [])]
+    scenario = load_scenario(args.scenario, overrides=overrides)
     if args.models:
         scenario = select_servers(scenario, [m.strip() for m in args.models.split(",")])
     live = LiveView()

@@ -19,18 +19,14 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from lab.backends.base import Backend, LoadHandle, RunContext, ServerHandle
 from lab.errors import BackendError, ResultsError, interruption
-from lab.results.writer import (
-    RunRecord,
-    create_run_dir,
-    load_side_limit,
-    make_row,
-)
+from lab.results.writer import RunRecord, create_run_dir, make_row
+from lab.run.generator import GeneratorWatch
 from lab.run.kernel import KernelSampler
 from lab.run.live import LiveView
 from lab.run.monitors import ServerMonitor, SockSampler
@@ -41,6 +37,7 @@ from lab.run.poller import (  # noqa: F401 - the step rules, re-exported
     planned_s,
     stops_model,
 )
+from lab.run.verdict import step_limit
 from lab.scenario.types import Scenario, ServerSpec
 from lab.teardown import Teardown, attempt
 from lab.versions import git_commit
@@ -48,6 +45,8 @@ from lab.versions import git_commit
 
 @dataclass
 class ModelOutcome:
+    """How one pass over one model ended (one per repeat)."""
+
     limit: str | None = None
     stopped_at_step: int | None = None
     error: str | None = None
@@ -61,6 +60,21 @@ class ModelOutcome:
         return bool(self.rows)
 
 
+def merged(passes: list[ModelOutcome]) -> ModelOutcome:
+    """One model's passes as one outcome: every row, the first limit, stop,
+    error and mismatch example, interrupted if any pass was."""
+    out = ModelOutcome()
+    for o in passes:
+        out.rows += o.rows
+        out.limit = out.limit or o.limit
+        if out.stopped_at_step is None:
+            out.stopped_at_step = o.stopped_at_step
+        out.error = out.error or o.error
+        out.interrupted = out.interrupted or o.interrupted
+        out.mismatch_example = out.mismatch_example or o.mismatch_example
+    return out
+
+
 class Runner:
     """Runs one scenario on one backend into one run directory."""
 
@@ -69,7 +83,8 @@ class Runner:
                  clock: Callable[[], float] = time.time, teardown: Teardown | None = None):
         self.scenario, self.backend, self.record, self.live = scenario, backend, record, live
         self.teardown = teardown or Teardown(live.line)
-        self.outcomes: dict[str, ModelOutcome] = {}
+        self.outcomes: dict[str, ModelOutcome] = {}  # the pass in progress, per model
+        self.passes: dict[str, list[ModelOutcome]] = {}  # every pass, per model
         self.current: str | None = None  # the model in progress
         self.models_left = 0
         self.model_started = 0.0
@@ -79,17 +94,32 @@ class Runner:
         local = all(h.endpoint == "local" for h in scenario.hosts)
         self.sampler = SockSampler(enabled=local)
         self.kernel = KernelSampler(None)  # the model's server namespace, once it runs
+        self.watch: GeneratorWatch | None = None  # the model's load generator, once it runs
 
     def run(self) -> dict[str, ModelOutcome]:
-        for index, spec in enumerate(self.scenario.servers, 1):
-            self.live.model_start(spec.name, index, len(self.scenario.servers))
-            self.current = spec.name
-            self.models_left = len(self.scenario.servers) - index
-            self.model_started = self.clock()
-            self.outcomes[spec.name] = ModelOutcome()
-            self.run_model(spec, self.outcomes[spec.name])
+        """Every model, ``load.repeat`` times, interleaved (A B C A B C ...) so
+        that drift on a shared machine hits every model alike."""
+        servers, repeats = self.scenario.servers, self.scenario.load.repeat
+        total, done = len(servers) * repeats, 0
+        for repeat in range(repeats):
+            self.ctx = replace(self.ctx, repeat=repeat)
+            for spec in servers:
+                done += 1
+                self.live.model_start(spec.name, done, total,
+                                      f"(repeat {repeat + 1} of {repeats})" if repeats > 1
+                                      else "")
+                self.current = spec.name
+                self.models_left = total - done
+                self.model_started = self.clock()
+                self.outcomes[spec.name] = ModelOutcome()
+                self.passes.setdefault(spec.name, []).append(self.outcomes[spec.name])
+                self.run_model(spec, self.outcomes[spec.name])
         self.current = None
-        return self.outcomes
+        return self.results()
+
+    def results(self) -> dict[str, ModelOutcome]:
+        """One outcome per model over all its passes (rows of every repeat)."""
+        return {name: merged(passes) for name, passes in self.passes.items()}
 
     def where(self, name: bool = True) -> str:
         """Where the run was: "during step 2 of 3 of epoll" (for an interruption)."""
@@ -112,8 +142,10 @@ class Runner:
             server = self.backend.start_server(spec, self.ctx)
             self.kernel = KernelSampler(server.net_proc())
             self.kernel.sample(self.clock())
-            monitor = ServerMonitor(server, self.ctx.logs_dir / f"{spec.name}.events.jsonl")
+            monitor = ServerMonitor(
+                server, self.ctx.logs_dir / f"{self.ctx.stem(spec.name)}.events.jsonl")
             load = self.backend.start_load(server, self.ctx)
+            self.watch = GeneratorWatch(load, self.live.line)
             self._poll_steps(spec, server, load, monitor, outcome)
         except KeyboardInterrupt:
             outcome.interrupted = True
@@ -124,7 +156,7 @@ class Runner:
         except BackendError as exc:
             outcome.error = str(exc)
         except Exception as exc:  # noqa: BLE001 - one model's failure must not end the run
-            log = self.ctx.logs_dir / f"{spec.name}.lab-error.log"
+            log = self.ctx.logs_dir / f"{self.ctx.stem(spec.name)}.lab-error.log"
             try:
                 log.write_text(traceback.format_exc())
                 where = f"traceback in {log}"
@@ -172,24 +204,17 @@ class Runner:
     def _row(self, spec: ServerSpec, record: dict[str, Any], monitor: ServerMonitor,
              death: str | None) -> dict[str, Any]:
         t_end = float(record.get("t_end") or self.clock())
-        limit = monitor.first_limit(until=t_end)
-        if death is not None:  # its own limit event first, then the evidence of its death
-            limit = limit or death
-        if limit is None and int((record.get("failures") or {}).get("mismatch") or 0):
-            limit = "mismatch"
-        if limit is None:
-            limit = load_side_limit(record.get("connect_failures"))
         outcome = self.outcomes.get(spec.name)
         previous = outcome.rows[-1].get("t_end") if outcome and outcome.rows else None
         evidence = self.kernel.step(previous if previous is not None else self.model_started,
                                     t_end)
-        if limit is None and ((evidence.get("listen_overflows") or 0)
-                              or (evidence.get("listen_drops") or 0)):
-            limit = "backlog"  # the kernel dropped handshakes: the accept queue was full
+        limit = step_limit(event=monitor.first_limit(until=t_end), death=death,
+                           lost=self.watch.limit(record) if self.watch else None,
+                           record=record, evidence=evidence)
         active = self.scenario.load.active_users if self.scenario.load.user == "idle" else (
             int(record.get("target_users") or 0))
         return make_row(spec, record, monitor.stats_at(t_end), limit, self.sampler.at(t_end),
-                        active_users=active, evidence=evidence)
+                        active_users=active, evidence=evidence, repeat=self.ctx.repeat)
 
     def _progress(self, spec: ServerSpec, outcome: ModelOutcome, monitor: ServerMonitor) -> None:
         step, total = len(outcome.rows), len(self.scenario.load.steps)
@@ -238,10 +263,22 @@ class Runner:
             self.live.line(f"  {spec.name}: interrupted {self.where(name=False)}")
         else:
             self.live.model_done(spec.name, limit, outcome.stopped_at_step, outcome.error)
-        self.record.set_model(spec.name, limit=limit, stopped_at_step=outcome.stopped_at_step,
-                              exit_code=exit_code, log_tail=tail, final=final,
-                              error=outcome.error, interrupted=outcome.interrupted,
-                              measured=outcome.measured)
+        this = {"limit": limit, "stopped_at_step": outcome.stopped_at_step,
+                "exit_code": exit_code, "log_tail": tail, "final": final, "error": outcome.error,
+                "interrupted": outcome.interrupted, "measured": outcome.measured,
+                "workers_lost": list(self.watch.lost.values()) if self.watch else []}
+        self.watch = None
+        if self.scenario.load.repeat == 1:
+            self.record.set_model(spec.name, **this)
+            return
+        # Repeats: each pass in ``repeats``; the top level speaks for all of them.
+        passes = [*self.record.data["models"][spec.name].get("repeats", []),
+                  {"repeat": self.ctx.repeat, **this}]
+        whole = merged(self.passes[spec.name])
+        self.record.set_model(spec.name, **{
+            **this, "limit": whole.limit, "stopped_at_step": whole.stopped_at_step,
+            "error": whole.error, "interrupted": whole.interrupted, "measured": whole.measured,
+            "workers_lost": [w for p in passes for w in p["workers_lost"]], "repeats": passes})
 
 
 def write_report_safely(run_dir: Path, live: LiveView) -> Path | None:
@@ -301,7 +338,7 @@ def run_scenario(scenario: Scenario, backend: Backend, out: Path, *,
     where = runner.where()
     with teardown:  # ends the shield begun by an interruption, or begins it
         _close(backend, record, live, report, run_dir, ended)
-    outcomes = runner.outcomes
+    outcomes = runner.results()
     if interrupted:
         raise interruption(ended, f"interrupted {where}; what was measured is kept in "
                                   f"{run_dir}") from None

@@ -199,6 +199,7 @@ LOAD = Section("load", LoadSpec, (
     Field("steps", None, dump=_each(STEP),
           required="a list of target connections, e.g. steps: [200, 1000]"),
     Field("active_users", int_at_least(0), omit=lambda value, load: load.user != "idle"),
+    Field("repeat", int_at_least(1, 100)),
 ))
 
 SLO_TABLE = Section("slo", SLO, (

@@ -66,6 +66,7 @@ class LoadSpec:
     schedule: Literal["closed", "fixed"] = "closed"
     connect_timeout_s: float = 5.0
     io_timeout_s: float = 5.0
+    repeat: int = 1  # passes over all models, interleaved (lab/run/loop.py Runner.run)
 
 
 @dataclass(frozen=True)

@@ -360,7 +360,7 @@ def test_the_tables_dump_every_key_under_its_yaml_name():
         "user": "idle", "message_size": 128, "pace": "0.25s", "connect_rate": 99.5,
         "workers": 3, "schedule": "fixed", "connect_timeout": "120s", "io_timeout": "1.5s",
         "steps": [{"connections": 10, "hold": "4s"}, {"connections": 20, "hold": "3600s"}],
-        "active_users": 3}
+        "active_users": 3, "repeat": 1}
     sel, pool, mine = data["servers"]
     assert sel["limits"] == {"nofile": 4096, "backlog": 16, "memory": "1g", "cpuset": "0-1",
                              "sysctls": {"net.core.somaxconn": "64"}}
