@@ -30,6 +30,11 @@ The rules (also written into capacity.md):
   found a wall (connections held at the step that hit a limit, or the last
   passing step when latency or errors failed first). The smallest binds;
   hosts = ceil(target / that).
+- Rows about the load generator rather than the server are left out of all of
+  this (``usable_rows``): a truthy ``client_bound`` (a load worker had no
+  headroom, so the step's latency and rate are the generator's) and a
+  ``worker_lost`` limit (a load worker died mid-step). The plan says how many
+  it left out.
 """
 
 from __future__ import annotations
@@ -52,6 +57,9 @@ MULTICORE_MODELS = MULTICORE
 # What runs out, by limit kind or failed SLO criterion.
 CRITERION_RESOURCE = {**RESOURCE, "latency": "CPU (latency SLO)", "errors": "errors",
                       "connections": "connections"}
+# Why a row is left out of the plan's fit (usable_rows), as the plan's note says it.
+CLIENT_BOUND = "client-bound (the load generator, not the server, set its numbers)"
+WORKER_LOST = "worker_lost (a load worker died during the step)"
 
 
 @dataclass
@@ -72,6 +80,30 @@ class ModelPlan:
     host_capacity: dict[str, int] = field(default_factory=dict)  # resource -> connections/host
     host_binding: str | None = None
     hosts: int | None = None
+    left_out: dict[str, int] = field(default_factory=dict)  # why -> rows not fitted
+
+
+def _truthy(value: Any) -> bool:
+    """A steps.csv flag: "true"/"1"/"yes" (any case) or True; empty or absent is false."""
+    return value is True or str(value or "").strip().lower() in ("true", "1", "yes")
+
+
+def usable_rows(rows: list[Row]) -> tuple[list[Row], dict[str, int]]:
+    """The rows a cost may be fitted on, and how many others were left out, by why.
+
+    A client-bound row (``client_bound`` truthy; the column is absent in older
+    runs) or a ``worker_lost`` row measures the load generator, not the server;
+    fitting it would charge the generator's limits to the model."""
+    kept: list[Row] = []
+    left_out: dict[str, int] = {}
+    for r in rows:
+        why = (CLIENT_BOUND if _truthy(r.get("client_bound")) else
+               WORKER_LOST if r.get("limit") == "worker_lost" else None)
+        if why:
+            left_out[why] = left_out.get(why, 0) + 1
+        else:
+            kept.append(r)
+    return kept, left_out
 
 
 def slo_of(run: Run, p99_ms: float | None = None) -> SLO:
@@ -154,15 +186,16 @@ def plan_model(model: str, rows: list[Row], slo: SLO, host: dict[str, Any] | Non
                nofile: Any = None, model_kind: str | None = None,
                target: int | None = None, rate: float | None = None) -> ModelPlan:
     """The plan for one model from its rows sorted by step (see the module docstring)."""
+    kept, left_out = usable_rows(rows)
     ok: list[Row] = []
     failing, why = None, []
-    for r in rows:
+    for r in kept:
         why = passes(r, slo)
         if why:
             failing = r
             break
         ok.append(r)
-    swept_to = max((r.get("target_connections") or 0 for r in rows), default=0)
+    swept_to = max((r.get("target_connections") or 0 for r in kept), default=0)
     binds, reason = _binding(failing, why, swept_to)
     best = ok[-1] if ok else None
     capacity = m.held(best) if best else None
@@ -170,11 +203,13 @@ def plan_model(model: str, rows: list[Row], slo: SLO, host: dict[str, Any] | Non
     wall = m.held(failing) if failing is not None and failing.get("limit") else capacity
     plan = ModelPlan(model=model, capacity=capacity,
                      capacity_step=best.get("step") if best else None,
-                     swept_to=swept_to, wall=wall, binds=binds, why=reason)
+                     swept_to=swept_to, wall=wall, binds=binds, why=reason, left_out=left_out)
     if best:
-        idx = rows.index(best)
-        # Memory is a measurement, valid at failing steps too: slope over every step.
-        rss, kern = _slope(rows, "server_rss_bytes"), _slope(rows, "kernel_sock_bytes")
+        # CPU is cumulative: per-step deltas over every row, so a left-out step's
+        # CPU is not charged to the next one.
+        idx = next(i for i, r in enumerate(rows) if r is best)
+        # Memory is a measurement, valid at failing steps too: slope over every usable step.
+        rss, kern = _slope(kept, "server_rss_bytes"), _slope(kept, "kernel_sock_bytes")
         plan.rss_per_1000 = None if rss is None else rss * 1000
         plan.kernel_per_1000 = None if kern is None else kern * 1000
         cores = m.cores_used(rows)[idx]
@@ -231,6 +266,15 @@ def table_rows(plans: list[ModelPlan]) -> tuple[list[str], list[list[str]]]:
     return head, cells
 
 
+def left_out_note(left_out: dict[str, dict[str, int]]) -> str:
+    """One line: how many rows were left out of the fit ({model: {why: rows}}), "" if none."""
+    parts = [f"{model} {n} {why}" for model, whys in left_out.items() for why, n in whys.items()]
+    if not parts:
+        return ""
+    total = sum(sum(whys.values()) for whys in left_out.values())
+    return f"Left out of the fit: {total} row(s): " + "; ".join(parts) + "."
+
+
 def to_markdown(run: Run, plans: list[ModelPlan], slo: SLO, target: int | None,
                 rate: float | None) -> str:
     head, cells = table_rows(plans)
@@ -240,6 +284,8 @@ def to_markdown(run: Run, plans: list[ModelPlan], slo: SLO, target: int | None,
              f"Target: {target or '–'} connections" + (f" at {rate:g} messages/s" if rate else ""),
              "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(c) + " |" for c in cells]
+    if note := left_out_note({p.model: p.left_out for p in plans}):
+        lines += ["", note]
     lines += ["", "## Why each model stops", ""]
     lines += [f"- **{p.model}** ({p.binds}): {p.why}" for p in plans]
     rules = (__doc__ or "").partition("The rules (also written into capacity.md):")[2]
