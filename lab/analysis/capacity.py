@@ -34,7 +34,8 @@ The rules (also written into capacity.md):
   this (``usable_rows``): a truthy ``client_bound`` (a load worker had no
   headroom, so the step's latency and rate are the generator's) and a
   ``worker_lost`` limit (a load worker died mid-step). The plan says how many
-  it left out.
+  it left out. ``run-lab capacity RUN --holdout`` checks the per-connection
+  costs against the steps they were not fitted on (``lab/analysis/holdout.py``).
 """
 
 from __future__ import annotations
@@ -276,7 +277,8 @@ def left_out_note(left_out: dict[str, dict[str, int]]) -> str:
 
 
 def to_markdown(run: Run, plans: list[ModelPlan], slo: SLO, target: int | None,
-                rate: float | None) -> str:
+                rate: float | None, extra: str = "") -> str:
+    """capacity.md; ``extra`` (markdown, e.g. the holdout check) goes before the rules."""
     head, cells = table_rows(plans)
     lines = [f"# Capacity plan: {run.name}", "",
              f"SLO: p99 ≤ {slo.p99_ms:g} ms, error rate ≤ {slo.error_rate:.2%}, "
@@ -288,21 +290,31 @@ def to_markdown(run: Run, plans: list[ModelPlan], slo: SLO, target: int | None,
         lines += ["", note]
     lines += ["", "## Why each model stops", ""]
     lines += [f"- **{p.model}** ({p.binds}): {p.why}" for p in plans]
+    if extra:
+        lines += ["", extra.rstrip()]
     rules = (__doc__ or "").partition("The rules (also written into capacity.md):")[2]
     lines += ["", "## How this is computed", "", rules.strip()]
     return "\n".join(lines) + "\n"
 
 
 def write_capacity(run_dir: Path, target: int | None = None, rate: float | None = None,
-                   slo_p99: float | None = None) -> tuple[Path, str]:
-    """Compute the plan for ``run_dir``, write capacity.md/.json; return (md path, md text)."""
+                   slo_p99: float | None = None, holdout: bool = False) -> tuple[Path, str]:
+    """Compute the plan for ``run_dir``, write capacity.md/.json; return (md path, md text).
+    With ``holdout`` both also hold the holdout check (lab/analysis/holdout.py)."""
     run = load_run(run_dir)
     slo = slo_of(run, slo_p99)
     plans = plan_run(run, slo, target, rate)
-    md = to_markdown(run, plans, slo, target, rate)
+    payload: dict[str, Any] = {"run": run.name, "slo": asdict(slo), "target_connections": target,
+                               "rate": rate, "host": run.host, "models": [asdict(p) for p in plans]}
+    extra = ""
+    if holdout:
+        from lab.analysis import holdout as ho  # it imports this module
+
+        checks = ho.holdout_run(run, slo)
+        extra = ho.to_markdown(checks)
+        payload["holdout"] = [h.to_dict() for h in checks]
+    md = to_markdown(run, plans, slo, target, rate, extra)
     md_path = run.path / "capacity.md"
     md_path.write_text(md)
-    payload = {"run": run.name, "slo": asdict(slo), "target_connections": target, "rate": rate,
-               "host": run.host, "models": [asdict(p) for p in plans]}
     (run.path / "capacity.json").write_text(json.dumps(payload, indent=2))
     return md_path, md
