@@ -92,7 +92,7 @@ def _relative(predicted: float, measured: float | None) -> tuple[float | None, s
 
 
 def _memory(fig: str, plan: ModelPlan, fit: list[Row], held_out: list[Row]) -> FigureHoldout:
-    label, attr, scale = FIGURES[fig]
+    _, attr, scale = FIGURES[fig]
     key = MEMORY_KEYS[fig]
     value = getattr(plan, attr)
     out = FigureHoldout(fig, None if value is None else value * scale)
@@ -132,7 +132,7 @@ def _verdict(h: ModelHoldout) -> str:
         return f"{h.model}: nothing to compare (no fitted cost met a measured held-out step)."
     bad = [(f, c) for f, c in scored if abs(c.error or 0.0) > TOLERANCE]
     f, c = max(bad or scored, key=lambda p: abs(p[1].error or 0.0))
-    where = f"{FIGURES[f.figure][0]} {c.error:+.1%} at {c.held} connections"
+    where = f"{FIGURES[f.figure][0]} {_error(c)} at {c.held} connections"
     unchecked = [FIGURES[x.figure][0] for x in h.figures if x.worst is None]
     rest = f"; not checked: {', '.join(unchecked)}" if unchecked else ""
     if bad:
