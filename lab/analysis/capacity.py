@@ -30,6 +30,12 @@ The rules (also written into capacity.md):
   found a wall (connections held at the step that hit a limit, or the last
   passing step when latency or errors failed first). The smallest binds;
   hosts = ceil(target / that).
+- Rows about the load generator rather than the server are left out of all of
+  this (``usable_rows``): a truthy ``client_bound`` (a load worker had no
+  headroom, so the step's latency and rate are the generator's) and a
+  ``worker_lost`` limit (a load worker died mid-step). The plan says how many
+  it left out. ``run-lab capacity RUN --holdout`` checks the per-connection
+  costs against the steps they were not fitted on (``lab/analysis/holdout.py``).
 """
 
 from __future__ import annotations
@@ -52,6 +58,9 @@ MULTICORE_MODELS = MULTICORE
 # What runs out, by limit kind or failed SLO criterion.
 CRITERION_RESOURCE = {**RESOURCE, "latency": "CPU (latency SLO)", "errors": "errors",
                       "connections": "connections"}
+# Why a row is left out of the plan's fit (usable_rows), as the plan's note says it.
+CLIENT_BOUND = "client-bound (the load generator, not the server, set its numbers)"
+WORKER_LOST = "worker_lost (a load worker died during the step)"
 
 
 @dataclass
@@ -72,6 +81,30 @@ class ModelPlan:
     host_capacity: dict[str, int] = field(default_factory=dict)  # resource -> connections/host
     host_binding: str | None = None
     hosts: int | None = None
+    left_out: dict[str, int] = field(default_factory=dict)  # why -> rows not fitted
+
+
+def _truthy(value: Any) -> bool:
+    """A steps.csv flag: "true"/"1"/"yes" (any case) or True; empty or absent is false."""
+    return value is True or str(value or "").strip().lower() in ("true", "1", "yes")
+
+
+def usable_rows(rows: list[Row]) -> tuple[list[Row], dict[str, int]]:
+    """The rows a cost may be fitted on, and how many others were left out, by why.
+
+    A client-bound row (``client_bound`` truthy; the column is absent in older
+    runs) or a ``worker_lost`` row measures the load generator, not the server;
+    fitting it would charge the generator's limits to the model."""
+    kept: list[Row] = []
+    left_out: dict[str, int] = {}
+    for r in rows:
+        why = (CLIENT_BOUND if _truthy(r.get("client_bound")) else
+               WORKER_LOST if r.get("limit") == "worker_lost" else None)
+        if why:
+            left_out[why] = left_out.get(why, 0) + 1
+        else:
+            kept.append(r)
+    return kept, left_out
 
 
 def slo_of(run: Run, p99_ms: float | None = None) -> SLO:
@@ -154,15 +187,16 @@ def plan_model(model: str, rows: list[Row], slo: SLO, host: dict[str, Any] | Non
                nofile: Any = None, model_kind: str | None = None,
                target: int | None = None, rate: float | None = None) -> ModelPlan:
     """The plan for one model from its rows sorted by step (see the module docstring)."""
+    kept, left_out = usable_rows(rows)
     ok: list[Row] = []
     failing, why = None, []
-    for r in rows:
+    for r in kept:
         why = passes(r, slo)
         if why:
             failing = r
             break
         ok.append(r)
-    swept_to = max((r.get("target_connections") or 0 for r in rows), default=0)
+    swept_to = max((r.get("target_connections") or 0 for r in kept), default=0)
     binds, reason = _binding(failing, why, swept_to)
     best = ok[-1] if ok else None
     capacity = m.held(best) if best else None
@@ -170,11 +204,13 @@ def plan_model(model: str, rows: list[Row], slo: SLO, host: dict[str, Any] | Non
     wall = m.held(failing) if failing is not None and failing.get("limit") else capacity
     plan = ModelPlan(model=model, capacity=capacity,
                      capacity_step=best.get("step") if best else None,
-                     swept_to=swept_to, wall=wall, binds=binds, why=reason)
+                     swept_to=swept_to, wall=wall, binds=binds, why=reason, left_out=left_out)
     if best:
-        idx = rows.index(best)
-        # Memory is a measurement, valid at failing steps too: slope over every step.
-        rss, kern = _slope(rows, "server_rss_bytes"), _slope(rows, "kernel_sock_bytes")
+        # CPU is cumulative: per-step deltas over every row, so a left-out step's
+        # CPU is not charged to the next one.
+        idx = next(i for i, r in enumerate(rows) if r is best)
+        # Memory is a measurement, valid at failing steps too: slope over every usable step.
+        rss, kern = _slope(kept, "server_rss_bytes"), _slope(kept, "kernel_sock_bytes")
         plan.rss_per_1000 = None if rss is None else rss * 1000
         plan.kernel_per_1000 = None if kern is None else kern * 1000
         cores = m.cores_used(rows)[idx]
@@ -231,8 +267,18 @@ def table_rows(plans: list[ModelPlan]) -> tuple[list[str], list[list[str]]]:
     return head, cells
 
 
+def left_out_note(left_out: dict[str, dict[str, int]]) -> str:
+    """One line: how many rows were left out of the fit ({model: {why: rows}}), "" if none."""
+    parts = [f"{model} {n} {why}" for model, whys in left_out.items() for why, n in whys.items()]
+    if not parts:
+        return ""
+    total = sum(sum(whys.values()) for whys in left_out.values())
+    return f"Left out of the fit: {total} row(s): " + "; ".join(parts) + "."
+
+
 def to_markdown(run: Run, plans: list[ModelPlan], slo: SLO, target: int | None,
-                rate: float | None) -> str:
+                rate: float | None, extra: str = "") -> str:
+    """capacity.md; ``extra`` (markdown, e.g. the holdout check) goes before the rules."""
     head, cells = table_rows(plans)
     lines = [f"# Capacity plan: {run.name}", "",
              f"SLO: p99 ≤ {slo.p99_ms:g} ms, error rate ≤ {slo.error_rate:.2%}, "
@@ -240,23 +286,35 @@ def to_markdown(run: Run, plans: list[ModelPlan], slo: SLO, target: int | None,
              f"Target: {target or '–'} connections" + (f" at {rate:g} messages/s" if rate else ""),
              "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(c) + " |" for c in cells]
+    if note := left_out_note({p.model: p.left_out for p in plans}):
+        lines += ["", note]
     lines += ["", "## Why each model stops", ""]
     lines += [f"- **{p.model}** ({p.binds}): {p.why}" for p in plans]
+    if extra:
+        lines += ["", extra.rstrip()]
     rules = (__doc__ or "").partition("The rules (also written into capacity.md):")[2]
     lines += ["", "## How this is computed", "", rules.strip()]
     return "\n".join(lines) + "\n"
 
 
 def write_capacity(run_dir: Path, target: int | None = None, rate: float | None = None,
-                   slo_p99: float | None = None) -> tuple[Path, str]:
-    """Compute the plan for ``run_dir``, write capacity.md/.json; return (md path, md text)."""
+                   slo_p99: float | None = None, holdout: bool = False) -> tuple[Path, str]:
+    """Compute the plan for ``run_dir``, write capacity.md/.json; return (md path, md text).
+    With ``holdout`` both also hold the holdout check (lab/analysis/holdout.py)."""
     run = load_run(run_dir)
     slo = slo_of(run, slo_p99)
     plans = plan_run(run, slo, target, rate)
-    md = to_markdown(run, plans, slo, target, rate)
+    payload: dict[str, Any] = {"run": run.name, "slo": asdict(slo), "target_connections": target,
+                               "rate": rate, "host": run.host, "models": [asdict(p) for p in plans]}
+    extra = ""
+    if holdout:
+        from lab.analysis import holdout as ho  # it imports this module
+
+        checks = ho.holdout_run(run, slo)
+        extra = ho.to_markdown(checks)
+        payload["holdout"] = [h.to_dict() for h in checks]
+    md = to_markdown(run, plans, slo, target, rate, extra)
     md_path = run.path / "capacity.md"
     md_path.write_text(md)
-    payload = {"run": run.name, "slo": asdict(slo), "target_connections": target, "rate": rate,
-               "host": run.host, "models": [asdict(p) for p in plans]}
     (run.path / "capacity.json").write_text(json.dumps(payload, indent=2))
     return md_path, md

@@ -27,7 +27,7 @@ from lab.analysis import capacity
 from lab.analysis.causes import slo_causes
 from lab.analysis.expect import check
 from lab.analysis.headline import headline
-from lab.report import charts, figures, generator, timeline
+from lab.report import charts, figures, generator, holdout, timeline
 from lab.results.reader import Run, load_run
 from lab.scenario.loader import scenario_to_dict
 
@@ -278,8 +278,8 @@ def render_html(run: Run) -> str:
         "".join(f'<p class="headline">{escape(s)}</p>' for s in headline(run)),
         "" if run.rows else '<p class="warn">No step finished in this run: nothing to plot.</p>',
         limits_section(run), generator.section(run), expect_section(run), charts_section(run),
-        timeline_section(run),
-        capacity_section(run), steps_section(run), metadata_section(run),
+        timeline_section(run), capacity_section(run), holdout.section(run), steps_section(run),
+        metadata_section(run),
     ])
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f"<title>iolab: {escape(name)}</title><style>{CSS}</style></head>"

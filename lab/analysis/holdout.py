@@ -1,0 +1,222 @@
+"""Capacity honesty: do the plan's costs predict the steps they were not fitted on?
+
+The capacity plan quotes three costs per model (server RSS per connection,
+kernel socket memory per connection, CPU per message) and multiplies them out
+to connections per host, usually far beyond the largest step measured. That is
+only as good as the costs being constant as connections grow. This check fits
+them with the plan's own code (``capacity.plan_model``, no second fit) on the
+lower half of a model's usable steps by connections held (``usable_rows``:
+client-bound and ``worker_lost`` rows are out), and predicts each step of the
+upper half:
+
+- memory: the growth since the fit's first step, fitted cost × connections
+  added, against the measured growth (every step counts, as in the plan);
+- CPU: the step's server CPU seconds, fitted CPU per message × its echoes,
+  against the measured CPU delta; only at steps that meet the SLO, because
+  the plan takes CPU from a passing step and never past its wall.
+
+The error is (predicted − measured) / measured, so it is the fitted cost's
+relative error against the cost measured at that step (not diluted by the
+interpreter's fixed footprint). A model with fewer than ``MIN_STEPS`` usable
+steps says so instead of a number: two fitted points and two held out is the
+least that tests a slope rather than restating it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from lab.analysis import metrics as m
+from lab.analysis.capacity import ModelPlan, passes, plan_model, usable_rows
+from lab.results.reader import Row, Run
+from lab.scenario.types import SLO
+
+MIN_STEPS = 4
+TOLERANCE = 0.10  # |error| within this: the cost extrapolates
+
+# figure -> (label, the ModelPlan field it checks, scale of that field to one unit of cost)
+FIGURES = {
+    "rss": ("server RSS / connection", "rss_per_1000", 1e-3),
+    "kernel": ("kernel memory / connection", "kernel_per_1000", 1e-3),
+    "cpu": ("CPU / message", "cpu_per_message_s", 1.0),
+}
+MEMORY_KEYS = {"rss": "server_rss_bytes", "kernel": "kernel_sock_bytes"}
+
+
+@dataclass
+class Check:
+    """One held-out step: what the fitted cost predicts there and what was measured."""
+
+    step: int | None
+    held: int | None
+    predicted: float | None  # bytes of growth since the fit's first step, or CPU seconds
+    measured: float | None
+    error: float | None  # (predicted - measured) / measured
+    note: str = ""  # why there is no error
+
+
+@dataclass
+class FigureHoldout:
+    figure: str  # key of FIGURES
+    fitted: float | None  # bytes per connection or CPU seconds per message
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def worst(self) -> Check | None:
+        scored = [c for c in self.checks if c.error is not None]
+        return max(scored, key=lambda c: abs(c.error or 0.0), default=None)
+
+
+@dataclass
+class ModelHoldout:
+    model: str
+    usable: int
+    fit_steps: list[int | None] = field(default_factory=list)
+    held_out_steps: list[int | None] = field(default_factory=list)
+    figures: list[FigureHoldout] = field(default_factory=list)
+    verdict: str = ""
+    left_out: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _relative(predicted: float, measured: float | None) -> tuple[float | None, str]:
+    if measured is None:
+        return None, "not measured"
+    if measured <= 0:
+        return None, f"measured {measured:g}: no growth to compare with"
+    return (predicted - measured) / measured, ""
+
+
+def _memory(fig: str, plan: ModelPlan, fit: list[Row], held_out: list[Row]) -> FigureHoldout:
+    _, attr, scale = FIGURES[fig]
+    key = MEMORY_KEYS[fig]
+    value = getattr(plan, attr)
+    out = FigureHoldout(fig, None if value is None else value * scale)
+    base = next((r for r in fit if r.get(key) is not None and m.held(r)), None)
+    for r in held_out:
+        if out.fitted is None or base is None:
+            out.checks.append(Check(r.get("step"), m.held(r), None, None, None, "no fitted cost"))
+            continue
+        predicted = out.fitted * ((m.held(r) or 0) - (m.held(base) or 0))
+        measured = None if r.get(key) is None else r[key] - base[key]
+        error, note = _relative(predicted, measured)
+        out.checks.append(Check(r.get("step"), m.held(r), predicted, measured, error, note))
+    return out
+
+
+def _cpu(plan: ModelPlan, rows: list[Row], held_out: list[Row], slo: SLO) -> FigureHoldout:
+    out = FigureHoldout("cpu", plan.cpu_per_message_s)
+    deltas = dict(zip(map(id, rows), m.cpu_deltas(rows), strict=True))  # every row: true steps
+    for r in held_out:
+        step, held = r.get("step"), m.held(r)
+        if why := passes(r, slo):
+            out.checks.append(Check(step, held, None, deltas[id(r)], None,
+                                    "misses the SLO (" + "; ".join(why) + "): the plan "
+                                    "takes no CPU cost past its wall"))
+        elif out.fitted is None or not r.get("echo_count"):
+            out.checks.append(Check(step, held, None, deltas[id(r)], None, "no fitted cost"))
+        else:
+            predicted = out.fitted * r["echo_count"]
+            error, note = _relative(predicted, deltas[id(r)])
+            out.checks.append(Check(step, held, predicted, deltas[id(r)], error, note))
+    return out
+
+
+def _verdict(h: ModelHoldout) -> str:
+    scored = [(f, f.worst) for f in h.figures if f.worst is not None]
+    if not scored:
+        return f"{h.model}: nothing to compare (no fitted cost met a measured held-out step)."
+    bad = [(f, c) for f, c in scored if abs(c.error or 0.0) > TOLERANCE]
+    f, c = max(bad or scored, key=lambda p: abs(p[1].error or 0.0))
+    where = f"{FIGURES[f.figure][0]} {_error(c)} at {c.held} connections"
+    unchecked = [FIGURES[x.figure][0] for x in h.figures if x.worst is None]
+    rest = f"; not checked: {', '.join(unchecked)}" if unchecked else ""
+    if bad:
+        return f"{h.model}: does NOT extrapolate within ±{TOLERANCE:.0%}: worst {where}{rest}."
+    return f"{h.model}: extrapolates within ±{TOLERANCE:.0%} (worst {where}){rest}."
+
+
+def holdout_model(model: str, rows: list[Row], slo: SLO) -> ModelHoldout:
+    """Fit the plan on the lower half of ``rows`` (one model, in step order), check the rest."""
+    kept, left_out = usable_rows(rows)
+    kept = [r for r in kept if m.held(r)]
+    h = ModelHoldout(model, usable=len(kept), left_out=left_out)
+    if len(kept) < MIN_STEPS:
+        h.verdict = (f"{model}: too few usable steps to hold any out ({len(kept)}; "
+                     f"{MIN_STEPS} needed: half to fit, half to predict).")
+        return h
+    by_held = sorted(kept, key=lambda r: m.held(r) or 0)
+    upper = {id(r) for r in by_held[math.ceil(len(by_held) / 2):]}
+    fit = [r for r in kept if id(r) not in upper]
+    held_out = [r for r in kept if id(r) in upper]
+    h.fit_steps = [r.get("step") for r in fit]
+    h.held_out_steps = [r.get("step") for r in held_out]
+    # The plan itself, on every row but the held-out ones (left-out rows stay for CPU deltas).
+    plan = plan_model(model, [r for r in rows if id(r) not in upper], slo)
+    h.figures = [_memory("rss", plan, fit, held_out), _memory("kernel", plan, fit, held_out),
+                 _cpu(plan, rows, held_out, slo)]
+    h.verdict = _verdict(h)
+    return h
+
+
+def holdout_run(run: Run, slo: SLO) -> list[ModelHoldout]:
+    """The holdout check for every model in ``run``."""
+    return [holdout_model(model, run.rows_for(model), slo) for model in run.models]
+
+
+def _bytes(v: float | None) -> str:
+    if v is None:
+        return "–"
+    if abs(v) < 1024:
+        return f"{v:.0f} B"
+    return f"{v / 2**20:.2f} MiB" if abs(v) >= 2**20 else f"{v / 1024:.1f} KiB"
+
+
+def _error(c: Check) -> str:
+    if c.error is None:
+        return c.note
+    return f"{c.error if abs(c.error) >= 5e-4 else 0.0:+.1%}"  # no "-0.0%"
+
+
+def _fitted(fig: str, v: float | None) -> str:
+    if fig != "cpu" or v is None:
+        return _bytes(v)
+    return f"{v * 1e6:.1f} µs"
+
+
+def _amount(fig: str, v: float | None) -> str:
+    """A predicted or measured value: bytes of growth, or CPU seconds in the step."""
+    if fig != "cpu" or v is None:
+        return _bytes(v)
+    return f"{v:.3f} s"
+
+
+def table(holdouts: list[ModelHoldout]) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of the holdout table (markdown here, HTML in lab/report/holdout.py)."""
+    head = ["model", "figure", "fitted cost", "step", "connections", "predicted", "measured",
+            "error"]
+    return head, [
+        [h.model, FIGURES[f.figure][0], _fitted(f.figure, f.fitted), str(c.step), str(c.held),
+         _amount(f.figure, c.predicted), _amount(f.figure, c.measured),
+         _error(c)]
+        for h in holdouts for f in h.figures for c in f.checks]
+
+
+def to_markdown(holdouts: list[ModelHoldout]) -> str:
+    """The ``--holdout`` section of capacity.md (and of the command's output)."""
+    lines = ["## Holdout: do the costs predict the steps they were not fitted on?", "",
+             "Each model's costs fitted by the plan on the lower half of its usable steps "
+             "(by connections held), predicting the upper half: memory as growth since the "
+             "first fitted step, CPU as the step's server CPU seconds. Error = (predicted − "
+             f"measured) / measured; within ±{TOLERANCE:.0%} the cost extrapolates.", ""]
+    head, cells = table(holdouts)
+    if cells:
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join(c) + " |" for c in cells]
+        lines.append("")
+    lines += [f"- {h.verdict}" for h in holdouts]
+    return "\n".join(lines) + "\n"

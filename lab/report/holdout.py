@@ -1,0 +1,29 @@
+"""The report's holdout table: how well the capacity plan's costs predict the
+steps they were not fitted on (:mod:`lab.analysis.holdout` computes it; this
+only draws it next to the plan, with the verdict per model and the rows the
+plan left out of its fit)."""
+
+from __future__ import annotations
+
+from html import escape
+
+from lab.analysis import capacity
+from lab.analysis import holdout as ho
+from lab.report import html as page
+from lab.results.reader import Run
+
+
+def section(run: Run) -> str:
+    """``<h3>`` + table + verdicts; "" for a run with no models."""
+    if not run.models:
+        return ""
+    checks = ho.holdout_run(run, capacity.slo_of(run))
+    head, cells = ho.table(checks)
+    table = page.html_table(head, [[escape(c) for c in row] for row in cells], {7}) if cells else ""
+    left_out = capacity.left_out_note({h.model: h.left_out for h in checks})
+    verdicts = "".join(f"<li>{escape(h.verdict)}</li>" for h in checks)
+    return (f'<h3 id="holdout">Holdout: do these costs predict the steps they were not '
+            f"fitted on?</h3><p>Each model's costs fitted by the plan on the lower half of its "
+            f"steps (by connections held), predicting the upper half; error = (predicted − "
+            f"measured) / measured (<code>run-lab capacity RUN_DIR --holdout</code>).</p>"
+            f"{table}<ul>{verdicts}</ul>" + (f"<p>{escape(left_out)}</p>" if left_out else ""))
