@@ -46,9 +46,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from contract.limits import RESOURCE, explain
+from contract.limits import GENERATOR_LIMITS, RESOURCE, explain
 from contract.models import MULTICORE
 from lab.analysis import metrics as m
+from lab.analysis.causes import cause, cores_available
 from lab.host.ceiling import server_ceilings
 from lab.host.facts import HostFacts
 from lab.results.reader import Row, Run, load_run
@@ -99,7 +100,7 @@ def usable_rows(rows: list[Row]) -> tuple[list[Row], dict[str, int]]:
     left_out: dict[str, int] = {}
     for r in rows:
         why = (CLIENT_BOUND if _truthy(r.get("client_bound")) else
-               WORKER_LOST if r.get("limit") == "worker_lost" else None)
+               WORKER_LOST if r.get("limit") in GENERATOR_LIMITS else None)
         if why:
             left_out[why] = left_out.get(why, 0) + 1
         else:
@@ -141,17 +142,21 @@ def _slope(rows: list[Row], key: str) -> float | None:
     return None if first is None else first[key] / m.held(first)
 
 
-def _binding(failing: Row | None, why: list[str], swept_to: int) -> tuple[str, str]:
+def _binding(failing: Row | None, why: list[str], swept_to: int,
+             evidence: str | None = None) -> tuple[str, str]:
+    """What bound the model, and why in words; ``evidence`` is the failing
+    step's cause from lab/analysis/causes.py (never a guess)."""
     if failing is None:
         return "none", f"every step met the SLO up to {swept_to} connections"
     kind = failing.get("limit")
     if kind:
         return kind, explain(kind)
+    because = "; ".join(why) + (f" — cause: {evidence}" if evidence else "")
     if any(w.startswith("p99") for w in why):
-        return "latency", "; ".join(why) + " (the event loop ran out of CPU time per message)"
+        return "latency", because
     if any(w.startswith("error") for w in why):
-        return "errors", "; ".join(why)
-    return "connections", "; ".join(why)
+        return "errors", because
+    return "connections", because
 
 
 def host_capacity(plan: ModelPlan, host: dict[str, Any], nofile: Any, model_kind: str | None,
@@ -197,7 +202,12 @@ def plan_model(model: str, rows: list[Row], slo: SLO, host: dict[str, Any] | Non
             break
         ok.append(r)
     swept_to = max((r.get("target_connections") or 0 for r in kept), default=0)
-    binds, reason = _binding(failing, why, swept_to)
+    evidence = None
+    if failing is not None:
+        i = next(i for i, r in enumerate(rows) if r is failing)
+        evidence = cause(failing, why, m.cores_used(rows)[i],
+                         cores_available(model_kind, (host or {}).get("cpus")))
+    binds, reason = _binding(failing, why, swept_to, evidence)
     best = ok[-1] if ok else None
     capacity = m.held(best) if best else None
     # A limit row shows where the resource ran out; otherwise the last passing step does.
