@@ -97,6 +97,8 @@ class DockerBackend(Backend):
         published ports): the cross-host path, testable on one machine."""
         self.scenario = scenario
         self.owner = owner_id()  # labels every container and network: clean spares live runs
+        # Clients this backend made are its own to close (cleanup); passed-in ones are not.
+        self._own_clients = clients is None
         self.clients = dict(clients) if clients is not None else {
             h.name: client_for(h.endpoint) for h in scenario.hosts}
         missing = {s.host for s in scenario.servers} | {scenario.placement.master} | set(
@@ -399,6 +401,10 @@ class DockerBackend(Backend):
         for network in networks.values():
             attempt(f"removing network {network.name}", network.remove, problems)
         self._remove_by_label(problems)
+        if self._own_clients:  # their connection pools must not outlive the run
+            self._own_clients = False
+            for client in {id(c): c for c in self.clients.values()}.values():
+                attempt("closing a Docker client", client.close, problems)
         return [p for p in problems if not _already_gone(p)]
 
     def _remove_by_label(self, problems: list[str]) -> None:

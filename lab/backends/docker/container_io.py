@@ -46,10 +46,11 @@ class LogFollower(threading.Thread):
     def run(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         pending = b""
+        stream = None
         try:
             with self.path.open("ab") as sink:
-                for chunk in self.container.logs(stream=True, follow=True,
-                                                 stdout=True, stderr=True):
+                stream = self.container.logs(stream=True, follow=True, stdout=True, stderr=True)
+                for chunk in stream:
                     sink.write(chunk)
                     sink.flush()
                     pending += chunk
@@ -61,6 +62,11 @@ class LogFollower(threading.Thread):
         except Exception as exc:  # the container vanished mid-stream
             self._line(f"[iolab: log stream ended: {exc}]")
         finally:
+            if stream is not None:  # its HTTP connection, not left for the GC to find
+                try:
+                    stream.close()
+                except Exception:  # noqa: BLE001 - closing a dead stream
+                    pass
             self.ready_event.set()  # wake waiters: READY came, or never will
 
     def _line(self, line: str) -> None:
