@@ -129,6 +129,7 @@ def run_and_fill(command: list[str], out: Path, timeout: float = 180) -> Path:
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait()  # reaped: no zombie, no ResourceWarning later
     assert proc.returncode == 1, text
     (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
     assert "No space left on device" in text and str(run_dir) in text, text

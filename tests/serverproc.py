@@ -183,6 +183,7 @@ class ServerProcess:
     def close(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
+            self.proc.wait()  # reaped: no zombie, no ResourceWarning later
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:

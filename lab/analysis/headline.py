@@ -45,7 +45,10 @@ def _sentence(run: Run, plan: ModelPlan, cheapest: ModelPlan | None) -> str:
                  f"{cheapest.model}'s")
     elif cheapest is plan and len(run.models) > 1:
         cost += " (the least)"
-    return start + (within + cost if plan.capacity else "") + "."
+    left = sum(plan.left_out.values())
+    note = (f" ({left} step{'s' * (left > 1)} left out: the load generator, not the server, "
+            "set their numbers)") if left else ""
+    return start + (within + cost if plan.capacity else "") + note + "."
 
 
 def headline(run: Run) -> list[str]:

@@ -114,6 +114,7 @@ def test_signal_storm_tears_everything_down(signum, tmp_path, docker_client, lab
         finally:
             if proc.poll() is None:
                 proc.kill()
+                proc.wait()  # reaped: no zombie, no ResourceWarning later
         assert proc.returncode == (143 if signum == signal.SIGTERM else 130), out
         assert "still tearing down" in out or "interrupted" in out
         assert ours() == [], out
@@ -167,6 +168,7 @@ def test_clean_spares_a_live_docker_run_and_removes_a_dead_ones(tmp_path, docker
     finally:
         if run.poll() is None:
             run.kill()
+            run.wait()  # reaped: no zombie, no ResourceWarning later
     assert clean.returncode == 0, clean.stderr
     assert "container iolab-itest-dead-orphan" in clean.stdout and "kept" in clean.stdout
     assert not docker_client.containers.list(all=True, ignore_removed=True,

@@ -55,6 +55,7 @@ def test_clean_during_a_live_run_spares_it(tmp_path):
     finally:
         if run.poll() is None:
             run.kill()
+            run.wait()  # reaped: no zombie, no ResourceWarning later
         if stale.exists():
             os.rmdir(stale)
     assert run.returncode == 0, stderr

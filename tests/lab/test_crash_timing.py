@@ -63,6 +63,7 @@ def test_a_server_killed_during_a_ramp_crashes_on_the_ramping_step(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait()  # reaped: no zombie, no ResourceWarning later
     rows = read_steps_csv(run_dir / "steps.csv")
     assert [(r["step"], r["limit"]) for r in rows] == [("0", ""), ("1", "crash")], err
     assert 50 <= int(rows[1]["server_connections"]) < 1000  # what it last reported holding

@@ -70,4 +70,5 @@ def test_ui_stopped_by_sigterm_gives_143(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait()  # reaped: no zombie, no ResourceWarning later
     assert proc.returncode == 143, "".join(seen) + rest

@@ -122,6 +122,7 @@ def test_sigterm_half_way_keeps_finished_steps(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait()  # reaped: no zombie, no ResourceWarning later
     assert proc.returncode == 143, err  # SIGTERM: 128 + 15 (SIGINT gives 130)
     assert "interrupted during step" in err and "of 4 of epoll" in err
     run_dir = _only_run_dir(out)

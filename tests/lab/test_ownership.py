@@ -84,6 +84,7 @@ def test_a_custom_server_on_a_taken_port_gets_no_load(tmp_path, started_first):
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait()  # reaped: no zombie, no ResourceWarning later
         accepted = stranger.accepted if stranger else 0
         if stranger:
             stranger.close()

@@ -54,6 +54,7 @@ def test_a_killed_worker_is_worker_lost_and_does_not_lower_capacity(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait()  # reaped: no zombie, no ResourceWarning later
     assert proc.returncode == 0, text
     run = load_run(run_dir)
     rows = run.rows_for("epoll")
