@@ -266,3 +266,40 @@ def test_cross_host_path_through_published_ports(backend_factory, scenario_of, t
     records += load.poll_step_results()
     assert records and records[0]["connected"] == 30, load.log_tail(20)
     assert records[0]["workers"] == 2
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_a_worker_container_killed_mid_run_is_worker_lost(tmp_path, docker_client, lab_image,
+                                                           no_leftovers):
+    """``docker kill`` of one of two worker containers: the steps from then on
+    are ``worker_lost`` and client-bound, the container is named with its host
+    and exit code, and the server is never blamed (no server limit)."""
+    from faultkit import first_rows, wait_for
+
+    scenario = tmp_path / "loss.yaml"
+    scenario.write_text(INTERRUPTIBLE.format(signal="loss").replace(
+        "workers: 1", "workers: 2").replace("hold: 600s\n  steps: [20]",
+                                            "hold: 4s\n  steps: [40, 80, 120]"))
+    out = tmp_path / "out"
+    run = subprocess.Popen([str(ROOT / "scripts" / "run-lab"), str(scenario), "--out", str(out)],
+                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: first_rows(out) >= 1, 180, "the first row")
+        (run_dir,) = out.iterdir()
+        flt = {"label": [f"iolab.run={run_dir.name}", "iolab.role=worker"]}
+        victim = sorted(docker_client.containers.list(filters=flt), key=lambda c: c.name)[-1]
+        victim.kill()
+        text, _ = run.communicate(timeout=240)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()  # reaped: no zombie, no ResourceWarning later
+    assert run.returncode == 0, text
+    got = rows(run_dir)
+    assert got[0]["limit"] == "" and got[-1]["limit"] == "worker_lost", got
+    assert all(r["client_bound"] == "True" for r in got if r["limit"] == "worker_lost")
+    (lost,) = json.loads((run_dir / "run.json").read_text())["models"]["epoll"]["workers_lost"]
+    assert lost["worker"] == victim.name and lost["host"] == "local"
+    assert lost["exit_code"] == 137  # SIGKILL, through the container's init
+    assert victim.name in text
