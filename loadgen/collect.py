@@ -15,15 +15,30 @@ A message costs a millisecond on loopback, so the workers' windows start
 and end within milliseconds of the master's ``t_ramp_end`` and ``t_end``.
 In a standalone run the ``LocalRunner`` delivers ``send_message`` to its own
 listeners, so the same code path runs with one "worker", itself.
+
+The collector also keeps the step's roster. Workers are the Locust node ids
+in ``runner.clients`` (``<hostname>_<uuid>``); one is *live* while its state
+is not ``missing``, which Locust sets after ``HEARTBEAT_LIVENESS`` missed
+1-second heartbeats (raised to 10 by :mod:`loadgen.listeners`). Every worker
+live at the step's start, at its hold mark or at the collect request was
+there during the step; each of them that sent no share is *lost*, as is a
+worker already missing (expected, silent). ``expected`` is the larger of
+``--expect-workers`` and the live workers at the step's start (1 standalone).
+The collect waits for the workers that were live when it asked, and stops
+waiting for one as soon as Locust calls it missing or drops it, so a killed
+worker delays its step's record by the heartbeat tolerance (~11 s), not by
+``timeout``.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from gevent.event import Event
-from locust.runners import LocalRunner, MasterRunner, WorkerRunner
+from locust.runners import STATE_MISSING, LocalRunner, MasterRunner, WorkerRunner
 
 from loadgen.meter import Snapshot
 from loadgen.runtime import runtime
@@ -33,6 +48,21 @@ log = logging.getLogger("loadgen")
 HOLD = "iolab_hold"
 COLLECT = "iolab_collect"
 SHARE = "iolab_share"
+RECHECK_S = 0.25  # how often a waiting collect looks at the workers' liveness
+
+
+@dataclass
+class Collected:
+    """One step's shares and roster."""
+
+    shares: list[Snapshot]
+    expected: int = 1
+    lost: list[dict[str, str]] = field(default_factory=list)  # {"id", "host"} each
+
+
+def host_of(node_id: str) -> str:
+    """Locust names a node ``<hostname>_<uuid4 hex>``."""
+    return node_id.rsplit("_", 1)[0] if "_" in node_id else node_id
 
 
 def register(environment: Any) -> StepCollector | None:
@@ -55,7 +85,8 @@ def _on_hold(environment: Any, msg: Any, **_: Any) -> None:
 def _on_collect(environment: Any, msg: Any, **_: Any) -> None:
     runner = environment.runner
     snap = runtime(environment).meter.snapshot(users=runner.user_count)
-    runner.send_message(SHARE, {"step": msg.data["step"], **snap.to_message()})
+    runner.send_message(SHARE, {"step": msg.data["step"], "id": runner.client_id,
+                                **snap.to_message()})
 
 
 class StepCollector:
@@ -65,40 +96,89 @@ class StepCollector:
         self.environment = environment
         self._step: int | None = None
         self._shares: dict[str, Snapshot] = {}
-        self._expected = 0
-        self._complete = Event()
+        self._arrived = Event()
+        self._seen: set[str] = set()  # live at some point of this step
+        self._expected = 1
+        self._hosts: dict[str, str] = {}  # every worker ever seen -> its host
 
     @property
     def runner(self) -> Any:
         return self.environment.runner
 
-    def workers(self) -> int:
-        return 1 if isinstance(self.runner, LocalRunner) else self.runner.worker_count
+    @property
+    def standalone(self) -> bool:
+        return isinstance(self.runner, LocalRunner)
+
+    def live(self) -> set[str]:
+        """The workers connected now (standalone: this process)."""
+        if self.standalone:
+            return {self.runner.client_id}
+        return {c.id for c in self.runner.clients.values() if c.state != STATE_MISSING}
+
+    def _look(self) -> set[str]:
+        live = self.live()
+        self._seen |= live
+        for node in live:
+            self._hosts.setdefault(node, host_of(node))
+        return live
+
+    def begin_step(self) -> None:
+        """At the step's start: who is there, and how many should be."""
+        self._seen = set()
+        live = self._look()
+        wanted = 1 if self.standalone else int(
+            getattr(self.environment.parsed_options, "expect_workers", 1) or 1)
+        self._expected = max(wanted, len(live))
 
     def start_window(self) -> None:
+        self._look()
         self.runner.send_message(HOLD, {})
 
-    def collect(self, step: int, timeout: float) -> list[Snapshot]:
-        """Ask every worker for its share of ``step``; wait up to ``timeout`` s.
-
-        A worker that does not answer in time is left out (the record's
-        ``workers`` field then says fewer than expected).
-        """
+    def collect(self, step: int, timeout: float) -> Collected:
+        """Ask every worker for its share of ``step``; wait up to ``timeout`` s
+        for the ones still live (see the module docstring)."""
         self._step, self._shares = step, {}
-        self._expected = self.workers()
-        self._complete.clear()
+        self._arrived.clear()
+        asked = self._look()
         self.runner.send_message(COLLECT, {"step": step})
-        if not self._complete.wait(timeout):
-            log.warning("step %d: %d of %d workers sent their share within %.0f s",
-                        step, len(self._shares), self._expected, timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            waiting = (asked & self.live()) - set(self._shares)
+            left = deadline - time.monotonic()
+            if not waiting or left <= 0:
+                break
+            self._arrived.wait(min(RECHECK_S, left))
+            self._arrived.clear()
+        if waiting:
+            log.warning("step %d: no share within %.0f s from %s", step, timeout,
+                        ", ".join(sorted(waiting)))
         self._step = None
-        return list(self._shares.values())
+        lost = self._lost()
+        if lost:
+            log.warning("step %d: worker(s) lost: %s", step,
+                        ", ".join(f"{w['id']} ({w['host']})" for w in lost))
+        return Collected(list(self._shares.values()), self._expected, lost)
+
+    def _lost(self) -> list[dict[str, str]]:
+        """Seen during the step or known missing, and silent; then, while fewer
+        answered than expected, workers of earlier steps that are gone."""
+        answered = set(self._shares)
+        missing = set() if self.standalone else {
+            c.id for c in self.runner.clients.values() if c.state == STATE_MISSING}
+        silent = sorted((self._seen | missing) - answered)
+        gone = sorted(set(self._hosts) - answered - set(silent))
+        short = self._expected - len(answered) - len(silent)
+        ids = silent + gone[:max(short, 0)]
+        return [{"id": node, "host": self._hosts.get(node, host_of(node))} for node in ids]
 
     def on_share(self, environment: Any, msg: Any, **_: Any) -> None:
         data = msg.data
+        node = str(data.get("id") or msg.node_id) if self.standalone else msg.node_id
         if data.get("step") != self._step:
-            log.warning("ignoring a late share of step %s from %s", data.get("step"), msg.node_id)
+            log.warning("ignoring a late share of step %s from %s", data.get("step"), node)
             return
-        self._shares[msg.node_id] = Snapshot.from_message(data)
-        if len(self._shares) >= self._expected:
-            self._complete.set()
+        snap = Snapshot.from_message(data)
+        snap.id = node
+        self._hosts[node] = snap.host or host_of(node)
+        self._shares[node] = snap
+        self._arrived.set()

@@ -5,7 +5,8 @@
 ``init`` (every process, after its runner exists)
     raise the open-file soft limit to the hard limit; create the process's
     :class:`~loadgen.runtime.Runtime` (capturing worker-local
-    ``--source-ips``); refuse a target outside loopback/198.18.0.0/15;
+    ``--source-ips``); start the event-loop lag probe in load processes
+    (:mod:`loadgen.lag`); refuse a target outside loopback/198.18.0.0/15;
     register the step messages (:mod:`loadgen.collect`); apply
     ``--active-users`` as EchoUser's ``fixed_count``.
     On the master, also tolerate busy workers (:func:`tolerate_busy_workers`).
@@ -48,6 +49,8 @@ def install(events: Any, *, echo_user: type, idle_user: type) -> None:
     def on_init(environment: Any, runner: Any = None, **_: Any) -> None:
         soft, hard = raise_nofile()
         rt = runtime(environment)
+        if not isinstance(runner, MasterRunner):
+            rt.start_lag_probe()
         log.debug("loadgen: nofile soft=%d hard=%d, source ips %s", soft, hard, rt.source_ips)
         check_target(environment)
         collector = collect.register(environment)

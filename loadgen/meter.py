@@ -22,6 +22,18 @@ Two clocks are kept apart:
 
 ``connected`` is a live gauge (sockets this process holds open right now).
 
+The window also times the process itself, so the master can tell a
+generator-bound step from a server-bound one (:mod:`contract.generator`):
+
+* ``cpu``: user+sys CPU seconds of this process (``os.times()``: every
+  thread, ZeroMQ's included) over the window, as a fraction of one core.
+  Python runs the users on one core, so 1.0 is the ceiling.
+* ``lag_p99_ms``/``lag_max_ms``: how late a periodic timer on this
+  process's event loop fired (:mod:`loadgen.lag`), the wake-up delay every
+  user's timer and socket event also waited.
+* ``host`` (``socket.gethostname()``: in a container, its id prefix); the
+  master adds the Locust node id.
+
 Recording is on the hot path (one call per echo, tens of thousands a second
 per process), and HdrHistogram's pure-Python ``record_value`` costs about
 1.2 us. :meth:`Meter.echo_ok` instead truncates the value to the histogram's
@@ -33,6 +45,8 @@ the cost, and the dict never holds more keys than the histogram has buckets.
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -46,8 +60,37 @@ SIG_FIGS = 3
 SUB_BUCKET_BITS = 11  # 2 * 10**SIG_FIGS rounded up to a power of two: 2048
 
 
+HOST = socket.gethostname()
+
+
 def new_histogram() -> HdrHistogram:
     return HdrHistogram(LOWEST_US, HIGHEST_US, SIG_FIGS)
+
+
+def bucket_us(seconds: float) -> int:
+    """``seconds`` in microseconds, truncated to the histogram's resolution
+    (exact below 2048 us, then 11 significant bits) and clamped to its range."""
+    us = int(seconds * 1_000_000)
+    if us >= 1 << SUB_BUCKET_BITS:
+        if us > HIGHEST_US:
+            us = HIGHEST_US
+        shift = us.bit_length() - SUB_BUCKET_BITS
+        return us >> shift << shift
+    return us if us >= LOWEST_US else LOWEST_US
+
+
+def histogram_of(counts: dict[int, int]) -> HdrHistogram:
+    """An HDR histogram from ``{bucket_us: count}``."""
+    h = new_histogram()
+    for us, n in counts.items():
+        h.record_value(us, n)
+    return h
+
+
+def cpu_seconds() -> float:
+    """User+sys CPU time of this process so far (all its threads)."""
+    t = os.times()
+    return t.user + t.system
 
 
 class Meter:
@@ -74,15 +117,19 @@ class Meter:
 
     def start_window(self) -> None:
         self._latencies: dict[int, int] = {}  # us (truncated to HDR resolution) -> count
+        self._lateness: dict[int, int] = {}  # the event loop's, likewise
         self._window_start = time.monotonic()
+        self._cpu_start = cpu_seconds()
 
     @property
     def histogram(self) -> HdrHistogram:
         """The window's latencies (microseconds) as an HDR histogram."""
-        h = new_histogram()
-        for us, n in self._latencies.items():
-            h.record_value(us, n)
-        return h
+        return histogram_of(self._latencies)
+
+    def loop_late(self, late_s: float) -> None:
+        """One lateness sample of the event loop (:class:`loadgen.lag.LagProbe`)."""
+        us = bucket_us(late_s)  # on time (or a hair early) counts as 1 us
+        self._lateness[us] = self._lateness.get(us, 0) + 1
 
     # -- called by the client, once per event ---------------------------------
     def connect_started(self) -> None:
@@ -109,14 +156,7 @@ class Meter:
             self.peak_served = self.serving
 
     def echo_ok(self, latency_s: float) -> None:
-        us = int(latency_s * 1_000_000)
-        if us >= 1 << SUB_BUCKET_BITS:
-            if us > HIGHEST_US:
-                us = HIGHEST_US
-            shift = us.bit_length() - SUB_BUCKET_BITS
-            us = us >> shift << shift
-        elif us < LOWEST_US:
-            us = LOWEST_US
+        us = bucket_us(latency_s)
         lat = self._latencies
         lat[us] = lat.get(us, 0) + 1
 
@@ -135,6 +175,13 @@ class Meter:
     def snapshot(self, users: int) -> Snapshot:
         """The step so far; then start counting the next step."""
         window_s = time.monotonic() - self._window_start  # before the histogram is built
+        cpu_s = cpu_seconds() - self._cpu_start
+        lag = histogram_of(self._lateness)
+        samples = lag.get_total_count()
+
+        def lag_ms(value_us: float) -> float | None:
+            return round(value_us / 1000.0, 3) if samples else None
+
         snap = Snapshot(
             users=users,
             connected=self.connected,
@@ -146,9 +193,15 @@ class Meter:
             mismatch=self.mismatch,
             peak_connected=self.peak_connected,
             peak_served=self.peak_served,
+            cpu=round(cpu_s / window_s, 3) if window_s > 0 else None,
+            lag_p99_ms=lag_ms(lag.get_value_at_percentile(99)),
+            lag_max_ms=lag_ms(lag.get_max_value()),
+            lag_samples=samples,
+            host=HOST,
         )
         self.reset_step()
         return snap
+
 
 
 @dataclass
@@ -165,6 +218,12 @@ class Snapshot:
     mismatch: dict[str, Any] | None = None  # the first reply that differed, if any
     peak_connected: int = 0
     peak_served: int = 0
+    cpu: float | None = None  # CPU over the window, fraction of one core
+    lag_p99_ms: float | None = None  # the event loop's lateness over the window
+    lag_max_ms: float | None = None
+    lag_samples: int = 0
+    host: str = ""  # socket.gethostname() of the process
+    id: str = ""  # its Locust node id (set by the master's collector)
 
     def to_message(self) -> dict[str, Any]:
         """Plain data for a Locust custom message (msgpack)."""
@@ -179,6 +238,11 @@ class Snapshot:
             "mismatch": self.mismatch,
             "peak_connected": self.peak_connected,
             "peak_served": self.peak_served,
+            "cpu": self.cpu,
+            "lag_p99_ms": self.lag_p99_ms,
+            "lag_max_ms": self.lag_max_ms,
+            "lag_samples": self.lag_samples,
+            "host": self.host,
         }
 
     @classmethod
@@ -194,14 +258,38 @@ class Snapshot:
             mismatch=data.get("mismatch"),
             peak_connected=int(data.get("peak_connected") or 0),
             peak_served=int(data.get("peak_served") or 0),
+            cpu=_float_or_none(data.get("cpu")),
+            lag_p99_ms=_float_or_none(data.get("lag_p99_ms")),
+            lag_max_ms=_float_or_none(data.get("lag_max_ms")),
+            lag_samples=int(data.get("lag_samples") or 0),
+            host=str(data.get("host") or ""),
         )
 
+    def share(self) -> dict[str, Any]:
+        """This process's line in the step record's ``worker_shares``."""
+        return {"id": self.id, "host": self.host, "cpu": self.cpu,
+                "lag_p99_ms": self.lag_p99_ms, "lag_max_ms": self.lag_max_ms,
+                "users": self.users, "connected": self.connected}
 
-def merge(snapshots: list[Snapshot]) -> dict[str, Any]:
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _max_or_none(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return max(known) if known else None
+
+
+def merge(snapshots: list[Snapshot], *, expected: int = 0,
+          lost: list[dict[str, str]] | None = None) -> dict[str, Any]:
     """Sum the workers' shares; percentiles come from the summed histogram.
 
     ``rps`` is echo successes per second over the hold: the sum of each
-    process's echoes over its own window.
+    process's echoes over its own window. The generator accounting takes the
+    worst worker (``loadgen_cpu_max``, ``loadgen_lag_p99_ms``: null when none
+    answered); ``expected`` and ``lost`` are the collector's roster (at least
+    as many expected as answered).
     """
     total = new_histogram()
     connect_failures: Counter[str] = Counter()
@@ -229,6 +317,12 @@ def merge(snapshots: list[Snapshot]) -> dict[str, Any]:
         "max_ms": ms(total.get_max_value()),
         "failures": dict(sorted(failures.items())),
         "workers": len(snapshots),
+        "loadgen_cpu_max": _max_or_none([s.cpu for s in snapshots]),
+        "loadgen_lag_p99_ms": _max_or_none([s.lag_p99_ms for s in snapshots]),
+        "workers_expected": max(expected, len(snapshots)),
+        "workers_alive": len(snapshots),
+        "workers_lost": list(lost or []),
+        "worker_shares": [s.share() for s in snapshots],
         "mismatch_example": next((s.mismatch for s in snapshots if s.mismatch), None),
         # Each worker's own peak, summed: exact for one worker, an upper bound
         # for several (their peaks need not coincide).

@@ -34,6 +34,15 @@ class Runtime:
         self._options: LoadOptions | None = None
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
         self.guard = CapacityGuard(soft, len(self.source_ips), ephemeral_ports())
+        self.lag_probe = None
+
+    def start_lag_probe(self) -> None:
+        """Time this process's event loop into the meter (load processes only)."""
+        from loadgen.lag import LagProbe  # gevent: only inside Locust
+
+        if self.lag_probe is None:
+            self.lag_probe = LagProbe(self.meter)
+            self.lag_probe.start()
 
     @property
     def fire(self):

@@ -91,21 +91,25 @@ class StepController:
         for index, step in enumerate(self.steps):
             t_start = self._t_first if index == 0 else time.time()
             self.level = (step.users, self.spawn_rate)
+            self.collector.begin_step()
             ramp_s = abs(step.users - previous) / max(self.spawn_rate, 1e-9)
             self._wait_for_ramp(step.users, ramp_s + RAMP_SLACK_S)
             t_ramp_end = time.time()
             self.collector.start_window()
             gevent.sleep(step.hold_s)
             t_end = time.time()
-            shares = self.collector.collect(index, COLLECT_TIMEOUT_S)
+            got = self.collector.collect(index, COLLECT_TIMEOUT_S)
             record = {"step": index, "target_users": step.users, "t_start": t_start,
                       "t_ramp_end": t_ramp_end, "t_end": t_end, "hold_s": step.hold_s,
-                      **merge(shares)}
+                      **merge(got.shares, expected=got.expected, lost=got.lost)}
             write_record(self.results_path, record)
             self.records.append(record)
-            log.info("step %d done: %d users, %d connected, %.1f echo/s, p99 %s ms, failures %s",
+            log.info("step %d done: %d users, %d connected, %.1f echo/s, p99 %s ms, failures %s; "
+                     "workers %d/%d, loadgen cpu %s, lag p99 %s ms",
                      index, record["users"], record["connected"], record["rps"],
-                     record["p99_ms"], record["failures"] or "none")
+                     record["p99_ms"], record["failures"] or "none", record["workers_alive"],
+                     record["workers_expected"], record["loadgen_cpu_max"],
+                     record["loadgen_lag_p99_ms"])
             previous = step.users
         self.level = None
 
