@@ -113,6 +113,24 @@ def fill(path: Path) -> None:
         os.close(fd)
 
 
+def during_run(command: list[str], out: Path, act, timeout: float = 240) -> tuple[int, str, Path]:
+    """Run a lab command writing into ``out``; once its first step row is on
+    disk call ``act(run_dir)`` (the fault), then let the run end. Returns
+    (exit code, its output, the run directory); the process is always reaped."""
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: first_rows(out) >= 1, timeout, "the first step row")
+        (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
+        act(run_dir)
+        text, _ = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()  # reaped: no zombie, no ResourceWarning later
+    return proc.returncode, text, run_dir
+
+
 def run_and_fill(command: list[str], out: Path, timeout: float = 180) -> Path:
     """Run a lab command writing into the tmpfs ``out``; once its first step row
     is on disk, fill the tmpfs; then check what a full disk must leave: exit 1,
@@ -120,18 +138,8 @@ def run_and_fill(command: list[str], out: Path, timeout: float = 180) -> Path:
     holding exactly the rows of steps.csv. Returns the run directory."""
     import json
 
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    try:
-        wait_for(lambda: first_rows(out) >= 1, timeout, "the first step row")
-        fill(out)
-        text, _ = proc.communicate(timeout=timeout)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()  # reaped: no zombie, no ResourceWarning later
-    assert proc.returncode == 1, text
-    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
+    code, text, run_dir = during_run(command, out, lambda _run_dir: fill(out), timeout)
+    assert code == 1, text
     assert "No space left on device" in text and str(run_dir) in text, text
     assert "internal error" not in text
     run = json.loads((run_dir / "run.json").read_text())

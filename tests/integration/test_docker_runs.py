@@ -275,27 +275,25 @@ def test_a_worker_container_killed_mid_run_is_worker_lost(tmp_path, docker_clien
     """``docker kill`` of one of two worker containers: the steps from then on
     are ``worker_lost`` and client-bound, the container is named with its host
     and exit code, and the server is never blamed (no server limit)."""
-    from faultkit import first_rows, wait_for
+    from faultkit import during_run
 
     scenario = tmp_path / "loss.yaml"
     scenario.write_text(INTERRUPTIBLE.format(signal="loss").replace(
         "workers: 1", "workers: 2").replace("hold: 600s\n  steps: [20]",
                                             "hold: 4s\n  steps: [40, 80, 120]"))
     out = tmp_path / "out"
-    run = subprocess.Popen([str(ROOT / "scripts" / "run-lab"), str(scenario), "--out", str(out)],
-                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        wait_for(lambda: first_rows(out) >= 1, 180, "the first row")
-        (run_dir,) = out.iterdir()
+    victims = []
+
+    def kill_a_worker(run_dir: Path) -> None:
         flt = {"label": [f"iolab.run={run_dir.name}", "iolab.role=worker"]}
-        victim = sorted(docker_client.containers.list(filters=flt), key=lambda c: c.name)[-1]
-        victim.kill()
-        text, _ = run.communicate(timeout=240)
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()  # reaped: no zombie, no ResourceWarning later
-    assert run.returncode == 0, text
+        victims.append(sorted(docker_client.containers.list(filters=flt),
+                              key=lambda c: c.name)[-1])
+        victims[0].kill()
+
+    code, text, run_dir = during_run([str(ROOT / "scripts" / "run-lab"), str(scenario),
+                                      "--out", str(out)], out, kill_a_worker)
+    assert code == 0, text
+    (victim,) = victims
     got = rows(run_dir)
     assert got[0]["limit"] == "" and got[-1]["limit"] == "worker_lost", got
     assert all(r["client_bound"] == "True" for r in got if r["limit"] == "worker_lost")

@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from faultkit import first_rows, wait_for
+from faultkit import during_run, wait_for
 
 from lab.analysis.capacity import plan_run, slo_of
 from lab.results.reader import load_run
@@ -41,28 +40,21 @@ def test_a_killed_worker_is_worker_lost_and_does_not_lower_capacity(tmp_path):
                         "load: {workers: 2, connect_rate: 400, hold: 4s, "
                         "steps: [100, 200, 300]}\n")
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "lab", str(scenario), "--out", str(out)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
-    try:
-        wait_for(lambda: first_rows(out) >= 1, 120, "the first step's row")
-        (run_dir,) = out.iterdir()
+
+    def kill_worker_1(run_dir: Path) -> None:
         log = run_dir / "logs" / "epoll.locust-worker-1.log"
         (pid,) = wait_for(lambda: writers_of(log), 10, "worker 1's process")
         os.kill(pid, signal.SIGKILL)
-        text, _ = proc.communicate(timeout=240)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()  # reaped: no zombie, no ResourceWarning later
-    assert proc.returncode == 0, text
+
+    code, text, run_dir = during_run([sys.executable, "-m", "lab", str(scenario), "--out",
+                                      str(out)], out, kill_worker_1)
+    assert code == 0, text
     run = load_run(run_dir)
     rows = run.rows_for("epoll")
     assert rows[0]["limit"] is None and rows[0]["client_bound"] is False
     lost = [r for r in rows if r["limit"] == "worker_lost"]
     assert lost and all(r["client_bound"] for r in lost), rows
-    assert all(r["workers_alive"] < r["workers_expected"] for r in lost
-               if r["workers_alive"] is not None)
+    assert all(r["workers_alive"] < r["workers_expected"] for r in lost)
     meta = json.loads((run_dir / "run.json").read_text())["models"]["epoll"]
     (entry,) = meta["workers_lost"]
     assert entry["worker"] == "epoll.locust-worker-1" and entry["exit_code"] == -9
