@@ -27,10 +27,12 @@ def per_worker_ceiling(nofile_hard: int) -> int:
     return max(1, min(nofile_hard - DESCRIPTOR_RESERVE, EPHEMERAL_PORTS))
 
 
-def workers_needed(load: LoadSpec, nofile_hard: int) -> int:
-    """Workers for the largest step; the scenario's own number wins if set."""
+def workers_needed(load: LoadSpec, nofile_hard: int, hosts: int = 1) -> int:
+    """Workers for the largest step; the scenario's own number wins if set.
+    ``workers: auto`` puts at least one worker on each of the ``hosts`` the
+    placement names: a host named there and left idle would be a surprise."""
     if load.workers is not None:
         return load.workers
     peak = max((s.connections for s in load.steps), default=0)
     cap = min(per_worker_ceiling(nofile_hard), PER_WORKER_COMFORT)
-    return max(1, math.ceil(peak / cap))
+    return max(1, hosts, math.ceil(peak / cap))

@@ -330,7 +330,10 @@ class DockerBackend(Backend):
         mhost = placement.master
         worker_hosts = list(placement.workers) or [mhost]
         wnofile = self.nofile_for(worker_hosts[0], "max")
-        count = workers_needed(load, wnofile)
+        count = workers_needed(load, wnofile, hosts=len(worker_hosts))
+        if count < len(worker_hosts):
+            self.progress(f"docker: load.workers is {count}, so placement host(s) "
+                          f"{', '.join(worker_hosts[count:])} get no worker")
         publish_master = self._cross_daemon(mhost, worker_hosts)
         ports: dict[str, Any] = {}
         if publish_master:
