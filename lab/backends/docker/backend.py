@@ -58,7 +58,12 @@ from lab.backends.docker.hosts import (
     write_sysctl_privileged,
 )
 from lab.backends.docker.images import daemon_id, ensure_image
-from lab.backends.docker.network import container_ip, create_run_network, published_port
+from lab.backends.docker.network import (
+    container_ip,
+    create_run_network,
+    published_port,
+    route_subnets,
+)
 from lab.backends.docker.specs import (
     ALLOW_EXTERNAL_ENV,
     SERVER_PORT,
@@ -191,8 +196,25 @@ class DockerBackend(Backend):
             if key not in self._networks:
                 self._networks[key] = create_run_network(
                     self.clients[host], self.network_name(host, ctx), ctx.run_id,
-                    {LABEL: "1", "iolab.run": ctx.run_id, OWNER_LABEL: self.owner})
+                    {LABEL: "1", "iolab.run": ctx.run_id, OWNER_LABEL: self.owner},
+                    avoid=self._avoid(host))
             return self._networks[key]
+
+    def _avoid(self, host: str) -> tuple:
+        """Subnets a run network on ``host`` must not overlap: every scenario
+        host's address (how hosts reach each other) and, for this machine's
+        daemon, the subnets this machine routes."""
+        import ipaddress
+
+        nets = []
+        for h in self.scenario.hosts:
+            try:
+                nets.append(ipaddress.ip_network(h.address, strict=False))
+            except ValueError:  # a name, not an address: nothing to compare
+                continue
+        if self.scenario.host(host).endpoint in LOCAL_ENDPOINTS:
+            nets += route_subnets()
+        return tuple(nets)
 
     def _run(self, host: str, ctx: RunContext, role: str, name: str, command: list[str], *,
              image: str | None = None, nofile: int, sysctls: dict[str, str] | None = None,

@@ -36,6 +36,29 @@ def used_subnets(client) -> list[ipaddress.IPv4Network]:
     return used
 
 
+def route_subnets(path: str = "/proc/net/route") -> list[ipaddress.IPv4Network]:
+    """The IPv4 networks this machine routes (its links and any static routes),
+    from the kernel's routing table. A run network overlapping one of them
+    would take that traffic over (a /24 on top of a host's own link broke its
+    routing); the default route (0.0.0.0/0) is not a subnet to avoid. Fields
+    are hex in host byte order (little-endian here)."""
+    out = []
+    try:
+        with open(path) as f:
+            next(f, None)  # the header
+            for line in f:
+                fields = line.split()
+                if len(fields) < 8:
+                    continue
+                dest, mask = (ipaddress.IPv4Address(int(x, 16).to_bytes(4, "little"))
+                              for x in (fields[1], fields[7]))
+                if int(mask):
+                    out.append(ipaddress.ip_network(f"{dest}/{mask}", strict=False))
+    except (OSError, ValueError):
+        return []
+    return out
+
+
 def candidate_subnets(run_id: str, used: list) -> list[ipaddress.IPv4Network]:
     """Free /24s of the supernet, starting at a place derived from ``run_id``."""
     subnets = list(SUPERNET.subnets(new_prefix=PREFIX))
@@ -44,13 +67,16 @@ def candidate_subnets(run_id: str, used: list) -> list[ipaddress.IPv4Network]:
     return [s for s in ordered if not any(s.overlaps(u) for u in used)]
 
 
-def create_run_network(client, name: str, run_id: str, labels: dict[str, str]):
-    """Create the run's bridge network on ``client``'s daemon."""
+def create_run_network(client, name: str, run_id: str, labels: dict[str, str],
+                       avoid: tuple = ()):
+    """Create the run's bridge network on ``client``'s daemon, in a /24 that
+    overlaps none of its networks nor ``avoid`` (the host's routed subnets
+    and the scenario's host addresses)."""
     import docker.errors
     from docker.types import IPAMConfig, IPAMPool
 
     last_error: Exception | None = None
-    for subnet in candidate_subnets(run_id, used_subnets(client))[:ATTEMPTS]:
+    for subnet in candidate_subnets(run_id, [*used_subnets(client), *avoid])[:ATTEMPTS]:
         gateway = str(next(subnet.hosts()))
         ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet), gateway=gateway)])
         try:
