@@ -14,5 +14,8 @@ facts and their reasons are in ``docs/design.md`` ("Contracts").
   198.18.0.0/15), the one safe-target check, and the kernel defaults that
   bound a client (the ephemeral port range).
 - :mod:`contract.fds` — descriptors a process needs besides its connections.
+- :mod:`contract.generator` — when a step is client-bound (the load
+  generator's CPU and event-loop lag bounds) and the generator-accounting
+  column names.
 - :mod:`contract.env` — the environment variables the parts read.
 """
