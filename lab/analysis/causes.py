@@ -78,4 +78,4 @@ def cause(row: Row, why: list[str], cores_used: float | None, cores: int) -> str
         checked.append(f"load worker {row['loadgen_cpu_max']:.2f} of a core")
     if row.get("loadgen_lag_p99_ms") is not None:
         checked.append(f"event-loop lag p99 {row['loadgen_lag_p99_ms']:.1f} ms")
-    return f"unexplained ({'; '.join(why)}): checked {', '.join(checked)}, no kernel drops"
+    return f"unexplained: checked {', '.join(checked)}, no kernel drops"

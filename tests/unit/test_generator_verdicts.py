@@ -129,4 +129,5 @@ def test_every_failing_step_names_a_cause():
     assert cause({"failure_kinds": "timeout=9;ECONNRESET=2"}, why, 0.2, 1).startswith("timeouts")
     assert cause({"failure_kinds": "ECONNRESET=9"}, why, 0.2, 1).startswith("resets")
     text = cause({"loadgen_cpu_max": 0.3}, why, 0.2, 1)
-    assert text.startswith("unexplained (p99 300 ms > 100 ms)") and "0.30 of a core" in text
+    assert text.startswith("unexplained: checked server 0.20 of 1 cores") and \
+        "0.30 of a core" in text
