@@ -17,6 +17,7 @@ from locust_runs import (
     free_port,
     load_args,
     read_steps,
+    run_headless,
     start,
     tail,
     wait_for,
@@ -66,10 +67,9 @@ def test_merge_takes_the_worst_worker_and_keeps_the_roster():
 def test_a_standalone_run_accounts_for_itself(tmp_path):
     results, log = tmp_path / "steps.jsonl", tmp_path / "log"
     with ServerProcess("epoll", "--nofile", "max") as srv:
-        proc = start([*load_args(f"tcp://{srv.host}:{srv.port}", "300:3s,100:2s", results,
-                                 "--pace", "1"),
-                      "--headless", "--only-summary", "EchoUser"], log)
-        assert finish(proc, log, RUN_TIMEOUT) == 0, tail(log)
+        code = run_headless(f"tcp://{srv.host}:{srv.port}", "300:3s,100:2s", results, log,
+                            "--pace", "1", timeout=RUN_TIMEOUT)
+    assert code == 0, tail(log)
     records = read_steps(results)
     assert len(records) == 2
     for rec, users in zip(records, (300, 100), strict=True):
