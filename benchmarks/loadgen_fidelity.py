@@ -197,7 +197,9 @@ def measure(connections: list[int], rounds: int, hold: float, clients: list[str]
 
 def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Medians per client and connection count, the lab/ref ratio and the target."""
-    med = statistics.median
+    def med(values) -> float:
+        return round(statistics.median(values), 3)
+
     out = []
     for n in sorted({r["connections"] for r in rows}):
         ref = [r for r in rows if r["client"] == "ref" and r["connections"] == n]
