@@ -83,7 +83,7 @@ def _on_hold(environment: Any, msg: Any, **_: Any) -> None:
     # The ramp is over: the users and their sockets, greenlets and clients
     # (about 25 GC-tracked objects each) live until the step ends. Frozen,
     # the collector no longer walks them: at 8000 users a full collection
-    # took 150-260 ms of the event loop (every user's wake-up late by that),
+    # took 90-260 ms of the event loop (every user's wake-up late by that),
     # and 70-100 ms with them frozen (benchmarks/README.md, loadgen_fidelity).
     gc.freeze()
     runtime(environment).meter.start_window()

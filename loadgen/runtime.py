@@ -22,10 +22,11 @@ from loadgen.options import ALLOW_EXTERNAL_ENV, LoadOptions, parse_source_ips, t
 
 _ATTR = "_iolab_runtime"
 # The collector's youngest generation runs after this many net allocations of
-# tracked objects (CPython's default: 700). A paced user keeps a waiter and a
-# timer alive across each wait, so at 8000 users the default ran ~28 young
-# and ~2.6 middle collections a second, 1.1 s of every 10 s, the middle ones
-# 15-46 ms each: the event loop's lag p99 was 90-120 ms. At 20000 they run
+# tracked objects (CPython's default: 700). Objects that outlive a wait (most
+# likely each wait's waiter, timer and callbacks) keep that count rising, so
+# at 8000 paced users the default ran ~28 young
+# and ~2.6 middle collections a second, 0.6-1.1 s of every 10 s, the middle
+# ones 15-60 ms each: the event loop's lag p99 was 90-245 ms. At 20000 they run
 # every ~3 s, ~25 ms each, 0.06-0.1 s of every 10 s, and the lag p99 was
 # 22-42 ms (benchmarks/README.md, loadgen_fidelity).
 GC_THRESHOLDS = (20_000, 10, 10)
