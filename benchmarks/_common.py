@@ -58,6 +58,14 @@ def write_csv(name: str, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
+def markdown_table(rows: list[dict[str, Any]], cols: list[str]) -> str:
+    """``rows`` as a Markdown table of ``cols`` (None as an empty cell)."""
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join("" if r[c] is None else str(r[c]) for c in cols) + " |"
+              for r in rows]
+    return "\n".join(lines)
+
+
 def pyplot():
     import matplotlib
 
@@ -120,6 +128,7 @@ __all__ = [
     "close_all",
     "cpu_s",
     "machine",
+    "markdown_table",
     "open_idle",
     "ping_pong",
     "pyplot",

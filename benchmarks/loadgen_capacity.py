@@ -42,6 +42,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _common import markdown_table  # noqa: E402
+
 OUT = ROOT / "benchmarks" / "out"
 FLAT_USERS = 100
 HELD_USERS = 15_000
@@ -272,10 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     cols = ["measurement", "client", "users", "offered_per_s", "achieved_per_s", "ratio",
             "p99_ms", "rss_per_user_kb", "loadgen_cpu_us_per_echo", "server_cpu_us_per_echo",
             "failures", "loadavg_1m"]
-    print("| " + " | ".join(cols) + " |")
-    print("|" + "---|" * len(cols))
-    for r in rows:
-        print("| " + " | ".join("" if r[c] is None else str(r[c]) for c in cols) + " |")
+    print(markdown_table(rows, cols))
     print(f"wrote {args.out}")
     return 0
 

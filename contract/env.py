@@ -15,3 +15,6 @@ SERVER_EVENTS = "IOLAB_SERVER_EVENTS"
 TARGET_FILE_SUFFIX = ".target.json"
 # lab: use this Docker image as the base instead of building one.
 BASE_IMAGE = "IOLAB_BASE_IMAGE"
+# loadgen: "user" reads an echo's receive time in user space instead of the
+# kernel's SO_TIMESTAMPNS stamp (benchmarks/loadgen_fidelity.py compares them).
+RX_TIMESTAMPS = "IOLAB_RX_TIMESTAMPS"

@@ -9,7 +9,7 @@ what gevent's cooperative sockets do too, minus the per-call ``Timeout``
 object and the exception its expiry throws into the greenlet, which cost
 more than the echo itself when 15,000 users each wait once a second.
 
-Every call is timed with ``perf_counter`` and reported as a Locust
+Every call is timed and reported as a Locust
 ``request`` event (``request_type="tcp"``, names ``connect``, ``echo`` and,
 for a connection lost while an :class:`~loadgen.users.IdleUser` holds it,
 ``hold``). Failures are classified (:mod:`loadgen.failures`), counted in the
@@ -22,6 +22,32 @@ would pick the port at bind time, before the kernel knows the destination,
 and so could only use each port once for *all* destinations;
 ``IP_BIND_ADDRESS_NO_PORT`` (Linux 4.2) defers the choice to ``connect()``,
 where the full 4-tuple is known.
+
+Where an echo's latency is read (the lab reports the server's latency, not
+this process's): the send time is read (``time.time_ns()``) right before
+``send()``, and the receive time is the *kernel's*: with ``SO_TIMESTAMPNS``
+set on the socket, the kernel stamps every incoming packet with
+CLOCK_REALTIME when it enters the network stack (``net_timestamp_check()``
+in ``netif_receive_skb``/``netif_rx``; on loopback that is inside the
+server's own ``send()``, before our socket's receive queue is even
+touched), and ``recvmsg_into()`` returns the stamp of the last packet it
+read as ``SCM_TIMESTAMPNS`` ancillary data (TCP: ``tcp_recv_timestamp()``).
+So an echo's latency counts the server's work, its wake-ups and queueing,
+and the kernel's TCP path both ways; it does *not* count how long this
+process took to notice the reply (its event loop serving other users, a GC
+pause, the kernel not scheduling it), which used to be most of a busy
+generator's p99 (benchmarks/README.md, loadgen_fidelity). That delay is not
+hidden: :mod:`loadgen.lag` measures it per step, and
+:mod:`contract.generator` calls a step client-bound on it. The stamp is
+used only when it is plausible (not before the send, not after this
+process's own reading of the clock once the reply is in); otherwise, and
+when the kernel gave none (or ``IOLAB_RX_TIMESTAMPS=user``, for the
+benchmark's comparison), the latency is the user-space one, send to
+``perf_counter()`` after the receive. With ``--schedule fixed`` the time
+from the intended send to the actual one is added (the generator's lateness
+to send is counted there, as open-loop measuring requires). The stamp costs
+a ``recvmsg_into`` instead of a ``recv_into`` and one ``struct`` unpack:
+about a microsecond per echo.
 """
 
 from __future__ import annotations
@@ -31,11 +57,12 @@ import errno
 import os
 import struct
 from collections.abc import Callable
-from time import perf_counter
+from time import perf_counter, time_ns
 from typing import Any
 
 from gevent.hub import Waiter, get_hub
 
+from contract.env import RX_TIMESTAMPS
 from loadgen.failures import ClosedByServer, EchoMismatch, TcpFailure, failure
 from loadgen.limits import SocketBudget
 from loadgen.meter import Meter
@@ -45,6 +72,11 @@ IP_BIND_ADDRESS_NO_PORT = getattr(_socket, "IP_BIND_ADDRESS_NO_PORT", 24)
 REQUEST_TYPE = "tcp"
 _SEQ = struct.Struct("<Q")
 _EV_READ, _EV_WRITE = 1, 2
+SO_TIMESTAMPNS = getattr(_socket, "SO_TIMESTAMPNS", 35)  # asm-generic; 3.11 lacks the name
+SCM_TIMESTAMPNS = SO_TIMESTAMPNS
+_TIMESPEC = struct.Struct("@qq")  # struct timespec on 64-bit Linux
+_ANC_SPACE = _socket.CMSG_SPACE(_TIMESPEC.size)
+KERNEL_RX_STAMPS = os.environ.get(RX_TIMESTAMPS, "kernel") != "user"
 
 
 class TcpClient:
@@ -56,7 +88,8 @@ class TcpClient:
     """
 
     __slots__ = ("address", "source_ip", "opts", "meter", "budget", "_fire", "_context", "_hub",
-                 "sock", "_readable", "_writable", "_payload", "_buf", "_seq", "_served")
+                 "sock", "_readable", "_writable", "_payload", "_buf", "_bufs", "_seq",
+                 "_served")
 
     def __init__(self, address: tuple[str, int], opts: LoadOptions, meter: Meter,
                  fire: Callable[..., Any], *, source_ip: str | None = None,
@@ -78,6 +111,7 @@ class TcpClient:
         # stale or replayed echo is a mismatch, not a lucky match.
         self._payload = bytearray((b"iolab-echo:" * (size // 11 + 1))[:size])
         self._buf = bytearray(size)  # a memoryview of it only when a reply comes in parts
+        self._bufs = [self._buf]  # recvmsg_into's buffer list, built once
         self._seq = 0
 
     @property
@@ -90,8 +124,11 @@ class TcpClient:
         waiter = Waiter(self._hub)
         timer = None
         if timeout is not None:
+            # update=True: libev's cached "now" is the start of this loop
+            # iteration; a timer armed from it would end early by however
+            # long the iteration has run (a paced user would send early).
             timer = self._hub.loop.timer(max(timeout, 0.0))
-            timer.start(waiter.switch, False)
+            timer.start(waiter.switch, False, update=True)
         watcher.start(waiter.switch, True)
         try:
             return waiter.get()
@@ -131,6 +168,8 @@ class TcpClient:
             if err:
                 raise OSError(err, os.strerror(err))
             sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+            if KERNEL_RX_STAMPS:
+                sock.setsockopt(_socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         except Exception as exc:  # noqa: BLE001 - every failure is data
             self._drop(sock)
             err = failure(exc)
@@ -160,13 +199,17 @@ class TcpClient:
         if size >= _SEQ.size:
             self._seq += 1
             _SEQ.pack_into(payload, 0, self._seq)
-        start = perf_counter() if origin is None else origin
+        start = perf_counter()
+        late = 0.0 if origin is None else max(start - origin, 0.0)  # fixed schedule
+        sent_ns = time_ns()
+        stamp = 0
         try:
             self._send_all(payload)
             got = 0
             while got < size:
                 try:
-                    n = sock.recv_into(memoryview(buf)[got:] if got else buf, size - got)
+                    n, anc, _, _ = sock.recvmsg_into(
+                        [memoryview(buf)[got:]] if got else self._bufs, _ANC_SPACE)
                 except BlockingIOError:
                     if not self._wait(self._readable, self.opts.io_timeout_s):
                         raise TimeoutError("no echo within --io-timeout") from None
@@ -174,13 +217,18 @@ class TcpClient:
                 if not n:
                     raise ClosedByServer()
                 got += n
+                if anc:
+                    sec, nsec = _TIMESPEC.unpack_from(anc[0][2])
+                    stamp = sec * 1_000_000_000 + nsec
             if buf != payload:
                 self.meter.mismatched(payload, buf)
                 raise EchoMismatch(f"{size} bytes sent, other bytes came back")
         except Exception as exc:  # noqa: BLE001 - every failure is data
-            self._lost("echo", start, failure(exc))
+            self._lost("echo", start - late, failure(exc))
             return False
-        elapsed = perf_counter() - start
+        seen = perf_counter() - start  # the reply as this process saw it
+        kernel = (stamp - sent_ns) * 1e-9
+        elapsed = late + (kernel if 0.0 <= kernel <= seen else seen)
         self.meter.echo_ok(elapsed)
         if not self._served:
             self._served = True

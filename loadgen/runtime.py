@@ -11,6 +11,7 @@ worker's ``parsed_options`` with the master's values (see
 
 from __future__ import annotations
 
+import gc
 import os
 import resource
 from typing import Any
@@ -20,6 +21,15 @@ from loadgen.meter import Meter
 from loadgen.options import ALLOW_EXTERNAL_ENV, LoadOptions, parse_source_ips, target_address
 
 _ATTR = "_iolab_runtime"
+# The collector's youngest generation runs after this many net allocations of
+# tracked objects (CPython's default: 700). Objects that outlive a wait (most
+# likely each wait's waiter, timer and callbacks) keep that count rising, so
+# at 8000 paced users the default ran ~28 young
+# and ~2.6 middle collections a second, 0.6-1.1 s of every 10 s, the middle
+# ones 15-60 ms each: the event loop's lag p99 was 90-245 ms. At 20000 they run
+# every ~3 s, ~25 ms each, 0.06-0.1 s of every 10 s, and the lag p99 was
+# 22-42 ms (benchmarks/README.md, loadgen_fidelity).
+GC_THRESHOLDS = (20_000, 10, 10)
 
 
 class Runtime:
@@ -37,9 +47,11 @@ class Runtime:
         self.lag_probe = None
 
     def start_lag_probe(self) -> None:
-        """Time this process's event loop into the meter (load processes only)."""
+        """Time this process's event loop into the meter, and make the garbage
+        collector's pauses rarer (load processes only)."""
         from loadgen.lag import LagProbe  # gevent: only inside Locust
 
+        gc.set_threshold(*GC_THRESHOLDS)
         if self.lag_probe is None:
             self.lag_probe = LagProbe(self.meter)
             self.lag_probe.start()

@@ -24,7 +24,13 @@ One line per step (appended, so give each run its own file)::
      "hold_s": 20.0, "users": 500, "connected": 498, "connect_attempts": 503,
      "connect_failures": {"ECONNREFUSED": 5}, "echo_count": 9940, "rps": 497.0,
      "p50_ms": 0.21, "p90_ms": 0.4, "p99_ms": 2.3, "max_ms": 9.1,
-     "failures": {"ECONNREFUSED": 5}, "workers": 2}
+     "failures": {"ECONNREFUSED": 5}, "workers": 2,
+     "loadgen_cpu_max": 0.31, "loadgen_lag_p99_ms": 1.9, "workers_expected": 2,
+     "workers_alive": 2, "workers_lost": [],
+     "worker_shares": [{"id": "a1b2_4f..", "host": "a1b2", "cpu": 0.31,
+                        "lag_p99_ms": 1.9, "lag_max_ms": 6.2, "users": 250,
+                        "connected": 249}, ...],
+     "mismatch_example": null, "peak_connected": 500, "peak_served": 498}
 
 Times are epoch seconds on the master. ``users`` and ``connected`` are what
 the workers held at ``t_end`` (connected: sockets open as far as each user
@@ -35,6 +41,25 @@ connect, echo and hold, by kind) count the whole step, ramp included.
 echoes) cover the hold only: each worker counts from its "hold" mark to the
 collect request, and ``rps`` sums each worker's echoes over its own window
 (:mod:`loadgen.meter`). ``workers`` is how many workers answered.
+
+The generator accounting (:mod:`contract.generator` says when it makes a step
+client-bound) covers each worker's same hold window:
+
+* ``loadgen_cpu_max``: the busiest worker's user+sys CPU over its window, as a
+  fraction of one core (null when no worker answered);
+* ``loadgen_lag_p99_ms``: the worst worker's p99 of its event loop's lateness
+  (:mod:`loadgen.lag`; null when no worker answered);
+* ``workers_expected``: the larger of ``--expect-workers`` and the workers
+  connected when the step started (1 standalone); ``workers_alive``: those
+  that sent their share (= ``workers``);
+* ``workers_lost``: ``{"id", "host"}`` (Locust node id, the worker's
+  hostname: a container's id prefix) of each worker connected during the step,
+  or expected, that sent no share; ``[]`` when none;
+* ``worker_shares``: per answering worker, ``id``, ``host``, ``cpu``,
+  ``lag_p99_ms``, ``lag_max_ms``, ``users``, ``connected``.
+
+A worker killed mid-step is named lost once Locust calls it missing (about 11
+s: ``HEARTBEAT_LIVENESS``), and the step's line is written then.
 """
 
 from __future__ import annotations

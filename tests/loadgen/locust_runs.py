@@ -64,6 +64,14 @@ def load_args(host: str, steps: str, results: Path, *extra: str) -> list[str]:
             *extra]
 
 
+def run_headless(host: str, steps: str, results: Path, log: Path, *extra: str,
+                 timeout: float = 180) -> int:
+    """One standalone (LocalRunner) EchoUser run to its end; its exit code."""
+    proc = start([*load_args(host, steps, results, *extra), "--headless", "--only-summary",
+                  "EchoUser"], log)
+    return finish(proc, log, timeout)
+
+
 def read_steps(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []

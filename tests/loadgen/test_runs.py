@@ -53,11 +53,11 @@ HUB_LAG_S = 0.5
 EDGE_S = 0.05
 CLOCK_S = 1e-3  # standalone hold lag (a function call) and rps's 3-decimal rounding
 # An EchoUser's pace (``--schedule closed``): the next echo is due ``pace`` after
-# the previous send. The wait can end early by the age of the hub's clock (the
-# client arms its timer without updating the loop's time: up to one loop
-# iteration's work) or late by the wake-up delay, and an echo takes its round
-# trip: PACE_SLACK_S bounds the first two on loopback at these loads (an
-# allowance); the round trip is measured (``max_ms``).
+# the previous send. The wait cannot end early (the client updates libev's
+# cached time before it arms the timer, and libev never fires one early); it
+# ends late by the wake-up delay (the event loop's lag), and an echo takes its
+# round trip: PACE_SLACK_S bounds the lag on loopback at these loads (an
+# allowance, kept symmetric); the round trip is measured (``max_ms``).
 PACE_SLACK_S = 0.05
 
 
