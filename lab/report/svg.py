@@ -291,8 +291,8 @@ def _line(ln: Line, sx: Scale, sy: Scale, panel: Panel,
         cls = ' class="limit"' if p.limit else ""
         others = [k for k in shared.get((round(x), round(y)), []) if k != ln.key]
         title = p.title + (f"\n(same point: {', '.join(others)})" if others else "")
-        if p.hollow:  # client-bound: an open ring in the model's colour
-            cls = ' class="hollow"'
+        if p.hollow:  # client-bound: an open ring in the model's colour, a little larger
+            cls, r = ' class="hollow"', r + 1.0
             paint = f'fill="#fff" stroke="{ln.color}" stroke-width="1.6"'
         else:
             paint = f'fill="{ln.color}"{ring} fill-opacity="{0.35 if p.limit else 1}"'
