@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import socket
 
 from servers.core import ACCEPT_CAPACITY_ERRNOS, CLOSE_ERRNOS, Acceptor, blocking, log, spin
@@ -42,16 +43,42 @@ BUF_SIZE = 16384
 ACCEPT, RECV, SEND = 0, 1, 2  # user_data = fd << 2 | op
 
 
+_PROBE = """
+import liburing as L
+ring = L.Ring()
+try:
+    L.io_uring_queue_init(2, ring)
+except OSError as exc:
+    print(f"io_uring_setup refused: {exc} (kernel, seccomp profile or sysctl)")
+else:
+    L.io_uring_queue_exit(ring)
+"""
+_probed: list[str | None] = []
+
+
 def unavailable() -> str | None:
+    """Set up and tear down a tiny ring, in a child process: the binding is
+    compiled code, and a wheel built for another CPU (liburing 2026.3.30 uses
+    AVX-512 instructions) dies with SIGILL, which must not take the caller
+    with it. The answer is kept for the life of the process."""
     if L is None:
         return f"the liburing binding is not installed ({_import_error})"
-    ring = L.Ring()
-    try:
-        L.io_uring_queue_init(2, ring)
-    except OSError as exc:
-        return f"io_uring_setup refused: {exc} (kernel, seccomp profile or sysctl)"
-    L.io_uring_queue_exit(ring)
-    return None
+    if not _probed:
+        import subprocess
+        import sys
+
+        probe = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True,
+                               timeout=30)
+        if probe.returncode < 0:
+            name = signal.Signals(-probe.returncode).name
+            why = " (the wheel uses CPU instructions this machine lacks)" if \
+                name == "SIGILL" else ""
+            _probed.append(f"the liburing binding crashed with {name}{why}")
+        elif probe.returncode or probe.stdout.strip():
+            _probed.append(probe.stdout.strip() or probe.stderr.strip().splitlines()[-1])
+        else:
+            _probed.append(None)
+    return _probed[0]
 
 
 class Conn:
