@@ -150,6 +150,28 @@ class FakeDaemon:
         self.containers: dict[str, FakeContainer] = {}
         self.created: list[FakeContainer] = []
         self.networks: list[FakeNetwork] = []
+        self.volumes: dict[str, dict] = {}  # name -> labels
+
+
+class _Volume:
+    def __init__(self, daemon, name):
+        self.d, self.name = daemon, name
+
+    def remove(self, force=False):
+        del self.d.volumes[self.name]
+
+
+class _Volumes:
+    def __init__(self, daemon):
+        self.d = daemon
+
+    def create(self, name, labels=None):
+        self.d.volumes[name] = dict(labels or {})
+        return _Volume(self.d, name)
+
+    def list(self, filters=None):
+        return [_Volume(self.d, n) for n, labels in self.d.volumes.items()
+                if _match(labels, filters)]
 
 
 class FakeClient:
@@ -157,6 +179,7 @@ class FakeClient:
         self.d = daemon
         self.containers = self
         self.networks = _Networks(daemon)
+        self.volumes = _Volumes(daemon)
 
     def info(self):
         return {"ID": self.d.ident, "ServerVersion": "fake", "NCPU": 2}
@@ -315,6 +338,21 @@ def test_two_endpoints_of_one_daemon_share_one_network(ctx):
         assert len(daemon.networks) == 1
         assert [w.labels["iolab.host"] for w in load.workers] == ["a", "b"]
         assert load.master.labels["iolab.host"] == "b"
+
+
+def test_two_daemons_with_one_id_are_two_daemons(ctx):
+    """Cloned daemons (one key.json) report the same ID; the labelled marker
+    tells them apart, so each gets its own network (they collapsed into one)."""
+    d1, d2 = FakeDaemon("SAME"), FakeDaemon("SAME")
+    hosts = (HostSpec(name="a", endpoint="tcp://198.18.250.1:2375", address="198.18.250.1"),
+             HostSpec(name="b", endpoint="tcp://198.18.250.2:2375", address="198.18.250.2"))
+    sc = scenario(servers=[ServerSpec(name="epoll", model="epoll", host="a")], hosts=hosts,
+                  placement=Placement(master="b", workers=("b",)), workers=1)
+    with backend_for(sc, {"a": FakeClient(d1), "b": FakeClient(d2)}) as b:
+        assert b.daemon("a") != b.daemon("b")
+        b.start_load(b.start_server(sc.servers[0], ctx(sc)), ctx(sc))
+        assert len(d1.networks) == 1 and len(d2.networks) == 1
+    assert d1.volumes == {} and d2.volumes == {}  # the markers are removed
 
 
 def test_cross_daemon_uses_published_ports_on_host_addresses(ctx):

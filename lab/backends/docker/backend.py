@@ -53,11 +53,12 @@ from lab.backends.docker.hosts import (
     LABEL,
     clean_all,
     client_for,
+    daemon_keys,
     docker_available,
     host_facts,
     write_sysctl_privileged,
 )
-from lab.backends.docker.images import daemon_id, ensure_image
+from lab.backends.docker.images import ensure_image
 from lab.backends.docker.network import (
     container_ip,
     create_run_network,
@@ -136,10 +137,13 @@ class DockerBackend(Backend):
         return self._image
 
     def daemon(self, host: str) -> str:
+        """Which daemon ``host`` reaches (hosts on one daemon share a key; one
+        network, one set of facts per daemon), decided by a labelled marker,
+        not by daemon IDs, which cloned daemons share (hosts.daemon_keys)."""
         if self.isolate_hosts:
             return host
-        if host not in self._daemons:
-            self._daemons[host] = daemon_id(self.clients[host])
+        if not self._daemons:
+            self._daemons = daemon_keys(self.clients)
         return self._daemons[host]
 
     def facts(self, host: str) -> dict[str, Any]:

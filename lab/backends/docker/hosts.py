@@ -186,3 +186,37 @@ def write_sysctl_privileged(client, image: str, name: str, value: int) -> None:
                  privileged=True, user="root")
     except Exception as exc:  # the daemon refuses privileged, or the write fails
         raise OSError(str(exc)) from exc
+
+
+def _sees(origin, other) -> bool:
+    """Whether ``other`` reaches the daemon ``origin`` talks to: a volume with a
+    fresh label is created through ``origin`` and looked for through ``other``."""
+    import uuid
+
+    token = uuid.uuid4().hex
+    volume = origin.volumes.create(name=f"iolab-probe-{token}",
+                                   labels={LABEL: "1", "iolab.role": "probe",
+                                           "iolab.probe": token})
+    try:
+        return bool(other.volumes.list(filters={"label": f"iolab.probe={token}"}))
+    finally:
+        volume.remove(force=True)
+
+
+def daemon_keys(clients: dict[str, Any]) -> dict[str, str]:
+    """Host name -> a key that two hosts share exactly when they reach the
+    same daemon. Daemon IDs cannot decide this (Docker 20.10 derives the ID
+    from /etc/docker/key.json, and daemons started from one image or
+    directory share it), so a labelled marker does: hosts are compared with
+    one representative of each daemon found so far."""
+    keys: dict[str, str] = {}
+    found: list[tuple[str, Any]] = []  # (key, client) per distinct daemon
+    for host, client in clients.items():
+        for key, rep in found:
+            if rep is client or _sees(rep, client):
+                keys[host] = key
+                break
+        else:
+            keys[host] = f"daemon-{len(found) + 1}"
+            found.append((keys[host], client))
+    return keys

@@ -258,7 +258,9 @@ def copy_image(src, dst, ref: str, progress: Progress = _quiet) -> None:
 
 
 def daemon_id(client) -> str:
-    """A daemon's identity: two endpoints may reach the same daemon."""
+    """The ID a daemon reports (``docker info``). Not an identity: daemons
+    with one ``key.json`` (cloned machines) report the same ID; see
+    :func:`lab.backends.docker.hosts.daemon_keys`."""
     return client.info()["ID"]
 
 
@@ -287,11 +289,11 @@ def ensure_image(clients: Mapping[str, object], progress: Progress = _quiet, *,
         build_image(builder, tag, base, build_context(requirements, files, wheels),
                     nocache=nocache, progress=progress)
         prune_old_images(builder, keep=tag)
-    seen = {daemon_id(builder)}
+    # Asked of every other endpoint, never skipped by daemon ID: two daemons
+    # can share an ID (Docker 20.10 derives it from /etc/docker/key.json, which
+    # cloned machines share), and one reached twice simply has the image already.
     for name in names[1:]:
         client = clients[name]
-        ident = daemon_id(client)
-        if ident not in seen and not _has_image(client, tag):
+        if not _has_image(client, tag):
             copy_image(builder, client, tag, progress)
-        seen.add(ident)
     return tag
