@@ -163,3 +163,16 @@ def custom_scenario(path: Path, name: str, command: list[str], load: dict,
     path.write_text(yaml.safe_dump({"name": name, "backend": "local", "servers": servers,
                                     "load": load}, sort_keys=False))
     return path
+
+
+def run_local(tmp_path: Path, yaml_text: str, *args: str) -> Path:
+    """Write ``yaml_text`` as a scenario, run it in-process with ``run-lab``
+    (expecting exit 0: a limit is a finding) and return its run directory."""
+    from lab import cli
+
+    scenario, out = tmp_path / "scenario.yaml", tmp_path / "out"
+    scenario.write_text(yaml_text)
+    assert cli.main([str(scenario), "--out", str(out), *args]) == 0
+    (run_dir,) = out.iterdir()
+    return run_dir
+

@@ -4,9 +4,9 @@ limit, and the row says so instead of drawing its latency as the server's."""
 from __future__ import annotations
 
 import pytest
+from faultkit import run_local
 
 from contract.generator import CPU_BOUND
-from lab import cli
 from lab.analysis.capacity import plan_run, slo_of
 from lab.results.reader import load_run
 
@@ -14,16 +14,12 @@ from lab.results.reader import load_run
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_a_saturated_worker_makes_the_step_client_bound(tmp_path, capsys):
-    scenario = tmp_path / "hot.yaml"
     # 500 users each asking for an echo every millisecond: 500,000 a second,
     # far beyond what one gevent worker can send (it does a few tens of thousands).
-    scenario.write_text("name: hot\nbackend: local\nservers: [epoll]\n"
+    run_dir = run_local(tmp_path, "name: hot\nbackend: local\nservers: [epoll]\n"
                         "load: {workers: 1, pace: 1ms, connect_rate: 1000, hold: 4s, "
                         "steps: [500]}\n")
-    out = tmp_path / "out"
-    assert cli.main([str(scenario), "--out", str(out)]) == 0
     capsys.readouterr()
-    (run_dir,) = out.iterdir()
     run = load_run(run_dir)
     (row,) = run.rows_for("epoll")
     assert row["loadgen_cpu_max"] >= CPU_BOUND, row

@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from faultkit import run_local
 
-from lab import cli
 from lab.results.writer import read_steps_csv
 from lab.run.kernel import counters, socket_states
 
@@ -25,14 +25,10 @@ def test_the_counters_and_states_are_read_from_proc():
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_blocking_with_backlog_8_overflows_and_is_named_backlog(tmp_path, capsys):
-    scenario = tmp_path / "blocking.yaml"
-    scenario.write_text("name: blocking\nbackend: local\n"
+    run_dir = run_local(tmp_path, "name: blocking\nbackend: local\n"
                         "servers: [{model: blocking, limits: {backlog: 8}}]\n"
                         "load: {connect_rate: 1000, hold: 2s, connect_timeout: 1s, "
                         "steps: [300]}\n")
-    out = tmp_path / "out"
-    assert cli.main([str(scenario), "--out", str(out)]) == 0
-    (run_dir,) = out.iterdir()
     (row,) = read_steps_csv(run_dir / "steps.csv")
     assert int(row["listen_overflows"]) > 0  # min(8, somaxconn) queued; the rest dropped
     assert row["limit"] == "backlog"
@@ -45,13 +41,9 @@ def test_blocking_with_room_in_its_queue_is_named_serialized(tmp_path):
     """With an accept queue big enough for every handshake the kernel drops
     nothing, so it is not ``backlog``: the clients are connected, yet only one
     at a time gets a reply — ``serialized``, from the client-side peaks."""
-    scenario = tmp_path / "blocking.yaml"
-    scenario.write_text("name: blocking\nbackend: local\n"
+    run_dir = run_local(tmp_path, "name: blocking\nbackend: local\n"
                         "servers: [{model: blocking, limits: {backlog: 1024}}]\n"
                         "load: {connect_rate: 1000, hold: 3s, io_timeout: 1s, steps: [100]}\n")
-    out = tmp_path / "out"
-    assert cli.main([str(scenario), "--out", str(out)]) == 0
-    (run_dir,) = out.iterdir()
     (row,) = read_steps_csv(run_dir / "steps.csv")
     assert row["listen_overflows"] == "0"  # the queue held every handshake
     assert row["limit"] == "serialized"

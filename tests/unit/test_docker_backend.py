@@ -340,14 +340,21 @@ def test_two_endpoints_of_one_daemon_share_one_network(ctx):
         assert load.master.labels["iolab.host"] == "b"
 
 
+def server_on_one_load_on_other(server: HostSpec, load: HostSpec, master: str | None = None):
+    """epoll on ``server``, its one worker on ``load`` (the master there too
+    unless ``master`` names another host)."""
+    return scenario(servers=[ServerSpec(name="epoll", model="epoll", host=server.name)],
+                    hosts=(server, load), workers=1,
+                    placement=Placement(master=master or load.name, workers=(load.name,)))
+
+
 def test_two_daemons_with_one_id_are_two_daemons(ctx):
     """Cloned daemons (one key.json) report the same ID; the labelled marker
     tells them apart, so each gets its own network (they collapsed into one)."""
     d1, d2 = FakeDaemon("SAME"), FakeDaemon("SAME")
-    hosts = (HostSpec(name="a", endpoint="tcp://198.18.250.1:2375", address="198.18.250.1"),
-             HostSpec(name="b", endpoint="tcp://198.18.250.2:2375", address="198.18.250.2"))
-    sc = scenario(servers=[ServerSpec(name="epoll", model="epoll", host="a")], hosts=hosts,
-                  placement=Placement(master="b", workers=("b",)), workers=1)
+    sc = server_on_one_load_on_other(
+        HostSpec(name="a", endpoint="tcp://198.18.250.1:2375", address="198.18.250.1"),
+        HostSpec(name="b", endpoint="tcp://198.18.250.2:2375", address="198.18.250.2"))
     with backend_for(sc, {"a": FakeClient(d1), "b": FakeClient(d2)}) as b:
         assert b.daemon("a") != b.daemon("b")
         b.start_load(b.start_server(sc.servers[0], ctx(sc)), ctx(sc))
@@ -357,10 +364,9 @@ def test_two_daemons_with_one_id_are_two_daemons(ctx):
 
 def test_cross_daemon_uses_published_ports_on_host_addresses(ctx):
     d1, d2 = FakeDaemon("D1"), FakeDaemon("D2")
-    hosts = (HostSpec(name="srv", endpoint="tcp://10.0.0.1:2375", address="10.0.0.1"),
-             HostSpec(name="gen", endpoint="ssh://gen", address="10.0.0.2"))
-    sc = scenario(servers=[ServerSpec(name="epoll", model="epoll", host="srv")], hosts=hosts,
-                  placement=Placement(master="srv", workers=("gen",)), workers=1)
+    sc = server_on_one_load_on_other(
+        HostSpec(name="srv", endpoint="tcp://10.0.0.1:2375", address="10.0.0.1"),
+        HostSpec(name="gen", endpoint="ssh://gen", address="10.0.0.2"), master="srv")
     with backend_for(sc, {"srv": FakeClient(d1), "gen": FakeClient(d2)}) as b:
         with pytest.raises(BackendError, match="allow_external_targets"):
             b.start_server(sc.servers[0], ctx(sc))
