@@ -96,7 +96,8 @@ LOAD_SIDE_LIMITS: tuple[str, ...] = ("EADDRNOTAVAIL", "EMFILE", "ENFILE", "ECONN
 
 # Kinds that are findings about the measurement, not walls of the server: a
 # step that carries one is left out of the capacity plan.
-GENERATOR_LIMITS: tuple[str, ...] = ("worker_lost",)
+WORKER_LOST = "worker_lost"
+GENERATOR_LIMITS: tuple[str, ...] = (WORKER_LOST,)
 
 
 def explain(kind: str | None) -> str:

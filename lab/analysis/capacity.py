@@ -61,7 +61,7 @@ CRITERION_RESOURCE = {**RESOURCE, "latency": "CPU (latency SLO)", "errors": "err
                       "connections": "connections"}
 # Why a row is left out of the plan's fit (usable_rows), as the plan's note says it.
 CLIENT_BOUND = "client-bound (the load generator, not the server, set its numbers)"
-WORKER_LOST = "worker_lost (a load worker died during the step)"
+WORKER_LOST_NOTE = "worker_lost (a load worker died during the step)"
 
 
 @dataclass
@@ -100,7 +100,7 @@ def usable_rows(rows: list[Row]) -> tuple[list[Row], dict[str, int]]:
     left_out: dict[str, int] = {}
     for r in rows:
         why = (CLIENT_BOUND if _truthy(r.get("client_bound")) else
-               WORKER_LOST if r.get("limit") in GENERATOR_LIMITS else None)
+               WORKER_LOST_NOTE if r.get("limit") in GENERATOR_LIMITS else None)
         if why:
             left_out[why] = left_out.get(why, 0) + 1
         else:

@@ -30,9 +30,8 @@ from __future__ import annotations
 import signal
 from typing import Any
 
+from contract.limits import WORKER_LOST
 from lab.backends.base import LoadHandle, LostWorker
-
-WORKER_LOST = "worker_lost"
 
 
 def lost_in_record(record: dict[str, Any]) -> bool:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from contract.limits import GENERATOR_LIMITS
+from contract.limits import GENERATOR_LIMITS, WORKER_LOST
 from lab.backends.base import LoadHandle, ServerHandle
 from lab.run.death import cause
 from lab.run.monitors import ServerMonitor, append_jsonl
@@ -137,7 +137,7 @@ class StepPoller:
                   "t_end": now, "connected": None, "echo_count": 0,
                   "workers_lost": [{"id": lost["worker"], "host": lost["host"]}]}
         row = self.runner.add_row(self.spec, record, self.monitor, None, self.outcome)
-        self._stop(row["limit"] or "worker_lost", step)
+        self._stop(row["limit"] or WORKER_LOST, step)
         return True
 
     def _emit(self, now: float, server_dead: bool, flush: bool) -> bool:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from lab import cli
-from lab.analysis.capacity import CLIENT_BOUND, SLO, WORKER_LOST, plan_model, usable_rows
+from lab.analysis.capacity import CLIENT_BOUND, SLO, WORKER_LOST_NOTE, plan_model, usable_rows
 from lab.analysis.holdout import holdout_model, holdout_run
 from lab.results.reader import load_run
 
@@ -110,7 +110,7 @@ ODD = [(2, {"client_bound": "true", "p99_ms": 900.0, "server_rss_bytes": 90 * Mi
 def test_client_bound_and_worker_lost_rows_are_left_out_of_the_plan(tmp_path):
     rows = load_run(write_run(tmp_path / "r", sweep(extra=ODD))).rows_for("m")
     kept, left_out = usable_rows(rows)
-    assert len(kept) == len(CONNS) and left_out == {CLIENT_BOUND: 2, WORKER_LOST: 1}
+    assert len(kept) == len(CONNS) and left_out == {CLIENT_BOUND: 2, WORKER_LOST_NOTE: 1}
     p = plan_model("m", rows, SLO())
     assert (p.capacity, p.binds, p.swept_to) == (12000, "none", 12000)
     assert p.rss_per_1000 == pytest.approx(RSS_PER_CONN * 1000)
