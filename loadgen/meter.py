@@ -31,6 +31,10 @@ generator-bound step from a server-bound one (:mod:`contract.generator`):
 * ``lag_p99_ms``/``lag_max_ms``: how late a periodic timer on this
   process's event loop fired (:mod:`loadgen.lag`), the wake-up delay every
   user's timer and socket event also waited.
+* ``rss_bytes``: this process's resident memory at the step's end
+  (``/proc/self/statm``): the users' greenlets, sockets' Python objects and
+  buffers. The master sums them, with its own, into ``loadgen_rss_bytes``,
+  the load's share of the whole lab's memory.
 * ``host`` (``socket.gethostname()``: in a container, its id prefix); the
   master adds the Locust node id.
 
@@ -61,6 +65,7 @@ SUB_BUCKET_BITS = 11  # 2 * 10**SIG_FIGS rounded up to a power of two: 2048
 
 
 HOST = socket.gethostname()
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
 def new_histogram() -> HdrHistogram:
@@ -85,6 +90,16 @@ def histogram_of(counts: dict[int, int]) -> HdrHistogram:
     for us, n in counts.items():
         h.record_value(us, n)
     return h
+
+
+def rss_bytes() -> int | None:
+    """This process's resident set size in bytes; None where /proc has no
+    statm (not Linux)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * PAGE_SIZE
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def cpu_seconds() -> float:
@@ -197,6 +212,7 @@ class Meter:
             lag_p99_ms=lag_ms(lag.get_value_at_percentile(99)),
             lag_max_ms=lag_ms(lag.get_max_value()),
             lag_samples=samples,
+            rss_bytes=rss_bytes(),
             host=HOST,
         )
         self.reset_step()
@@ -222,6 +238,7 @@ class Snapshot:
     lag_p99_ms: float | None = None  # the event loop's lateness over the window
     lag_max_ms: float | None = None
     lag_samples: int = 0
+    rss_bytes: int | None = None  # resident memory at the snapshot
     host: str = ""  # socket.gethostname() of the process
     id: str = ""  # its Locust node id (set by the master's collector)
 
@@ -242,6 +259,7 @@ class Snapshot:
             "lag_p99_ms": self.lag_p99_ms,
             "lag_max_ms": self.lag_max_ms,
             "lag_samples": self.lag_samples,
+            "rss_bytes": self.rss_bytes,
             "host": self.host,
         }
 
@@ -262,6 +280,7 @@ class Snapshot:
             lag_p99_ms=_float_or_none(data.get("lag_p99_ms")),
             lag_max_ms=_float_or_none(data.get("lag_max_ms")),
             lag_samples=int(data.get("lag_samples") or 0),
+            rss_bytes=_int_or_none(data.get("rss_bytes")),
             host=str(data.get("host") or ""),
         )
 
@@ -269,11 +288,20 @@ class Snapshot:
         """This process's line in the step record's ``worker_shares``."""
         return {"id": self.id, "host": self.host, "cpu": self.cpu,
                 "lag_p99_ms": self.lag_p99_ms, "lag_max_ms": self.lag_max_ms,
-                "users": self.users, "connected": self.connected}
+                "users": self.users, "connected": self.connected, "rss_bytes": self.rss_bytes}
 
 
 def _float_or_none(value: Any) -> float | None:
     return None if value is None else float(value)
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _sum_or_none(values: list[int | None]) -> int | None:
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
 
 
 def _max_or_none(values: list[float | None]) -> float | None:
@@ -282,14 +310,17 @@ def _max_or_none(values: list[float | None]) -> float | None:
 
 
 def merge(snapshots: list[Snapshot], *, expected: int = 0,
-          lost: list[dict[str, str]] | None = None) -> dict[str, Any]:
+          lost: list[dict[str, str]] | None = None,
+          master_rss: int | None = None) -> dict[str, Any]:
     """Sum the workers' shares; percentiles come from the summed histogram.
 
     ``rps`` is echo successes per second over the hold: the sum of each
     process's echoes over its own window. The generator accounting takes the
     worst worker (``loadgen_cpu_max``, ``loadgen_lag_p99_ms``: null when none
     answered); ``expected`` and ``lost`` are the collector's roster (at least
-    as many expected as answered).
+    as many expected as answered). ``loadgen_rss_bytes`` sums the answering
+    processes' resident memory and ``master_rss`` (a distributed master's own;
+    None standalone, where the one process is its own only share).
     """
     total = new_histogram()
     connect_failures: Counter[str] = Counter()
@@ -319,6 +350,7 @@ def merge(snapshots: list[Snapshot], *, expected: int = 0,
         "workers": len(snapshots),
         "loadgen_cpu_max": _max_or_none([s.cpu for s in snapshots]),
         "loadgen_lag_p99_ms": _max_or_none([s.lag_p99_ms for s in snapshots]),
+        "loadgen_rss_bytes": _sum_or_none([s.rss_bytes for s in snapshots] + [master_rss]),
         "workers_expected": max(expected, len(snapshots)),
         "workers_alive": len(snapshots),
         "workers_lost": list(lost or []),

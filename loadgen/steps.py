@@ -72,10 +72,10 @@ from typing import Any
 
 import gevent
 from locust import LoadTestShape
-from locust.runners import STATE_RUNNING
+from locust.runners import STATE_RUNNING, MasterRunner
 
 from loadgen.collect import StepCollector
-from loadgen.meter import merge
+from loadgen.meter import merge, rss_bytes
 from loadgen.options import Step, parse_steps
 
 log = logging.getLogger("loadgen")
@@ -126,7 +126,8 @@ class StepController:
             got = self.collector.collect(index, COLLECT_TIMEOUT_S)
             record = {"step": index, "target_users": step.users, "t_start": t_start,
                       "t_ramp_end": t_ramp_end, "t_end": t_end, "hold_s": step.hold_s,
-                      **merge(got.shares, expected=got.expected, lost=got.lost)}
+                      **merge(got.shares, expected=got.expected, lost=got.lost,
+                              master_rss=self.master_rss())}
             write_record(self.results_path, record)
             self.records.append(record)
             log.info("step %d done: %d users, %d connected, %.1f echo/s, p99 %s ms, failures %s; "
@@ -137,6 +138,11 @@ class StepController:
                      record["loadgen_lag_p99_ms"])
             previous = step.users
         self.level = None
+
+    def master_rss(self) -> int | None:
+        """A distributed master's own memory, part of the load's (standalone,
+        the process's share already counts it)."""
+        return rss_bytes() if isinstance(self.runner, MasterRunner) else None
 
     def _wait_for_ramp(self, users: int, timeout: float) -> None:
         """Until the runner runs ``users`` users with the ramp finished.

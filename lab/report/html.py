@@ -27,7 +27,7 @@ from lab.analysis import capacity
 from lab.analysis.causes import slo_causes
 from lab.analysis.expect import check
 from lab.analysis.headline import headline
-from lab.report import charts, figures, generator, holdout, timeline
+from lab.report import charts, figures, generator, holdout, memory, timeline
 from lab.results.reader import Run, load_run
 from lab.scenario.loader import scenario_to_dict
 
@@ -37,9 +37,10 @@ STEP_COLUMNS = (
     ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"), ("failures", "failures"),
     ("failure_kinds", "failure kinds"), ("error_rate", "error rate"), ("limit", "limit"),
     ("server_rss_bytes", "RSS MiB"), ("server_cpu_s", "CPU s"),
-    ("kernel_sock_bytes", "kernel sock MiB"), ("client_bound", "client-bound"),
+    ("kernel_sock_bytes", "kernel sock MiB"), ("lab_mem_bytes", "whole lab MiB"),
+    ("client_bound", "client-bound"),
 )
-MIB_FIELDS = {"server_rss_bytes", "kernel_sock_bytes"}
+MIB_FIELDS = {"server_rss_bytes", "kernel_sock_bytes", "lab_mem_bytes"}
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1400px;padding:0 1em;color:#222}
@@ -278,7 +279,8 @@ def render_html(run: Run) -> str:
         "".join(f'<p class="headline">{escape(s)}</p>' for s in headline(run)),
         "" if run.rows else '<p class="warn">No step finished in this run: nothing to plot.</p>',
         limits_section(run), generator.section(run), expect_section(run), charts_section(run),
-        timeline_section(run), capacity_section(run), holdout.section(run), steps_section(run),
+        timeline_section(run), capacity_section(run), holdout.section(run), memory.section(run),
+        steps_section(run),
         metadata_section(run),
     ])
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

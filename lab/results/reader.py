@@ -30,7 +30,7 @@ from contract.limits import GENERATOR_LIMITS
 from lab.errors import InputError
 from lab.host.facts import HostFacts
 from lab.results.repeats import fold
-from lab.results.writer import FORMAT_VERSION, KERNEL_COLUMNS
+from lab.results.writer import FORMAT_VERSION, KERNEL_COLUMNS, MEMORY_COLUMNS
 from lab.scenario.loader import parse_scenario
 from lab.scenario.types import SLO, LoadSpec, Scenario, ServerSpec
 
@@ -38,6 +38,7 @@ INT_FIELDS = (
     "step", "target_connections", "connected", "server_connections", "peak_connections",
     "echo_count", "failures", "connect_failures", "server_rss_bytes", "active_users",
     "kernel_sock_bytes", *KERNEL_COLUMNS, "repeat", "workers_alive", "workers_expected",
+    *MEMORY_COLUMNS,
 )
 FLOAT_FIELDS = (
     "rps", "p50_ms", "p90_ms", "p99_ms", "max_ms", "error_rate", "server_cpu_s",

@@ -37,6 +37,10 @@ run.json format versions (bump on any change readers must know about):
   (step, worker, host, exit_code, log_tail); with repeats,
   ``models.<name>.repeats`` holds each pass's ending and the top level speaks
   for all passes.
+- 5 (2026-12): rows (and steps.csv) add the whole lab's memory at the step's
+  end: ``loadgen_rss_bytes`` (every load process's resident memory, the
+  master's included) and ``lab_mem_bytes`` (server RSS + load RSS + the
+  server host's kernel socket memory; empty when a part is unknown).
 """
 
 from __future__ import annotations
@@ -58,7 +62,7 @@ from lab.versions import installed_versions
 from lab.scenario.loader import scenario_to_dict, scenario_to_yaml
 from lab.scenario.types import Scenario, ServerSpec
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 
 # Kernel evidence in the server's namespace (lab/run/kernel.py): increases over
 # the step, then socket counts at its end; empty where it cannot be read.
@@ -66,12 +70,18 @@ KERNEL_COLUMNS: tuple[str, ...] = (
     "listen_overflows", "listen_drops", "tcp_backlog_drop", "tcp_timeouts", "retrans_segs",
     "tcp_estab", "tcp_syn_recv", "tcp_time_wait", "tcp_close_wait", "conntrack_count",
 )
+# The whole lab's memory at a step's end: what holding these connections cost
+# the machine, both ends (the load's processes and the server's) plus the
+# kernel's socket memory. ``kernel_sock_bytes`` is the server host's: on one
+# host it covers both ends of every connection, on several only the server's.
+MEMORY_COLUMNS: tuple[str, ...] = ("loadgen_rss_bytes", "lab_mem_bytes")
 COLUMNS: tuple[str, ...] = (
     "model", "server_kind", "step", "target_connections", "connected", "server_connections",
     "peak_connections", "rps", "p50_ms", "p90_ms", "p99_ms", "max_ms", "echo_count",
     "failures", "connect_failures", "failure_kinds", "error_rate", "limit",
     "server_rss_bytes", "server_cpu_s", "server_cpu_user_s", "server_cpu_sys_s", "hold_s",
     "active_users", "kernel_sock_bytes", "t_end", *KERNEL_COLUMNS, "repeat", *GENERATOR_COLUMNS,
+    *MEMORY_COLUMNS,
 )
 
 
@@ -178,7 +188,17 @@ def make_row(spec: ServerSpec, step: dict[str, Any], stats: dict[str, Any] | Non
         **{k: (evidence or {}).get(k) for k in KERNEL_COLUMNS},
         "repeat": repeat,
         **generator_columns(step, limit),
+        **memory_columns(stats.get("rss_bytes"), step.get("loadgen_rss_bytes"), sock_bytes),
     }
+
+
+def memory_columns(server_rss: int | None, loadgen_rss: int | None,
+                   kernel: int | None) -> dict[str, int | None]:
+    """``MEMORY_COLUMNS``: the sum only when every part is known (a partial
+    sum would read as a smaller lab)."""
+    parts = (server_rss, loadgen_rss, kernel)
+    return {"loadgen_rss_bytes": loadgen_rss,
+            "lab_mem_bytes": None if None in parts else sum(parts)}
 
 
 def generator_columns(step: dict[str, Any], limit: str | None) -> dict[str, Any]:

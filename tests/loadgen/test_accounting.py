@@ -48,18 +48,22 @@ def test_lag_and_cpu_come_from_the_window():
 
 
 def test_merge_takes_the_worst_worker_and_keeps_the_roster():
-    a = Snapshot(users=5, connected=5, window_s=1, cpu=0.4, lag_p99_ms=2.0, host="h1", id="h1_a")
-    b = Snapshot(users=6, connected=4, window_s=1, cpu=0.95, lag_p99_ms=1.0, host="h2", id="h2_b")
+    a = Snapshot(users=5, connected=5, window_s=1, cpu=0.4, lag_p99_ms=2.0, host="h1", id="h1_a",
+                 rss_bytes=1000)
+    b = Snapshot(users=6, connected=4, window_s=1, cpu=0.95, lag_p99_ms=1.0, host="h2", id="h2_b",
+                 rss_bytes=2000)
     lost = [{"id": "h3_c", "host": "h3"}]
-    rec = merge([a, b], expected=3, lost=lost)
+    rec = merge([a, b], expected=3, lost=lost, master_rss=500)
+    assert rec["loadgen_rss_bytes"] == 3500  # both workers and the master
     assert (rec["loadgen_cpu_max"], rec["loadgen_lag_p99_ms"]) == (0.95, 2.0)
     assert (rec["workers_expected"], rec["workers_alive"], rec["workers"]) == (3, 2, 2)
     assert rec["workers_lost"] == lost
     assert rec["worker_shares"][1] == {"id": "h2_b", "host": "h2", "cpu": 0.95,
                                        "lag_p99_ms": 1.0, "lag_max_ms": None, "users": 6,
-                                       "connected": 4}
+                                       "connected": 4, "rss_bytes": 2000}
     none = merge([], expected=2, lost=lost)
     assert none["loadgen_cpu_max"] is None and none["loadgen_lag_p99_ms"] is None
+    assert none["loadgen_rss_bytes"] is None  # unknown, not zero
     assert (none["workers_expected"], none["workers_alive"]) == (2, 0)
 
 
@@ -83,6 +87,8 @@ def test_a_standalone_run_accounts_for_itself(tmp_path):
         assert share["cpu"] == rec["loadgen_cpu_max"]
         assert share["lag_p99_ms"] == rec["loadgen_lag_p99_ms"] <= share["lag_max_ms"]
         assert share["users"] == share["connected"] == users
+        # standalone: the one process is the whole load, counted once
+        assert rec["loadgen_rss_bytes"] == share["rss_bytes"] > 20_000_000
     assert records[0]["worker_shares"][0]["id"] == records[1]["worker_shares"][0]["id"]
     no_tracebacks(log)
 
@@ -118,6 +124,8 @@ def test_a_flat_out_worker_reads_as_cpu_bound(tmp_path):
     assert rec["rps"] > 2000 and rec["failures"] == {}
     (share,) = rec["worker_shares"]
     assert share["users"] == 200 and share["cpu"] == rec["loadgen_cpu_max"]
+    # the master's own memory is part of the load's
+    assert rec["loadgen_rss_bytes"] > share["rss_bytes"] + 20_000_000
 
 
 def ready_workers(master_log) -> set[str]:
