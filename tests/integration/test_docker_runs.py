@@ -40,6 +40,9 @@ def test_small_end_to_end_run_writes_results_and_leaves_nothing(
     assert [(r["model"], r["step"], r["target_connections"]) for r in got] == [
         ("epoll", "0", "20"), ("epoll", "1", "40")]
     assert all(int(r["connected"]) == int(r["target_connections"]) for r in got)
+    # master + 2 worker containers report their memory
+    assert all(int(r["loadgen_rss_bytes"]) > 3 * 20_000_000 for r in got), got
+    assert all(int(r["lab_mem_bytes"]) > int(r["loadgen_rss_bytes"]) for r in got)
     assert (run_dir / "run.json").exists()
     logs = {p.name for p in (run_dir / "logs").iterdir()}
     assert any(n.startswith("iolab-") and "server-epoll" in n for n in logs), logs

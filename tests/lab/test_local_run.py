@@ -62,6 +62,12 @@ def test_select_stops_at_fd_setsize_while_epoll_holds(tmp_path, capsys):
     assert int(epoll[1]["server_connections"]) == 1200
     assert float(epoll[1]["error_rate"]) < 0.01 and float(epoll[1]["rps"]) > 0
     assert int(epoll[1]["server_rss_bytes"]) > 0
+    # The whole lab's memory: the master and its worker(s) are counted, and
+    # the sum is exactly its three parts.
+    assert int(epoll[1]["loadgen_rss_bytes"]) > 2 * 20_000_000
+    assert int(epoll[1]["lab_mem_bytes"]) == sum(
+        int(epoll[1][k]) for k in ("server_rss_bytes", "loadgen_rss_bytes", "kernel_sock_bytes"))
+    assert "Memory of the whole lab" in (run_dir / "report.html").read_text()
     run = json.loads((run_dir / "run.json").read_text())
     assert run["backend"] == "local" and run["complete"] and not run["interrupted"]
     assert run["models"]["select"]["limit"] == "FD_SETSIZE"
