@@ -208,11 +208,11 @@ class Runner:
         previous = outcome.rows[-1].get("t_end") if outcome and outcome.rows else None
         evidence = self.kernel.step(previous if previous is not None else self.model_started,
                                     t_end)
-        limit = step_limit(event=monitor.first_limit(until=t_end), death=death,
-                           lost=self.watch.limit(record) if self.watch else None,
-                           record=record, evidence=evidence)
         active = self.scenario.load.active_users if self.scenario.load.user == "idle" else (
             int(record.get("target_users") or 0))
+        limit = step_limit(event=monitor.first_limit(until=t_end), death=death,
+                           lost=self.watch.limit(record) if self.watch else None,
+                           record=record, evidence=evidence, echoing=active)
         return make_row(spec, record, monitor.stats_at(t_end), limit, self.sampler.at(t_end),
                         active_users=active, evidence=evidence, repeat=self.ctx.repeat)
 

@@ -33,15 +33,21 @@ SERIALIZED_SERVED_FRACTION = 0.5
 SERIALIZED_MIN_CONNECTIONS = 4
 
 
-def serialized(record: dict[str, Any]) -> bool:
+def serialized(record: dict[str, Any], echoing: int | None = None) -> bool:
     """The server let the kernel complete the handshakes (they wait in its
     accept queue, so the client counts them connected) but served only a few
     connections at a time: the most connections that had an echo back at once
     is at most half of those open, and echoes timed out. The blocking model
     (one connection until it closes) and a fixed thread pool smaller than the
     load both look like this from the client; an event-driven server that is
-    merely slow still answers every connection once, so it does not."""
+    merely slow still answers every connection once, so it does not.
+
+    ``echoing``: how many of the connections send at all (with idle users,
+    only the active ones can ever have an echo back; the idle ones must not
+    count as unserved)."""
     opened, served = record.get("peak_connected"), record.get("peak_served")
+    if isinstance(opened, int) and echoing is not None:
+        opened = min(opened, echoing)
     timeouts = int((record.get("failures") or {}).get(TIMEOUT) or 0)
     if not isinstance(opened, int) or not isinstance(served, int):
         return False
@@ -50,7 +56,8 @@ def serialized(record: dict[str, Any]) -> bool:
 
 
 def step_limit(*, event: str | None, death: str | None, lost: str | None,
-               record: dict[str, Any], evidence: dict[str, Any]) -> str | None:
+               record: dict[str, Any], evidence: dict[str, Any],
+               echoing: int | None = None) -> str | None:
     """The step's limit from the evidence, in the order of the module docstring."""
     if event:
         return event
@@ -65,6 +72,6 @@ def step_limit(*, event: str | None, death: str | None, lost: str | None,
         return side
     if (evidence.get("listen_overflows") or 0) or (evidence.get("listen_drops") or 0):
         return "backlog"  # the kernel dropped handshakes: the accept queue was full
-    if serialized(record):
+    if serialized(record, echoing):
         return "serialized"
     return None

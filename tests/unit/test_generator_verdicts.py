@@ -118,6 +118,17 @@ def test_serialized_needs_few_served_and_timeouts():
     assert not serialized({"failures": {"timeout": 3}})  # no client-side peaks: unknown
 
 
+def test_idle_connections_are_not_unserved():
+    """50,000 idle users and 500 active ones, every active one answered, a
+    few echoes timed out: the idle ones never send, so they were never waiting
+    for the server (seen in a C100K run before the fix)."""
+    idle_heavy = {"peak_connected": 50_500, "peak_served": 500, "failures": {"timeout": 12}}
+    assert not serialized(idle_heavy, echoing=500)
+    assert serialized({**idle_heavy, "peak_served": 40}, echoing=500)  # 40 of 500 served
+    assert step_limit(event=None, death=None, lost=None, record=idle_heavy, evidence={},
+                      echoing=500) is None
+
+
 def test_every_failing_step_names_a_cause():
     why = ["p99 300 ms > 100 ms"]
     assert cause({"limit": "EMFILE"}, why, 0.1, 1) == "limit EMFILE"
