@@ -67,6 +67,15 @@ def client_bound_reasons(values: dict) -> list[str] | None:
     if cpu is None and lag is None and alive is None:
         return None
     reasons = []
+    target = _number(values.get("target_connections", values.get("target_users")))
+    held = _number(values.get("connected"))
+    if target is not None and held is not None and held > target:
+        # Locust re-dispatches a step's users over the workers it sees; one
+        # marked missing (no heartbeat for HEARTBEAT_LIVENESS s) keeps its
+        # users, and the others get its share on top.
+        reasons.append(f"the load held {held:.0f} connections, more than the {target:.0f} "
+                       "asked (a load worker was marked missing and its share handed to "
+                       "the others)")
     if alive is not None and expected is not None and alive < expected:
         reasons.append(f"{alive:.0f} of {expected:.0f} load workers reported (worker lost)")
     if cpu is not None and cpu >= CPU_BOUND:

@@ -32,6 +32,12 @@ def test_each_bound_gives_its_reason_from_record_or_csv_text():
     short = dict(ok, workers_alive=1)
     assert client_bound_reasons(short) == ["1 of 2 load workers reported (worker lost)"]
     assert generator_columns(short, "worker_lost")["client_bound"] is True
+    # more held than asked (record keys, then steps.csv cells)
+    over = dict(ok, target_users=50_000, connected=55_000)
+    assert "55000 connections, more than the 50000 asked" in client_bound_reasons(over)[0]
+    row = {k: str(v) for k, v in dict(ok, target_connections=50_000, connected=55_000).items()}
+    assert len(client_bound_reasons(row)) == 1
+    assert client_bound_reasons(dict(ok, target_users=50_000, connected=50_000)) == []
 
 
 def test_a_lost_worker_is_named_once_and_marks_every_short_step():
