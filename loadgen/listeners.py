@@ -9,7 +9,9 @@
     (:mod:`loadgen.lag`); refuse a target outside loopback/198.18.0.0/15;
     register the step messages (:mod:`loadgen.collect`); apply
     ``--active-users`` as EchoUser's ``fixed_count``.
-    On the master, also tolerate busy workers (:func:`tolerate_busy_workers`).
+    On the master, also tolerate busy workers (:func:`tolerate_busy_workers`);
+    on workers, answer spawn messages in constant time
+    (:func:`cache_default_args`).
 ``test_start`` (workers and standalone: when users are first spawned)
     zero the step counters, so a second run in the web UI starts clean.
 ``test_stop`` (master and standalone)
@@ -24,8 +26,9 @@ import os
 import sys
 from typing import Any
 
+import locust.argument_parser
 import locust.runners
-from locust.runners import MasterRunner
+from locust.runners import MasterRunner, WorkerRunner
 
 from loadgen import collect
 from loadgen.limits import raise_nofile
@@ -51,6 +54,8 @@ def install(events: Any, *, echo_user: type, idle_user: type) -> None:
         rt = runtime(environment)
         if not isinstance(runner, MasterRunner):
             rt.start_lag_probe()
+        if isinstance(runner, WorkerRunner):
+            cache_default_args()
         log.debug("loadgen: nofile soft=%d hard=%d, source ips %s", soft, hard, rt.source_ips)
         check_target(environment)
         collector = collect.register(environment)
@@ -84,6 +89,30 @@ def check_target(environment: Any) -> None:
     except (ValueError, OSError) as exc:
         log.error("%s", exc)
         sys.exit(2)
+
+
+def cache_default_args() -> None:
+    """Compute Locust's default-options dict once per worker process.
+
+    A worker handling a ``spawn`` message filters the master's options with
+    ``k not in argument_parser.default_args_dict()`` inside a comprehension:
+    Locust builds and parses a whole argument parser (3 ms here) for every
+    one of the ~70 options, about 0.2 s of CPU per message. The master sends
+    each worker a spawn message every second of a ramp, so ten workers
+    ramping together needed 2 cores for argument parsing alone; on this
+    2-core machine their heartbeats stopped, the master marked all of them
+    missing and ended the test at 10,000 -> 50,000 users. The dict depends
+    only on Locust's own parser definition, so one copy serves every call.
+    """
+    if getattr(locust.argument_parser.default_args_dict, "iolab_cached", False):
+        return
+    defaults = locust.argument_parser.default_args_dict()
+
+    def cached() -> dict[str, Any]:
+        return dict(defaults)
+
+    cached.iolab_cached = True  # type: ignore[attr-defined]
+    locust.argument_parser.default_args_dict = cached
 
 
 def tolerate_busy_workers() -> None:

@@ -151,3 +151,26 @@ def test_capacity_guard_warns_once_with_numbers(caplog):
     assert len(first) == 2
     assert "RLIMIT_NOFILE is 1100" in first[0] and "allow 500" in first[1]
     assert guard.check(1500) == []
+
+
+def test_workers_compute_locusts_default_options_once(monkeypatch):
+    """A worker's spawn message filters ~70 options against
+    ``default_args_dict()``, which builds a whole parser per call (see
+    ``cache_default_args``); once cached, no parser is built again."""
+    import locust.argument_parser as ap
+
+    from loadgen.listeners import cache_default_args
+
+    monkeypatch.setattr(ap, "default_args_dict", ap.default_args_dict)  # restored after
+    fresh = ap.default_args_dict()
+    cache_default_args()
+    cache_default_args()  # idempotent: wraps once
+
+    def no_parser(*_a, **_k):
+        raise AssertionError("built a parser again")
+
+    monkeypatch.setattr(ap, "setup_parser_arguments", no_parser)
+    got = ap.default_args_dict()
+    assert got == fresh and "host" in got
+    got["host"] = "changed"  # a caller's change does not leak into the next call
+    assert ap.default_args_dict()["host"] == fresh["host"]
