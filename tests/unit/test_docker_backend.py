@@ -156,6 +156,7 @@ class FakeDaemon:
 class _Volume:
     def __init__(self, daemon, name):
         self.d, self.name = daemon, name
+        self.attrs = {"Labels": daemon.volumes.get(name)}
 
     def remove(self, force=False):
         del self.d.volumes[self.name]
@@ -432,6 +433,51 @@ def test_clean_all_removes_labelled_containers_before_networks():
                            labels={"iolab": "1"})
     assert clean_all(client) == ["container iolab-r-server", "network iolab-r"]
     assert [c.name for c in daemon.containers.values()] == ["other"]
+
+
+def test_clean_all_removes_a_marker_volume_a_killed_run_left():
+    daemon = FakeDaemon()
+    client = FakeClient(daemon)
+    client.volumes.create("iolab-probe-1", labels={"iolab": "1", "iolab.role": "probe"})
+    client.volumes.create("iolab-probe-2", labels={"iolab": "1", "live": "1"})
+    client.volumes.create("someone-elses", labels={})
+    assert clean_all(client, keep=lambda labels: "live" in labels) == ["volume iolab-probe-1"]
+    assert sorted(daemon.volumes) == ["iolab-probe-2", "someone-elses"]
+
+
+def test_this_machine_is_decided_by_the_marker_not_by_the_scheme(monkeypatch):
+    """A unix:// socket of another daemon (a namespaced one) is not this
+    machine; a tcp:// endpoint of this machine's daemon is. The image is built
+    on this machine's daemon whatever order the hosts come in."""
+    from lab.backends.docker import backend as backend_mod
+    from lab.backends.docker.hosts import this_machine
+
+    here, other = FakeDaemon("HERE"), FakeDaemon("OTHER")
+    clients = {"ns": FakeClient(other), "loop": FakeClient(here)}
+    endpoints = {"ns": "unix:///run/iolab-h1/docker.sock", "loop": "tcp://127.0.0.1:2375"}
+    assert this_machine(clients, endpoints, local=FakeClient(here)) == {"loop"}
+
+    class Unreachable(FakeClient):
+        @property
+        def volumes(self):
+            raise OSError("connection refused")
+
+        @volumes.setter
+        def volumes(self, _value):
+            pass
+
+    assert this_machine({"gone": Unreachable(other)}, {"gone": "unix:///nope"},
+                        local=FakeClient(here)) == set()
+
+    hosts = (HostSpec(name="ns", endpoint="unix:///run/iolab-h1/docker.sock"),
+             HostSpec(name="main", endpoint="local"))
+    sc = scenario(servers=[ServerSpec(name="epoll", model="epoll", host="ns")], hosts=hosts,
+                  placement=Placement(master="main", workers=("main",)))
+    built_on: list[list[str]] = []
+    monkeypatch.setattr(backend_mod, "ensure_image",
+                        lambda clients, progress: built_on.append(list(clients)) or "iolab:x")
+    b = DockerBackend(sc, clients={"ns": FakeClient(other), "main": FakeClient(here)})
+    assert b.image() == "iolab:x" and built_on == [["main", "ns"]]
 
 
 def test_step_results_reader_returns_complete_new_lines_once():

@@ -56,6 +56,7 @@ from lab.backends.docker.hosts import (
     daemon_keys,
     docker_available,
     host_facts,
+    this_machine,
     write_sysctl_privileged,
 )
 from lab.backends.docker.images import ensure_image
@@ -128,11 +129,11 @@ class DockerBackend(Backend):
     def image(self) -> str:
         if self._image is None:
             # Build where this machine's daemon is (the offline base needs
-            # debootstrap here); remote daemons get a copy.
-            def remote(host: str) -> bool:
-                return not self._endpoint(host).startswith(("local", "unix://"))
-
-            ordered = {h: self.clients[h] for h in sorted(self.clients, key=remote)}
+            # debootstrap and `docker import` here), found by the marker test:
+            # a unix:// socket may be another daemon. The others get a copy.
+            here = this_machine(self.clients, {h: self._endpoint(h) for h in self.clients})
+            ordered = {h: self.clients[h]
+                       for h in sorted(self.clients, key=lambda h: h not in here)}
             self._image = ensure_image(ordered, self.progress)
         return self._image
 

@@ -89,12 +89,15 @@ def docker_available(endpoint: str = "local") -> tuple[bool, str]:
 
 def clean_all(client, label: str = LABEL,
               keep: Callable[[dict[str, str]], bool] = lambda labels: False) -> list[str]:
-    """Remove every container, then every network, labelled ``iolab`` (or
-    with ``label``, e.g. ``iolab.run=<run>``), except those whose labels
-    ``keep`` says to spare (``run-lab clean``: a live run's).
+    """Remove every container, then every network and volume, labelled
+    ``iolab`` (or with ``label``, e.g. ``iolab.run=<run>``), except those whose
+    labels ``keep`` says to spare (``run-lab clean``: a live run's). The only
+    volumes the lab makes are the marker volumes of :func:`daemon_keys`; a
+    killed run can leave one.
 
-    Returns what it removed, as ``container <name>`` / ``network <name>``.
-    Containers go first: a network with attached endpoints cannot be removed.
+    Returns what it removed, as ``container <name>`` / ``network <name>`` /
+    ``volume <name>``. Containers go first: a network with attached endpoints
+    cannot be removed.
     """
     import docker.errors
 
@@ -115,6 +118,14 @@ def clean_all(client, label: str = LABEL,
         try:
             n.remove()
             removed.append(f"network {n.name}")
+        except docker.errors.APIError:
+            pass
+    for v in client.volumes.list(filters={"label": label}):
+        if keep((getattr(v, "attrs", None) or {}).get("Labels") or {}):
+            continue
+        try:
+            v.remove(force=True)
+            removed.append(f"volume {v.name}")
         except docker.errors.APIError:
             pass
     return removed
@@ -196,11 +207,44 @@ def _sees(origin, other) -> bool:
     token = uuid.uuid4().hex
     volume = origin.volumes.create(name=f"iolab-probe-{token}",
                                    labels={LABEL: "1", "iolab.role": "probe",
-                                           "iolab.probe": token})
+                                           "iolab.probe": token, OWNER_LABEL: owner_id()})
     try:
         return bool(other.volumes.list(filters={"label": f"iolab.probe={token}"}))
     finally:
         volume.remove(force=True)
+
+
+def this_machine(clients: dict[str, Any], endpoints: dict[str, str],
+                 local: Any | None = None) -> set[str]:
+    """The hosts whose daemon is the one ``local`` reaches (this machine's, where
+    the offline base image can be built), by the marker test, never by the
+    endpoint's scheme: ``unix:///run/other/docker.sock`` can be another daemon
+    (a namespaced one, scripts/testhosts), ``tcp://127.0.0.1`` this one.
+    ``local``: a client for this machine's daemon (default: one is opened for
+    ``local``, unless a host uses that endpoint). A host that does not answer
+    is not this machine."""
+    import docker.errors
+
+    own = None
+    if local is None:
+        local = next((clients[h] for h in clients if endpoints.get(h) == "local"), None)
+    if local is None:
+        try:
+            local = own = client_for("local", timeout=10)
+        except BackendError:
+            return set()
+    found = set()
+    try:
+        for host, client in clients.items():
+            try:
+                if client is local or endpoints.get(host) == "local" or _sees(local, client):
+                    found.add(host)
+            except (docker.errors.DockerException, OSError):
+                continue
+    finally:
+        if own is not None:
+            own.close()
+    return found
 
 
 def daemon_keys(clients: dict[str, Any]) -> dict[str, str]:
