@@ -185,6 +185,11 @@ class FakeClient:
     def info(self):
         return {"ID": self.d.ident, "ServerVersion": "fake", "NCPU": 2}
 
+    def ping(self):
+        if getattr(self.d, "down", False):
+            raise OSError("[Errno 111] Connection refused")
+        return True
+
     # containers collection
     def create(self, image, command, name=None, **kwargs):
         c = FakeContainer(self.d, name, list(command), {"image": image, **kwargs})
@@ -478,6 +483,20 @@ def test_this_machine_is_decided_by_the_marker_not_by_the_scheme(monkeypatch):
                         lambda clients, progress: built_on.append(list(clients)) or "iolab:x")
     b = DockerBackend(sc, clients={"ns": FakeClient(other), "main": FakeClient(here)})
     assert b.image() == "iolab:x" and built_on == [["main", "ns"]]
+
+
+def test_a_host_whose_daemon_is_down_is_a_backend_error_naming_it(ctx):
+    up, down = FakeDaemon("UP"), FakeDaemon("DOWN")
+    down.down = True
+    sc = server_on_one_load_on_other(
+        HostSpec(name="srv", endpoint="local", address="198.18.250.1"),
+        HostSpec(name="h2", endpoint="tcp://198.18.250.12:2375", address="198.18.250.12"))
+    with backend_for(sc, {"srv": FakeClient(up), "h2": FakeClient(down)}) as b:
+        with pytest.raises(BackendError) as err:
+            b.facts("srv")
+    assert str(err.value) == ("host h2: no Docker daemon answers at tcp://198.18.250.12:2375 "
+                              "([Errno 111] Connection refused)")
+    assert not up.created and not up.volumes  # nothing was made before the check
 
 
 def test_step_results_reader_returns_complete_new_lines_once():

@@ -53,10 +53,12 @@ from lab.backends.docker.hosts import (
     LABEL,
     clean_all,
     client_for,
+    connection_errors,
     daemon_keys,
     docker_available,
     host_facts,
     this_machine,
+    unreachable,
     write_sysctl_privileged,
 )
 from lab.backends.docker.images import ensure_image
@@ -107,7 +109,7 @@ class DockerBackend(Backend):
         # Clients this backend made are its own to close (cleanup); passed-in ones are not.
         self._own_clients = clients is None
         self.clients = dict(clients) if clients is not None else {
-            h.name: client_for(h.endpoint) for h in scenario.hosts}
+            h.name: client_for(h.endpoint, host=h.name) for h in scenario.hosts}
         missing = {s.host for s in scenario.servers} | {scenario.placement.master} | set(
             scenario.placement.workers)
         missing -= set(self.clients)
@@ -141,18 +143,33 @@ class DockerBackend(Backend):
         """Which daemon ``host`` reaches (hosts on one daemon share a key; one
         network, one set of facts per daemon), decided by a labelled marker,
         not by daemon IDs, which cloned daemons share (hosts.daemon_keys)."""
-        if self.isolate_hosts:
-            return host
         if not self._daemons:
-            self._daemons = daemon_keys(self.clients)
+            self._check_reachable()
+            self._daemons = ({h: h for h in self.clients} if self.isolate_hosts
+                             else daemon_keys(self.clients))
         return self._daemons[host]
+
+    def _check_reachable(self) -> None:
+        """Every host's daemon answers, before anything is created; else one
+        BackendError naming the host and its endpoint."""
+        for host, client in self.clients.items():
+            try:
+                client.ping()
+            except connection_errors() as exc:
+                raise unreachable(host, self._endpoint(host), exc) from exc
 
     def facts(self, host: str) -> dict[str, Any]:
         """Limits and metadata of ``host``'s daemon, read once per daemon."""
         key = self.daemon(host)
         if key not in self._facts:
             self.progress(f"docker: reading limits on host {host}")
-            self._facts[key] = host_facts(self.clients[host], self.image())
+            image = self.image()
+            try:
+                self._facts[key] = host_facts(self.clients[host], image)
+            except BackendError:
+                raise
+            except connection_errors() as exc:
+                raise unreachable(host, self._endpoint(host), exc) from exc
         return self._facts[key]
 
     def nofile_for(self, host: str, wanted: int | str) -> int:
@@ -199,10 +216,15 @@ class DockerBackend(Backend):
         key = self.daemon(host)
         with self._lock:
             if key not in self._networks:
-                self._networks[key] = create_run_network(
-                    self.clients[host], self.network_name(host, ctx), ctx.run_id,
-                    {LABEL: "1", "iolab.run": ctx.run_id, OWNER_LABEL: self.owner},
-                    avoid=self._avoid(host))
+                try:
+                    self._networks[key] = create_run_network(
+                        self.clients[host], self.network_name(host, ctx), ctx.run_id,
+                        {LABEL: "1", "iolab.run": ctx.run_id, OWNER_LABEL: self.owner},
+                        avoid=self._avoid(host))
+                except BackendError:
+                    raise
+                except connection_errors() as exc:  # the daemon went away
+                    raise unreachable(host, self._endpoint(host), exc) from exc
             return self._networks[key]
 
     def _avoid(self, host: str) -> tuple:
@@ -238,6 +260,8 @@ class DockerBackend(Backend):
             why = exc.explanation if isinstance(exc.explanation, str) else str(exc)
             raise BackendError(f"Docker on host {host} could not start {role} "
                                f"iolab-{ctx.run_id}-{name}: {why}") from exc
+        except connection_errors() as exc:  # refused, reset, timed out: not an API answer
+            raise unreachable(host, self._endpoint(host), exc) from exc
 
     def _create_and_start(self, host, ctx, role, name, command, *, image, nofile, sysctls,
                           ports, security_opt, files, **extra):

@@ -20,11 +20,13 @@ from lab.scenario.types import ServerSpec
 
 
 def exit_code_of(container) -> int | None:
+    """None while it runs; its exit code; -1 when it is gone, or its daemon
+    no longer answers (refused, reset: the host went away mid-run)."""
     import docker.errors
 
     try:
         container.reload()
-    except docker.errors.NotFound:
+    except (docker.errors.NotFound, OSError):
         return -1
     state = container.attrs.get("State", {})
     return None if state.get("Running") or state.get("Status") == "created" else state.get(
@@ -174,5 +176,5 @@ def _tail(container, lines: int) -> str:
 
     try:
         return container.logs(tail=lines).decode(errors="replace")
-    except docker.errors.APIError as exc:
-        return f"[no log: {exc}]"
+    except (docker.errors.APIError, OSError) as exc:  # OSError: its daemon went away
+        return f"[no log: {str(exc).splitlines()[0][:200] if str(exc) else exc!r}]"

@@ -30,8 +30,37 @@ LABEL = "iolab"
 CONNECT_TIMEOUT_S = 60
 
 
-def client_for(endpoint: str, timeout: int = CONNECT_TIMEOUT_S):
-    """A docker SDK client for ``endpoint`` (``local`` = the default)."""
+def short_reason(exc: BaseException) -> str:
+    """The cause of a connection failure in a few words: the innermost
+    ``[Errno N] ...`` of requests' nested messages, else the first line."""
+    import re
+
+    text = str(exc)
+    found = re.findall(r"\[Errno -?\d+\] [^'\")\]]+", text)
+    if found:
+        return found[-1].strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
+
+
+def unreachable(host: str, endpoint: str, exc: BaseException) -> BackendError:
+    """The one error for a host whose daemon does not answer or refuses."""
+    return BackendError(f"host {host}: no Docker daemon answers at {endpoint} "
+                        f"({short_reason(exc)})")
+
+
+# What a daemon that is down, refusing or gone mid-call raises through docker-py
+# (requests' ConnectionError and timeouts are OSErrors; the SDK's own, e.g. the
+# API-version probe at connect, are DockerExceptions).
+def connection_errors() -> tuple[type[BaseException], ...]:
+    import docker.errors
+
+    return (docker.errors.DockerException, OSError)
+
+
+def client_for(endpoint: str, timeout: int = CONNECT_TIMEOUT_S, host: str | None = None):
+    """A docker SDK client for ``endpoint`` (``local`` = the default). It asks
+    the daemon for its API version at once, so a daemon that is down is a
+    BackendError here, naming ``host`` and the endpoint."""
     import docker
 
     try:
@@ -41,7 +70,7 @@ def client_for(endpoint: str, timeout: int = CONNECT_TIMEOUT_S):
             return docker.DockerClient(base_url=endpoint, use_ssh_client=True, timeout=timeout)
         return docker.DockerClient(base_url=endpoint, timeout=timeout)
     except docker.errors.DockerException as exc:
-        raise BackendError(f"cannot reach Docker at {endpoint}: {exc}") from exc
+        raise unreachable(host or endpoint, endpoint, exc) from exc
 
 
 def local_target() -> str:
