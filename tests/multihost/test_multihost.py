@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 from faultkit import during_run, wait_for
-from mhharness import HARNESS_NET, MARK, REMOTE, ROOT, TESTHOSTS
+from mhharness import HARNESS_NET, MAIN_ADDRESS, MARK, REMOTE, ROOT, TESTHOSTS
 
 pytestmark = [pytest.mark.multihost, pytest.mark.docker, pytest.mark.slow]
 
@@ -58,14 +58,16 @@ def write_scenario(tmp_path: Path, harness, name: str, servers: str = "epoll",
 class ServerNamespaceWatch(threading.Thread):
     """Every 0.5 s: the established connections of each server container of
     the run, counted inside its network namespace (``nsenter -t PID -n ss``)
-    and grouped by peer address, keeping each model's fullest moment; and the
-    subnets of the run's networks on every daemon."""
+    and grouped by peer address, keeping each model's fullest moment; the
+    server ports each worker container on h1/h2 connects to, counted in its
+    own namespace; and the subnets of the run's networks on every daemon."""
 
     def __init__(self, harness, name: str):
         super().__init__(daemon=True)
         self.harness, self.name = harness, name
         self.peers: dict[str, collections.Counter] = {}
         self.subnets: dict[str, set[str]] = collections.defaultdict(set)
+        self.worker_ports: dict[str, set[int]] = collections.defaultdict(set)
         self.errors: list[str] = []
         self.halt = threading.Event()
 
@@ -78,23 +80,25 @@ class ServerNamespaceWatch(threading.Thread):
 
     def _sample(self) -> None:
         main = self.harness.clients["main"]
-        for c in main.containers.list(filters={"label": "iolab.role=server"}):
-            if not c.labels.get("iolab.run", "").endswith(self.name):
-                continue
+        for c in self._ours(main, "server"):
             model = c.name.split("-server-", 1)[1].rsplit("-", 1)[0]
-            out = subprocess.run(
-                ["nsenter", "-t", str(c.attrs["State"]["Pid"]), "-n", "ss", "-Htn", "state",
-                 "established", f"( sport = :{SERVER_PORT} )"],
-                capture_output=True, text=True, timeout=10).stdout
-            peers = collections.Counter(
-                line.split()[-1].rsplit(":", 1)[0] for line in out.splitlines() if line.strip())
+            peers = collections.Counter(addr for addr, _port in established(
+                c, f"( sport = :{SERVER_PORT} )"))
             if sum(peers.values()) > sum(self.peers.get(model, {}).values()):
                 self.peers[model] = peers
+        for host in REMOTE:  # the harness's dockerds share this machine's pid namespace
+            for c in self._ours(self.harness.clients[host], "worker"):
+                self.worker_ports[c.name] |= {
+                    port for _addr, port in established(c, f"( dst {MAIN_ADDRESS} )")}
         for host, client in self.harness.clients.items():
             for net in client.networks.list(filters={"label": "iolab"}):
                 if net.attrs.get("Labels", {}).get("iolab.run", "").endswith(self.name):
                     for cfg in net.attrs["IPAM"]["Config"] or []:
                         self.subnets[host].add(cfg["Subnet"])
+
+    def _ours(self, client, role: str) -> list:
+        return [c for c in client.containers.list(filters={"label": f"iolab.role={role}"})
+                if c.labels.get("iolab.run", "").endswith(self.name)]
 
     def __enter__(self):
         self.start()
@@ -103,6 +107,20 @@ class ServerNamespaceWatch(threading.Thread):
     def __exit__(self, *exc):
         self.halt.set()
         self.join(timeout=15)
+
+
+def established(container, where: str) -> list[tuple[str, int]]:
+    """(address, port) of the peer of each established TCP connection in the
+    container's network namespace (``ss`` there, through its init's pid)."""
+    cmd = ["nsenter", "-t", str(container.attrs["State"]["Pid"]), "-n", "ss", "-Htn", "state",
+           "established", *([where] if where else [])]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout
+    found = []
+    for line in out.splitlines():
+        if line.strip():
+            addr, _, port = line.split()[-1].rpartition(":")
+            found.append((addr, int(port)))
+    return found
 
 
 def run_lab(scenario: Path, out: Path, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -144,6 +162,16 @@ def test_select_and_epoll_with_load_from_two_other_hosts(testhosts, tmp_path):
     assert sum(watch.peers["epoll"].values()) == 1200, watch.peers
     # The kernel completes a few handshakes past select's last accept (the backlog).
     assert 1010 <= sum(watch.peers["select"].values()) < 1100, watch.peers
+
+    # Each worker its own published port of the server (not one shared port:
+    # h1's workers all leave through 198.18.250.11, and the NAT's source ports
+    # per address:port are ~64,500). Two workers per model, four in all.
+    assert len(watch.worker_ports) == 4, watch.worker_ports
+    for name, ports in watch.worker_ports.items():
+        assert len(ports) == 1 and SERVER_PORT not in ports, (name, ports)
+    for model in ("select", "epoll"):
+        own = [p for n, p in watch.worker_ports.items() if f"-worker-{model}-" in n]
+        assert len(own) == 2 and own[0] != own[1], watch.worker_ports
 
     # Each host: its own daemon's ID (asked of that daemon) and its own facts.
     hosts = run["hosts"]

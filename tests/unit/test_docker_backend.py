@@ -60,7 +60,8 @@ class FakeContainer:
         return self.kwargs.get("labels", {})
 
     def _refresh(self):
-        ports = {p: [{"HostIp": b[0], "HostPort": str(40000 + i)}]
+        ports = {p: [{"HostIp": one[0], "HostPort": str(40000 + 100 * i + j)}
+                     for j, one in enumerate(b if isinstance(b, list) else [b])]
                  for i, (p, b) in enumerate(sorted(self.kwargs.get("ports", {}).items()))}
         self.attrs = {
             "State": {"Running": self.status == "running",
@@ -381,7 +382,7 @@ def test_cross_daemon_uses_published_ports_on_host_addresses(ctx):
         server = b.start_server(sc.servers[0], ctx(sc))
         assert (server.target_host, server.target_port) == ("10.0.0.1", 40000)
         srv = [c for c in d1.created if c.labels.get("iolab.role") == "server"][0]
-        assert srv.kwargs["ports"] == {"7000/tcp": ("10.0.0.1", None)}
+        assert srv.kwargs["ports"] == {"7000/tcp": [("10.0.0.1", None)]}  # one per worker
         load = b.start_load(server, ctx(sc))
         assert load.master.kwargs["ports"] == {"5557/tcp": ("10.0.0.1", None)}
         worker = load.workers[0]
@@ -389,8 +390,32 @@ def test_cross_daemon_uses_published_ports_on_host_addresses(ctx):
         assert worker.kwargs["environment"] == {"IOLAB_ALLOW_EXTERNAL_TARGETS": "1"}
         assert worker.command[worker.command.index("--master-host") + 1] == "10.0.0.1"
         assert worker.command[worker.command.index("--master-port") + 1] == "40000"
+        assert "--target-port" not in worker.command  # one worker: --host's port is its own
         assert len(d1.networks) == len(d2.networks) == 1
     assert d1.containers == d2.containers == {} and d1.networks == d2.networks == []
+
+
+def test_each_cross_host_worker_gets_its_own_published_port_of_the_server(ctx):
+    """One load host's workers leave through its one address (MASQUERADE): on
+    one server port they would share ~64,500 NAT source ports. So the server's
+    port is published once per worker, and each worker targets its own."""
+    d1, d2 = FakeDaemon("D1"), FakeDaemon("D2")
+    sc = scenario(servers=[ServerSpec(name="epoll", model="epoll", host="srv")],
+                  hosts=(HostSpec(name="srv", endpoint="local", address="198.18.250.1"),
+                         HostSpec(name="gen", endpoint="tcp://198.18.250.11:2375",
+                                  address="198.18.250.11")),
+                  placement=Placement(master="gen", workers=("gen",)), workers=3)
+    with backend_for(sc, {"srv": FakeClient(d1), "gen": FakeClient(d2)}) as b:
+        server = b.start_server(sc.servers[0], ctx(sc))
+        srv = [c for c in d1.created if c.labels.get("iolab.role") == "server"][0]
+        assert srv.kwargs["ports"] == {"7000/tcp": [("198.18.250.1", None)] * 3}
+        assert server.target_ports == [40000, 40001, 40002]
+        load = b.start_load(server, ctx(sc))
+        assert f"tcp://198.18.250.1:{server.target_port}" in load.master.command
+        assert [w.command[w.command.index("--target-port") + 1] for w in load.workers] == [
+            "40000", "40001", "40002"]
+        ui = b.start_load(server, ctx(sc), ui=True)  # the Lab tab moves the target
+        assert all("--target-port" not in w.command for w in ui.workers)
 
 
 def test_server_dying_at_start_raises_with_log_tail_and_leaves_nothing(ctx):

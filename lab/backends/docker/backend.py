@@ -25,7 +25,13 @@ What each container gets, and why:
 Addressing across hosts: containers on the server's daemon reach it by its IP
 on the lab network; when any load container is on another daemon, the
 server's port (and the master's port, likewise) is published on that host's
-``address`` and everyone uses ``address:published_port``.
+``address`` and everyone uses ``address:published_port``. The server's port is
+published once per worker (up to ``MAX_SERVER_BINDINGS``) and each worker
+connects to its own one (loadgen's worker-local ``--target-port``): a load
+host's workers all leave through its one address (Docker's MASQUERADE), and
+one source address holds at most ~64,500 connections to one address:port
+(the NAT's source ports 1024-65535), so one port for all would cap each load
+host there.
 """
 
 from __future__ import annotations
@@ -66,6 +72,7 @@ from lab.backends.docker.network import (
     container_ip,
     create_run_network,
     published_port,
+    published_ports,
     route_subnets,
 )
 from lab.backends.docker.specs import (
@@ -89,6 +96,7 @@ __all__ = ["DockerBackend", "clean_all", "docker_available"]
 READY_TIMEOUT_S = 60.0
 LAB_TAB_ENV = SERVER_EVENTS  # read by loadgen/lab_tab.py
 LOCAL_ENDPOINTS = ("local", "unix:///var/run/docker.sock")
+MAX_SERVER_BINDINGS = 16  # published ports per server (one docker-proxy process each)
 STEPS_PATH = "/tmp/iolab-steps.jsonl"  # the master's --step-results, read via the API
 WORKER_SYSCTLS = {"net.ipv4.ip_local_port_range": "1024 65000", "net.ipv4.tcp_tw_reuse": "1"}
 
@@ -315,6 +323,12 @@ class DockerBackend(Backend):
         return {"environment": {**env, LAB_TAB_ENV: events},
                 "volumes": {logs: {"bind": logs, "mode": "ro"}}}
 
+    def _worker_plan(self) -> tuple[list[str], int]:
+        """(the hosts workers go on, round-robin; how many workers)."""
+        worker_hosts = list(self.scenario.placement.workers) or [self.scenario.placement.master]
+        wnofile = self.nofile_for(worker_hosts[0], "max")
+        return worker_hosts, workers_needed(self.scenario.load, wnofile, hosts=len(worker_hosts))
+
     def _load_hosts(self) -> list[str]:
         return [self.scenario.placement.master, *self.scenario.placement.workers]
 
@@ -323,7 +337,10 @@ class DockerBackend(Backend):
         port = spec.port if spec.is_custom and spec.port else SERVER_PORT
         nofile = self.nofile_for(host, spec.limits.nofile)
         publish = self._cross_daemon(host, self._load_hosts())
-        ports = {f"{port}/tcp": (self._published_address(host), None)} if publish else {}
+        ports = {}
+        if publish:  # one host port per worker: see the module's docstring
+            bindings = min(MAX_SERVER_BINDINGS, max(1, self._worker_plan()[1]))
+            ports = {f"{port}/tcp": [(self._published_address(host), None)] * bindings}
         extra = server_options(spec, self.scenario.source_path)
         self.progress(f"docker: starting server {spec.name} on {host} (nofile {nofile})")
         container = self._run(host, ctx, "server", f"server-{spec.name}-{next(self._names)}",
@@ -340,11 +357,15 @@ class DockerBackend(Backend):
             # still starting; cleanup() keeps its log and removes it.
             stop_quietly(container, 2)
             raise
+        targets: list[int] = []
         if publish:
-            target = (self.scenario.host(host).address, published_port(container, port))
+            targets = published_ports(container, port)
+            target = (self.scenario.host(host).address, targets[0])
         else:
             target = (container_ip(container, self._network(host, ctx).name), port)
-        return DockerServerHandle(spec, container, follower, target[0], target[1], ready)
+        handle = DockerServerHandle(spec, container, follower, target[0], target[1], ready)
+        handle.target_ports = targets
+        return handle
 
     def _wait_ready(self, spec, container, follower, port, nofile) -> dict[str, Any]:
         """Until READY, the container's exit, or the deadline (then: log tail)."""
@@ -377,11 +398,9 @@ class DockerBackend(Backend):
 
     def start_load(self, server: ServerHandle, ctx: RunContext, *,
                    ui: bool = False) -> LoadHandle:
-        load, placement = self.scenario.load, self.scenario.placement
-        mhost = placement.master
-        worker_hosts = list(placement.workers) or [mhost]
-        wnofile = self.nofile_for(worker_hosts[0], "max")
-        count = workers_needed(load, wnofile, hosts=len(worker_hosts))
+        load = self.scenario.load
+        mhost = self.scenario.placement.master
+        worker_hosts, count = self._worker_plan()
         if count < len(worker_hosts):
             self.progress(f"docker: load.workers is {count}, so placement host(s) "
                           f"{', '.join(worker_hosts[count:])} get no worker")
@@ -406,10 +425,15 @@ class DockerBackend(Backend):
                      published_port(master, locust_cmd.MASTER_PORT))
         else:
             maddr = (container_ip(master, self._network(mhost, ctx).name), locust_cmd.MASTER_PORT)
+        # Each worker its own published port of the server (not with --ui: the
+        # Lab tab switches the target's address, and a fixed port would stay).
+        own_ports = [] if ui else list(getattr(server, "target_ports", None) or [])
         workers = []
         for i in range(count):
             host = worker_hosts[i % len(worker_hosts)]
-            wcmd = locust_cmd.worker_command(load, master_host=maddr[0], master_port=maddr[1])
+            wcmd = locust_cmd.worker_command(
+                load, master_host=maddr[0], master_port=maddr[1],
+                target_port=own_ports[i % len(own_ports)] if len(own_ports) > 1 else None)
             workers.append(self._run(host, ctx, "worker", f"worker-{tag}-{i + 1}", wcmd,
                                      nofile=self.nofile_for(host, "max"),
                                      sysctls=WORKER_SYSCTLS, environment=self._env()))
