@@ -663,3 +663,25 @@ def test_build_context_holds_exactly_what_the_hash_covers(tmp_path):
     assert {"servers", "loadgen"} <= set(names)
     assert {name for name, _ in files} <= set(names)
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
+
+
+def test_run_networks_avoid_the_hosts_own_subnet_on_every_host(tmp_path, monkeypatch):
+    """The harness's 198.18.250.0/24 (scripts/testhosts): this machine routes it,
+    and on the remote hosts (whose routes the lab cannot read) it holds the
+    scenario hosts' addresses. A run id that would start there moves on, on
+    every daemon."""
+    link = ipaddress.ip_network("198.18.250.0/24")
+    run_id = next(r for r in (f"run{i}" for i in range(5000))
+                  if docker_net.candidate_subnets(r, [])[0] == link)
+    monkeypatch.setattr("lab.backends.docker.backend.route_subnets", lambda: [])
+    hosts = (HostSpec(name="main", endpoint="local", address="198.18.250.1"),
+             HostSpec(name="h1", endpoint="tcp://198.18.250.11:2375", address="198.18.250.11"))
+    sc = scenario(hosts=hosts, servers=[ServerSpec(name="epoll", model="epoll", host="main")],
+                  placement=Placement(master="h1", workers=("h1",)))
+    d1, d2 = FakeDaemon("D1"), FakeDaemon("D2")
+    ctx = RunContext(run_id=run_id, run_dir=tmp_path, scenario=sc)
+    with backend_for(sc, {"main": FakeClient(d1), "h1": FakeClient(d2)}) as b:
+        for host in ("main", "h1"):
+            net = b._network(host, ctx)
+            subnet = ipaddress.ip_network(net.attrs["IPAM"]["Config"][0]["Subnet"])
+            assert not subnet.overlaps(link), (host, subnet)
