@@ -110,6 +110,8 @@ class FakeContainer:
         self.status = "exited"
 
     def remove(self, force=False, v=False):
+        if getattr(self.daemon, "down", False):
+            raise OSError("[Errno 111] Connection refused")  # as requests' ConnectionError
         self.removed = True
         self.daemon.containers.pop(self.id, None)
 
@@ -685,3 +687,21 @@ def test_run_networks_avoid_the_hosts_own_subnet_on_every_host(tmp_path, monkeyp
             net = b._network(host, ctx)
             subnet = ipaddress.ip_network(net.attrs["IPAM"]["Config"][0]["Subnet"])
             assert not subnet.overlaps(link), (host, subnet)
+
+
+def test_a_daemon_gone_during_teardown_is_one_line_and_the_others_are_cleaned(ctx):
+    """h2's daemon stops mid-run: its worker cannot be removed, said once with
+    the host and endpoint (not a ConnectionError per item); the server host's
+    containers and network still go."""
+    d1, d2 = FakeDaemon("D1"), FakeDaemon("D2")
+    sc = server_on_one_load_on_other(
+        HostSpec(name="srv", endpoint="local", address="198.18.250.1"),
+        HostSpec(name="h2", endpoint="tcp://198.18.250.12:2375", address="198.18.250.12"),
+        master="srv")
+    b = backend_for(sc, {"srv": FakeClient(d1), "h2": FakeClient(d2)})
+    b.start_load(b.start_server(sc.servers[0], ctx(sc)), ctx(sc))
+    d2.down = True
+    gone = [p for p in b.cleanup() if "h2" in p]
+    assert len(gone) == 1 and "host h2: no Docker daemon answers at tcp://198.18.250.12:2375 " \
+        "([Errno 111] Connection refused)" in gone[0] and "run-lab clean" in gone[0], gone
+    assert d1.containers == {} and d1.networks == []

@@ -59,11 +59,11 @@ from lab.backends.docker.hosts import (
     LABEL,
     clean_all,
     client_for,
-    connection_errors,
     daemon_keys,
     docker_available,
     host_facts,
     this_machine,
+    unanswered,
     unreachable,
     write_sysctl_privileged,
 )
@@ -163,7 +163,9 @@ class DockerBackend(Backend):
         for host, client in self.clients.items():
             try:
                 client.ping()
-            except connection_errors() as exc:
+            except Exception as exc:  # noqa: BLE001 - which ones: unanswered()
+                if not unanswered(exc) and not isinstance(exc, OSError):
+                    raise
                 raise unreachable(host, self._endpoint(host), exc) from exc
 
     def facts(self, host: str) -> dict[str, Any]:
@@ -174,9 +176,9 @@ class DockerBackend(Backend):
             image = self.image()
             try:
                 self._facts[key] = host_facts(self.clients[host], image)
-            except BackendError:
-                raise
-            except connection_errors() as exc:
+            except Exception as exc:  # noqa: BLE001 - which ones: unanswered()
+                if not unanswered(exc):
+                    raise
                 raise unreachable(host, self._endpoint(host), exc) from exc
         return self._facts[key]
 
@@ -229,9 +231,9 @@ class DockerBackend(Backend):
                         self.clients[host], self.network_name(host, ctx), ctx.run_id,
                         {LABEL: "1", "iolab.run": ctx.run_id, OWNER_LABEL: self.owner},
                         avoid=self._avoid(host))
-                except BackendError:
-                    raise
-                except connection_errors() as exc:  # the daemon went away
+                except Exception as exc:  # noqa: BLE001 - which ones: unanswered()
+                    if not unanswered(exc):
+                        raise
                     raise unreachable(host, self._endpoint(host), exc) from exc
             return self._networks[key]
 
@@ -268,7 +270,7 @@ class DockerBackend(Backend):
             why = exc.explanation if isinstance(exc.explanation, str) else str(exc)
             raise BackendError(f"Docker on host {host} could not start {role} "
                                f"iolab-{ctx.run_id}-{name}: {why}") from exc
-        except connection_errors() as exc:  # refused, reset, timed out: not an API answer
+        except (docker.errors.DockerException, OSError) as exc:  # refused, reset, timed out
             raise unreachable(host, self._endpoint(host), exc) from exc
 
     def _create_and_start(self, host, ctx, role, name, command, *, image, nofile, sysctls,
@@ -465,32 +467,62 @@ class DockerBackend(Backend):
             samplers, self._samplers = self._samplers, []
             containers, self._containers = self._containers, []
             networks, self._networks = self._networks, {}
+        gone: set[str] = set()  # hosts whose daemon stopped answering: tried once, said once
+        on = self._on_host(gone)
         for sampler in samplers:
             attempt("stopping a stats sampler", sampler.stop, problems)
         for _, container in containers:  # stop first: nothing more is written, logs complete
-            attempt(f"stopping {container.name}", lambda c=container: c.kill(), problems)
+            attempt(f"stopping {container.name}", on(container, lambda c=container: c.kill()),
+                    problems)
         for logfile, container in containers:
             if not logfile.exists():
-                attempt(f"saving {logfile}", lambda c=container, f=logfile: save_logs(c, f),
-                        problems)
+                attempt(f"saving {logfile}",
+                        on(container, lambda c=container, f=logfile: save_logs(c, f)), problems)
         for _, container in containers:
             attempt(f"removing {container.name}",
-                    lambda c=container: c.remove(force=True, v=True), problems)
-        for network in networks.values():
-            attempt(f"removing network {network.name}", network.remove, problems)
-        self._remove_by_label(problems)
+                    on(container, lambda c=container: c.remove(force=True, v=True)), problems)
+        for key, network in networks.items():
+            host = next((h for h in self.clients if self._daemons.get(h, h) == key), key)
+            attempt(f"removing network {network.name}", on(host, network.remove), problems)
+        self._remove_by_label(problems, on)
         if self._own_clients:  # their connection pools must not outlive the run
             self._own_clients = False
             for client in {id(c): c for c in self.clients.values()}.values():
                 attempt("closing a Docker client", client.close, problems)
         return [p for p in problems if not _already_gone(p)]
 
-    def _remove_by_label(self, problems: list[str]) -> None:
+    def _on_host(self, gone: set[str]):
+        """``on(host or container, action)``: the action, unless that host's
+        daemon stopped answering earlier in this teardown. The first time it
+        does not answer is one line naming the host and endpoint; its
+        containers stay there until ``run-lab clean`` reaches it."""
+        def on(where, action):
+            host = where if isinstance(where, str) else where.labels.get("iolab.host", "?")
+
+            def guarded():
+                if host in gone:
+                    return None
+                try:
+                    return action()
+                except Exception as exc:  # noqa: BLE001 - which ones: unanswered()
+                    if not unanswered(exc):
+                        raise  # the daemon answered: a real refusal, reported as it is
+                    gone.add(host)
+                    raise BackendError(f"{unreachable(host, self._endpoint(host), exc)}; what "
+                                       "this run left there stays until `run-lab clean` "
+                                       "reaches it") from exc
+            return guarded
+        return on
+
+    def _remove_by_label(self, problems: list[str], on=None) -> None:
         """Belt and braces: anything of this run's that bookkeeping missed, on every daemon."""
+        on = on or self._on_host(set())
+        hosts = {id(c): h for h, c in self.clients.items()}.values()  # one name per client
         for run_id in self._run_ids:
-            for client in {id(c): c for c in self.clients.values()}.values():
+            for host in hosts:
+                client = self.clients[host]
                 attempt(f"sweeping label iolab.run={run_id}",
-                        lambda c=client, r=run_id: clean_all(c, label=f"iolab.run={r}"),
+                        on(host, lambda c=client, r=run_id: clean_all(c, label=f"iolab.run={r}")),
                         problems)
 
     def __enter__(self) -> DockerBackend:

@@ -26,7 +26,11 @@ def exit_code_of(container) -> int | None:
 
     try:
         container.reload()
-    except (docker.errors.NotFound, OSError):
+    except docker.errors.NotFound:
+        return -1
+    except docker.errors.APIError:
+        raise  # the daemon answered: not a container that is gone
+    except OSError:  # requests' connection errors: the daemon no longer answers
         return -1
     state = container.attrs.get("State", {})
     return None if state.get("Running") or state.get("Status") == "created" else state.get(
@@ -39,7 +43,7 @@ def save_logs(container, path: Path) -> None:
 
     try:
         data = container.logs(stdout=True, stderr=True)
-    except docker.errors.APIError:
+    except (docker.errors.APIError, OSError):  # OSError: its daemon went away
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
@@ -50,7 +54,7 @@ def stop_quietly(container, timeout: float) -> None:
 
     try:
         container.stop(timeout=max(1, int(timeout)))
-    except docker.errors.APIError:
+    except (docker.errors.APIError, OSError):  # OSError: its daemon went away, so did it
         pass
 
 
@@ -156,7 +160,7 @@ class DockerLoadHandle(LoadHandle):
             save_logs(container, self.logs_dir / f"{container.name}.log")
         try:
             data = fetch_file(self.master, self.reader.path)
-        except docker.errors.APIError:
+        except (docker.errors.APIError, OSError):  # OSError: its daemon went away
             data = None
         if data:
             (self.logs_dir / f"{self.master.name}-steps.jsonl").write_bytes(data)
@@ -177,4 +181,6 @@ def _tail(container, lines: int) -> str:
     try:
         return container.logs(tail=lines).decode(errors="replace")
     except (docker.errors.APIError, OSError) as exc:  # OSError: its daemon went away
-        return f"[no log: {str(exc).splitlines()[0][:200] if str(exc) else exc!r}]"
+        from lab.backends.docker.hosts import short_reason
+
+        return f"[no log: {short_reason(exc)}]"

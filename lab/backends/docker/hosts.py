@@ -48,13 +48,16 @@ def unreachable(host: str, endpoint: str, exc: BaseException) -> BackendError:
                         f"({short_reason(exc)})")
 
 
-# What a daemon that is down, refusing or gone mid-call raises through docker-py
-# (requests' ConnectionError and timeouts are OSErrors; the SDK's own, e.g. the
-# API-version probe at connect, are DockerExceptions).
-def connection_errors() -> tuple[type[BaseException], ...]:
+def unanswered(exc: BaseException) -> bool:
+    """Whether ``exc`` means the daemon did not answer at all (refused, reset,
+    timed out: requests' errors are OSErrors; the SDK's own at connect, e.g.
+    the API-version probe, are DockerExceptions), not that it answered with
+    an error (an APIError, which is an OSError too through requests)."""
     import docker.errors
 
-    return (docker.errors.DockerException, OSError)
+    if isinstance(exc, docker.errors.APIError):
+        return False
+    return isinstance(exc, (docker.errors.DockerException, OSError))
 
 
 def client_for(endpoint: str, timeout: int = CONNECT_TIMEOUT_S, host: str | None = None):
