@@ -8,8 +8,9 @@ show in ``--help``, in the web UI's start form (``include_in_web_ui``) and in
   message, and the worker overwrites its own values for every non-Locust
   option with the master's. So the values must stay plain ``str``/``int``/
   ``float`` (they travel as msgpack), and anything that is *worker-local*
-  (``--source-ips``: each worker container has its own addresses) must be
-  captured at ``init``, before the first spawn message replaces it.
+  (``--source-ips``: each worker container has its own addresses;
+  ``--target-port``: each worker its own published port of the server) must
+  be captured at ``init``, before the first spawn message replaces it.
 * The web UI converts a submitted field with ``type(current_value)(text)``,
   so a structured value (a list of steps) cannot live in ``parsed_options``
   either. ``--steps`` and ``--source-ips`` are therefore validated strings,
@@ -114,6 +115,9 @@ def add_arguments(parser: Any) -> None:
     _option(g, "--source-ips", type=_validated(parse_source_ips), default="", web_ui=False,
             help="local addresses to spread connections over, e.g. "
                  "127.0.0.2-127.0.0.9,127.0.1.1 (worker-local)")
+    _option(g, "--target-port", type=int, default=0, web_ui=False,
+            help="connect to this port of --host's address instead of --host's port; "
+                 "0 = --host's (worker-local: each worker its own published port)")
     _option(g, "--steps", type=_validated(parse_steps), default="",
             help="USERS:HOLD per step, e.g. 500:20s,1000:20s; empty = -u/-r as usual")
     _option(g, "--step-spawn-rate", type=float, default=DEFAULT_STEP_SPAWN_RATE,

@@ -37,6 +37,9 @@ class Runtime:
         self.environment = environment
         parsed = environment.parsed_options
         self.source_ips = parse_source_ips(getattr(parsed, "source_ips", "") or "")
+        # Worker-local, like the source IPs: the master's spawn messages overwrite
+        # parsed_options with its own values, so it is read here, at init.
+        self.target_port = int(getattr(parsed, "target_port", 0) or 0)
         self._next_ip = 0
         self.meter = Meter()
         self.budget = SocketBudget.for_this_process()
@@ -69,8 +72,10 @@ class Runtime:
         return self._options
 
     def target(self) -> tuple[str, int]:
+        """``--host`` resolved and checked; its port replaced by ``--target-port``."""
         allow = os.environ.get(ALLOW_EXTERNAL_ENV, "") not in ("", "0")
-        return target_address(self.environment.host or "", allow)
+        address, port = target_address(self.environment.host or "", allow)
+        return address, self.target_port or port
 
     def next_source_ip(self) -> str | None:
         """Round-robin over ``--source-ips``, so each address gets an equal share."""

@@ -81,8 +81,10 @@ def worker_command(
     master_host: str,
     master_port: int = MASTER_PORT,
     source_ips: str | None = None,
+    target_port: int | None = None,
     python: str = "python",
 ) -> list[str]:
+    """``target_port``: this worker's own port to the server (a published one)."""
     cmd = [
         python, "-m", "locust", "-f", LOCUSTFILE, "--worker",
         "--master-host", master_host, "--master-port", str(master_port),
@@ -90,4 +92,6 @@ def worker_command(
     ]
     if source_ips:
         cmd += ["--source-ips", source_ips]
+    if target_port:
+        cmd += ["--target-port", str(target_port)]
     return cmd + user_classes(load)

@@ -13,7 +13,6 @@ directories under ``--out`` (default ``results/``).
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -26,16 +25,36 @@ from lab.scenario.loader import load_scenario
 RECENT_RUNS = 50
 
 
-def recent_endpoints(out: Path) -> set[str]:
-    """Docker endpoints named by the most recent run directories' scenarios."""
-    found: set[str] = set()
-    runs = sorted((p for p in out.glob("*/run.json")), key=lambda p: p.stat().st_mtime)
-    for path in runs[-RECENT_RUNS:]:
+def _hosts_of(run_dir: Path) -> list:
+    """The scenario hosts a run directory names: run.json's resolved scenario,
+    else ``scenario.yaml`` (a ``--ui`` run writes only that, before it starts
+    anything), else nothing."""
+    import yaml
+
+    for name in ("run.json", "scenario.yaml"):
         try:
-            hosts = json.loads(path.read_text()).get("scenario", {}).get("hosts") or []
-        except (OSError, ValueError, AttributeError):
+            data = yaml.safe_load((run_dir / name).read_text())  # JSON is YAML
+        except (OSError, ValueError, yaml.YAMLError):
             continue
-        found |= {h.get("endpoint") for h in hosts if isinstance(h, dict) and h.get("endpoint")}
+        if isinstance(data, dict) and name == "run.json":
+            data = data.get("scenario")
+        if isinstance(data, dict) and isinstance(data.get("hosts"), list):
+            return data["hosts"]
+    return []
+
+
+def recent_endpoints(out: Path) -> set[str]:
+    """Docker endpoints named by the most recent run directories' scenarios:
+    also those of a run killed at any point, since the scenario is written
+    before the backend creates anything."""
+    found: set[str] = set()
+    try:
+        runs = sorted((p for p in out.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    except OSError:
+        return found
+    for run_dir in runs[-RECENT_RUNS:]:
+        found |= {h.get("endpoint") for h in _hosts_of(run_dir)
+                  if isinstance(h, dict) and h.get("endpoint")}
     return found
 
 

@@ -23,6 +23,7 @@ from lab.errors import BackendError, interruption
 from lab.results.writer import create_run_dir
 from lab.run.live import LiveView
 from lab.run.monitors import ServerMonitor
+from lab.scenario.loader import scenario_to_yaml
 from lab.scenario.types import Scenario
 from lab.teardown import Teardown
 
@@ -51,6 +52,8 @@ def run_ui(scenario: Scenario, backend: Backend, out: Path, *,
     live = live or LiveView()
     try:
         run_dir = create_run_dir(out, scenario.name + "-ui")
+        # Before anything starts: `run-lab clean` finds this run's hosts in it.
+        (run_dir / "scenario.yaml").write_text(scenario_to_yaml(scenario))
     except BaseException:
         backend.cleanup()
         raise

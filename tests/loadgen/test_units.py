@@ -51,6 +51,7 @@ def test_options_parse_and_reject_through_argparse():
     assert LoadOptions.from_parsed(ns) == LoadOptions(pace_s=0.5, schedule="fixed")
     web_ui = {a.dest for a in parser._actions if getattr(a, "include_in_web_ui", False)}
     assert {"steps", "message_size", "pace"} <= web_ui and "source_ips" not in web_ui
+    assert "target_port" not in web_ui and ns.target_port == 0
     with pytest.raises(argparse.ArgumentError, match="not USERS:HOLD"):
         parser.parse_args(["--steps", "oops"])
 
@@ -174,3 +175,20 @@ def test_workers_compute_locusts_default_options_once(monkeypatch):
     assert got == fresh and "host" in got
     got["host"] = "changed"  # a caller's change does not leak into the next call
     assert ap.default_args_dict()["host"] == fresh["host"]
+
+
+def test_target_port_is_worker_local_and_replaces_only_the_port():
+    """Captured at init: the master's spawn message (its own target_port, 0)
+    overwrites parsed_options later, and must not undo a worker's own port."""
+    from types import SimpleNamespace
+
+    from loadgen.runtime import Runtime
+
+    parsed = SimpleNamespace(source_ips="", target_port=40001)
+    rt = Runtime(SimpleNamespace(host="tcp://198.18.250.1:7000", parsed_options=parsed))
+    parsed.target_port = 0
+    assert rt.target() == ("198.18.250.1", 40001)
+    parsed.target_port = 40001
+    plain = Runtime(SimpleNamespace(host="tcp://198.18.250.1:7000",
+                                    parsed_options=SimpleNamespace(source_ips="")))
+    assert plain.target() == ("198.18.250.1", 7000)

@@ -60,7 +60,8 @@ class FakeContainer:
         return self.kwargs.get("labels", {})
 
     def _refresh(self):
-        ports = {p: [{"HostIp": b[0], "HostPort": str(40000 + i)}]
+        ports = {p: [{"HostIp": one[0], "HostPort": str(40000 + 100 * i + j)}
+                     for j, one in enumerate(b if isinstance(b, list) else [b])]
                  for i, (p, b) in enumerate(sorted(self.kwargs.get("ports", {}).items()))}
         self.attrs = {
             "State": {"Running": self.status == "running",
@@ -109,6 +110,8 @@ class FakeContainer:
         self.status = "exited"
 
     def remove(self, force=False, v=False):
+        if getattr(self.daemon, "down", False):
+            raise OSError("[Errno 111] Connection refused")  # as requests' ConnectionError
         self.removed = True
         self.daemon.containers.pop(self.id, None)
 
@@ -156,6 +159,7 @@ class FakeDaemon:
 class _Volume:
     def __init__(self, daemon, name):
         self.d, self.name = daemon, name
+        self.attrs = {"Labels": daemon.volumes.get(name)}
 
     def remove(self, force=False):
         del self.d.volumes[self.name]
@@ -183,6 +187,11 @@ class FakeClient:
 
     def info(self):
         return {"ID": self.d.ident, "ServerVersion": "fake", "NCPU": 2}
+
+    def ping(self):
+        if getattr(self.d, "down", False):
+            raise OSError("[Errno 111] Connection refused")
+        return True
 
     # containers collection
     def create(self, image, command, name=None, **kwargs):
@@ -375,7 +384,7 @@ def test_cross_daemon_uses_published_ports_on_host_addresses(ctx):
         server = b.start_server(sc.servers[0], ctx(sc))
         assert (server.target_host, server.target_port) == ("10.0.0.1", 40000)
         srv = [c for c in d1.created if c.labels.get("iolab.role") == "server"][0]
-        assert srv.kwargs["ports"] == {"7000/tcp": ("10.0.0.1", None)}
+        assert srv.kwargs["ports"] == {"7000/tcp": [("10.0.0.1", None)]}  # one per worker
         load = b.start_load(server, ctx(sc))
         assert load.master.kwargs["ports"] == {"5557/tcp": ("10.0.0.1", None)}
         worker = load.workers[0]
@@ -383,8 +392,32 @@ def test_cross_daemon_uses_published_ports_on_host_addresses(ctx):
         assert worker.kwargs["environment"] == {"IOLAB_ALLOW_EXTERNAL_TARGETS": "1"}
         assert worker.command[worker.command.index("--master-host") + 1] == "10.0.0.1"
         assert worker.command[worker.command.index("--master-port") + 1] == "40000"
+        assert "--target-port" not in worker.command  # one worker: --host's port is its own
         assert len(d1.networks) == len(d2.networks) == 1
     assert d1.containers == d2.containers == {} and d1.networks == d2.networks == []
+
+
+def test_each_cross_host_worker_gets_its_own_published_port_of_the_server(ctx):
+    """One load host's workers leave through its one address (MASQUERADE): on
+    one server port they would share ~64,500 NAT source ports. So the server's
+    port is published once per worker, and each worker targets its own."""
+    d1, d2 = FakeDaemon("D1"), FakeDaemon("D2")
+    sc = scenario(servers=[ServerSpec(name="epoll", model="epoll", host="srv")],
+                  hosts=(HostSpec(name="srv", endpoint="local", address="198.18.250.1"),
+                         HostSpec(name="gen", endpoint="tcp://198.18.250.11:2375",
+                                  address="198.18.250.11")),
+                  placement=Placement(master="gen", workers=("gen",)), workers=3)
+    with backend_for(sc, {"srv": FakeClient(d1), "gen": FakeClient(d2)}) as b:
+        server = b.start_server(sc.servers[0], ctx(sc))
+        srv = [c for c in d1.created if c.labels.get("iolab.role") == "server"][0]
+        assert srv.kwargs["ports"] == {"7000/tcp": [("198.18.250.1", None)] * 3}
+        assert server.target_ports == [40000, 40001, 40002]
+        load = b.start_load(server, ctx(sc))
+        assert f"tcp://198.18.250.1:{server.target_port}" in load.master.command
+        assert [w.command[w.command.index("--target-port") + 1] for w in load.workers] == [
+            "40000", "40001", "40002"]
+        ui = b.start_load(server, ctx(sc), ui=True)  # the Lab tab moves the target
+        assert all("--target-port" not in w.command for w in ui.workers)
 
 
 def test_server_dying_at_start_raises_with_log_tail_and_leaves_nothing(ctx):
@@ -432,6 +465,65 @@ def test_clean_all_removes_labelled_containers_before_networks():
                            labels={"iolab": "1"})
     assert clean_all(client) == ["container iolab-r-server", "network iolab-r"]
     assert [c.name for c in daemon.containers.values()] == ["other"]
+
+
+def test_clean_all_removes_a_marker_volume_a_killed_run_left():
+    daemon = FakeDaemon()
+    client = FakeClient(daemon)
+    client.volumes.create("iolab-probe-1", labels={"iolab": "1", "iolab.role": "probe"})
+    client.volumes.create("iolab-probe-2", labels={"iolab": "1", "live": "1"})
+    client.volumes.create("someone-elses", labels={})
+    assert clean_all(client, keep=lambda labels: "live" in labels) == ["volume iolab-probe-1"]
+    assert sorted(daemon.volumes) == ["iolab-probe-2", "someone-elses"]
+
+
+def test_this_machine_is_decided_by_the_marker_not_by_the_scheme(monkeypatch):
+    """A unix:// socket of another daemon (a namespaced one) is not this
+    machine; a tcp:// endpoint of this machine's daemon is. The image is built
+    on this machine's daemon whatever order the hosts come in."""
+    from lab.backends.docker import backend as backend_mod
+    from lab.backends.docker.hosts import this_machine
+
+    here, other = FakeDaemon("HERE"), FakeDaemon("OTHER")
+    clients = {"ns": FakeClient(other), "loop": FakeClient(here)}
+    endpoints = {"ns": "unix:///run/iolab-h1/docker.sock", "loop": "tcp://127.0.0.1:2375"}
+    assert this_machine(clients, endpoints, local=FakeClient(here)) == {"loop"}
+
+    class Unreachable(FakeClient):
+        @property
+        def volumes(self):
+            raise OSError("connection refused")
+
+        @volumes.setter
+        def volumes(self, _value):
+            pass
+
+    assert this_machine({"gone": Unreachable(other)}, {"gone": "unix:///nope"},
+                        local=FakeClient(here)) == set()
+
+    hosts = (HostSpec(name="ns", endpoint="unix:///run/iolab-h1/docker.sock"),
+             HostSpec(name="main", endpoint="local"))
+    sc = scenario(servers=[ServerSpec(name="epoll", model="epoll", host="ns")], hosts=hosts,
+                  placement=Placement(master="main", workers=("main",)))
+    built_on: list[list[str]] = []
+    monkeypatch.setattr(backend_mod, "ensure_image",
+                        lambda clients, progress: built_on.append(list(clients)) or "iolab:x")
+    b = DockerBackend(sc, clients={"ns": FakeClient(other), "main": FakeClient(here)})
+    assert b.image() == "iolab:x" and built_on == [["main", "ns"]]
+
+
+def test_a_host_whose_daemon_is_down_is_a_backend_error_naming_it(ctx):
+    up, down = FakeDaemon("UP"), FakeDaemon("DOWN")
+    down.down = True
+    sc = server_on_one_load_on_other(
+        HostSpec(name="srv", endpoint="local", address="198.18.250.1"),
+        HostSpec(name="h2", endpoint="tcp://198.18.250.12:2375", address="198.18.250.12"))
+    with backend_for(sc, {"srv": FakeClient(up), "h2": FakeClient(down)}) as b:
+        with pytest.raises(BackendError) as err:
+            b.facts("srv")
+    assert str(err.value) == ("host h2: no Docker daemon answers at tcp://198.18.250.12:2375 "
+                              "([Errno 111] Connection refused)")
+    assert not up.created and not up.volumes  # nothing was made before the check
 
 
 def test_step_results_reader_returns_complete_new_lines_once():
@@ -573,3 +665,43 @@ def test_build_context_holds_exactly_what_the_hash_covers(tmp_path):
     assert {"servers", "loadgen"} <= set(names)
     assert {name for name, _ in files} <= set(names)
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
+
+
+def test_run_networks_avoid_the_hosts_own_subnet_on_every_host(tmp_path, monkeypatch):
+    """The harness's 198.18.250.0/24 (scripts/testhosts): this machine routes it,
+    and on the remote hosts (whose routes the lab cannot read) it holds the
+    scenario hosts' addresses. A run id that would start there moves on, on
+    every daemon."""
+    link = ipaddress.ip_network("198.18.250.0/24")
+    run_id = next(r for r in (f"run{i}" for i in range(5000))
+                  if docker_net.candidate_subnets(r, [])[0] == link)
+    monkeypatch.setattr("lab.backends.docker.backend.route_subnets", lambda: [])
+    hosts = (HostSpec(name="main", endpoint="local", address="198.18.250.1"),
+             HostSpec(name="h1", endpoint="tcp://198.18.250.11:2375", address="198.18.250.11"))
+    sc = scenario(hosts=hosts, servers=[ServerSpec(name="epoll", model="epoll", host="main")],
+                  placement=Placement(master="h1", workers=("h1",)))
+    d1, d2 = FakeDaemon("D1"), FakeDaemon("D2")
+    ctx = RunContext(run_id=run_id, run_dir=tmp_path, scenario=sc)
+    with backend_for(sc, {"main": FakeClient(d1), "h1": FakeClient(d2)}) as b:
+        for host in ("main", "h1"):
+            net = b._network(host, ctx)
+            subnet = ipaddress.ip_network(net.attrs["IPAM"]["Config"][0]["Subnet"])
+            assert not subnet.overlaps(link), (host, subnet)
+
+
+def test_a_daemon_gone_during_teardown_is_one_line_and_the_others_are_cleaned(ctx):
+    """h2's daemon stops mid-run: its worker cannot be removed, said once with
+    the host and endpoint (not a ConnectionError per item); the server host's
+    containers and network still go."""
+    d1, d2 = FakeDaemon("D1"), FakeDaemon("D2")
+    sc = server_on_one_load_on_other(
+        HostSpec(name="srv", endpoint="local", address="198.18.250.1"),
+        HostSpec(name="h2", endpoint="tcp://198.18.250.12:2375", address="198.18.250.12"),
+        master="srv")
+    b = backend_for(sc, {"srv": FakeClient(d1), "h2": FakeClient(d2)})
+    b.start_load(b.start_server(sc.servers[0], ctx(sc)), ctx(sc))
+    d2.down = True
+    gone = [p for p in b.cleanup() if "h2" in p]
+    assert len(gone) == 1 and "host h2: no Docker daemon answers at tcp://198.18.250.12:2375 " \
+        "([Errno 111] Connection refused)" in gone[0] and "run-lab clean" in gone[0], gone
+    assert d1.containers == {} and d1.networks == []

@@ -25,7 +25,13 @@ What each container gets, and why:
 Addressing across hosts: containers on the server's daemon reach it by its IP
 on the lab network; when any load container is on another daemon, the
 server's port (and the master's port, likewise) is published on that host's
-``address`` and everyone uses ``address:published_port``.
+``address`` and everyone uses ``address:published_port``. The server's port is
+published once per worker (up to ``MAX_SERVER_BINDINGS``) and each worker
+connects to its own one (loadgen's worker-local ``--target-port``): a load
+host's workers all leave through its one address (Docker's MASQUERADE), and
+one source address holds at most ~64,500 connections to one address:port
+(the NAT's source ports 1024-65535), so one port for all would cap each load
+host there.
 """
 
 from __future__ import annotations
@@ -56,6 +62,9 @@ from lab.backends.docker.hosts import (
     daemon_keys,
     docker_available,
     host_facts,
+    this_machine,
+    unanswered,
+    unreachable,
     write_sysctl_privileged,
 )
 from lab.backends.docker.images import ensure_image
@@ -63,6 +72,7 @@ from lab.backends.docker.network import (
     container_ip,
     create_run_network,
     published_port,
+    published_ports,
     route_subnets,
 )
 from lab.backends.docker.specs import (
@@ -86,6 +96,7 @@ __all__ = ["DockerBackend", "clean_all", "docker_available"]
 READY_TIMEOUT_S = 60.0
 LAB_TAB_ENV = SERVER_EVENTS  # read by loadgen/lab_tab.py
 LOCAL_ENDPOINTS = ("local", "unix:///var/run/docker.sock")
+MAX_SERVER_BINDINGS = 16  # published ports per server (one docker-proxy process each)
 STEPS_PATH = "/tmp/iolab-steps.jsonl"  # the master's --step-results, read via the API
 WORKER_SYSCTLS = {"net.ipv4.ip_local_port_range": "1024 65000", "net.ipv4.tcp_tw_reuse": "1"}
 
@@ -106,7 +117,7 @@ class DockerBackend(Backend):
         # Clients this backend made are its own to close (cleanup); passed-in ones are not.
         self._own_clients = clients is None
         self.clients = dict(clients) if clients is not None else {
-            h.name: client_for(h.endpoint) for h in scenario.hosts}
+            h.name: client_for(h.endpoint, host=h.name) for h in scenario.hosts}
         missing = {s.host for s in scenario.servers} | {scenario.placement.master} | set(
             scenario.placement.workers)
         missing -= set(self.clients)
@@ -128,11 +139,11 @@ class DockerBackend(Backend):
     def image(self) -> str:
         if self._image is None:
             # Build where this machine's daemon is (the offline base needs
-            # debootstrap here); remote daemons get a copy.
-            def remote(host: str) -> bool:
-                return not self._endpoint(host).startswith(("local", "unix://"))
-
-            ordered = {h: self.clients[h] for h in sorted(self.clients, key=remote)}
+            # debootstrap and `docker import` here), found by the marker test:
+            # a unix:// socket may be another daemon. The others get a copy.
+            here = this_machine(self.clients, {h: self._endpoint(h) for h in self.clients})
+            ordered = {h: self.clients[h]
+                       for h in sorted(self.clients, key=lambda h: h not in here)}
             self._image = ensure_image(ordered, self.progress)
         return self._image
 
@@ -140,18 +151,35 @@ class DockerBackend(Backend):
         """Which daemon ``host`` reaches (hosts on one daemon share a key; one
         network, one set of facts per daemon), decided by a labelled marker,
         not by daemon IDs, which cloned daemons share (hosts.daemon_keys)."""
-        if self.isolate_hosts:
-            return host
         if not self._daemons:
-            self._daemons = daemon_keys(self.clients)
+            self._check_reachable()
+            self._daemons = ({h: h for h in self.clients} if self.isolate_hosts
+                             else daemon_keys(self.clients))
         return self._daemons[host]
+
+    def _check_reachable(self) -> None:
+        """Every host's daemon answers, before anything is created; else one
+        BackendError naming the host and its endpoint."""
+        for host, client in self.clients.items():
+            try:
+                client.ping()
+            except Exception as exc:  # noqa: BLE001 - which ones: unanswered()
+                if not unanswered(exc) and not isinstance(exc, OSError):
+                    raise
+                raise unreachable(host, self._endpoint(host), exc) from exc
 
     def facts(self, host: str) -> dict[str, Any]:
         """Limits and metadata of ``host``'s daemon, read once per daemon."""
         key = self.daemon(host)
         if key not in self._facts:
             self.progress(f"docker: reading limits on host {host}")
-            self._facts[key] = host_facts(self.clients[host], self.image())
+            image = self.image()
+            try:
+                self._facts[key] = host_facts(self.clients[host], image)
+            except Exception as exc:  # noqa: BLE001 - which ones: unanswered()
+                if not unanswered(exc):
+                    raise
+                raise unreachable(host, self._endpoint(host), exc) from exc
         return self._facts[key]
 
     def nofile_for(self, host: str, wanted: int | str) -> int:
@@ -198,10 +226,15 @@ class DockerBackend(Backend):
         key = self.daemon(host)
         with self._lock:
             if key not in self._networks:
-                self._networks[key] = create_run_network(
-                    self.clients[host], self.network_name(host, ctx), ctx.run_id,
-                    {LABEL: "1", "iolab.run": ctx.run_id, OWNER_LABEL: self.owner},
-                    avoid=self._avoid(host))
+                try:
+                    self._networks[key] = create_run_network(
+                        self.clients[host], self.network_name(host, ctx), ctx.run_id,
+                        {LABEL: "1", "iolab.run": ctx.run_id, OWNER_LABEL: self.owner},
+                        avoid=self._avoid(host))
+                except Exception as exc:  # noqa: BLE001 - which ones: unanswered()
+                    if not unanswered(exc):
+                        raise
+                    raise unreachable(host, self._endpoint(host), exc) from exc
             return self._networks[key]
 
     def _avoid(self, host: str) -> tuple:
@@ -237,6 +270,8 @@ class DockerBackend(Backend):
             why = exc.explanation if isinstance(exc.explanation, str) else str(exc)
             raise BackendError(f"Docker on host {host} could not start {role} "
                                f"iolab-{ctx.run_id}-{name}: {why}") from exc
+        except (docker.errors.DockerException, OSError) as exc:  # refused, reset, timed out
+            raise unreachable(host, self._endpoint(host), exc) from exc
 
     def _create_and_start(self, host, ctx, role, name, command, *, image, nofile, sysctls,
                           ports, security_opt, files, **extra):
@@ -290,6 +325,12 @@ class DockerBackend(Backend):
         return {"environment": {**env, LAB_TAB_ENV: events},
                 "volumes": {logs: {"bind": logs, "mode": "ro"}}}
 
+    def _worker_plan(self) -> tuple[list[str], int]:
+        """(the hosts workers go on, round-robin; how many workers)."""
+        worker_hosts = list(self.scenario.placement.workers) or [self.scenario.placement.master]
+        wnofile = self.nofile_for(worker_hosts[0], "max")
+        return worker_hosts, workers_needed(self.scenario.load, wnofile, hosts=len(worker_hosts))
+
     def _load_hosts(self) -> list[str]:
         return [self.scenario.placement.master, *self.scenario.placement.workers]
 
@@ -298,7 +339,10 @@ class DockerBackend(Backend):
         port = spec.port if spec.is_custom and spec.port else SERVER_PORT
         nofile = self.nofile_for(host, spec.limits.nofile)
         publish = self._cross_daemon(host, self._load_hosts())
-        ports = {f"{port}/tcp": (self._published_address(host), None)} if publish else {}
+        ports = {}
+        if publish:  # one host port per worker: see the module's docstring
+            bindings = min(MAX_SERVER_BINDINGS, max(1, self._worker_plan()[1]))
+            ports = {f"{port}/tcp": [(self._published_address(host), None)] * bindings}
         extra = server_options(spec, self.scenario.source_path)
         self.progress(f"docker: starting server {spec.name} on {host} (nofile {nofile})")
         container = self._run(host, ctx, "server", f"server-{spec.name}-{next(self._names)}",
@@ -315,11 +359,15 @@ class DockerBackend(Backend):
             # still starting; cleanup() keeps its log and removes it.
             stop_quietly(container, 2)
             raise
+        targets: list[int] = []
         if publish:
-            target = (self.scenario.host(host).address, published_port(container, port))
+            targets = published_ports(container, port)
+            target = (self.scenario.host(host).address, targets[0])
         else:
             target = (container_ip(container, self._network(host, ctx).name), port)
-        return DockerServerHandle(spec, container, follower, target[0], target[1], ready)
+        handle = DockerServerHandle(spec, container, follower, target[0], target[1], ready)
+        handle.target_ports = targets
+        return handle
 
     def _wait_ready(self, spec, container, follower, port, nofile) -> dict[str, Any]:
         """Until READY, the container's exit, or the deadline (then: log tail)."""
@@ -352,11 +400,9 @@ class DockerBackend(Backend):
 
     def start_load(self, server: ServerHandle, ctx: RunContext, *,
                    ui: bool = False) -> LoadHandle:
-        load, placement = self.scenario.load, self.scenario.placement
-        mhost = placement.master
-        worker_hosts = list(placement.workers) or [mhost]
-        wnofile = self.nofile_for(worker_hosts[0], "max")
-        count = workers_needed(load, wnofile, hosts=len(worker_hosts))
+        load = self.scenario.load
+        mhost = self.scenario.placement.master
+        worker_hosts, count = self._worker_plan()
         if count < len(worker_hosts):
             self.progress(f"docker: load.workers is {count}, so placement host(s) "
                           f"{', '.join(worker_hosts[count:])} get no worker")
@@ -381,10 +427,15 @@ class DockerBackend(Backend):
                      published_port(master, locust_cmd.MASTER_PORT))
         else:
             maddr = (container_ip(master, self._network(mhost, ctx).name), locust_cmd.MASTER_PORT)
+        # Each worker its own published port of the server (not with --ui: the
+        # Lab tab switches the target's address, and a fixed port would stay).
+        own_ports = [] if ui else list(getattr(server, "target_ports", None) or [])
         workers = []
         for i in range(count):
             host = worker_hosts[i % len(worker_hosts)]
-            wcmd = locust_cmd.worker_command(load, master_host=maddr[0], master_port=maddr[1])
+            wcmd = locust_cmd.worker_command(
+                load, master_host=maddr[0], master_port=maddr[1],
+                target_port=own_ports[i % len(own_ports)] if len(own_ports) > 1 else None)
             workers.append(self._run(host, ctx, "worker", f"worker-{tag}-{i + 1}", wcmd,
                                      nofile=self.nofile_for(host, "max"),
                                      sysctls=WORKER_SYSCTLS, environment=self._env()))
@@ -416,32 +467,62 @@ class DockerBackend(Backend):
             samplers, self._samplers = self._samplers, []
             containers, self._containers = self._containers, []
             networks, self._networks = self._networks, {}
+        gone: set[str] = set()  # hosts whose daemon stopped answering: tried once, said once
+        on = self._on_host(gone)
         for sampler in samplers:
             attempt("stopping a stats sampler", sampler.stop, problems)
         for _, container in containers:  # stop first: nothing more is written, logs complete
-            attempt(f"stopping {container.name}", lambda c=container: c.kill(), problems)
+            attempt(f"stopping {container.name}", on(container, lambda c=container: c.kill()),
+                    problems)
         for logfile, container in containers:
             if not logfile.exists():
-                attempt(f"saving {logfile}", lambda c=container, f=logfile: save_logs(c, f),
-                        problems)
+                attempt(f"saving {logfile}",
+                        on(container, lambda c=container, f=logfile: save_logs(c, f)), problems)
         for _, container in containers:
             attempt(f"removing {container.name}",
-                    lambda c=container: c.remove(force=True, v=True), problems)
-        for network in networks.values():
-            attempt(f"removing network {network.name}", network.remove, problems)
-        self._remove_by_label(problems)
+                    on(container, lambda c=container: c.remove(force=True, v=True)), problems)
+        for key, network in networks.items():
+            host = next((h for h in self.clients if self._daemons.get(h, h) == key), key)
+            attempt(f"removing network {network.name}", on(host, network.remove), problems)
+        self._remove_by_label(problems, on)
         if self._own_clients:  # their connection pools must not outlive the run
             self._own_clients = False
             for client in {id(c): c for c in self.clients.values()}.values():
                 attempt("closing a Docker client", client.close, problems)
         return [p for p in problems if not _already_gone(p)]
 
-    def _remove_by_label(self, problems: list[str]) -> None:
+    def _on_host(self, gone: set[str]):
+        """``on(host or container, action)``: the action, unless that host's
+        daemon stopped answering earlier in this teardown. The first time it
+        does not answer is one line naming the host and endpoint; its
+        containers stay there until ``run-lab clean`` reaches it."""
+        def on(where, action):
+            host = where if isinstance(where, str) else where.labels.get("iolab.host", "?")
+
+            def guarded():
+                if host in gone:
+                    return None
+                try:
+                    return action()
+                except Exception as exc:  # noqa: BLE001 - which ones: unanswered()
+                    if not unanswered(exc):
+                        raise  # the daemon answered: a real refusal, reported as it is
+                    gone.add(host)
+                    raise BackendError(f"{unreachable(host, self._endpoint(host), exc)}; what "
+                                       "this run left there stays until `run-lab clean` "
+                                       "reaches it") from exc
+            return guarded
+        return on
+
+    def _remove_by_label(self, problems: list[str], on=None) -> None:
         """Belt and braces: anything of this run's that bookkeeping missed, on every daemon."""
+        on = on or self._on_host(set())
+        hosts = {id(c): h for h, c in self.clients.items()}.values()  # one name per client
         for run_id in self._run_ids:
-            for client in {id(c): c for c in self.clients.values()}.values():
+            for host in hosts:
+                client = self.clients[host]
                 attempt(f"sweeping label iolab.run={run_id}",
-                        lambda c=client, r=run_id: clean_all(c, label=f"iolab.run={r}"),
+                        on(host, lambda c=client, r=run_id: clean_all(c, label=f"iolab.run={r}")),
                         problems)
 
     def __enter__(self) -> DockerBackend:

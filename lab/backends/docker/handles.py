@@ -20,11 +20,17 @@ from lab.scenario.types import ServerSpec
 
 
 def exit_code_of(container) -> int | None:
+    """None while it runs; its exit code; -1 when it is gone, or its daemon
+    no longer answers (refused, reset: the host went away mid-run)."""
     import docker.errors
 
     try:
         container.reload()
     except docker.errors.NotFound:
+        return -1
+    except docker.errors.APIError:
+        raise  # the daemon answered: not a container that is gone
+    except OSError:  # requests' connection errors: the daemon no longer answers
         return -1
     state = container.attrs.get("State", {})
     return None if state.get("Running") or state.get("Status") == "created" else state.get(
@@ -37,7 +43,7 @@ def save_logs(container, path: Path) -> None:
 
     try:
         data = container.logs(stdout=True, stderr=True)
-    except docker.errors.APIError:
+    except (docker.errors.APIError, OSError):  # OSError: its daemon went away
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
@@ -48,7 +54,7 @@ def stop_quietly(container, timeout: float) -> None:
 
     try:
         container.stop(timeout=max(1, int(timeout)))
-    except docker.errors.APIError:
+    except (docker.errors.APIError, OSError):  # OSError: its daemon went away, so did it
         pass
 
 
@@ -154,7 +160,7 @@ class DockerLoadHandle(LoadHandle):
             save_logs(container, self.logs_dir / f"{container.name}.log")
         try:
             data = fetch_file(self.master, self.reader.path)
-        except docker.errors.APIError:
+        except (docker.errors.APIError, OSError):  # OSError: its daemon went away
             data = None
         if data:
             (self.logs_dir / f"{self.master.name}-steps.jsonl").write_bytes(data)
@@ -174,5 +180,7 @@ def _tail(container, lines: int) -> str:
 
     try:
         return container.logs(tail=lines).decode(errors="replace")
-    except docker.errors.APIError as exc:
-        return f"[no log: {exc}]"
+    except (docker.errors.APIError, OSError) as exc:  # OSError: its daemon went away
+        from lab.backends.docker.hosts import short_reason
+
+        return f"[no log: {short_reason(exc)}]"

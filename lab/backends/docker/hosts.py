@@ -30,8 +30,40 @@ LABEL = "iolab"
 CONNECT_TIMEOUT_S = 60
 
 
-def client_for(endpoint: str, timeout: int = CONNECT_TIMEOUT_S):
-    """A docker SDK client for ``endpoint`` (``local`` = the default)."""
+def short_reason(exc: BaseException) -> str:
+    """The cause of a connection failure in a few words: the innermost
+    ``[Errno N] ...`` of requests' nested messages, else the first line."""
+    import re
+
+    text = str(exc)
+    found = re.findall(r"\[Errno -?\d+\] [^'\")\]]+", text)
+    if found:
+        return found[-1].strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
+
+
+def unreachable(host: str, endpoint: str, exc: BaseException) -> BackendError:
+    """The one error for a host whose daemon does not answer or refuses."""
+    return BackendError(f"host {host}: no Docker daemon answers at {endpoint} "
+                        f"({short_reason(exc)})")
+
+
+def unanswered(exc: BaseException) -> bool:
+    """Whether ``exc`` means the daemon did not answer at all (refused, reset,
+    timed out: requests' errors are OSErrors; the SDK's own at connect, e.g.
+    the API-version probe, are DockerExceptions), not that it answered with
+    an error (an APIError, which is an OSError too through requests)."""
+    import docker.errors
+
+    if isinstance(exc, docker.errors.APIError):
+        return False
+    return isinstance(exc, (docker.errors.DockerException, OSError))
+
+
+def client_for(endpoint: str, timeout: int = CONNECT_TIMEOUT_S, host: str | None = None):
+    """A docker SDK client for ``endpoint`` (``local`` = the default). It asks
+    the daemon for its API version at once, so a daemon that is down is a
+    BackendError here, naming ``host`` and the endpoint."""
     import docker
 
     try:
@@ -41,7 +73,7 @@ def client_for(endpoint: str, timeout: int = CONNECT_TIMEOUT_S):
             return docker.DockerClient(base_url=endpoint, use_ssh_client=True, timeout=timeout)
         return docker.DockerClient(base_url=endpoint, timeout=timeout)
     except docker.errors.DockerException as exc:
-        raise BackendError(f"cannot reach Docker at {endpoint}: {exc}") from exc
+        raise unreachable(host or endpoint, endpoint, exc) from exc
 
 
 def local_target() -> str:
@@ -89,12 +121,15 @@ def docker_available(endpoint: str = "local") -> tuple[bool, str]:
 
 def clean_all(client, label: str = LABEL,
               keep: Callable[[dict[str, str]], bool] = lambda labels: False) -> list[str]:
-    """Remove every container, then every network, labelled ``iolab`` (or
-    with ``label``, e.g. ``iolab.run=<run>``), except those whose labels
-    ``keep`` says to spare (``run-lab clean``: a live run's).
+    """Remove every container, then every network and volume, labelled
+    ``iolab`` (or with ``label``, e.g. ``iolab.run=<run>``), except those whose
+    labels ``keep`` says to spare (``run-lab clean``: a live run's). The only
+    volumes the lab makes are the marker volumes of :func:`daemon_keys`; a
+    killed run can leave one.
 
-    Returns what it removed, as ``container <name>`` / ``network <name>``.
-    Containers go first: a network with attached endpoints cannot be removed.
+    Returns what it removed, as ``container <name>`` / ``network <name>`` /
+    ``volume <name>``. Containers go first: a network with attached endpoints
+    cannot be removed.
     """
     import docker.errors
 
@@ -115,6 +150,14 @@ def clean_all(client, label: str = LABEL,
         try:
             n.remove()
             removed.append(f"network {n.name}")
+        except docker.errors.APIError:
+            pass
+    for v in client.volumes.list(filters={"label": label}):
+        if keep((getattr(v, "attrs", None) or {}).get("Labels") or {}):
+            continue
+        try:
+            v.remove(force=True)
+            removed.append(f"volume {v.name}")
         except docker.errors.APIError:
             pass
     return removed
@@ -196,11 +239,44 @@ def _sees(origin, other) -> bool:
     token = uuid.uuid4().hex
     volume = origin.volumes.create(name=f"iolab-probe-{token}",
                                    labels={LABEL: "1", "iolab.role": "probe",
-                                           "iolab.probe": token})
+                                           "iolab.probe": token, OWNER_LABEL: owner_id()})
     try:
         return bool(other.volumes.list(filters={"label": f"iolab.probe={token}"}))
     finally:
         volume.remove(force=True)
+
+
+def this_machine(clients: dict[str, Any], endpoints: dict[str, str],
+                 local: Any | None = None) -> set[str]:
+    """The hosts whose daemon is the one ``local`` reaches (this machine's, where
+    the offline base image can be built), by the marker test, never by the
+    endpoint's scheme: ``unix:///run/other/docker.sock`` can be another daemon
+    (a namespaced one, scripts/testhosts), ``tcp://127.0.0.1`` this one.
+    ``local``: a client for this machine's daemon (default: one is opened for
+    ``local``, unless a host uses that endpoint). A host that does not answer
+    is not this machine."""
+    import docker.errors
+
+    own = None
+    if local is None:
+        local = next((clients[h] for h in clients if endpoints.get(h) == "local"), None)
+    if local is None:
+        try:
+            local = own = client_for("local", timeout=10)
+        except BackendError:
+            return set()
+    found = set()
+    try:
+        for host, client in clients.items():
+            try:
+                if client is local or endpoints.get(host) == "local" or _sees(local, client):
+                    found.add(host)
+            except (docker.errors.DockerException, OSError):
+                continue
+    finally:
+        if own is not None:
+            own.close()
+    return found
 
 
 def daemon_keys(clients: dict[str, Any]) -> dict[str, str]:

@@ -97,10 +97,16 @@ def container_ip(container, network_name: str) -> str:
         raise BackendError(f"{container.name} is not on network {network_name}") from exc
 
 
-def published_port(container, port: int) -> int:
-    """The host port Docker bound for ``port/tcp``."""
+def published_ports(container, port: int) -> list[int]:
+    """Every host port Docker bound for ``port/tcp``, in binding order
+    (deduplicated: Docker 20.10 lists a port once per address family)."""
     container.reload()
     bindings = (container.attrs["NetworkSettings"].get("Ports") or {}).get(f"{port}/tcp")
     if not bindings:
         raise BackendError(f"{container.name}: port {port}/tcp is not published")
-    return int(bindings[0]["HostPort"])
+    return list(dict.fromkeys(int(b["HostPort"]) for b in bindings))
+
+
+def published_port(container, port: int) -> int:
+    """The (first) host port Docker bound for ``port/tcp``."""
+    return published_ports(container, port)[0]
