@@ -36,10 +36,14 @@ def alive(pid: int) -> bool:
 
 
 def wait_gone(pids, timeout: float = 10.0) -> list[int]:
+    """The pids still running after ``timeout``; they are killed (no test leaves any)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and any(alive(p) for p in pids):
         time.sleep(0.05)
-    return [p for p in pids if alive(p)]
+    left = [p for p in pids if alive(p)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    return left
 
 
 def child_pids(srv) -> list[int]:
