@@ -175,14 +175,17 @@ def cpu_of(pid: int) -> tuple[float, float]:
         return 0.0, 0.0
 
 
-def set_nofile(spec: str | None) -> int:
-    """Apply ``--nofile max|N`` to the soft RLIMIT_NOFILE; return the soft limit."""
+def set_nofile(spec: str | None, apply: bool = True) -> int:
+    """Apply ``--nofile max|N`` to the soft RLIMIT_NOFILE; return the soft limit.
+    ValueError above the hard limit. ``apply=False`` only checks (the limit it
+    would set is returned)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if spec is not None:
         want = hard if spec == "max" else int(spec)
         if hard != resource.RLIM_INFINITY and want > hard:
             raise ValueError(f"--nofile {want} exceeds the hard limit {hard}")
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        if apply:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
         soft = want
     return soft
 

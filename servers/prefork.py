@@ -15,7 +15,9 @@ statistically, not by free capacity: a process at its EMFILE wall keeps
 receiving its share of new connections and refuses them (counted under
 ``EMFILE``) while the others still have room. ``processes: auto`` in a
 scenario leaves a margin for that imbalance. A listener that closes drops the
-connections queued on it (they are reset), and the group is rehashed.
+connections queued on it (they are reset), and the group is rehashed. The
+kernel lets only sockets of the same effective user join a group, but any
+process of that user could: a port is shared with whoever asks.
 
 Contrast with the classic pre-fork (one listener opened by the parent and
 inherited across ``fork``): there all processes share one socket and one
@@ -35,8 +37,10 @@ What the parent does:
   once all children are READY (their listeners hold the port from then on).
 * It starts N children, ``python -m servers MODEL ... --port P --processes 1
   --reuseport``: the same options (each sets its own ``--nofile``), each
-  with its own stdout pipe and no other descriptor of the parent, each with
-  ``PR_SET_PDEATHSIG`` = SIGTERM so that it dies with the parent.
+  with its own stdout and stderr pipes and no other descriptor of the
+  parent, each with ``PR_SET_PDEATHSIG`` = SIGTERM so that it dies with the
+  parent. Their stderr is passed on to the parent's, held back until READY
+  (a failed start is one line, the parent's).
 * It prints one READY line (its own pid, the children's nofile,
   ``processes=N``) once every child printed its own, and then one merged
   event stream: every interval a ``stats`` event summing the children
@@ -251,7 +255,9 @@ class Supervisor:
         for c in self.children:
             for kind, n in c.value("refused", {}).items():
                 refused[kind] = refused.get(kind, 0) + n
-        self.peak = max(self.peak, sums["connections"])
+        # Each a lower bound of the true peak: a sum seen, or one child's own peak.
+        self.peak = max(self.peak, sums["connections"],
+                        max(c.value("peak_connections") for c in self.children))
         out.update(connections=sums["connections"], peak_connections=self.peak,
                    accepted=sums["accepted"], closed=sums["closed"], refused=refused)
         out.update({key: sums[key] for key in SUMMED[3:]})
@@ -295,7 +301,9 @@ class Supervisor:
                 c.proc.kill()
 
     def run(self) -> int:
-        core.set_nofile(self.opts.nofile)  # ValueError (above the hard limit) -> exit 2
+        # Checked here (ValueError above the hard limit -> exit 2), applied by each
+        # child: the parent's own descriptors (two pipes a child) are not bounded by it.
+        core.set_nofile(self.opts.nofile, apply=False)
         placeholder = core.bound_socket(self.opts.host, self.opts.port, reuseport=True)
         host, port = placeholder.getsockname()[:2]
         try:

@@ -6,6 +6,7 @@ single process."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -153,6 +154,41 @@ def test_processes_is_refused_for_models_outside_the_group(model):
     proc = run(model, "--processes", "2")
     assert proc.returncode == 2 and proc.stdout == ""
     assert len(proc.stderr.strip().splitlines()) == 1 and "--processes applies to" in proc.stderr
+
+
+# Imported at every interpreter's start (PYTHONPATH): each process takes the
+# next number (a file holding its pid); number 3, a child (the parent is 1),
+# fails before it could print READY.
+FAIL_SECOND_CHILD = """
+import os, sys
+here = os.path.dirname(os.path.abspath(__file__))
+for n in range(1, 100):
+    try:
+        fd = os.open(os.path.join(here, f"n{n}"), os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    except FileExistsError:
+        continue
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    break
+if n == 3:
+    print("boom", file=sys.stderr, flush=True)
+    os._exit(3)
+"""
+
+
+def test_a_child_that_fails_to_start_fails_the_server(tmp_path):
+    (tmp_path / "sitecustomize.py").write_text(FAIL_SECOND_CHILD)
+    proc = subprocess.run([sys.executable, "-m", "servers", "epoll", "--host", "127.0.0.1",
+                           "--processes", "3"], cwd=ROOT, text=True, capture_output=True,
+                          timeout=60, stdin=subprocess.DEVNULL,
+                          env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert proc.returncode == 2 and proc.stdout == ""
+    (line,) = proc.stderr.strip().splitlines()
+    # A child killed before its start-up got this far wrote no number.
+    pids = [int(p.read_text()) for p in sorted(tmp_path.glob("n[0-9]"))]
+    assert re.search(rf"process [1-3] of 3 \(pid {pids[2]}\) exited \(3\) before READY: boom$",
+                     line), line
+    assert wait_gone(pids) == []
 
 
 def test_a_port_in_use_exits_2_with_one_line(start):
