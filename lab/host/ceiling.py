@@ -161,15 +161,15 @@ def server_ceilings(model: str | None, nofile: int | str | None, facts: HostFact
     found: list[Ceiling] = []
     overhead = SERVER_FD_OVERHEAD.get(model or "", DEFAULT_SERVER_FD_OVERHEAD)
     limit = effective_nofile(nofile, facts)
-    times = f"{processes} processes x " if processes > 1 else ""
+    each = f", in each of {processes} processes" if processes > 1 else ""
     if model not in PROCESS_PER_CONNECTION:
         found.append(Ceiling(processes * max(limit - overhead, 0), "EMFILE",
-                             f"{times}nofile {nofile} = {limit} descriptors per process, "
-                             f"{overhead} of them the server's own"))
+                             f"nofile {nofile} = {limit} descriptors per process, "
+                             f"{overhead} of them the server's own{each}"))
     if model == "select":
         found.append(Ceiling(processes * per_process(model, limit), "FD_SETSIZE",
-                             f"{times}select() cannot watch descriptor {FD_SETSIZE} or above; "
-                             f"{overhead} below it are the server's own"))
+                             f"select() cannot watch descriptor {FD_SETSIZE} or above; "
+                             f"{overhead} below it are the server's own{each}"))
     if model in PROCESS_PER_CONNECTION or model in THREAD_PER_CONNECTION:
         tasks = min(facts.pid_max or UNLIMITED, facts.nproc or UNLIMITED,
                     (facts.threads_max or UNLIMITED) if model in THREAD_PER_CONNECTION
