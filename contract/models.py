@@ -29,3 +29,9 @@ THREAD_PER_CONNECTION: frozenset[str] = frozenset({"threads"})
 # Scenario keys (and the matching server options) that apply to some models only.
 WORKERS_MODELS: frozenset[str] = frozenset({"threadpool"})  # --workers: the pool size
 ON_FD_LIMIT_MODELS: frozenset[str] = frozenset({"select"})  # --on-fd-limit refuse|crash
+# --processes N (scenario key ``processes``): N copies of the server, each with its own
+# SO_REUSEPORT listener and its own RLIMIT_NOFILE (servers/prefork.py). It applies to the
+# models whose one process waits on every connection: their ceiling is one process's open
+# files, and N processes have N of those. The thread and process models spread over cores
+# by themselves, and the blocking ones are bounded by how they serve, not by descriptors.
+REUSEPORT_MODELS: frozenset[str] = EVENT_DRIVEN

@@ -16,6 +16,9 @@ listener for one second (``ACCEPT_RETRY_DELAY``) instead of spinning; the
 loop's exception handler counts each such back-off under ``EMFILE``.
 Half-close: ``eof_received`` returns False, so the transport closes after its
 buffer is flushed.
+
+With ``--processes N``: N loops in N interpreters, the way an asyncio server uses
+more than one core; each one's EMFILE pause stops only its own listener.
 """
 
 from __future__ import annotations

@@ -3,6 +3,11 @@
 Exit codes: 0 after SIGTERM/SIGINT (final event printed), 1 when the model
 crashed (``--on-fd-limit crash``, an unexpected error), 2 for bad arguments or
 a model that is unavailable here (one line on stderr).
+
+``--processes N`` (N > 1, event-driven models) runs the server as N processes
+under the supervisor of ``servers/prefork.py``; each child is this same
+command with ``--processes 1 --reuseport`` (an internal flag: SO_REUSEPORT on
+the listener) and the port the supervisor fixed.
 """
 
 from __future__ import annotations
@@ -11,7 +16,8 @@ import argparse
 import sys
 
 import servers
-from servers import core
+from contract.models import REUSEPORT_MODELS
+from servers import core, prefork
 
 
 def _nofile(value: str) -> str:
@@ -91,11 +97,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="select at descriptor 1024: close and count, or crash like the tutorial",
     )
     p.add_argument("--workers", type=_positive(int), default=32, help="threadpool size")
+    p.add_argument(
+        "--processes",
+        type=_positive(int),
+        default=1,
+        help="N processes, each with its own SO_REUSEPORT listener and open-file limit "
+        f"({', '.join(sorted(REUSEPORT_MODELS))})",
+    )
+    # Internal (servers/prefork.py's children): SO_REUSEPORT on the listener.
+    p.add_argument("--reuseport", action="store_true", help=argparse.SUPPRESS)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     opts = parser.parse_args(argv)  # bad arguments: one line on stderr, exit 2
     if opts.list:
         for name in servers.MODELS:
@@ -105,13 +121,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if opts.model is None:
         parser.error("a MODEL or --list is required")
+    if opts.processes > 1 and opts.model not in REUSEPORT_MODELS:
+        parser.error(f"--processes applies to {', '.join(sorted(REUSEPORT_MODELS))} only, "
+                     f"not {opts.model}")
     reason = servers.unavailable(opts.model)
     if reason is not None:
         print(f"python -m servers: {opts.model} is unavailable: {reason}", file=sys.stderr)
         return 2
-    module = servers.load(opts.model)
     try:
-        return core.run(opts.model, module.Server, opts)
+        if opts.processes > 1:
+            return prefork.run(opts.model, opts, argv)
+        return core.run(opts.model, servers.load(opts.model).Server, opts)
     except (ValueError, OSError) as exc:  # set-up: --nofile above the hard limit, port in use
         print(f"python -m servers: {opts.model}: {exc}", file=sys.stderr)
         return 2

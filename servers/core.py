@@ -25,6 +25,7 @@ stdout carries the READY line and then JSON lines only; logs go to stderr.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import json
 import os
@@ -174,25 +175,53 @@ def cpu_of(pid: int) -> tuple[float, float]:
         return 0.0, 0.0
 
 
-def set_nofile(spec: str | None) -> int:
-    """Apply ``--nofile max|N`` to the soft RLIMIT_NOFILE; return the soft limit."""
+def set_nofile(spec: str | None, apply: bool = True) -> int:
+    """Apply ``--nofile max|N`` to the soft RLIMIT_NOFILE; return the soft limit.
+    ValueError above the hard limit. ``apply=False`` only checks (the limit it
+    would set is returned)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if spec is not None:
         want = hard if spec == "max" else int(spec)
         if hard != resource.RLIM_INFINITY and want > hard:
             raise ValueError(f"--nofile {want} exceeds the hard limit {hard}")
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        if apply:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
         soft = want
     return soft
 
 
-def make_listener(host: str, port: int, backlog: int) -> socket.socket:
+def bound_socket(host: str, port: int, reuseport: bool = False) -> socket.socket:
+    """A TCP socket bound to (host, port), not listening yet.
+
+    ``reuseport``: SO_REUSEPORT before ``bind``, so that other sockets of the
+    same user that set it too may bind the same address (``servers/prefork.py``).
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuseport:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
+    return sock
+
+
+def make_listener(host: str, port: int, backlog: int, reuseport: bool = False) -> socket.socket:
+    sock = bound_socket(host, port, reuseport)
     sock.listen(backlog)
     return sock
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(signum: int, parent: int | None = None) -> None:
+    """``prctl(PR_SET_PDEATHSIG)``: the kernel sends ``signum`` to this process
+    when the thread that started it exits. ``parent``: the pid that started
+    it; if that one died before the prctl (this process was reparented), exit
+    now, since the signal will never come."""
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signum)
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)
 
 
 def spin(us: int) -> None:
@@ -416,7 +445,7 @@ def run(model: str, server_cls: type[Server], opts) -> int:
     """Serve until SIGTERM/SIGINT; return the exit code (0, or 1 after a crash)."""
     emitter = Emitter()
     nofile = set_nofile(opts.nofile)  # ValueError -> caller reports, exit 2
-    listener = make_listener(opts.host, opts.port, opts.backlog)
+    listener = make_listener(opts.host, opts.port, opts.backlog, opts.reuseport)
     stats = Stats(model, emitter)
     server = server_cls(listener, stats, opts)
     server.prepare()

@@ -14,6 +14,8 @@ Where it breaks: where epoll does (open files, memory), and on programming
 errors: stop reading before EAGAIN (here: when the unsent echo passes
 ``HIGH_WATER``) and you must resume by yourself (``on_write`` calls
 ``on_read`` once the echo drained), or the connection hangs forever.
+
+With ``--processes N``: as epoll; each process drains its own listener's queue.
 """
 
 from __future__ import annotations

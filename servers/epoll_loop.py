@@ -13,6 +13,9 @@ Where it breaks: the open-file limit (EMFILE, refused and counted here with
 the reserved-descriptor trick) and memory, long after select and poll.
 Level-triggered means a descriptor with unread data is reported again on the
 next wait, so reading once per event is correct (compare ``epoll_et_loop``).
+
+With ``--processes N``: an epoll instance and a listener per process, so a new
+connection wakes only the process it was hashed to (no thundering herd).
 """
 
 from __future__ import annotations

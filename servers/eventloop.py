@@ -20,6 +20,14 @@ What every event-driven model inherits:
   descriptor, and if that is not possible the listener is unwatched for
   ``Acceptor.BACKOFF_S``.
 
+Every event-driven model (these, and asyncio, uvloop and io_uring, which
+bring their own loops) also runs as N processes with ``--processes N``
+(``servers/prefork.py``): each process its own SO_REUSEPORT listener, accept
+queue and RLIMIT_NOFILE, so N processes hold about N x (nofile - overhead)
+connections, spread over them by the kernel's hash of each 4-tuple rather
+than by room left. The line "With ``--processes N``" in each model's
+docstring says what that changes for it.
+
 Level-triggered models read once per readiness event (the kernel will report
 the descriptor again if data is left). ``drain = True`` (edge-triggered epoll,
 SIGIO) reads, accepts and writes until EAGAIN, because no second notification

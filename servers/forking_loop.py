@@ -51,7 +51,6 @@ memory); the connection is closed and counted under ``pid_max``.
 
 from __future__ import annotations
 
-import ctypes
 import itertools
 import mmap
 import os
@@ -68,7 +67,6 @@ from servers.core import serve_blocking
 
 SLOTS = 65536
 SLOT = struct.Struct("QQ")  # bytes_in, bytes_out
-PR_SET_PDEATHSIG = 1
 PSS_BUDGET = 0.05  # of each stats interval: the most the parent spends reading children's PSS
 
 
@@ -117,7 +115,7 @@ class Server(BaseServer):
             for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
                 signal.signal(signum, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
-            ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+            core.die_with_parent(signal.SIGKILL)
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1)  # stdout belongs to the parent's events
             self.listener.close()

@@ -20,6 +20,9 @@ Where it breaks: the open-file limit (EMFILE completions refused with the
 reserved descriptor, like the others); where the kernel, a seccomp profile
 (Docker >= 25 blocks ``io_uring_setup`` by default) or the binding refuses, the
 model is unavailable.
+
+With ``--processes N``: a ring per process, each with accepts queued on its own
+listener.
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ and one busy one, every message pays O(N).
 
 Where it breaks: no descriptor limit of its own (only the open-file limit,
 EMFILE), but throughput falls linearly as idle connections pile up.
+
+With ``--processes N``: each process walks only its own ``pollfd`` array, so the
+linear cost per call is that of its share of the connections.
 """
 
 from __future__ import annotations

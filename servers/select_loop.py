@@ -17,6 +17,9 @@ accepted and counted under ``FD_SETSIZE`` (one limit event), and the others
 are served on. ``--on-fd-limit crash`` watches it anyway, like the tutorial's
 server, and the ``ValueError`` ends the process (limit event, final event,
 exit 1).
+
+With ``--processes N``: each process has its own ``fd_set`` and its own 1024 wall,
+so N processes hold N x (1024 - 5) before FD_SETSIZE, hashed over them unevenly.
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ event into ``(key, mask)`` pairs: the abstraction is paid per event.
 
 Where it breaks: where epoll does (the open-file limit, EMFILE), somewhat
 earlier in CPU per message.
+
+With ``--processes N``: as epoll, a selector and a listener per process.
 """
 
 from __future__ import annotations

@@ -22,6 +22,9 @@ when something happened) and two ``fcntl`` calls at accept.
 Where it breaks: the scan makes it poll-like with many idle connections; a
 burst of activity coalesces into few signals, which is fine, but each costs a
 full scan.
+
+With ``--processes N``: ``F_SETOWN`` names one process per socket, so each process
+is signalled for its own listener and connections only and scans only those.
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@ Cost per connection: epoll's plus a libuv handle and the Python protocol.
 Where it breaks: the open-file limit. libuv handles EMFILE itself with a
 reserved descriptor (it accepts and closes pending connections), silently:
 those refusals are not visible to us and are not counted.
+
+With ``--processes N``: as asyncio, a libuv loop per process.
 """
 
 from __future__ import annotations

@@ -50,10 +50,10 @@ from contract.limits import GENERATOR_LIMITS, RESOURCE, explain
 from contract.models import MULTICORE
 from lab.analysis import metrics as m
 from lab.analysis.causes import cause, cores_available
-from lab.host.ceiling import server_ceilings
+from lab.host.ceiling import effective_nofile, processes_for, server_ceilings
 from lab.host.facts import HostFacts
 from lab.results.reader import Row, Run, load_run
-from lab.scenario.types import SLO
+from lab.scenario.types import SLO, ServerSpec
 
 MULTICORE_MODELS = MULTICORE
 # What runs out, by limit kind or failed SLO criterion.
@@ -160,19 +160,21 @@ def _binding(failing: Row | None, why: list[str], swept_to: int,
 
 
 def host_capacity(plan: ModelPlan, host: dict[str, Any], nofile: Any, model_kind: str | None,
-                  target: int | None, rate: float | None) -> dict[str, int]:
-    """Connections one server process on a host like ``host`` can hold, per resource."""
+                  target: int | None, rate: float | None, processes: int = 1) -> dict[str, int]:
+    """Connections one server on a host like ``host`` can hold, per resource
+    (``processes``: its listening processes, each with its own nofile and core)."""
     caps: dict[str, int] = {}
     facts = HostFacts.from_record(host)
     if facts.nofile_hard or isinstance(nofile, int) or facts.file_max:
         # lab/host/ceiling.py, as doctor uses it: a host that runs servers only.
-        for c in server_ceilings(model_kind, nofile, facts):
+        for c in server_ceilings(model_kind, nofile, facts, processes=processes):
             resource = CRITERION_RESOURCE.get(c.limit, c.limit)
             if c.limit != "backlog":  # blocking's queue is a measured finding, not a host cap
                 caps[resource] = min(caps.get(resource, c.connections), c.connections)
     if facts.port_range:
         caps["source ports"] = facts.ephemeral_ports
-    cores = (host.get("cpus") or 1) if model_kind in MULTICORE_MODELS else 1
+    cpus = host.get("cpus") or 1
+    cores = cpus if model_kind in MULTICORE_MODELS else min(processes, cpus)
     per_conn_cores = None
     if rate and target and plan.cpu_per_message_s:
         per_conn_cores = plan.cpu_per_message_s * rate / target
@@ -190,7 +192,8 @@ def host_capacity(plan: ModelPlan, host: dict[str, Any], nofile: Any, model_kind
 
 def plan_model(model: str, rows: list[Row], slo: SLO, host: dict[str, Any] | None = None,
                nofile: Any = None, model_kind: str | None = None,
-               target: int | None = None, rate: float | None = None) -> ModelPlan:
+               target: int | None = None, rate: float | None = None,
+               processes: int = 1) -> ModelPlan:
     """The plan for one model from its rows sorted by step (see the module docstring)."""
     kept, left_out = usable_rows(rows)
     ok: list[Row] = []
@@ -227,7 +230,8 @@ def plan_model(model: str, rows: list[Row], slo: SLO, host: dict[str, Any] | Non
         if cores is not None and m.held(best):
             plan.cores_per_1000 = cores / m.held(best) * 1000
         plan.cpu_per_message_s = m.cpu_per_message(rows)[idx]
-    plan.host_capacity = host_capacity(plan, host or {}, nofile, model_kind, target, rate)
+    plan.host_capacity = host_capacity(plan, host or {}, nofile, model_kind, target, rate,
+                                       processes)
     if plan.host_capacity:
         # On a tie the measured wall names the binding: it is evidence, the rest arithmetic.
         plan.host_binding = min(plan.host_capacity, key=lambda k: (
@@ -236,6 +240,15 @@ def plan_model(model: str, rows: list[Row], slo: SLO, host: dict[str, Any] | Non
         if target:
             plan.hosts = math.ceil(target / per_host) if per_host > 0 else None
     return plan
+
+
+def _processes(run: Run, server: ServerSpec | None, kind: str | None) -> int:
+    """A server's listening processes, ``auto`` sized as the backend sized it
+    (lab/backends/server_cmd.py): from the host's nofile and the top step."""
+    if server is None or run.scenario is None:
+        return 1
+    limit = effective_nofile(server.limits.nofile, HostFacts.from_record(run.host or {}))
+    return processes_for(server.processes, kind, limit, run.scenario.max_connections)
 
 
 def plan_run(run: Run, slo: SLO, target: int | None = None,
@@ -247,7 +260,7 @@ def plan_run(run: Run, slo: SLO, target: int | None = None,
         nofile = server.limits.nofile if server else None
         kind = (server.model if server else None) or run.model_meta(model).get("kind") or model
         plans.append(plan_model(model, run.rows_for(model), slo, run.host, nofile, kind,
-                                target, rate))
+                                target, rate, _processes(run, server, kind)))
     return plans
 
 

@@ -8,7 +8,9 @@ the whole load. The kernel says who owns a listener: ``/proc/net/tcp`` and
 address and inode; ``/proc/<pid>/fd/*`` links name ``socket:[<inode>]`` for
 each socket a process holds. A listener belongs to the started server when
 its inode is held by the server's pid or one of its descendants (a wrapper
-such as ``prlimit`` or a shell may stand between).
+such as ``prlimit`` or a shell may stand between, and a server run with
+``--processes N`` has N listeners on the port, one per child of the process
+started, each its own SO_REUSEPORT socket).
 
 Root sees every process's descriptors; an unprivileged user sees only its own,
 so an owner it cannot see is reported as unknown, never as ours.

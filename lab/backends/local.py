@@ -38,7 +38,7 @@ from lab import ROOT
 from lab.backends.base import Backend, LoadHandle, LostWorker, RunContext, ServerHandle
 from lab.backends.listeners import foreign, listeners, listening_inodes
 from lab.backends.locust_cmd import WEB_HOST, WEB_PORT, master_command, worker_command
-from lab.backends.server_cmd import server_command, substitute
+from lab.backends.server_cmd import processes, server_command, substitute
 from lab.backends.server_output import parse_event, parse_ready
 from lab.backends.workers import workers_needed
 from lab.errors import BackendError
@@ -284,6 +284,7 @@ class LocalBackend(Backend):
     def __init__(self, scenario: Scenario, progress: Any = None, *, web_port: int = WEB_PORT,
                  web_host: str = WEB_HOST):
         self.scenario = scenario
+        self.progress = progress or (lambda message: None)
         self.web_host, self.web_port = web_host, web_port  # --ui: the Locust web UI
         self.nofile_hard = raise_nofile_soft_limit()
         self.servers: list[LocalServer] = []
@@ -325,16 +326,21 @@ class LocalBackend(Backend):
                 raise BackendError(f"custom server {spec.name}: {busy}")
             server: LocalServer = CustomServer(spec, cmd, ctx.logs_dir, cwd, ctx.stem(spec.name))
         else:
-            server = LocalServer(spec, self.server_command(spec), ctx.logs_dir, ROOT,
+            nofile = self.nofile_hard if spec.limits.nofile == "max" else int(spec.limits.nofile)
+            count = processes(spec, nofile, ctx.scenario.max_connections)
+            if spec.processes == "auto":  # what ran: also in READY and the events
+                self.progress(f"local: {spec.name}: processes auto = {count} (nofile {nofile}, "
+                              f"top step {ctx.scenario.max_connections})")
+            server = LocalServer(spec, self.server_command(spec, count), ctx.logs_dir, ROOT,
                                  ctx.stem(spec.name))
         self.servers.append(server)
         server.wait_ready()
         return server
 
     @staticmethod
-    def server_command(spec: ServerSpec) -> list[str]:
+    def server_command(spec: ServerSpec, processes: int = 1) -> list[str]:
         return server_command(spec, python=sys.executable, host=LOOPBACK, port=0,
-                              nofile=str(spec.limits.nofile))
+                              nofile=str(spec.limits.nofile), processes=processes)
 
     def start_load(self, server: ServerHandle, ctx: RunContext, *, ui: bool = False) -> LoadHandle:
         load_spec = ctx.scenario.load

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from lab.host.ceiling import processes_for
 from lab.scenario.types import ServerSpec
 
 # Stats events per second from each server: the run loop takes a step's
@@ -25,8 +26,9 @@ def substitute(words: Iterable[str], *, python: str, port: int | None) -> list[s
 
 
 def server_command(spec: ServerSpec, *, python: str, host: str, port: int,
-                   nofile: str) -> list[str]:
-    """``nofile`` is ``max`` or a number, as ``--nofile`` takes it."""
+                   nofile: str, processes: int = 1) -> list[str]:
+    """``nofile`` is ``max`` or a number, as ``--nofile`` takes it; ``processes``
+    is ``spec.processes`` resolved (``processes``, below)."""
     if spec.is_custom:
         return substitute(spec.command or (), python=python, port=port)
     cmd = [python, "-m", "servers", spec.model, "--host", host, "--port", str(port),
@@ -35,4 +37,12 @@ def server_command(spec: ServerSpec, *, python: str, host: str, port: int,
            "--stats-interval", f"{STATS_INTERVAL_S:g}"]
     if spec.workers is not None:
         cmd += ["--workers", str(spec.workers)]
+    if processes > 1:
+        cmd += ["--processes", str(processes)]
     return cmd
+
+
+def processes(spec: ServerSpec, nofile_limit: int, top: int) -> int:
+    """How many processes ``spec`` runs with, given the open-file limit each
+    gets: ``processes: N`` is N, ``auto`` sized for the ``top`` step."""
+    return processes_for(spec.processes, spec.model, nofile_limit, top)

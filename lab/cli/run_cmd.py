@@ -74,7 +74,7 @@ def choose_backend(scenario: Scenario, choice: str, live: LiveView, *,
         return backend
     from lab.backends.local import LocalBackend
 
-    return LocalBackend(scenario, web_host=web_host, web_port=web_port)
+    return LocalBackend(scenario, progress=live.line, web_host=web_host, web_port=web_port)
 
 
 def command(argv: list[str]) -> int:

@@ -12,6 +12,12 @@ They are ceilings from arithmetic; a run finds the real wall.
   EMFILE spare, the poller). So the process holds ``nofile - overhead``
   connections before ``accept()`` fails with EMFILE. select() also cannot
   watch descriptor FD_SETSIZE (1024) or above: ``min(nofile, 1024) - overhead``.
+- **Several listening processes** (``processes: N``, the event-driven models,
+  ``servers/prefork.py``): each process has its own RLIMIT_NOFILE, so N
+  processes hold N x (nofile - overhead), N x the select wall. The kernel
+  spreads connections over them by a hash, not by room left, so ``processes:
+  auto`` (:func:`processes_for`) asks for ``AUTO_PROCESSES_MARGIN`` more than
+  the top step.
 - **Process per connection** (forking): the parent closes its copy of each
   accepted socket and each child holds one, so no process's nofile binds;
   ``kernel.pid_max`` and RLIMIT_NPROC do.
@@ -32,6 +38,7 @@ They are ceilings from arithmetic; a run finds the real wall.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -121,25 +128,48 @@ def effective_nofile(nofile: int | str | None, facts: HostFacts) -> int:
     return hard
 
 
+# processes: auto asks for this much more room than the top step: the kernel hashes
+# connections over the listeners, so one process fills up before the others.
+AUTO_PROCESSES_MARGIN = 1.1
+
+
+def per_process(model: str | None, nofile_limit: int) -> int:
+    """Connections one process of ``model`` holds before a descriptor wall."""
+    overhead = SERVER_FD_OVERHEAD.get(model or "", DEFAULT_SERVER_FD_OVERHEAD)
+    walls = [nofile_limit] + ([FD_SETSIZE] if model == "select" else [])
+    return max(min(walls) - overhead, 0)
+
+
+def processes_for(processes: int | str, model: str | None, nofile_limit: int, top: int) -> int:
+    """``processes: N`` is N; ``auto`` is enough processes of ``nofile_limit``
+    descriptors for ``top`` connections, with the margin, and at least 1."""
+    if processes != "auto":
+        return int(processes)
+    each = per_process(model, nofile_limit)
+    return max(1, math.ceil(top * AUTO_PROCESSES_MARGIN / each)) if each else 1
+
+
 def server_ceilings(model: str | None, nofile: int | str | None, facts: HostFacts, *,
-                    backlog: int = 1024, load_on_host: bool = False) -> list[Ceiling]:
+                    backlog: int = 1024, load_on_host: bool = False,
+                    processes: int = 1) -> list[Ceiling]:
     """Every limit that caps how many connections one server holds on ``facts``'s host.
 
     ``model`` None is a custom server (treated like a single-process server).
     ``load_on_host``: the load generator's sockets share the host's file table
-    and its kernel memory.
+    and its kernel memory. ``processes``: listening processes (``processes: N``).
     """
     found: list[Ceiling] = []
     overhead = SERVER_FD_OVERHEAD.get(model or "", DEFAULT_SERVER_FD_OVERHEAD)
     limit = effective_nofile(nofile, facts)
+    each = f", in each of {processes} processes" if processes > 1 else ""
     if model not in PROCESS_PER_CONNECTION:
-        found.append(Ceiling(max(limit - overhead, 0), "EMFILE",
-                             f"nofile {nofile} = {limit} descriptors per process, {overhead} "
-                             "of them the server's own"))
+        found.append(Ceiling(processes * max(limit - overhead, 0), "EMFILE",
+                             f"nofile {nofile} = {limit} descriptors per process, "
+                             f"{overhead} of them the server's own{each}"))
     if model == "select":
-        found.append(Ceiling(max(min(limit, FD_SETSIZE) - overhead, 0), "FD_SETSIZE",
+        found.append(Ceiling(processes * per_process(model, limit), "FD_SETSIZE",
                              f"select() cannot watch descriptor {FD_SETSIZE} or above; "
-                             f"{overhead} below it are the server's own"))
+                             f"{overhead} below it are the server's own{each}"))
     if model in PROCESS_PER_CONNECTION or model in THREAD_PER_CONNECTION:
         tasks = min(facts.pid_max or UNLIMITED, facts.nproc or UNLIMITED,
                     (facts.threads_max or UNLIMITED) if model in THREAD_PER_CONNECTION

@@ -27,11 +27,17 @@ def _facts(facts: Facts) -> HostFacts:
     return facts if isinstance(facts, HostFacts) else HostFacts.from_record(facts)
 
 
-def server_ceilings(spec: ServerSpec, facts: Facts, backend: str = "local") -> list[Ceiling]:
+def server_ceilings(spec: ServerSpec, facts: Facts, backend: str = "local",
+                    top: int = 0) -> list[Ceiling]:
     """Every limit that caps how many connections ``spec`` can hold here
-    (lab/host/ceiling.py; load and servers share this host on either backend)."""
-    return ceiling.server_ceilings(spec.model, spec.limits.nofile, _facts(facts),
-                                   backlog=spec.limits.backlog, load_on_host=True)
+    (lab/host/ceiling.py; load and servers share this host on either backend).
+    ``top``: the scenario's top step, which ``processes: auto`` is sized for."""
+    host = _facts(facts)
+    nofile = spec.limits.nofile
+    processes = ceiling.processes_for(spec.processes, spec.model,
+                                      ceiling.effective_nofile(nofile, host), top)
+    return ceiling.server_ceilings(spec.model, nofile, host, backlog=spec.limits.backlog,
+                                   load_on_host=True, processes=processes)
 
 
 def load_ceiling(scenario: Scenario, facts: Facts, backend: str) -> Ceiling:
@@ -81,7 +87,7 @@ def scenario_lines(scenario: Scenario, facts: HostFacts, backend: str) -> list[s
     lines = [f"scenario {scenario.name} ({len(scenario.servers)} servers, top step {top}), "
              f"{backend} backend:"]
     for spec in scenario.servers:
-        binding = ceiling.binding(server_ceilings(spec, facts, backend) + [load])
+        binding = ceiling.binding(server_ceilings(spec, facts, backend, top) + [load])
         verdict = "reaches the top step" if binding.connections >= top else \
             f"stops before the top step ({top})"
         lines.append(f"  {spec.name:<12} up to ~{binding.connections:<7} {binding.limit}: "

@@ -11,7 +11,8 @@ so adding a key is adding one line here and one attribute in ``types.py``.
 
 Keys that apply to some models only say so with ``models``, taken from
 ``contract/models.py`` so the schema and the servers' command line agree:
-``workers`` (threadpool) and ``on_fd_limit`` (select).
+``workers`` (threadpool), ``on_fd_limit`` (select) and ``processes`` (the
+event-driven models).
 
 A field with ``parse=None`` depends on other fields (the hosts on
 ``allow_external_targets``, the steps on ``load.hold``, the servers on
@@ -29,7 +30,7 @@ from typing import Any
 import yaml
 
 from contract.limits import LIMIT_KINDS
-from contract.models import MODELS, ON_FD_LIMIT_MODELS, WORKERS_MODELS
+from contract.models import MODELS, ON_FD_LIMIT_MODELS, REUSEPORT_MODELS, WORKERS_MODELS
 from contract.network import (
     NAMESPACED_SYSCTL_PREFIXES,
     SAFE_TARGETS_TEXT,
@@ -128,10 +129,16 @@ def address(allow_external: bool) -> Any:
     return parse
 
 
-def load_workers(doc: Doc, node: yaml.Node, path: str) -> int | None:
-    if isinstance(node, yaml.ScalarNode) and doc.value(node, path) == "auto":
-        return None
-    return int_at_least(1, 512)(doc, node, path)
+def or_auto(parse: Any, auto: Any = "auto") -> Any:
+    """A parser that takes ``auto`` (as the value ``auto``) or what ``parse`` takes."""
+    def either(doc: Doc, node: yaml.Node, path: str) -> Any:
+        if isinstance(node, yaml.ScalarNode) and doc.value(node, path) == "auto":
+            return auto
+        return parse(doc, node, path)
+    return either
+
+
+load_workers = or_auto(int_at_least(1, 512), None)
 
 
 def seconds(value: float) -> str:
@@ -176,9 +183,12 @@ SERVER = Section("server", ServerSpec, (
     Field("host", name),  # default: the first host
     Field("workers", int_at_least(1), omit=is_none, models=WORKERS_MODELS,
           applies="the pool size"),
+    Field("processes", or_auto(int_at_least(1, 256)), models=REUSEPORT_MODELS,
+          applies="processes, each with its own SO_REUSEPORT listener and nofile"),
 ))
 # Server keys every server inherits (``limits`` merged key by key).
-DEFAULTS = SERVER.subset("defaults", ("limits", "on_fd_limit", "work_us", "workers", "host"))
+DEFAULTS = SERVER.subset("defaults", ("limits", "on_fd_limit", "work_us", "workers", "processes",
+                                      "host"))
 CUSTOM_KEYS = ("image", "command", "port")  # a custom server's, not a built-in model's
 
 STEP = Section("step", Step, (

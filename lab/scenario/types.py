@@ -41,6 +41,9 @@ class ServerSpec:
     on_fd_limit: Literal["refuse", "crash"] = "refuse"
     work_us: int = 0
     workers: int | None = None  # threadpool size
+    # SO_REUSEPORT listening processes (event-driven models); "auto": sized by the
+    # backend from the top step and the nofile it grants (lab/host/ceiling.py).
+    processes: int | Literal["auto"] = 1
     host: str = "local"  # placement: a name from Scenario.hosts
 
     @property

@@ -6,8 +6,10 @@ helpers by basename.)
 
 from __future__ import annotations
 
+import selectors
 import socket
 import threading
+import time
 
 import servers
 
@@ -68,3 +70,34 @@ def reset(sock: socket.socket) -> None:
     """Close with SO_LINGER 0: the peer gets a RST instead of a FIN."""
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     sock.close()
+
+
+def held_connections(srv, offered: int, answer_s: float = 3.0) -> int:
+    """Offer ``offered`` connections at once; how many the server holds (they echo)."""
+    socks = []
+    try:
+        for _ in range(offered):
+            socks.append(socket.create_connection((srv.host, srv.port), timeout=5))
+        # Give the server time to accept (or refuse) every pending connection:
+        # a refused one is closed at once, a held one answers the echo below,
+        # one left in the accept queue (asyncio pauses accepting) never does.
+        time.sleep(1.0)
+        with selectors.DefaultSelector() as sel:
+            for s in socks:
+                try:
+                    s.sendall(b"x")
+                    sel.register(s, selectors.EVENT_READ)
+                except OSError:
+                    pass
+            held, deadline = 0, time.monotonic() + answer_s  # slack for a loaded machine
+            while sel.get_map() and (left := deadline - time.monotonic()) > 0:
+                for key, _ in sel.select(left):
+                    sel.unregister(key.fileobj)
+                    try:
+                        held += key.fileobj.recv(1) == b"x"
+                    except OSError:
+                        pass
+        return held
+    finally:
+        for s in socks:
+            s.close()

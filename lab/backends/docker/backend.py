@@ -83,7 +83,7 @@ from lab.backends.docker.specs import (
     safe_target,
     server_options,
 )
-from lab.backends.server_cmd import server_command
+from lab.backends.server_cmd import processes, server_command
 from lab.backends.workers import workers_needed
 from lab.errors import BackendError
 from lab.host.limits import apply_host_limits
@@ -347,7 +347,9 @@ class DockerBackend(Backend):
         self.progress(f"docker: starting server {spec.name} on {host} (nofile {nofile})")
         container = self._run(host, ctx, "server", f"server-{spec.name}-{next(self._names)}",
                               server_command(spec, python="python", host="0.0.0.0", port=port,
-                                             nofile="max"),  # the ulimit is the limit
+                                             nofile="max",  # the ulimit is the limit
+                                             processes=processes(
+                                                 spec, nofile, self.scenario.max_connections)),
                               image=spec.image,
                               nofile=nofile, ports=ports, **extra)
         follower = LogFollower(container, ctx.logs_dir / f"{container.name}.log")
