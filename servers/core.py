@@ -136,11 +136,21 @@ class Stats:
 
 
 def rss_of(pid: int | str = "self") -> int:
-    """Resident set size of a process, in bytes (0 if it is gone)."""
+    """Resident set size of a process, in bytes (0 if it is gone).
+
+    A server at its open-file limit cannot open statm (EMFILE), exactly at
+    the step whose memory matters most; for itself it then reports its peak
+    RSS (``getrusage`` needs no descriptor). A server's memory grows with its
+    connections, so at the wall the peak is the current size to within what
+    it freed since."""
     try:
         with open(f"/proc/{pid}/statm") as f:
             return int(f.read().split()[1]) * PAGE_SIZE
-    except (OSError, IndexError, ValueError):
+    except OSError as exc:
+        if pid == "self" and exc.errno in (errno.EMFILE, errno.ENFILE):
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
+        return 0
+    except (IndexError, ValueError):
         return 0
 
 

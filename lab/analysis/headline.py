@@ -23,6 +23,17 @@ def _us(seconds: float | None) -> str:
     return f"{seconds * 1e6:.0f} µs" if seconds is not None else "an unmeasured amount"
 
 
+def _stopped_at(row: dict) -> str:
+    """The connections held at a limit. The server's own count is what it
+    held; the clients' count also has the sockets whose refusal is still on
+    its way (a connection the server accepts only to close is open on the
+    client until the close arrives, and is opened again after a pace)."""
+    server, clients = row.get("server_connections"), row.get("connected")
+    if server is None or clients is None or clients <= server:
+        return f"{_n(m.held(row))} connections"
+    return f"{_n(server)} connections (the server's count; the load had {_n(clients)} open)"
+
+
 def _sentence(run: Run, plan: ModelPlan, cheapest: ModelPlan | None) -> str:
     rows = run.rows_for(plan.model)
     if not rows:
@@ -30,7 +41,7 @@ def _sentence(run: Run, plan: ModelPlan, cheapest: ModelPlan | None) -> str:
     hit = run.first_limit(plan.model)
     if hit:
         row, kind = hit
-        start = f"{plan.model} stopped at {_n(m.held(row))} connections: {kind}"
+        start = f"{plan.model} stopped at {_stopped_at(row)}: {kind}"
     elif plan.binds != "none":
         start = f"{plan.model} missed the SLO at {plan.swept_to:,} connections ({plan.why})"
     else:

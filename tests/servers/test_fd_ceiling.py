@@ -29,3 +29,22 @@ def test_descriptor_ceiling_is_what_the_server_holds(model, start):
     else:
         assert predicted.limit == "EMFILE"
         assert held == predicted.connections, f"{model}: held {held}, predicted {predicted}"
+
+
+def test_a_server_at_its_descriptor_wall_still_reports_its_memory(start):
+    """At EMFILE the server cannot open /proc/self/statm for its stats event;
+    it must still report its memory (its peak RSS), never 0 bytes."""
+    import socket
+
+    srv = start("epoll", "--nofile", "32", "--stats-interval", "0.1")
+    socks = []
+    try:
+        for _ in range(40):
+            socks.append(socket.create_connection((srv.host, srv.port), timeout=5))
+        srv.wait_event(lambda e: e.get("event") == "limit" and e.get("kind") == "EMFILE")
+        at_wall = srv.wait_event(lambda e: e.get("event") == "stats"
+                                 and e.get("refused", {}).get("EMFILE"), timeout=10)
+        assert at_wall["rss_bytes"] > 5_000_000, at_wall
+    finally:
+        for s in socks:
+            s.close()

@@ -67,3 +67,16 @@ def test_run_exits_3_on_an_unmet_expectation_and_json_is_stdout_alone(tmp_path, 
     assert data["exit_code"] == code and data["models"]["select"]["limit"] == "FD_SETSIZE"
     assert data["expectations_met"] is (code == 0)
     assert "run: " in err and "select stopped at" in err
+
+
+def test_a_limit_is_stated_at_the_servers_count_when_the_clients_saw_more():
+    """At EMFILE the clients still have the sockets the server is refusing
+    open; the server's own count is what it held (a C100K run: 19,995 held,
+    34,226 open on the load side)."""
+    from lab.analysis.headline import _stopped_at
+
+    row = {"connected": 34_226, "server_connections": 19_995}
+    assert _stopped_at(row) == ("19,995 connections (the server's count; the load had "
+                                "34,226 open)")
+    assert _stopped_at({"connected": 1_000, "server_connections": 1_019}) == "1,000 connections"
+    assert _stopped_at({"connected": 900, "server_connections": None}) == "900 connections"
