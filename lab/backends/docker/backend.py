@@ -344,12 +344,13 @@ class DockerBackend(Backend):
             bindings = min(MAX_SERVER_BINDINGS, max(1, self._worker_plan()[1]))
             ports = {f"{port}/tcp": [(self._published_address(host), None)] * bindings}
         extra = server_options(spec, self.scenario.source_path)
-        self.progress(f"docker: starting server {spec.name} on {host} (nofile {nofile})")
+        count = processes(spec, nofile, self.scenario.max_connections)
+        shown = f", {count} processes" if count > 1 else ""
+        self.progress(f"docker: starting server {spec.name} on {host} (nofile {nofile}{shown})")
         container = self._run(host, ctx, "server", f"server-{spec.name}-{next(self._names)}",
                               server_command(spec, python="python", host="0.0.0.0", port=port,
                                              nofile="max",  # the ulimit is the limit
-                                             processes=processes(
-                                                 spec, nofile, self.scenario.max_connections)),
+                                             processes=count),
                               image=spec.image,
                               nofile=nofile, ports=ports, **extra)
         follower = LogFollower(container, ctx.logs_dir / f"{container.name}.log")
