@@ -47,7 +47,6 @@ from pathlib import Path
 from typing import Any
 
 from contract.limits import GENERATOR_LIMITS, RESOURCE, explain
-from contract.models import MULTICORE
 from lab.analysis import metrics as m
 from lab.analysis.causes import cause, cores_available
 from lab.host.ceiling import effective_nofile, processes_for, server_ceilings
@@ -55,7 +54,6 @@ from lab.host.facts import HostFacts
 from lab.results.reader import Row, Run, load_run
 from lab.scenario.types import SLO, ServerSpec
 
-MULTICORE_MODELS = MULTICORE
 # What runs out, by limit kind or failed SLO criterion.
 CRITERION_RESOURCE = {**RESOURCE, "latency": "CPU (latency SLO)", "errors": "errors",
                       "connections": "connections"}
@@ -174,7 +172,7 @@ def host_capacity(plan: ModelPlan, host: dict[str, Any], nofile: Any, model_kind
     if facts.port_range:
         caps["source ports"] = facts.ephemeral_ports
     cpus = host.get("cpus") or 1
-    cores = cpus if model_kind in MULTICORE_MODELS else min(processes, cpus)
+    cores = cores_available(model_kind, cpus, processes)
     per_conn_cores = None
     if rate and target and plan.cpu_per_message_s:
         per_conn_cores = plan.cpu_per_message_s * rate / target
@@ -209,7 +207,7 @@ def plan_model(model: str, rows: list[Row], slo: SLO, host: dict[str, Any] | Non
     if failing is not None:
         i = next(i for i, r in enumerate(rows) if r is failing)
         evidence = cause(failing, why, m.cores_used(rows)[i],
-                         cores_available(model_kind, (host or {}).get("cpus")))
+                         cores_available(model_kind, (host or {}).get("cpus"), processes))
     binds, reason = _binding(failing, why, swept_to, evidence)
     best = ok[-1] if ok else None
     capacity = m.held(best) if best else None
@@ -242,7 +240,7 @@ def plan_model(model: str, rows: list[Row], slo: SLO, host: dict[str, Any] | Non
     return plan
 
 
-def _processes(run: Run, server: ServerSpec | None, kind: str | None) -> int:
+def processes_of(run: Run, server: ServerSpec | None, kind: str | None) -> int:
     """A server's listening processes, ``auto`` sized as the backend sized it
     (lab/backends/server_cmd.py): from the host's nofile and the top step."""
     if server is None or run.scenario is None:
@@ -260,7 +258,7 @@ def plan_run(run: Run, slo: SLO, target: int | None = None,
         nofile = server.limits.nofile if server else None
         kind = (server.model if server else None) or run.model_meta(model).get("kind") or model
         plans.append(plan_model(model, run.rows_for(model), slo, run.host, nofile, kind,
-                                target, rate, _processes(run, server, kind)))
+                                target, rate, processes_of(run, server, kind)))
     return plans
 
 

@@ -33,13 +33,16 @@ from lab.results.reader import Row, parse_failure_kinds
 CPU_BUSY = 0.9
 
 
-def cores_available(model_kind: str | None, host_cpus: int | None) -> int:
-    """Cores a model can use: all of the host's for thread/process models, else one."""
-    return max(host_cpus or 1, 1) if model_kind in MULTICORE else 1
+def cores_available(model_kind: str | None, host_cpus: int | None, processes: int = 1) -> int:
+    """Cores a model can use: all of the host's for thread/process models;
+    an event-driven one runs one loop per process, so ``processes`` of them
+    (its SO_REUSEPORT listeners), at most the host's."""
+    cpus = max(host_cpus or 1, 1)
+    return cpus if model_kind in MULTICORE else max(1, min(processes, cpus))
 
 
 def slo_causes(rows: list[Row], failing: list[list[str]], model_kind: str | None,
-               host_cpus: int | None) -> list[str | None]:
+               host_cpus: int | None, processes: int = 1) -> list[str | None]:
     """One cause per row (None where the row met the SLO).
 
     ``rows`` are one model's rows in step order; ``failing[i]`` is why row i
@@ -48,7 +51,7 @@ def slo_causes(rows: list[Row], failing: list[list[str]], model_kind: str | None
     cores = m.cores_used(rows)
     out: list[str | None] = []
     for row, why, used in zip(rows, failing, cores, strict=True):
-        out.append(cause(row, why, used, cores_available(model_kind, host_cpus)) if why
+        out.append(cause(row, why, used, cores_available(model_kind, host_cpus, processes)) if why
                    else None)
     return out
 

@@ -210,7 +210,7 @@ def steps_section(run: Run) -> str:
         for repeat in sorted({r.get("repeat") or 0 for r in every}):
             rows = [r for r in every if (r.get("repeat") or 0) == repeat]
             found = slo_causes(rows, [capacity.passes(r, slo) for r in rows], kind,
-                               run.host.get("cpus"))
+                               run.host.get("cpus"), capacity.processes_of(run, server, kind))
             causes.update({_key(r): c for r, c in zip(rows, found, strict=True)})
     rows = [[escape(_cell(r.get(k), k)) for k, _ in STEP_COLUMNS]
             + [escape(causes.get(_key(r)) or "")] for r in run.rows]

@@ -121,3 +121,17 @@ def test_doctor_and_the_plan_count_the_processes_auto_resolves_to():
     host = {"cpus": 2, "nofile_hard": 20000}
     plan = plan_model("epoll", [row], SLO(), host, 64, "epoll", processes=2)
     assert plan.host_capacity["descriptors"] == 2 * 58
+
+
+def test_a_cpu_cause_counts_one_core_per_reuseport_process():
+    """An event-driven server in 2 processes on a 4-core host can use 2 cores:
+    1.9 cores used is CPU-bound, where one process would have been at 1.0."""
+    from lab.analysis.causes import cause, cores_available
+
+    assert cores_available("epoll", 4) == 1
+    assert cores_available("epoll", 4, processes=2) == 2
+    assert cores_available("epoll", 2, processes=6) == 2  # never more than the host has
+    assert cores_available("threads", 4, processes=1) == 4
+    row = {"p99_ms": 500.0, "connected": 100, "server_cpu_s": 10.0}
+    assert "CPU" in cause(row, ["latency"], 1.9, cores_available("epoll", 4, processes=2))
+    assert "CPU" not in cause(row, ["latency"], 1.9, cores_available("epoll", 4, processes=4))
