@@ -15,6 +15,7 @@ from pathlib import Path
 
 import docker.errors
 import pytest
+import requests.exceptions
 
 from lab.backends.base import RunContext
 from lab.backends.docker import images
@@ -41,6 +42,10 @@ PROBE_OUTPUT = (
     "threads_max=1000\nsomaxconn=4096\nip_local_port_range=32768 60999\n"
     "tcp_tw_reuse=2\nnofile_soft=20000\nnofile_hard=20000\n"
 )
+
+REFUSED = requests.exceptions.ConnectionError(
+    "('Connection aborted.', ConnectionRefusedError(111, 'Connection refused')) "
+    "[Errno 111] Connection refused")
 
 
 class FakeContainer:
@@ -111,7 +116,7 @@ class FakeContainer:
 
     def remove(self, force=False, v=False):
         if getattr(self.daemon, "down", False):
-            raise OSError("[Errno 111] Connection refused")  # as requests' ConnectionError
+            raise REFUSED  # what the SDK raises when the daemon is gone
         self.removed = True
         self.daemon.containers.pop(self.id, None)
 
@@ -190,7 +195,7 @@ class FakeClient:
 
     def ping(self):
         if getattr(self.d, "down", False):
-            raise OSError("[Errno 111] Connection refused")
+            raise REFUSED
         return True
 
     # containers collection
@@ -705,3 +710,22 @@ def test_a_daemon_gone_during_teardown_is_one_line_and_the_others_are_cleaned(ct
     assert len(gone) == 1 and "host h2: no Docker daemon answers at tcp://198.18.250.12:2375 " \
         "([Errno 111] Connection refused)" in gone[0] and "run-lab clean" in gone[0], gone
     assert d1.containers == {} and d1.networks == []
+
+
+def test_only_a_connection_failure_is_a_daemon_that_does_not_answer():
+    """A full disk while saving a container's log is an OSError too; taken for
+    a gone daemon it skipped the teardown of every container on that host."""
+    import errno
+
+    import docker.errors
+    import requests.exceptions
+
+    from lab.backends.docker.hosts import unanswered
+
+    assert unanswered(requests.exceptions.ConnectionError("refused"))
+    assert unanswered(requests.exceptions.ReadTimeout("slow"))
+    assert unanswered(ConnectionRefusedError(errno.ECONNREFUSED, "refused"))
+    assert unanswered(docker.errors.DockerException("Error while fetching server API version"))
+    assert not unanswered(OSError(errno.ENOSPC, "No space left on device"))
+    assert not unanswered(PermissionError(errno.EACCES, "denied"))
+    assert not unanswered(docker.errors.APIError("409 Conflict"))

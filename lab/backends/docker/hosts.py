@@ -50,14 +50,19 @@ def unreachable(host: str, endpoint: str, exc: BaseException) -> BackendError:
 
 def unanswered(exc: BaseException) -> bool:
     """Whether ``exc`` means the daemon did not answer at all (refused, reset,
-    timed out: requests' errors are OSErrors; the SDK's own at connect, e.g.
+    timed out: requests' connection errors; the SDK's own at connect, e.g.
     the API-version probe, are DockerExceptions), not that it answered with
-    an error (an APIError, which is an OSError too through requests)."""
+    an error (an APIError, an OSError too through requests) and not a local
+    failure on the way (a log file on a full disk is an OSError as well: it
+    says nothing about the daemon, and taking it for a gone daemon skipped
+    the teardown of every container on that host)."""
     import docker.errors
+    import requests.exceptions
 
     if isinstance(exc, docker.errors.APIError):
         return False
-    return isinstance(exc, (docker.errors.DockerException, OSError))
+    return isinstance(exc, (docker.errors.DockerException, requests.exceptions.ConnectionError,
+                            requests.exceptions.Timeout, ConnectionError, TimeoutError))
 
 
 def client_for(endpoint: str, timeout: int = CONNECT_TIMEOUT_S, host: str | None = None):
