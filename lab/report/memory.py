@@ -8,8 +8,11 @@ an inode, the buffers of unread or unacknowledged data), which belong to no
 process and show up in no RSS. ``lab_mem_bytes`` (lab/results/writer.py) is
 the sum of the three at a step's end. The peak over the run is the number a
 capacity planner checks against the machine's memory; the growth per
-connection from a model's first step to its peak (user space and kernel
-apart) is what scales, since the first step's memory is mostly interpreters.
+connection from a model's first step to its last step without a limit
+(user space and kernel apart) is what scales, since the first step's memory
+is mostly interpreters. A step at a limit is left out of it: its clients
+count sockets the server is refusing, and the load's memory follows the
+users it spawned, not the connections held.
 
 ``kernel_sock_bytes`` is the server host's. On one host it counts both ends
 of every connection; with the load on other hosts only the server's end (the
@@ -74,10 +77,12 @@ def section(run: Run) -> str:
         known = _known(run.rows_for(name))
         if not known:
             continue
-        first, last = known[0], max(known, key=lambda r: r["lab_mem_bytes"])
-        rows.append([escape(name), last.get("step"), last.get("connected"),
-                     _mib(last.get("server_rss_bytes")), _mib(last.get("loadgen_rss_bytes")),
-                     _mib(last.get("kernel_sock_bytes")), _mib(last["lab_mem_bytes"]),
+        top = max(known, key=lambda r: r["lab_mem_bytes"])
+        held = [r for r in known if not r.get("limit")]
+        first, last = (held[0], held[-1]) if held else (top, top)
+        rows.append([escape(name), top.get("step"), top.get("connected"),
+                     _mib(top.get("server_rss_bytes")), _mib(top.get("loadgen_rss_bytes")),
+                     _mib(top.get("kernel_sock_bytes")), _mib(top["lab_mem_bytes"]),
                      _per_conn(growth(first, last, "server_rss_bytes", "loadgen_rss_bytes")),
                      _per_conn(growth(first, last, "kernel_sock_bytes"))])
     where = ("on this one host the kernel figure covers both ends of every connection"
@@ -89,6 +94,6 @@ def section(run: Run) -> str:
             f"</b> at {escape(model)} step {escape(str(row.get('step')))} with "
             f"{row.get('connected'):,} connections held: server processes, load processes "
             f"and the kernel's socket memory at the step's end ({escape(where)}). Per "
-            "connection: the growth from the model's first step to its peak, user space "
-            "(server + load) and kernel apart.</p>"
+            "connection: the growth from the model's first step to its last step without a "
+            "limit, user space (server + load) and kernel apart.</p>"
             + page.html_table(head, rows, text_cols={0}))

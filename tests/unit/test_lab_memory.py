@@ -22,20 +22,25 @@ def test_the_sum_needs_every_part():
     assert set(MEMORY_COLUMNS) <= set(COLUMNS)
 
 
-def write_run(path: Path, models: dict[str, list[int]]) -> Path:
+def write_run(path: Path, models: dict[str, list[int]], limits: dict[str, str] | None = None
+              ) -> Path:
     path.mkdir(parents=True)
     cols = ("model", "step", "target_connections", "connected", "server_rss_bytes",
-            "loadgen_rss_bytes", "kernel_sock_bytes", "lab_mem_bytes", "t_end")
+            "loadgen_rss_bytes", "kernel_sock_bytes", "lab_mem_bytes", "t_end", "limit")
+    limits = limits or {}
     with (path / "steps.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, cols)
         w.writeheader()
         for model, conns in models.items():
             for step, n in enumerate(conns):
                 server, load, kernel = 20 * MiB + SERVER * n, 60 * MiB + LOAD * n, KERNEL * n
+                at_wall = step == len(conns) - 1 and model in limits
+                load += 100 * MiB if at_wall else 0  # users spawned past what was held
                 w.writerow({"model": model, "step": step, "target_connections": n,
                             "connected": n, "server_rss_bytes": server,
                             "loadgen_rss_bytes": load, "kernel_sock_bytes": kernel,
-                            "lab_mem_bytes": server + load + kernel, "t_end": 100 + step})
+                            "lab_mem_bytes": server + load + kernel, "t_end": 100 + step,
+                            "limit": limits[model] if at_wall else ""})
     return path
 
 
@@ -51,6 +56,19 @@ def test_peak_and_per_connection_growth(tmp_path):
     assert f"{SERVER + LOAD:,} B" in html and f"{KERNEL:,} B" in html
     assert "both ends" in html  # no hosts: one machine
     assert "Memory of the whole lab" in render_html(run)
+
+
+def test_a_step_at_a_limit_is_left_out_of_the_cost_per_connection(tmp_path):
+    """At its wall the clients count sockets being refused and the load's
+    memory follows the users spawned: that step would distort the growth."""
+    run = load_run(write_run(tmp_path / "r", {"epoll": [1000, 10_000, 34_000]},
+                             limits={"epoll": "EMFILE"}))
+    html = memory.section(run)
+    assert "34,000 connections" in html  # the peak is still that step
+    assert f"{SERVER + LOAD:,} B" in html and f"{KERNEL:,} B" in html  # from the first two
+    only_wall = load_run(write_run(tmp_path / "w", {"select": [1019]},
+                                   limits={"select": "FD_SETSIZE"}))
+    assert "<td>–</td><td>–</td>" in memory.section(only_wall)  # no step without a limit
 
 
 def test_no_section_without_the_columns(tmp_path):
