@@ -115,8 +115,18 @@ class LoadHandle(ABC):
         """The end of the master's log."""
 
     def lost_workers(self, lines: int = 12) -> list[LostWorker]:
-        """Workers that exited while the master still ran, with their log tails."""
+        """Workers that exited while the master still ran, with their log tails
+        (see :func:`worker_lost`)."""
         return []
+
+
+def worker_lost(exit_code: int | None) -> bool:
+    """Whether a Locust worker that ended with ``exit_code`` (None: still
+    running) was lost. A worker exits 0 only after its master's quit
+    message, which the master sends as it ends the run and a moment before it
+    exits itself: that worker finished, it was not lost (a run whose record
+    was read in that moment named its last step ``worker_lost``)."""
+    return exit_code is not None and exit_code != 0
 
 
 class Backend(ABC):

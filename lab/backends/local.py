@@ -35,7 +35,14 @@ from typing import Any, TextIO
 
 from contract.env import ALLOW_EXTERNAL_TARGETS, SERVER_EVENTS
 from lab import ROOT
-from lab.backends.base import Backend, LoadHandle, LostWorker, RunContext, ServerHandle
+from lab.backends.base import (
+    Backend,
+    LoadHandle,
+    LostWorker,
+    RunContext,
+    ServerHandle,
+    worker_lost,
+)
 from lab.backends.listeners import foreign, listeners, listening_inodes
 from lab.backends.locust_cmd import WEB_HOST, WEB_PORT, master_command, worker_command
 from lab.backends.server_cmd import processes, server_command, substitute
@@ -267,7 +274,7 @@ class LocalLoad(LoadHandle):
         return [LostWorker(log.name.removesuffix(".log"), "local", proc.poll(),
                            tail_file(log, lines))
                 for proc, log in zip(self.workers, self.worker_logs, strict=True)
-                if proc.poll() is not None]
+                if worker_lost(proc.poll())]
 
 
 def source_ips(worker: int, per_worker: int = 2) -> str:

@@ -20,3 +20,13 @@ def test_auto_sizes_by_the_largest_step_and_the_per_worker_ceiling():
 def test_auto_gives_every_placed_host_a_worker_but_a_fixed_number_wins():
     assert workers_needed(load(4000), 20000, hosts=2) == 2  # load2 was left idle before
     assert workers_needed(load(4000, workers=1), 20000, hosts=2) == 1
+
+
+def test_a_worker_that_exited_0_was_told_to_quit_not_lost():
+    """Locust workers exit 0 only on their master's quit, sent as the run ends:
+    seen in CI, a record read in that moment named the last step worker_lost."""
+    from lab.backends.base import worker_lost
+
+    assert not worker_lost(None)  # still running
+    assert not worker_lost(0)
+    assert worker_lost(-9) and worker_lost(137) and worker_lost(1)

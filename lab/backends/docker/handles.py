@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lab.backends.base import LoadHandle, LostWorker, ServerHandle
+from lab.backends.base import LoadHandle, LostWorker, ServerHandle, worker_lost
 from lab.backends.docker.container_io import LogFollower, fetch_file
 from lab.scenario.types import ServerSpec
 
@@ -172,7 +172,7 @@ class DockerLoadHandle(LoadHandle):
         if self._stopped or self.exit_code() is not None:
             return []
         return [LostWorker(w.name, w.labels.get("iolab.host", "?"), code, _tail(w, lines))
-                for w in self.workers if (code := exit_code_of(w)) is not None]
+                for w in self.workers if worker_lost(code := exit_code_of(w))]
 
 
 def _tail(container, lines: int) -> str:
