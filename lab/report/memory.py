@@ -23,10 +23,8 @@ from __future__ import annotations
 
 from html import escape
 
-from lab.report import html as page
+from lab.report.tables import MIB, html_table
 from lab.results.reader import Run
-
-MIB = 1 << 20
 
 
 def _mib(value: float | None) -> str:
@@ -96,4 +94,4 @@ def section(run: Run) -> str:
             f"and the kernel's socket memory at the step's end ({escape(where)}). Per "
             "connection: the growth from the model's first step to its last step without a "
             "limit, user space (server + load) and kernel apart.</p>"
-            + page.html_table(head, rows, text_cols={0}))
+            + html_table(head, rows, text_cols={0}))
