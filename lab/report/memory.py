@@ -5,7 +5,7 @@ A connection costs memory at both ends and in between: the server's process
 a buffer while echoing), each load worker's process (a greenlet and a socket
 object per user), and the kernel's socket structures (``struct tcp_sock``,
 an inode, the buffers of unread or unacknowledged data), which belong to no
-process and show up in no RSS. ``lab_mem_bytes`` (lab/results/writer.py) is
+process and show up in no RSS. ``lab_mem_bytes`` (lab/results/columns.py) is
 the sum of the three at a step's end. The peak over the run is the number a
 capacity planner checks against the machine's memory; the growth per
 connection from a model's first step to its last step without a limit

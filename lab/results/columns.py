@@ -13,18 +13,8 @@ them; ``python -m lab.results.columns`` prints both).
 ``COLUMNS`` is in ``steps.csv`` order, which is a format: a new column goes at
 the end (and bumps ``FORMAT_VERSION`` in the writer), never in between.
 
-Each column has a *phase*, when in a step its value is taken:
-
-- ``key``: which row it is (model, step, pass); with ``model`` the row's identity.
-- ``plan``: what the scenario asked of the step (target, hold, echoing users).
-- ``step``: counted over the whole step, ramp and hold (failures, the limit hit).
-- ``hold``: measured during the step's hold only (echo rate, latency).
-- ``end``: read at the step's end (connections held, the server's last stats).
-- ``kernel``: the kernel's own evidence in the server's network namespace
-  (lab/run/kernel.py): increases over the step, then socket counts at its end.
-- ``generator``: the load generator's accounting of itself (contract/generator.py),
-  which says whether the numbers are the server's.
-- ``memory``: the whole lab's memory at the step's end, both ends of every connection.
+Each column has a *phase*, when in a step its value is taken (``PHASES``;
+columns measured while connecting will add a ``connect`` phase).
 
 Steps are numbered from 0, in steps.csv and everywhere the lab shows a step
 (:func:`step_of`).
@@ -35,7 +25,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
-PHASES: tuple[str, ...] = ("key", "plan", "step", "hold", "end", "kernel", "generator", "memory")
+PHASES: dict[str, str] = {
+    "key": "which row it is: the model, the step, the pass",
+    "plan": "what the scenario asked of the step (its target, hold, echoing users)",
+    "step": "counted over the whole step, ramp and hold (failures, the limit hit)",
+    "hold": "measured during the step's hold only (echo rate, latency)",
+    "end": "read at the step's end (connections held, the server's last stats)",
+    "kernel": "the kernel's own counters in the server's network namespace "
+              "(lab/run/kernel.py): increases over the step, then socket counts at its end",
+    "generator": "the load generator's accounting of itself (contract/generator.py): "
+                 "whether the step's numbers are the server's",
+    "memory": "the whole lab's memory at the step's end, both ends of every connection",
+}
 TYPES: tuple[type, ...] = (int, float, bool, str)
 
 
@@ -147,8 +148,10 @@ COLUMNS: tuple[Column, ...] = (
        "every load process's resident memory at the step's end (each worker's "
        "`/proc/self/statm`, and a distributed master's own), summed"),
     _c("lab_mem_bytes", int, "memory", "bytes", "whole lab",
-       "`server_rss_bytes` + `loadgen_rss_bytes` + `kernel_sock_bytes` (the server host's; on "
-       "one host both ends of every connection); empty when a part is unknown", report=True),
+       "the whole lab's memory at the step's end: `server_rss_bytes` + `loadgen_rss_bytes` + "
+       "`kernel_sock_bytes` (the server host's; on one host both ends of every connection); "
+       "empty when a part is unknown. The report's \"Memory of the whole lab\" section "
+       "(`lab/report/memory.py`) gives its peak and growth per connection", report=True),
 )
 
 BY_NAME: dict[str, Column] = {c.name: c for c in COLUMNS}
@@ -175,8 +178,10 @@ def step_of(step: int, total: int) -> str:
 
 
 def markdown_table() -> str:
-    """docs/design.md's column table, from the declaration."""
-    lines = ["| column | type | unit | phase | also in | meaning |",
+    """docs/design.md's phase and column tables, from the declaration."""
+    lines = ["| phase | when the value is taken |", "| --- | --- |"]
+    lines += [f"| `{phase}` | {when} |" for phase, when in PHASES.items()] + [""]
+    lines += ["| column | type | unit | phase | also in | meaning |",
              "| --- | --- | --- | --- | --- | --- |"]
     lines += [f"| `{c.name}` | {c.type.__name__} | {c.unit} | {c.phase} | "
               f"{', '.join(c.tables)} | {c.meaning} |" for c in COLUMNS]
