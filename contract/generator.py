@@ -11,8 +11,9 @@ past these bounds, or when a worker was lost. Client-bound rows are evidence
 about the generator: the report draws them hollow and the capacity plan
 leaves them out.
 
-The keys below are the step-record / steps.csv names (contract: scripts
-outside this repository read them).
+The keys read below are the step-record / steps.csv names (contract: scripts
+outside this repository read them); their columns (with ``client_bound``) are
+declared, phase ``generator``, in lab/results/columns.py.
 """
 
 from __future__ import annotations
@@ -36,12 +37,6 @@ CPU_BOUND = 0.9
 # every latency directly. 25 ms is under the lag at which the reported p99
 # stopped being the server's, and well above a healthy worker's.
 LAG_P99_BOUND_MS = 25.0
-
-# steps.csv / step-record keys of the generator accounting.
-GENERATOR_COLUMNS: tuple[str, ...] = (
-    "loadgen_cpu_max", "loadgen_lag_p99_ms", "workers_alive", "workers_expected",
-    "client_bound",
-)
 
 
 def _number(value: object) -> float | None:

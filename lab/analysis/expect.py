@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from lab.analysis.capacity import plan_run, slo_of
+from lab.results.columns import COLUMNS
 from lab.results.reader import Run
 
 EXIT_UNMET = 3
@@ -64,8 +65,8 @@ def summary(run: Run, verdicts: list[Verdict], exit_code: int) -> dict[str, Any]
             "limit": hit[1] if hit else None,
             "capacity_at_slo": plan.capacity if plan else None,
             "binds": plan.binds if plan else None,
-            "top_step_connections": rows[-1].get("target_connections") if rows else None,
-            "p99_ms_at_top_step": rows[-1].get("p99_ms") if rows else None,
+            # the columns declared with a --json key, at the model's top step
+            **{c.json: rows[-1].get(c.name) if rows else None for c in COLUMNS if c.json},
             "expectations": [asdict(v) for v in verdicts if v.server == name],
             "expectations_met": all(v.met for v in verdicts if v.server == name),
         }

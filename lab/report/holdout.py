@@ -9,7 +9,7 @@ from html import escape
 
 from lab.analysis import capacity
 from lab.analysis import holdout as ho
-from lab.report import html as page
+from lab.report.tables import html_table
 from lab.results.reader import Run
 
 
@@ -19,7 +19,7 @@ def section(run: Run) -> str:
         return ""
     checks = ho.holdout_run(run, capacity.slo_of(run))
     head, cells = ho.table(checks)
-    table = page.html_table(head, [[escape(c) for c in row] for row in cells], {7}) if cells else ""
+    table = html_table(head, [[escape(c) for c in row] for row in cells], {7}) if cells else ""
     left_out = capacity.left_out_note({h.model: h.left_out for h in checks})
     verdicts = "".join(f"<li>{escape(h.verdict)}</li>" for h in checks)
     return (f'<h3 id="holdout">Holdout: do these costs predict the steps they were not '

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 from html import escape
 from pathlib import Path
-from typing import Any
 
 from contract.limits import explain
 from lab.analysis import capacity
@@ -28,19 +27,9 @@ from lab.analysis.causes import slo_causes
 from lab.analysis.expect import check
 from lab.analysis.headline import headline
 from lab.report import charts, figures, generator, holdout, memory, timeline
+from lab.report.tables import EVERY_STEP, cell, heading, html_table
 from lab.results.reader import Run, load_run
 from lab.scenario.loader import scenario_to_dict
-
-STEP_COLUMNS = (
-    ("model", "model"), ("repeat", "repeat"), ("step", "step"), ("target_connections", "target"),
-    ("connected", "held"), ("server_connections", "server conns"), ("rps", "echo/s"),
-    ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"), ("failures", "failures"),
-    ("failure_kinds", "failure kinds"), ("error_rate", "error rate"), ("limit", "limit"),
-    ("server_rss_bytes", "RSS MiB"), ("server_cpu_s", "CPU s"),
-    ("kernel_sock_bytes", "kernel sock MiB"), ("lab_mem_bytes", "whole lab MiB"),
-    ("client_bound", "client-bound"),
-)
-MIB_FIELDS = {"server_rss_bytes", "kernel_sock_bytes", "lab_mem_bytes"}
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1400px;padding:0 1em;color:#222}
@@ -77,30 +66,6 @@ if(a===undefined)return;e.target.closest('.legend').querySelectorAll('input[data
 """
 
 
-def _cell(value: Any, key: str = "") -> str:
-    if value is None or value == "":
-        return "–"
-    if key in MIB_FIELDS and isinstance(value, int | float):
-        return f"{value / 2**20:.1f}"
-    if isinstance(value, int) and not isinstance(value, bool) and key != "step":
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:.4g}" if key == "error_rate" else f"{value:,.2f}".rstrip("0").rstrip(".")
-    return str(value)
-
-
-def html_table(head: list[str], rows: list[list[Any]], text_cols: set[int] | None = None) -> str:
-    """An escaped HTML table; columns in ``text_cols`` are left-aligned prose."""
-    text_cols = text_cols or set()
-    out = ["<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr>"]
-    for row in rows:
-        tds = "".join(
-            f'<td class="text">{c}</td>' if i in text_cols else f"<td>{c}</td>"
-            for i, c in enumerate(row))
-        out.append(f"<tr>{tds}</tr>")
-    return "\n".join(out) + "</table>"
-
-
 def _model_label(model: str) -> str:
     color = charts.color_for(model)
     return f'<span class="swatch" style="background:{color}"></span>{escape(model)}'
@@ -113,12 +78,12 @@ def limits_section(run: Run) -> str:
         mrows = run.rows_for(model)
         if found := run.first_limit(model):
             r, kind = found
-            rows.append([_model_label(model), escape(kind), _cell(r.get("step")),
-                         _cell(r.get("target_connections")), _cell(r.get("connected")),
+            rows.append([_model_label(model), escape(kind), cell(r.get("step")),
+                         cell(r.get("target_connections")), cell(r.get("connected")),
                          escape(explain(kind))])
         else:
             top = max((r.get("target_connections") or 0 for r in mrows), default=0)
-            rows.append([_model_label(model), "none", "–", _cell(top), "–",
+            rows.append([_model_label(model), "none", "–", cell(top), "–",
                          f"No limit hit up to {top:,} target connections."])
     head = ["model", "limit", "step", "target", "held", "mechanism"]
     return "<h2>Limits hit</h2>" + html_table(head, rows, text_cols={5}) + _log_tails(run)
@@ -212,10 +177,10 @@ def steps_section(run: Run) -> str:
             found = slo_causes(rows, [capacity.passes(r, slo) for r in rows], kind,
                                run.host.get("cpus"), capacity.processes_of(run, server, kind))
             causes.update({_key(r): c for r, c in zip(rows, found, strict=True)})
-    rows = [[escape(_cell(r.get(k), k)) for k, _ in STEP_COLUMNS]
+    rows = [[escape(cell(r.get(c.name), c.name)) for c in EVERY_STEP]
             + [escape(causes.get(_key(r)) or "")] for r in run.rows]
-    head = [h for _, h in STEP_COLUMNS] + ["cause (SLO missed)"]
-    return "<h2>Every step</h2>" + html_table(head, rows, text_cols={len(STEP_COLUMNS)})
+    head = [heading(c) for c in EVERY_STEP] + ["cause (SLO missed)"]
+    return "<h2>Every step</h2>" + html_table(head, rows, text_cols={len(EVERY_STEP)})
 
 
 def metadata_section(run: Run) -> str:

@@ -5,7 +5,7 @@ A connection costs memory at both ends and in between: the server's process
 a buffer while echoing), each load worker's process (a greenlet and a socket
 object per user), and the kernel's socket structures (``struct tcp_sock``,
 an inode, the buffers of unread or unacknowledged data), which belong to no
-process and show up in no RSS. ``lab_mem_bytes`` (lab/results/writer.py) is
+process and show up in no RSS. ``lab_mem_bytes`` (lab/results/columns.py) is
 the sum of the three at a step's end. The peak over the run is the number a
 capacity planner checks against the machine's memory; the growth per
 connection from a model's first step to its last step without a limit
@@ -23,10 +23,8 @@ from __future__ import annotations
 
 from html import escape
 
-from lab.report import html as page
+from lab.report.tables import MIB, html_table
 from lab.results.reader import Run
-
-MIB = 1 << 20
 
 
 def _mib(value: float | None) -> str:
@@ -96,4 +94,4 @@ def section(run: Run) -> str:
             f"and the kernel's socket memory at the step's end ({escape(where)}). Per "
             "connection: the growth from the model's first step to its last step without a "
             "limit, user space (server + load) and kernel apart.</p>"
-            + page.html_table(head, rows, text_cols={0}))
+            + html_table(head, rows, text_cols={0}))

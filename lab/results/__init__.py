@@ -1,3 +1,3 @@
-"""The run directory: the writer (``writer``) and the reader (``reader``), together
-with the format history.
+"""The run directory: its columns (``columns``, each declared once), the writer
+(``writer``, with the format history) and the reader (``reader``).
 """

@@ -4,11 +4,12 @@ The report, the capacity plan and the run comparison all start here, so the
 rules for reading a run live in one place:
 
 - ``steps.csv`` is the source of the numbers (one row per model per step, the
-  column list below); ``run.json`` adds the scenario, host and model metadata.
+  columns of lab/results/columns.py); ``run.json`` adds the scenario, host and model metadata.
   An interrupted run may have a ``run.json`` with keys missing, or none at all:
   every metadata lookup has a default.
 - Empty CSV cells become ``None`` (no echoes in a step means no latency).
-- Numbers are typed once here; downstream code never parses strings.
+- Numbers are typed once here, by the type each column declares
+  (lab/results/columns.py); downstream code never parses strings.
 - The scenario is read back with the scenario loader itself (run.json's
   copy, else the run's ``scenario.yaml``), so the report and the capacity
   plan see the same typed :class:`~lab.scenario.types.Scenario` the run had.
@@ -29,44 +30,35 @@ import yaml
 from contract.limits import GENERATOR_LIMITS
 from lab.errors import InputError
 from lab.host.facts import HostFacts
+from lab.results.columns import BY_NAME, Row
 from lab.results.repeats import fold
-from lab.results.writer import FORMAT_VERSION, KERNEL_COLUMNS, MEMORY_COLUMNS
+from lab.results.writer import FORMAT_VERSION
 from lab.scenario.loader import parse_scenario
 from lab.scenario.types import SLO, LoadSpec, Scenario, ServerSpec
 
-INT_FIELDS = (
-    "step", "target_connections", "connected", "server_connections", "peak_connections",
-    "echo_count", "failures", "connect_failures", "server_rss_bytes", "active_users",
-    "kernel_sock_bytes", *KERNEL_COLUMNS, "repeat", "workers_alive", "workers_expected",
-    *MEMORY_COLUMNS,
-)
-FLOAT_FIELDS = (
-    "rps", "p50_ms", "p90_ms", "p99_ms", "max_ms", "error_rate", "server_cpu_s",
-    "server_cpu_user_s", "server_cpu_sys_s", "hold_s", "t_end", "loadgen_cpu_max",
-    "loadgen_lag_p99_ms",
-)
-BOOL_FIELDS = ("client_bound",)
 
-Row = dict[str, Any]
+def _parse(type_: type, text: str) -> Any:
+    """A non-empty CSV cell as its declared type (lab/results/columns.py).
+    Integers may be written as ``3.0``; booleans as ``True``/``1``/``yes``."""
+    if type_ is int:
+        return int(float(text))
+    if type_ is float:
+        return float(text)
+    if type_ is bool:
+        return text.lower() in ("true", "1", "yes")
+    return text
 
 
 def _typed(raw: dict[str, str | None]) -> Row:
-    """One CSV row with empty cells as None and numbers as int/float."""
-    row: Row = {}
+    """One CSV row with empty cells as None and each declared column as its
+    type; a column this iolab does not declare stays text."""
+    row: dict[str, Any] = {}
     for key, value in raw.items():
         if key is None:  # extra cells beyond the header: ignore
             continue
         value = (value or "").strip()
-        if value == "":
-            row[key] = None
-        elif key in INT_FIELDS:
-            row[key] = int(float(value))
-        elif key in FLOAT_FIELDS:
-            row[key] = float(value)
-        elif key in BOOL_FIELDS:
-            row[key] = value.lower() in ("true", "1", "yes")
-        else:
-            row[key] = value
+        column = BY_NAME.get(key)
+        row[key] = None if value == "" else _parse(column.type if column else str, value)
     row.setdefault("limit", None)
     return row
 

@@ -27,11 +27,10 @@ import statistics
 from collections import Counter
 from typing import Any
 
-Row = dict[str, Any]
+from lab.results.columns import COLUMNS, Row
 
 # Fields drawn as bands (and compared for "within noise" by lab/analysis/compare.py).
-BAND_FIELDS = ("p50_ms", "p99_ms", "rps", "connected", "server_rss_bytes", "kernel_sock_bytes",
-               "server_cpu_s", "error_rate")
+BAND_FIELDS = tuple(c.name for c in COLUMNS if c.band)
 
 
 def repeats_of(rows: list[Row]) -> int:

@@ -48,42 +48,32 @@ from __future__ import annotations
 import csv
 import json
 import os
-import subprocess
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from contract.generator import GENERATOR_COLUMNS, client_bound_reasons
+from contract.generator import client_bound_reasons
 from contract.limits import GENERATOR_LIMITS, LOAD_SIDE_LIMITS
 from lab.errors import InputError, ResultsError
-from lab.versions import installed_versions
+from lab.results.columns import NAMES, Row, names
 from lab.scenario.loader import scenario_to_dict, scenario_to_yaml
 from lab.scenario.types import Scenario, ServerSpec
+from lab.versions import installed_versions
 
 FORMAT_VERSION = 5
 
+# The column names in steps.csv order (declared in lab/results/columns.py).
+COLUMNS: tuple[str, ...] = NAMES
 # Kernel evidence in the server's namespace (lab/run/kernel.py): increases over
 # the step, then socket counts at its end; empty where it cannot be read.
-KERNEL_COLUMNS: tuple[str, ...] = (
-    "listen_overflows", "listen_drops", "tcp_backlog_drop", "tcp_timeouts", "retrans_segs",
-    "tcp_estab", "tcp_syn_recv", "tcp_time_wait", "tcp_close_wait", "conntrack_count",
-)
+KERNEL_COLUMNS = names("kernel")
 # The whole lab's memory at a step's end: what holding these connections cost
 # the machine, both ends (the load's processes and the server's) plus the
 # kernel's socket memory. ``kernel_sock_bytes`` is the server host's: on one
 # host it covers both ends of every connection, on several only the server's.
-MEMORY_COLUMNS: tuple[str, ...] = ("loadgen_rss_bytes", "lab_mem_bytes")
-COLUMNS: tuple[str, ...] = (
-    "model", "server_kind", "step", "target_connections", "connected", "server_connections",
-    "peak_connections", "rps", "p50_ms", "p90_ms", "p99_ms", "max_ms", "echo_count",
-    "failures", "connect_failures", "failure_kinds", "error_rate", "limit",
-    "server_rss_bytes", "server_cpu_s", "server_cpu_user_s", "server_cpu_sys_s", "hold_s",
-    "active_users", "kernel_sock_bytes", "t_end", *KERNEL_COLUMNS, "repeat", *GENERATOR_COLUMNS,
-    *MEMORY_COLUMNS,
-)
-
+MEMORY_COLUMNS = names("memory")
 
 
 def now_iso() -> str:
@@ -143,7 +133,7 @@ def load_side_limit(connect_failures: dict[str, Any] | None) -> str | None:
 
 def make_row(spec: ServerSpec, step: dict[str, Any], stats: dict[str, Any] | None,
              limit: str | None, sock_bytes: int | None, active_users: int = 0,
-             evidence: dict[str, Any] | None = None, repeat: int = 0) -> dict[str, Any]:
+             evidence: dict[str, Any] | None = None, repeat: int = 0) -> Row:
     """One ``steps.csv`` row from a loadgen step record and the server's last stats.
 
     ``client_bound`` is true when the generator accounting says the load, not
@@ -303,7 +293,7 @@ class RunRecord:
                              f"({exc.strerror or exc}); pick a writable --out") from None
 
     @property
-    def rows(self) -> list[dict[str, Any]]:
+    def rows(self) -> list[Row]:
         return self.data["rows"]
 
     def save(self) -> None:
@@ -322,7 +312,7 @@ class RunRecord:
                          git_commit=commit)
         self.save()
 
-    def add_row(self, row: dict[str, Any]) -> None:
+    def add_row(self, row: Row) -> None:
         size = self.csv_path.stat().st_size
         typed = {c: row.get(c) for c in COLUMNS}
         try:

@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from lab.results.columns import step_of
+
 ERASE = "\r\x1b[K"
 
 
@@ -70,7 +72,7 @@ class LiveView:
                  connections: int | None, rate: float | None, p99_ms: float | None,
                  error_rate: float | None, eta_model_s: float | None = None,
                  eta_run_s: float | None = None) -> None:
-        text = (f"  {name} step {step + 1}/{steps} -> {target} conns: open "
+        text = (f"  {name} {step_of(step, steps)} -> {target} conns: open "
                 f"{_num(connections)}, {_num(rate)} msg/s, last p99 {_ms(p99_ms)}, "
                 f"errors {'-' if error_rate is None else f'{error_rate:.2%}'}")
         if eta_model_s is not None or eta_run_s is not None:

@@ -25,6 +25,7 @@ from typing import Any
 
 from lab.backends.base import Backend, LoadHandle, RunContext, ServerHandle
 from lab.errors import BackendError, ResultsError, interruption
+from lab.results.columns import step_of
 from lab.results.writer import RunRecord, create_run_dir, make_row
 from lab.run.generator import GeneratorWatch
 from lab.run.kernel import KernelSampler
@@ -122,12 +123,12 @@ class Runner:
         return {name: merged(passes) for name, passes in self.passes.items()}
 
     def where(self, name: bool = True) -> str:
-        """Where the run was: "during step 2 of 3 of epoll" (for an interruption)."""
+        """Where the run was: "during epoll step 1 of 0-2" (for an interruption)."""
         if self.current is None:
             return "before the first model started" if not self.outcomes else "after the last model"
         done, total = len(self.outcomes[self.current].rows), len(self.scenario.load.steps)
-        of = f" of {self.current}" if name else ""
-        return f"during step {min(done + 1, total)} of {total}{of}"
+        model = f"{self.current} " if name else ""
+        return f"during {model}{step_of(min(done, total - 1), total)}"
 
     def run_model(self, spec: ServerSpec, outcome: ModelOutcome | None = None) -> ModelOutcome:
         kind = "custom" if spec.is_custom else spec.model

@@ -117,7 +117,7 @@ def test_live_view_plain_and_tty():
     view = LiveView(tty, tty=True)
     view.progress("epoll", 0, 2, 100, 50, 10.0, 1.5, 0.0)
     view.line("done")
-    assert tty.getvalue().startswith("\r\x1b[K  epoll step 1/2")
+    assert tty.getvalue().startswith("\r\x1b[K  epoll step 0 of 0-1 -> 100 conns")
     assert "\r\x1b[Kdone\n" in tty.getvalue()
 
 
@@ -145,4 +145,4 @@ def test_live_view_does_not_redraw_an_unchanged_status():
     view = LiveView(tty, tty=True)
     for _ in range(3):
         view.progress("epoll", 0, 2, 100, 50, 10.0, 1.5, 0.0)
-    assert tty.getvalue().count("epoll step 1/2") == 1
+    assert tty.getvalue().count("epoll step 0 of 0-1") == 1
