@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from contract.limits import CRASH
 from lab.backends.base import Backend, LoadHandle, RunContext, ServerHandle
 from lab.errors import BackendError, ResultsError, interruption
 from lab.results.writer import RunRecord, create_run_dir, make_row
@@ -251,13 +252,13 @@ class Runner:
                 if monitor is not None:
                     monitor.drain()
                     final = final or monitor.final
-                if died or outcome.limit == "crash" or outcome.error:
+                if died or outcome.limit == CRASH or outcome.error:
                     tail = server.log_tail()
         except Exception as exc:  # noqa: BLE001 - cleanup() removes what is left
             outcome.error = outcome.error or f"stopping failed: {type(exc).__name__}: {exc}"
         limit = outcome.limit or (monitor.first_limit() if monitor else None)
         if outcome.error and server is None:
-            limit = "crash"
+            limit = CRASH
         outcome.limit = limit
         if outcome.interrupted:
             self.live.line(f"  {spec.name}: interrupted {self.where(name=False)}")
