@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from contract.defaults import USER_IDLE
 from contract.limits import CRASH
 from lab.backends.base import Backend, LoadHandle, RunContext, ServerHandle
 from lab.errors import BackendError, ResultsError, interruption
@@ -209,7 +210,7 @@ class Runner:
         previous = outcome.rows[-1].get("t_end") if outcome and outcome.rows else None
         evidence = self.kernel.step(previous if previous is not None else self.model_started,
                                     t_end)
-        active = self.scenario.load.active_users if self.scenario.load.user == "idle" else (
+        active = self.scenario.load.active_users if self.scenario.load.user == USER_IDLE else (
             int(record.get("target_users") or 0))
         limit = step_limit(event=monitor.first_limit(until=t_end), death=death,
                            lost=self.watch.limit(record) if self.watch else None,

@@ -209,7 +209,8 @@ LOAD = Section("load", LoadSpec, (
     Field("hold", duration, attr=None, default=DEFAULT_HOLD_S),  # every step's default
     Field("steps", None, dump=_each(STEP),
           required="a list of target connections, e.g. steps: [200, 1000]"),
-    Field("active_users", int_at_least(0), omit=lambda value, load: load.user != "idle"),
+    Field("active_users", int_at_least(0),
+          omit=lambda value, load: load.user != defaults.USER_IDLE),
     Field("repeat", int_at_least(1, 100)),
 ))
 
