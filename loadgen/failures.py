@@ -37,7 +37,6 @@ from contract.limits import (
     OTHER,
     TIMEOUT,
 )
-from contract.limits import FAILURE_KINDS as KINDS  # noqa: F401 - re-exported
 
 _BY_ERRNO = {
     errno.ECONNREFUSED: ECONNREFUSED,

@@ -46,11 +46,9 @@ from typing import Any
 from locust import events
 from locust.runners import STATE_RUNNING, STATE_SPAWNING
 
-from contract.env import SERVER_EVENTS as EVENTS_ENV
-from contract.env import TARGET_FILE_SUFFIX
+from contract.env import SERVER_EVENTS, TARGET_FILE_SUFFIX
 
 SUFFIX = ".events.jsonl"
-TARGET_SUFFIX = TARGET_FILE_SUFFIX  # {"server", "model", "host", "port", "target"}
 TAB_KEY = "iolab"
 MAX_LIMIT_EVENTS = 20  # kept per server (servers emit one per kind anyway)
 HISTORY_POINTS = 300  # (time, connections) per server: 2.5 min of 0.5 s stats
@@ -82,11 +80,12 @@ class EventTail:
         self.address: dict[str, Any] | None = None
 
     def _read_address(self) -> None:
-        """``<server>.target.json`` (written once, before the master starts)."""
+        """``<server>.target.json`` (written once, before the master starts): ``{"server",
+        "model", "host", "port", "target"}``."""
         if self.address is not None:
             return
         try:
-            data = json.loads(self.path.with_name(self.name + TARGET_SUFFIX).read_text())
+            data = json.loads(self.path.with_name(self.name + TARGET_FILE_SUFFIX).read_text())
         except (OSError, ValueError):
             return
         if isinstance(data, dict) and data.get("target"):
@@ -161,7 +160,7 @@ class LabStats:
     def paths(self) -> list[Path]:
         if self._paths is not None:
             return self._paths
-        raw = os.environ.get(EVENTS_ENV, "")
+        raw = os.environ.get(SERVER_EVENTS, "")
         return [Path(p) for p in raw.split(os.pathsep) if p.strip()]
 
     def snapshot(self) -> dict[str, Any]:
@@ -170,7 +169,7 @@ class LabStats:
             tail = self._tails.setdefault(path, EventTail(path))
             tail.poll()
             servers.append(tail.snapshot())
-        return {"servers": servers, "time": time.time(), "source": EVENTS_ENV}
+        return {"servers": servers, "time": time.time(), "source": SERVER_EVENTS}
 
 
 def table_rows(snapshot: dict[str, Any]) -> list[dict[str, Any]]:

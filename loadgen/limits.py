@@ -16,7 +16,7 @@ multiplies the ports by the number of addresses.
 asked to hold more users than either ceiling allows, before the first
 failure happens, so a reader of the log knows the load side is the limit.
 
-:class:`SocketBudget` keeps the last ``DESCRIPTOR_RESERVE`` descriptors for
+:class:`SocketBudget` keeps the last ``LOADGEN_FD_RESERVE`` descriptors for
 everything else in the process: when connections take every descriptor, it
 is Locust (its CPU monitor reading ``/proc``, the master connection) and the
 step-results file that get EMFILE, and a load generator that cannot write
@@ -32,11 +32,11 @@ import resource
 from pathlib import Path
 
 from contract.fds import LOADGEN_FD_RESERVE
+from contract.limits import EADDRNOTAVAIL, EMFILE
 from contract.network import DEFAULT_EPHEMERAL_PORTS
 
 log = logging.getLogger("loadgen")
 
-DESCRIPTOR_RESERVE = LOADGEN_FD_RESERVE  # Python, Locust, gevent hub, logs, the master socket
 PORT_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 
 
@@ -64,7 +64,7 @@ class CapacityGuard:
     """Warns once per ceiling when the users held here exceed it."""
 
     def __init__(self, nofile_soft: int, source_ips: int, ports_per_ip: int) -> None:
-        self.fd_budget = max(0, nofile_soft - DESCRIPTOR_RESERVE)
+        self.fd_budget = max(0, nofile_soft - LOADGEN_FD_RESERVE)
         self.source_ips = max(1, source_ips)
         self.port_budget = ports_per_ip * self.source_ips
         self.nofile_soft = nofile_soft
@@ -74,13 +74,13 @@ class CapacityGuard:
     def check(self, users: int) -> list[str]:
         """Warnings (logged, each once) for ``users`` users in this process."""
         out = []
-        if users > self.fd_budget and "EMFILE" not in self.warned:
-            out.append(("EMFILE",
+        if users > self.fd_budget and EMFILE not in self.warned:
+            out.append((EMFILE,
                         f"this load process holds {users} users but RLIMIT_NOFILE is "
                         f"{self.nofile_soft} (~{self.fd_budget} left for connections): expect "
                         f"EMFILE beyond that; add workers to spread the users"))
-        if users > self.port_budget and "EADDRNOTAVAIL" not in self.warned:
-            out.append(("EADDRNOTAVAIL",
+        if users > self.port_budget and EADDRNOTAVAIL not in self.warned:
+            out.append((EADDRNOTAVAIL,
                         f"this load process holds {users} users but {self.source_ips} source "
                         f"address(es) x {self.ports_per_ip} ephemeral ports allow "
                         f"{self.port_budget} connections to one server ip:port: expect "
@@ -103,12 +103,12 @@ class SocketBudget:
     @classmethod
     def for_this_process(cls) -> SocketBudget:
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-        return cls(max(1, soft - DESCRIPTOR_RESERVE))
+        return cls(max(1, soft - LOADGEN_FD_RESERVE))
 
     def take(self) -> None:
         if self.held >= self.limit:
             raise OSError(errno.EMFILE, f"Too many open files (all {self.limit} descriptors "
-                                        f"for connections in use; {DESCRIPTOR_RESERVE} kept "
+                                        f"for connections in use; {LOADGEN_FD_RESERVE} kept "
                                         f"for Locust)")
         self.held += 1
 

@@ -30,9 +30,10 @@ import locust.argument_parser
 import locust.runners
 from locust.runners import MasterRunner, WorkerRunner
 
+from contract.env import ALLOW_EXTERNAL_TARGETS
 from loadgen import collect
 from loadgen.limits import raise_nofile
-from loadgen.options import ALLOW_EXTERNAL_ENV, add_arguments, target_address
+from loadgen.options import add_arguments, target_address
 from loadgen.runtime import runtime
 
 log = logging.getLogger("loadgen")
@@ -84,7 +85,7 @@ def check_target(environment: Any) -> None:
     if not host or environment.parsed_options is None or environment.parsed_options.worker:
         return  # workers get the host from the master; users check it again
     try:
-        allow = os.environ.get(ALLOW_EXTERNAL_ENV, "") not in ("", "0")
+        allow = os.environ.get(ALLOW_EXTERNAL_TARGETS, "") not in ("", "0")
         target_address(host, allow)
     except (ValueError, OSError) as exc:
         log.error("%s", exc)

@@ -27,17 +27,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from contract import defaults
 from contract.env import ALLOW_EXTERNAL_TARGETS
+from contract.limits import TIMEOUT
 from contract.network import SAFE_TARGETS_TEXT, is_safe_target
-
-DEFAULT_MESSAGE_SIZE = 64
-DEFAULT_PACE_S = 1.0
-DEFAULT_CONNECT_TIMEOUT_S = 5.0
-DEFAULT_IO_TIMEOUT_S = 5.0
-DEFAULT_STEP_SPAWN_RATE = 500.0
-
-# Where load may go: contract/network.py (loopback and 198.18.0.0/15).
-ALLOW_EXTERNAL_ENV = ALLOW_EXTERNAL_TARGETS
 
 
 @dataclass(frozen=True)
@@ -104,14 +97,14 @@ def add_arguments(parser: Any) -> None:
     :func:`_option` sets the attributes Locust's web UI looks for itself.
     """
     g = parser.add_argument_group("iolab load generator (loadgen/)")
-    _option(g, "--message-size", type=int, default=DEFAULT_MESSAGE_SIZE,
+    _option(g, "--message-size", type=int, default=defaults.MESSAGE_SIZE,
             help="bytes per echo (default %(default)s)")
-    _option(g, "--pace", type=float, default=DEFAULT_PACE_S,
+    _option(g, "--pace", type=float, default=defaults.PACE_S,
             help="seconds between one user's echoes; 0 = flat out (default %(default)s)")
-    _option(g, "--connect-timeout", type=float, default=DEFAULT_CONNECT_TIMEOUT_S,
-            help="seconds before a connect counts as 'timeout' (default %(default)s)")
-    _option(g, "--io-timeout", type=float, default=DEFAULT_IO_TIMEOUT_S,
-            help="seconds before an echo counts as 'timeout' (default %(default)s)")
+    _option(g, "--connect-timeout", type=float, default=defaults.CONNECT_TIMEOUT_S,
+            help=f"seconds before a connect counts as '{TIMEOUT}' (default %(default)s)")
+    _option(g, "--io-timeout", type=float, default=defaults.IO_TIMEOUT_S,
+            help=f"seconds before an echo counts as '{TIMEOUT}' (default %(default)s)")
     _option(g, "--source-ips", type=_validated(parse_source_ips), default="", web_ui=False,
             help="local addresses to spread connections over, e.g. "
                  "127.0.0.2-127.0.0.9,127.0.1.1 (worker-local)")
@@ -120,16 +113,16 @@ def add_arguments(parser: Any) -> None:
                  "0 = --host's (worker-local: each worker its own published port)")
     _option(g, "--steps", type=_validated(parse_steps), default="",
             help="USERS:HOLD per step, e.g. 500:20s,1000:20s; empty = -u/-r as usual")
-    _option(g, "--step-spawn-rate", type=float, default=DEFAULT_STEP_SPAWN_RATE,
+    _option(g, "--step-spawn-rate", type=float, default=defaults.SPAWN_RATE,
             help="users started (or stopped) per second between steps (default %(default)s)")
     _option(g, "--step-results", default="",
             help="append one JSON line per finished step to this file (master)")
-    _option(g, "--schedule", choices=["closed", "fixed"], default="closed",
+    _option(g, "--schedule", choices=list(defaults.SCHEDULE_CHOICES), default=defaults.SCHEDULE,
             help="closed: next echo after the reply; fixed: echoes at intended times, "
                  "latency from the intended time (coordinated-omission correction)")
-    _option(g, "--active-users", type=int, default=0,
+    _option(g, "--active-users", type=int, default=defaults.ACTIVE_USERS,
             help="with IdleUser and EchoUser both selected: exactly this many EchoUsers")
-    _option(g, "--reconnect", choices=["yes", "no"], default="yes",
+    _option(g, "--reconnect", choices=["yes", "no"], default="yes" if defaults.RECONNECT else "no",
             help="after a failure, reconnect after --pace seconds (yes) or stay closed")
 
 
@@ -146,12 +139,12 @@ class LoadOptions:
     """The per-connection settings, read from ``parsed_options`` when a user starts
     (so values changed in the web UI, or sent by the master, apply)."""
 
-    message_size: int = DEFAULT_MESSAGE_SIZE
-    pace_s: float = DEFAULT_PACE_S
-    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S
-    io_timeout_s: float = DEFAULT_IO_TIMEOUT_S
-    schedule: str = "closed"
-    reconnect: bool = True
+    message_size: int = defaults.MESSAGE_SIZE
+    pace_s: float = defaults.PACE_S
+    connect_timeout_s: float = defaults.CONNECT_TIMEOUT_S
+    io_timeout_s: float = defaults.IO_TIMEOUT_S
+    schedule: str = defaults.SCHEDULE
+    reconnect: bool = defaults.RECONNECT
 
     @classmethod
     def from_parsed(cls, parsed: Any) -> LoadOptions:
@@ -188,6 +181,6 @@ def target_address(host: str, allow_external: bool = False) -> tuple[str, int]:
     if not allow_external and not is_safe_target(addr):
         raise ValueError(
             f"refusing to send load to {addr} ({host}): only {SAFE_TARGETS_TEXT} "
-            f"is allowed; set {ALLOW_EXTERNAL_ENV}=1 to override"
+            f"is allowed; set {ALLOW_EXTERNAL_TARGETS}=1 to override"
         )
     return sockaddr[0], port

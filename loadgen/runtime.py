@@ -16,9 +16,10 @@ import os
 import resource
 from typing import Any
 
+from contract.env import ALLOW_EXTERNAL_TARGETS
 from loadgen.limits import CapacityGuard, SocketBudget, ephemeral_ports
 from loadgen.meter import Meter
-from loadgen.options import ALLOW_EXTERNAL_ENV, LoadOptions, parse_source_ips, target_address
+from loadgen.options import LoadOptions, parse_source_ips, target_address
 
 _ATTR = "_iolab_runtime"
 # The collector's youngest generation runs after this many net allocations of
@@ -73,7 +74,7 @@ class Runtime:
 
     def target(self) -> tuple[str, int]:
         """``--host`` resolved and checked; its port replaced by ``--target-port``."""
-        allow = os.environ.get(ALLOW_EXTERNAL_ENV, "") not in ("", "0")
+        allow = os.environ.get(ALLOW_EXTERNAL_TARGETS, "") not in ("", "0")
         address, port = target_address(self.environment.host or "", allow)
         return address, self.target_port or port
 

@@ -28,6 +28,7 @@ import gevent
 from gevent.event import Event
 from locust import User, constant, task
 
+from contract.defaults import SCHEDULE_FIXED
 from loadgen.client import TcpClient
 from loadgen.runtime import runtime
 from loadgen.schedule import Schedule
@@ -76,7 +77,7 @@ class EchoUser(TcpUser):
 
     def use_connection(self) -> None:
         client, opts = self.client, self.opts
-        schedule = Schedule(opts.pace_s, opts.schedule == "fixed", perf_counter())
+        schedule = Schedule(opts.pace_s, opts.schedule == SCHEDULE_FIXED, perf_counter())
         while True:
             if opts.pace_s:
                 client.wait_quiet(schedule.due)

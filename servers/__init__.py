@@ -1,7 +1,8 @@
 """One echo server per Linux I/O model, behind one command: ``python -m servers MODEL``.
 
-The registry maps a model name to the dotted path of its module and is read
-lazily, as gunicorn's ``workers/__init__.py`` does: a model whose optional
+The registry is ``contract.models``: each model's record names the dotted
+path of its module (``Model.module``), imported lazily, as gunicorn's
+``workers/__init__.py`` does: a model whose optional
 dependency is missing (uvloop, liburing) or whose kernel facility is refused
 (io_uring under a seccomp profile) is reported as unavailable without
 breaking the others. Each model module exposes a ``Server`` class (a
@@ -13,17 +14,12 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from contract.models import MODELS as MODEL_NAMES
-
-# Model name -> module, in contract order (docs/design.md, "Servers — contract"):
-# ``epoll-et`` lives in ``servers/epoll_et_loop.py``, ``select`` in ``select_loop.py``
-# (a module named ``select`` would shadow the standard library's).
-MODELS: dict[str, str] = {name: f"servers.{name.replace('-', '_')}_loop" for name in MODEL_NAMES}
+from contract.models import BY_NAME, MODELS
 
 
 def load(name: str) -> ModuleType:
     """Import the module of model ``name`` (KeyError for an unknown name)."""
-    return importlib.import_module(MODELS[name])
+    return importlib.import_module(BY_NAME[name].module)
 
 
 def unavailable(name: str) -> str | None:
@@ -31,7 +27,7 @@ def unavailable(name: str) -> str | None:
     try:
         module = load(name)
     except ImportError as exc:
-        return f"cannot import {MODELS[name]}: {exc}"
+        return f"cannot import {BY_NAME[name].module}: {exc}"
     check = getattr(module, "unavailable", None)
     if check is None:
         return None

@@ -16,7 +16,8 @@ import argparse
 import sys
 
 import servers
-from contract.models import REUSEPORT_MODELS
+from contract import defaults
+from contract.models import MODELS, REUSEPORT_MODELS
 from servers import core, prefork
 
 
@@ -69,14 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "model",
         nargs="?",
-        choices=list(servers.MODELS),
+        choices=list(MODELS),
         metavar="MODEL",
-        help="one of: " + ", ".join(servers.MODELS),
+        help="one of: " + ", ".join(MODELS),
     )
     p.add_argument("--list", action="store_true", help="list models and whether they run here")
     p.add_argument("--host", default="0.0.0.0")
     p.add_argument("--port", type=_port, default=0, help="0 picks a free port (printed in READY)")
-    p.add_argument("--backlog", type=_positive(int), default=1024)
+    p.add_argument("--backlog", type=_positive(int), default=defaults.BACKLOG)
     p.add_argument(
         "--nofile",
         type=_nofile,
@@ -86,21 +87,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--work-us",
         type=_non_negative,
-        default=0,
+        default=defaults.WORK_US,
         help="CPU microseconds of simulated work per message",
     )
-    p.add_argument("--stats-interval", type=_positive(float), default=1.0)
+    p.add_argument("--stats-interval", type=_positive(float),
+                   default=defaults.STATS_INTERVAL_S)
     p.add_argument(
         "--on-fd-limit",
-        choices=["refuse", "crash"],
-        default="refuse",
+        choices=list(defaults.ON_FD_LIMIT_CHOICES),
+        default=defaults.ON_FD_LIMIT,
         help="select at descriptor 1024: close and count, or crash like the tutorial",
     )
-    p.add_argument("--workers", type=_positive(int), default=32, help="threadpool size")
+    p.add_argument("--workers", type=_positive(int), default=defaults.THREADPOOL_WORKERS,
+                   help="threadpool size")
     p.add_argument(
         "--processes",
         type=_positive(int),
-        default=1,
+        default=defaults.PROCESSES,
         help="N processes, each with its own SO_REUSEPORT listener and open-file limit "
         f"({', '.join(sorted(REUSEPORT_MODELS))})",
     )
@@ -114,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     opts = parser.parse_args(argv)  # bad arguments: one line on stderr, exit 2
     if opts.list:
-        for name in servers.MODELS:
+        for name in MODELS:
             reason = servers.unavailable(name)
             state = "available" if reason is None else f"unavailable: {reason}"
             print(f"{name}\t{state}", flush=True)

@@ -39,6 +39,8 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from contract.limits import CRASH, EMFILE, ENFILE, ENOBUFS, ENOMEM
+
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 RECV_SIZE = 65536  # the one buffer of a single-threaded loop
@@ -50,7 +52,7 @@ HIGH_WATER = 1 << 20
 # errno -> limit kind: accept() errors that mean "out of a resource", named by
 # their errno (each is a kind of the shared vocabulary, contract/limits.py).
 ACCEPT_CAPACITY_ERRNOS = {
-    e: errno.errorcode[e] for e in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+    errno.EMFILE: EMFILE, errno.ENFILE: ENFILE, errno.ENOBUFS: ENOBUFS, errno.ENOMEM: ENOMEM,
 }
 # A connection that died in the backlog: not our problem, accept the next one.
 ACCEPT_SKIP_ERRNOS = {errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.ENETDOWN}
@@ -272,7 +274,7 @@ class Acceptor:
             kind = ACCEPT_CAPACITY_ERRNOS.get(exc.errno)
             if kind is None:
                 raise
-        if self.spare is not None and kind in ("EMFILE", "ENFILE"):
+        if self.spare is not None and kind in (EMFILE, ENFILE):
             os.close(self.spare)
             self.spare = None
             try:
@@ -478,7 +480,7 @@ def run(model: str, server_cls: type[Server], opts) -> int:
             code = 1
         except Exception:
             traceback.print_exc()
-            stats.refuse("crash")
+            stats.refuse(CRASH)
             code = 1
         finally:
             ticker.stop()

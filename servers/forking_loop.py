@@ -61,6 +61,7 @@ import threading
 import time
 from collections import OrderedDict
 
+from contract.limits import PID_MAX
 from servers import core
 from servers.core import Server as BaseServer
 from servers.core import serve_blocking
@@ -88,7 +89,7 @@ class Server(BaseServer):
         fd = conn.fileno()
         if not self.free:
             conn.close()
-            return self.stats.refuse("pid_max", fd)
+            return self.stats.refuse(PID_MAX, fd)
         slot = self.free.pop()
         SLOT.pack_into(self.shm, slot * SLOT.size, 0, 0)
         # SIGCHLD stays blocked until the child is recorded: a child that exits
@@ -103,7 +104,7 @@ class Server(BaseServer):
         conn.close()
         if pid < 0:
             self.free.append(slot)
-            self.stats.refuse("pid_max", fd)
+            self.stats.refuse(PID_MAX, fd)
         else:
             self.children[pid] = slot
             self.stats.opened(fd)

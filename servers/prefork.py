@@ -77,6 +77,7 @@ import sys
 import time
 from typing import Any
 
+from contract.limits import CRASH
 from servers import core
 
 READY_TIMEOUT_S = 30.0
@@ -235,7 +236,7 @@ class Supervisor:
         if child.final is None or code != 0:
             core.log(f"{self.model}: {self.which(child)} died (exit {code}); stopping the others")
             if child.final is None:
-                self.on_limit(child, "crash", -1, child.value("connections"))
+                self.on_limit(child, CRASH, -1, child.value("connections"))
             self.code = 1
         self.stop()
 

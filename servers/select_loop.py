@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import select
 
-from contract.limits import FD_SETSIZE
+from contract.defaults import ON_FD_LIMIT_CRASH
+from contract.limits import FD_SETSIZE, FD_SETSIZE_LIMIT
 from servers.core import Crash
 from servers.eventloop import IN, OUT, EventLoopServer
 
@@ -54,10 +55,10 @@ class Server(EventLoopServer):
 
     def admit(self, sock) -> bool:
         fd = sock.fileno()
-        if fd < FD_SETSIZE or self.opts.on_fd_limit == "crash":
+        if fd < FD_SETSIZE or self.opts.on_fd_limit == ON_FD_LIMIT_CRASH:
             return True
         sock.close()
-        self.stats.refuse("FD_SETSIZE", fd)
+        self.stats.refuse(FD_SETSIZE_LIMIT, fd)
         return False
 
     def wait(self, timeout):
@@ -65,6 +66,6 @@ class Server(EventLoopServer):
             readable, writable, _ = select.select(self.readers, self.writers, (), timeout)
         except ValueError as exc:
             fd = max(self.readers | self.writers)
-            self.stats.refuse("FD_SETSIZE", fd)
+            self.stats.refuse(FD_SETSIZE_LIMIT, fd)
             raise Crash(f"select() with fd {fd}: ValueError: {exc}") from exc
         return [(fd, IN) for fd in readable] + [(fd, OUT) for fd in writable]

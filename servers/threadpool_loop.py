@@ -20,6 +20,7 @@ from __future__ import annotations
 import queue
 import threading
 
+from contract.limits import THREADS
 from servers.core import Server as BaseServer
 from servers.core import serve_blocking, start_thread
 from servers.threads_loop import STACK_SIZE
@@ -37,7 +38,7 @@ class Server(BaseServer):
             try:
                 start_thread(self.worker, name=f"worker-{i}")
             except RuntimeError:
-                self.stats.refuse("threads")
+                self.stats.refuse(THREADS)
         self.accept_forever(self.handle)
 
     def handle(self, conn) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import threading
 
+from contract.limits import THREADS
 from servers.core import Server as BaseServer
 from servers.core import serve_blocking, start_thread
 
@@ -46,4 +47,4 @@ class Server(BaseServer):
             conn.close()
             with stats.lock:
                 stats.accepted -= 1
-            stats.refuse("threads", fd)
+            stats.refuse(THREADS, fd)

@@ -46,7 +46,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from contract.limits import GENERATOR_LIMITS, RESOURCE, explain
+from contract.limits import BACKLOG, GENERATOR_LIMITS, LIMITS, explain
 from lab.analysis import metrics as m
 from lab.analysis.causes import cause, cores_available
 from lab.host.ceiling import effective_nofile, processes_for, server_ceilings
@@ -55,7 +55,8 @@ from lab.results.reader import Row, Run, load_run
 from lab.scenario.types import SLO, ServerSpec
 
 # What runs out, by limit kind or failed SLO criterion.
-CRITERION_RESOURCE = {**RESOURCE, "latency": "CPU (latency SLO)", "errors": "errors",
+CRITERION_RESOURCE = {**{kind: limit.resource for kind, limit in LIMITS.items()},
+                      "latency": "CPU (latency SLO)", "errors": "errors",
                       "connections": "connections"}
 # Why a row is left out of the plan's fit (usable_rows), as the plan's note says it.
 CLIENT_BOUND = "client-bound (the load generator, not the server, set its numbers)"
@@ -167,7 +168,7 @@ def host_capacity(plan: ModelPlan, host: dict[str, Any], nofile: Any, model_kind
         # lab/host/ceiling.py, as doctor uses it: a host that runs servers only.
         for c in server_ceilings(model_kind, nofile, facts, processes=processes):
             resource = CRITERION_RESOURCE.get(c.limit, c.limit)
-            if c.limit != "backlog":  # blocking's queue is a measured finding, not a host cap
+            if c.limit != BACKLOG:  # blocking's queue is a measured finding, not a host cap
                 caps[resource] = min(caps.get(resource, c.connections), c.connections)
     if facts.port_range:
         caps["source ports"] = facts.ephemeral_ports

@@ -7,6 +7,7 @@ contract's (see ``loadgen/options.py``).
 
 from __future__ import annotations
 
+from contract.defaults import USER_IDLE
 from lab.scenario.types import LoadSpec
 
 LOCUSTFILE = "loadgen/locustfile.py"
@@ -21,7 +22,7 @@ def steps_arg(load: LoadSpec) -> str:
 
 
 def user_classes(load: LoadSpec) -> list[str]:
-    if load.user == "idle":
+    if load.user == USER_IDLE:
         return ["IdleUser", "EchoUser"] if load.active_users else ["IdleUser"]
     return ["EchoUser"]
 

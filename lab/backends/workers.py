@@ -17,14 +17,12 @@ from contract.fds import LOADGEN_FD_RESERVE
 from contract.network import DEFAULT_EPHEMERAL_PORTS
 from lab.scenario.types import LoadSpec
 
-DESCRIPTOR_RESERVE = LOADGEN_FD_RESERVE
-EPHEMERAL_PORTS = DEFAULT_EPHEMERAL_PORTS
 PER_WORKER_COMFORT = 10_000
 
 
 def per_worker_ceiling(nofile_hard: int) -> int:
     """The most users one worker can hold: descriptors and source ports."""
-    return max(1, min(nofile_hard - DESCRIPTOR_RESERVE, EPHEMERAL_PORTS))
+    return max(1, min(nofile_hard - LOADGEN_FD_RESERVE, DEFAULT_EPHEMERAL_PORTS))
 
 
 def workers_needed(load: LoadSpec, nofile_hard: int, hosts: int = 1) -> int:

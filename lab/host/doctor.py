@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from lab.backends.workers import DESCRIPTOR_RESERVE, per_worker_ceiling, workers_needed
+from contract.fds import LOADGEN_FD_RESERVE
+from contract.limits import EADDRNOTAVAIL, EMFILE
+from lab.backends.workers import per_worker_ceiling, workers_needed
 from lab.host import ceiling
 from lab.host.ceiling import Ceiling
 from lab.host.facts import HostFacts, local_host_facts
@@ -48,11 +50,11 @@ def load_ceiling(scenario: Scenario, facts: Facts, backend: str) -> Ceiling:
     ports = workers * ips * host.ephemeral_ports
     per_worker = per_worker_ceiling(hard)
     if workers * per_worker <= ports:
-        return Ceiling(workers * per_worker, "EMFILE",
+        return Ceiling(workers * per_worker, EMFILE,
                        f"{workers} worker(s) x {per_worker} connections (nofile {hard} - "
-                       f"{DESCRIPTOR_RESERVE})")
-    return Ceiling(ports, "EADDRNOTAVAIL", f"{workers} worker(s) x {ips} source address(es) x "
-                                           f"{host.ephemeral_ports} ports")
+                       f"{LOADGEN_FD_RESERVE})")
+    return Ceiling(ports, EADDRNOTAVAIL, f"{workers} worker(s) x {ips} source address(es) x "
+                                         f"{host.ephemeral_ports} ports")
 
 
 def _gib(n: int | None) -> str:

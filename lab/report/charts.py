@@ -2,9 +2,9 @@
 
 Each ``chart_*`` function draws exactly the series from ``lab.analysis.series``
 and returns a Figure; ``render_charts`` saves them into the run directory.
-Colours come from ``color_for(model)``: a fixed palette keyed by the built-in
-model name, and a stable hash into a second palette for custom servers, so
-"epoll" is the same blue in every chart of every run.
+Colours come from ``color_for(model)``: each built-in model's own colour
+(``contract/models.py``), and a stable hash into a second palette for custom
+servers, so "epoll" is the same blue in every chart of every run.
 
 Figures are built with ``matplotlib.figure.Figure`` directly, never pyplot: no
 global figure registry, no GUI backend, nothing to close (Agg renders savefig).
@@ -20,24 +20,19 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from contract.limits import FD_SETSIZE
-from contract.models import MODELS
+from contract.models import BY_NAME, MODELS
 from lab.analysis import series as rs
 from lab.results.reader import Run
 
-# One colour per model, in contract order (contract/models.py): blocking,
-# threads, forking, threadpool, nonblocking, select, poll, epoll, epoll-et,
-# selectors, asyncio, uvloop, sigio, io_uring.
-MODEL_COLOURS = ("#7f7f7f", "#393b79", "#637939", "#843c39", "#7b4173", "#d62728", "#ff7f0e",
-                 "#1f77b4", "#17becf", "#9467bd", "#2ca02c", "#bcbd22", "#e377c2", "#8c564b")
-PALETTE: dict[str, str] = dict(zip(MODELS, MODEL_COLOURS, strict=True))
+# Custom servers: a stable hash of the label into these.
 CUSTOM_PALETTE = ("#000000", "#e7298a", "#66a61e", "#a6761d", "#1b9e77", "#7570b3")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p", "d", "8")
 
 
 def color_for(model: str) -> str:
     """The model's colour: fixed for built-ins, a stable hash for custom labels."""
-    if model in PALETTE:
-        return PALETTE[model]
+    if model in BY_NAME:
+        return BY_NAME[model].colour
     return CUSTOM_PALETTE[zlib.crc32(model.encode()) % len(CUSTOM_PALETTE)]
 
 
@@ -48,8 +43,7 @@ def _figure() -> tuple[Figure, Axes]:
 
 def marker_for(model: str) -> str:
     """A marker per model (so overlapping lines stay distinguishable), as stable as colours."""
-    names = tuple(PALETTE)
-    idx = names.index(model) if model in names else zlib.crc32(model.encode())
+    idx = MODELS.index(model) if model in BY_NAME else zlib.crc32(model.encode())
     return MARKERS[idx % len(MARKERS)]
 
 

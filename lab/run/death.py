@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import re
 
+from contract.limits import CRASH, EMFILE, ENFILE, FD_SETSIZE_LIMIT, OOM, THREADS
+
 PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"filedescriptor out of range in select\(\)"), "FD_SETSIZE"),
-    (re.compile(r"Too many open files|\[Errno 24\]"), "EMFILE"),
-    (re.compile(r"Too many open files in system|\[Errno 23\]"), "ENFILE"),
-    (re.compile(r"can't start new thread"), "threads"),
-    (re.compile(r"MemoryError|Cannot allocate memory|\[Errno 12\]"), "oom"),
+    (re.compile(r"filedescriptor out of range in select\(\)"), FD_SETSIZE_LIMIT),
+    (re.compile(r"Too many open files|\[Errno 24\]"), EMFILE),
+    (re.compile(r"Too many open files in system|\[Errno 23\]"), ENFILE),
+    (re.compile(r"can't start new thread"), THREADS),
+    (re.compile(r"MemoryError|Cannot allocate memory|\[Errno 12\]"), OOM),
 )
 SIGKILL_EXIT = 137  # 128 + 9: how a container killed by the OOM killer exits
 
@@ -36,5 +38,5 @@ def cause(limit_event: str | None, log_tail: str, exit_code: int | None, *,
         if pattern.search(log_tail or ""):
             return kind
     if oom_killed or (memory_limited and exit_code == SIGKILL_EXIT):
-        return "oom"
-    return "crash"
+        return OOM
+    return CRASH

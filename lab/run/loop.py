@@ -23,6 +23,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from contract.defaults import USER_IDLE
+from contract.limits import CRASH
 from lab.backends.base import Backend, LoadHandle, RunContext, ServerHandle
 from lab.errors import BackendError, ResultsError, interruption
 from lab.results.columns import step_of
@@ -209,7 +211,7 @@ class Runner:
         previous = outcome.rows[-1].get("t_end") if outcome and outcome.rows else None
         evidence = self.kernel.step(previous if previous is not None else self.model_started,
                                     t_end)
-        active = self.scenario.load.active_users if self.scenario.load.user == "idle" else (
+        active = self.scenario.load.active_users if self.scenario.load.user == USER_IDLE else (
             int(record.get("target_users") or 0))
         limit = step_limit(event=monitor.first_limit(until=t_end), death=death,
                            lost=self.watch.limit(record) if self.watch else None,
@@ -252,13 +254,13 @@ class Runner:
                 if monitor is not None:
                     monitor.drain()
                     final = final or monitor.final
-                if died or outcome.limit == "crash" or outcome.error:
+                if died or outcome.limit == CRASH or outcome.error:
                     tail = server.log_tail()
         except Exception as exc:  # noqa: BLE001 - cleanup() removes what is left
             outcome.error = outcome.error or f"stopping failed: {type(exc).__name__}: {exc}"
         limit = outcome.limit or (monitor.first_limit() if monitor else None)
         if outcome.error and server is None:
-            limit = "crash"
+            limit = CRASH
         outcome.limit = limit
         if outcome.interrupted:
             self.live.line(f"  {spec.name}: interrupted {self.where(name=False)}")

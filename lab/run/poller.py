@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from contract.limits import GENERATOR_LIMITS, WORKER_LOST
+from contract.limits import CRASH, GENERATOR_LIMITS, MISMATCH, WORKER_LOST
 from lab.backends.base import LoadHandle, ServerHandle
 from lab.run.death import cause
 from lab.run.monitors import ServerMonitor, append_jsonl
@@ -47,7 +47,7 @@ def stops_model(row: dict[str, Any], server_dead: bool) -> bool:
     """A step ends a model when its server died, when its replies were not the
     bytes sent (more steps would measure errors, not capacity), or when a
     limit kept the load below the step's target."""
-    if server_dead or row.get("limit") in ("crash", "mismatch"):
+    if server_dead or row.get("limit") in (CRASH, MISMATCH):
         return True
     if row.get("limit") in GENERATOR_LIMITS:  # the remaining workers carry on (run/generator.py)
         return False

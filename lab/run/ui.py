@@ -27,13 +27,11 @@ from lab.scenario.loader import scenario_to_yaml
 from lab.scenario.types import Scenario
 from lab.teardown import Teardown
 
-TARGET_SUFFIX = TARGET_FILE_SUFFIX  # read by loadgen/lab_tab.py
-
 
 def write_target(logs: Path, handle: ServerHandle) -> Path:
     """``logs/<server>.target.json``: the server's address for the Lab tab
     (written whole, then renamed: the master never reads half a file)."""
-    path = logs / f"{handle.spec.name}{TARGET_SUFFIX}"
+    path = logs / f"{handle.spec.name}{TARGET_FILE_SUFFIX}"  # read by loadgen/lab_tab.py
     record = {"server": handle.spec.name, "model": handle.spec.model,
               "host": handle.target_host, "port": handle.target_port,
               "target": f"tcp://{handle.target_host}:{handle.target_port}"}

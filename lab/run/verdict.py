@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from contract.limits import TIMEOUT
+from contract.limits import BACKLOG, MISMATCH, SERIALIZED, TIMEOUT
 from lab.results.writer import load_side_limit
 
 # A step is "serialized" when at most this fraction of the connections the
@@ -65,13 +65,13 @@ def step_limit(*, event: str | None, death: str | None, lost: str | None,
         return death
     if lost:
         return lost
-    if int((record.get("failures") or {}).get("mismatch") or 0):
-        return "mismatch"
+    if int((record.get("failures") or {}).get(MISMATCH) or 0):
+        return MISMATCH
     side = load_side_limit(record.get("connect_failures"))
     if side:
         return side
     if (evidence.get("listen_overflows") or 0) or (evidence.get("listen_drops") or 0):
-        return "backlog"  # the kernel dropped handshakes: the accept queue was full
+        return BACKLOG  # the kernel dropped handshakes: the accept queue was full
     if serialized(record, echoing):
-        return "serialized"
+        return SERIALIZED
     return None

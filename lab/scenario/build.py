@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from contract.defaults import USER_IDLE
 from lab.scenario.errors import Invalid
 from lab.scenario.nodes import Doc, Map, did_you_mean, int_at_least, items
 from lab.scenario.schema import (
@@ -160,7 +161,7 @@ def _load(doc: Doc, node: yaml.Node, path: str) -> LoadSpec:
 
     LOAD.given(doc, m, got, {"steps": steps})
     active = got.get("active_users", 0)
-    if active and "user" not in m.failed and got.get("user", LOAD.default("user")) != "idle":
+    if active and "user" not in m.failed and got.get("user", LOAD.default("user")) != USER_IDLE:
         doc.report(m.fields["active_users"], m.sub("active_users"),
                    "only applies with 'user: idle' (active users among idle ones)")
     steps = got.get("steps")

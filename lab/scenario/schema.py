@@ -29,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from contract import defaults
 from contract.limits import LIMIT_KINDS
 from contract.models import MODELS, ON_FD_LIMIT_MODELS, REUSEPORT_MODELS, WORKERS_MODELS
 from contract.network import (
@@ -177,7 +178,7 @@ SERVER = Section("server", ServerSpec, (
     Field("port", int_at_least(1, 65535), omit=is_none),
     Field("command", command, dump=_listed, omit=is_none),
     Field("limits", limits_given, dump=LIMITS.dump),  # parsed: the keys given; see build.py
-    Field("on_fd_limit", choice(("refuse", "crash"), "choice"), models=ON_FD_LIMIT_MODELS,
+    Field("on_fd_limit", choice(defaults.ON_FD_LIMIT_CHOICES, "choice"), models=ON_FD_LIMIT_MODELS,
           applies="what it does at descriptor 1024: refuse or crash"),
     Field("work_us", int_at_least(0)),
     Field("host", name),  # default: the first host
@@ -197,18 +198,19 @@ STEP = Section("step", Step, (
 ))
 
 LOAD = Section("load", LoadSpec, (
-    Field("user", choice(("echo", "idle"), "user kind")),
+    Field("user", choice(defaults.USER_CHOICES, "user kind")),
     Field("message_size", int_at_least(1, 1 << 20)),
     Field("pace", duration, attr="pace_s", dump=seconds),
     Field("connect_rate", positive, attr="spawn_rate"),
     Field("workers", load_workers, dump=lambda value: "auto" if value is None else value),
-    Field("schedule", choice(("closed", "fixed"), "schedule")),
+    Field("schedule", choice(defaults.SCHEDULE_CHOICES, "schedule")),
     Field("connect_timeout", duration, attr="connect_timeout_s", dump=seconds),
     Field("io_timeout", duration, attr="io_timeout_s", dump=seconds),
     Field("hold", duration, attr=None, default=DEFAULT_HOLD_S),  # every step's default
     Field("steps", None, dump=_each(STEP),
           required="a list of target connections, e.g. steps: [200, 1000]"),
-    Field("active_users", int_at_least(0), omit=lambda value, load: load.user != "idle"),
+    Field("active_users", int_at_least(0),
+          omit=lambda value, load: load.user != defaults.USER_IDLE),
     Field("repeat", int_at_least(1, 100)),
 ))
 

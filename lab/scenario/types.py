@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from contract import defaults
+
 Nofile = int | Literal["max"]
 
 
@@ -19,7 +21,7 @@ class Limits:
     """Per-server limits. ``nofile="max"`` means the hard limit the host grants."""
 
     nofile: Nofile = "max"
-    backlog: int = 1024
+    backlog: int = defaults.BACKLOG
     # Namespaced sysctls, applied per container (Docker only; the local
     # backend records them as "could not apply").
     sysctls: tuple[tuple[str, str], ...] = ()
@@ -38,12 +40,12 @@ class ServerSpec:
     command: tuple[str, ...] | None = None
     port: int | None = None
     limits: Limits = field(default_factory=Limits)
-    on_fd_limit: Literal["refuse", "crash"] = "refuse"
-    work_us: int = 0
-    workers: int | None = None  # threadpool size
+    on_fd_limit: str = defaults.ON_FD_LIMIT  # one of defaults.ON_FD_LIMIT_CHOICES
+    work_us: int = defaults.WORK_US
+    workers: int | None = None  # threadpool size (None: the server's default)
     # SO_REUSEPORT listening processes (event-driven models); "auto": sized by the
     # backend from the top step and the nofile it grants (lab/host/ceiling.py).
-    processes: int | Literal["auto"] = 1
+    processes: int | Literal["auto"] = defaults.PROCESSES
     host: str = "local"  # placement: a name from Scenario.hosts
 
     @property
@@ -59,16 +61,16 @@ class Step:
 
 @dataclass(frozen=True)
 class LoadSpec:
-    user: Literal["echo", "idle"] = "echo"
-    active_users: int = 0  # with user=idle: this many EchoUsers among the idle ones
-    message_size: int = 64
-    pace_s: float = 1.0
-    spawn_rate: float = 500.0  # users started per second, across all workers
+    user: str = defaults.USER_ECHO  # one of defaults.USER_CHOICES
+    active_users: int = defaults.ACTIVE_USERS  # with user=idle: EchoUsers among the idle ones
+    message_size: int = defaults.MESSAGE_SIZE
+    pace_s: float = defaults.PACE_S
+    spawn_rate: float = defaults.SPAWN_RATE  # users started per second, across all workers
     steps: tuple[Step, ...] = ()
     workers: int | None = None  # None: derived from the largest step
-    schedule: Literal["closed", "fixed"] = "closed"
-    connect_timeout_s: float = 5.0
-    io_timeout_s: float = 5.0
+    schedule: str = defaults.SCHEDULE  # one of defaults.SCHEDULE_CHOICES
+    connect_timeout_s: float = defaults.CONNECT_TIMEOUT_S
+    io_timeout_s: float = defaults.IO_TIMEOUT_S
     repeat: int = 1  # passes over all models, interleaved (lab/run/loop.py Runner.run)
 
 

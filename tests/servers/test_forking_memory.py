@@ -23,9 +23,9 @@ import pytest
 from serverproc import ServerProcess, children_of
 from srvclients import AVAILABLE, connect, roundtrip
 
-from contract.models import MODELS
+from contract.models import BY_NAME, MODELS
 from lab.host import doctor
-from lab.host.ceiling import CONNECTION_MEMORY, binding
+from lab.host.ceiling import binding
 from lab.host.facts import local_host_facts
 from lab.scenario.loader import parse_scenario
 from servers.core import PAGE_SIZE, pss_of, rss_of
@@ -114,7 +114,7 @@ def test_the_ceiling_table_holds_what_a_forked_connection_costs(start):
         for sock in socks:
             sock.close()
     per_connection = (after - before) / 40
-    table = CONNECTION_MEMORY["forking"].userspace
+    table = BY_NAME["forking"].memory.userspace
     # A rough table, not a measurement: it must not be off by a factor of two.
     assert table / 2 <= per_connection <= table * 2, (per_connection, table)
 
@@ -140,7 +140,7 @@ def test_forking_holds_more_connections_than_its_nofile_as_doctor_says(start, no
     assert first is not None and first.limit != "EMFILE" and first.connections >= 400, ceilings
 
 
-# -- the measurement behind lab/host/ceiling.py's CONNECTION_MEMORY ------------
+# -- the measurement behind each model's memory in contract/models.py ---------
 
 # Connections per level: a few hundred for the models with a thread or a process
 # each; a thousand for the others, whose few hundred bytes per connection the

@@ -10,7 +10,7 @@ import pytest
 from serverproc import ROOT
 from srvclients import AVAILABLE
 
-import servers
+from contract.models import MODELS
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -91,8 +91,9 @@ def test_an_unavailable_model_exits_2_with_the_reason():
     """What happens where io_uring is refused (seccomp): simulated by a registry
     entry that cannot be imported, the path any optional model takes."""
     code = (
-        "import sys, servers; from servers.cli import main; "
-        "servers.MODELS['io_uring'] = 'servers._no_such_binding'; sys.exit(main(sys.argv[1:]))"
+        "import dataclasses, sys; from contract.models import BY_NAME; "
+        "from servers.cli import main; BY_NAME['io_uring'] = dataclasses.replace("
+        "BY_NAME['io_uring'], module='servers._no_such_binding'); sys.exit(main(sys.argv[1:]))"
     )
     for args in (["io_uring"], ["--list"]):
         proc = subprocess.run(
@@ -115,4 +116,4 @@ def test_registry_is_lazy():
     code = "import sys, servers; print(sorted(m for m in sys.modules if m.endswith('_loop')))"
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert proc.stdout.strip() == "[]"
-    assert list(servers.MODELS) == CONTRACT_ORDER
+    assert list(MODELS) == CONTRACT_ORDER

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from contract.fds import SERVER_FD_OVERHEAD
-from contract.limits import MECHANISM
+from contract.limits import FD_SETSIZE_LIMIT, explain
+from contract.models import BY_NAME
 from lab import cli
 from lab.analysis.capacity import SLO, passes, plan_model
 
@@ -49,7 +49,7 @@ def test_latency_bound_plan_by_hand():
     assert p.cpu_per_message_s == pytest.approx(4.0 / 20_000)
     caps = p.host_capacity
     # nofile less the descriptors epoll holds itself (contract/fds.py), as doctor says
-    assert caps["descriptors"] == 20000 - SERVER_FD_OVERHEAD["epoll"] == 19994
+    assert caps["descriptors"] == 20000 - BY_NAME["epoll"].fd_overhead == 19994
     assert caps["source ports"] == 60999 - 32768 + 1
     assert caps["CPU"] == int(1 / 0.0002)  # single-threaded: one core
     assert caps["memory"] == int(8 * 2**30 / (23 * MiB / 1000))
@@ -74,8 +74,8 @@ def test_fd_setsize_wall_binds_descriptors():
             row(2, 1500, 1019, rss=21 * MiB, cpu=2.0, t_end=20.0, limit="FD_SETSIZE")]
     p = plan_model("m", rows, SLO(), HOST, "max", "select", target=5000)
     assert (p.capacity, p.binds, p.wall) == (500, "FD_SETSIZE", 1019)
-    assert p.why == MECHANISM["FD_SETSIZE"]
-    assert p.host_capacity["descriptors"] == 1024 - SERVER_FD_OVERHEAD["select"] == 1019
+    assert p.why == explain(FD_SETSIZE_LIMIT)
+    assert p.host_capacity["descriptors"] == 1024 - BY_NAME["select"].fd_overhead == 1019
     assert p.host_binding == "measured: descriptors"
     assert p.hosts == math.ceil(5000 / 1019)
 
@@ -87,7 +87,7 @@ def test_single_step_memory_is_the_average():
 
 def test_nofile_number_caps_descriptors():
     p = plan_model("m", SWEEP[:1], SLO(), HOST, 2048, "epoll")
-    assert p.host_capacity["descriptors"] == 2048 - SERVER_FD_OVERHEAD["epoll"]
+    assert p.host_capacity["descriptors"] == 2048 - BY_NAME["epoll"].fd_overhead
     assert p.hosts is None  # no target, no host count
 
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from contract.limits import RESOURCE
-from contract.models import EVENT_DRIVEN, MODELS
+from contract.limits import ENOMEM, LIMITS
+from contract.models import EVENT_DRIVEN, MODELS, model_facts
 from lab.analysis.capacity import SLO, plan_model
 from lab.host import ceiling
 from lab.host.ceiling import (
-    CONNECTION_MEMORY,
-    DEFAULT_CONNECTION_MEMORY,
     KERNEL_SOCKET_BYTES,
     binding,
     server_ceilings,
@@ -76,7 +74,7 @@ def test_memory_is_a_ceiling_for_every_model(model):
     """Available memory (total where unknown) over what one connection costs:
     the model's userspace and kernel-task memory and its TCP socket, two sockets
     when the load shares the host."""
-    cost = CONNECTION_MEMORY.get(model or "", DEFAULT_CONNECTION_MEMORY)
+    cost = model_facts(model).memory
     own = cost.userspace + cost.kernel
     total = HostFacts.from_record(HOST)  # 24 GiB, no MemAvailable recorded
     (mem,) = [c for c in server_ceilings(model, "max", total) if c.limit == "ENOMEM"]
@@ -88,7 +86,7 @@ def test_memory_is_a_ceiling_for_every_model(model):
     assert mem.connections == 6 * 2**30 // (own + 2 * KERNEL_SOCKET_BYTES)
     assert "2 x 4 KiB TCP socket" in mem.why and "6 GiB available" in mem.why
     assert mem.why.startswith(f"~{ceiling._size(own + 2 * KERNEL_SOCKET_BYTES)} per connection")
-    assert RESOURCE["ENOMEM"] == "memory"  # the capacity plan's column for this kind
+    assert LIMITS[ENOMEM].resource == "memory"  # the capacity plan's column for this kind
 
 
 def test_no_memory_ceiling_without_memory_facts():
@@ -97,7 +95,6 @@ def test_no_memory_ceiling_without_memory_facts():
 
 
 def test_every_model_has_a_measured_memory_cost():
-    assert set(CONNECTION_MEMORY) == set(MODELS)
     # a process per connection costs far more than a thread, a thread more than a
     # registration in an event loop: the order the measurement found
     per = {m: ceiling.connection_bytes(m) for m in MODELS}

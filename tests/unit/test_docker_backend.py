@@ -17,6 +17,7 @@ import docker.errors
 import pytest
 import requests.exceptions
 
+from contract.network import LAB_NETWORK
 from lab.backends.base import RunContext
 from lab.backends.docker import images
 from lab.backends.docker import network as docker_net
@@ -268,7 +269,7 @@ def test_server_container_is_limited_labelled_and_unprivileged(ctx):
         assert handle.ready["model"] == "epoll" and handle.ready["nofile"] == 20000
         net = daemon.networks[0]
         subnet = ipaddress.ip_network(net.attrs["IPAM"]["Config"][0]["Subnet"])
-        assert subnet.subnet_of(docker_net.SUPERNET)
+        assert subnet.subnet_of(LAB_NETWORK)
     assert daemon.containers == {} and daemon.networks == []
 
 
@@ -558,7 +559,7 @@ def test_step_results_reader_returns_complete_new_lines_once():
 def test_subnets_stay_in_the_benchmark_range_and_avoid_used_ones():
     used = [ipaddress.ip_network("198.18.0.0/16")]
     cands = docker_net.candidate_subnets("run", used)
-    assert cands and all(s.subnet_of(docker_net.SUPERNET) for s in cands)
+    assert cands and all(s.subnet_of(LAB_NETWORK) for s in cands)
     assert not any(s.overlaps(used[0]) for s in cands)
     assert len(cands) == 256
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from contract.limits import MECHANISM
+from contract.limits import CRASH, explain
 from lab import cli
 from lab.analysis import series as rs
 from lab.report import charts
@@ -112,7 +112,7 @@ def test_limits_table_explains_each_limit(reported):
     for model in {r["model"] for r in csv_rows(run_dir)}:
         assert model in html
     for kind in set(limits.values()):
-        assert MECHANISM[kind].split(",")[0].replace("'", "&#x27;") in html
+        assert explain(kind).split(",")[0].replace("'", "&#x27;") in html
 
 
 def test_held_series_matches_csv(reported):
@@ -226,4 +226,4 @@ def test_crash_log_tail_is_shown_escaped(tmp_path):
     (run_dir / "run.json").write_text(json.dumps(meta))
     html = write_report(run_dir).read_text()
     assert "Traceback: &lt;boom&gt; &amp; exit 139" in html and "<boom>" not in html
-    assert MECHANISM["crash"].split(";")[0] in html
+    assert explain(CRASH).split(";")[0] in html

@@ -45,7 +45,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from contract.env import SERVER_EVENTS
+from contract.env import ALLOW_EXTERNAL_TARGETS, SERVER_EVENTS
+from contract.network import is_namespaced_sysctl, is_safe_target
 from lab.backends import locust_cmd
 from lab.backends.base import Backend, LoadHandle, RunContext, ServerHandle
 from lab.backends.docker.container_io import LogFollower, StatsSampler
@@ -76,11 +77,8 @@ from lab.backends.docker.network import (
     route_subnets,
 )
 from lab.backends.docker.specs import (
-    ALLOW_EXTERNAL_ENV,
     SERVER_PORT,
     WORKDIR_PARENT,
-    namespaced,
-    safe_target,
     server_options,
 )
 from lab.backends.server_cmd import processes, server_command
@@ -94,7 +92,6 @@ from lab.teardown import attempt
 __all__ = ["DockerBackend", "clean_all", "docker_available"]
 
 READY_TIMEOUT_S = 60.0
-LAB_TAB_ENV = SERVER_EVENTS  # read by loadgen/lab_tab.py
 LOCAL_ENDPOINTS = ("local", "unix:///var/run/docker.sock")
 MAX_SERVER_BINDINGS = 16  # published ports per server (one docker-proxy process each)
 STEPS_PATH = "/tmp/iolab-steps.jsonl"  # the master's --step-results, read via the API
@@ -210,7 +207,7 @@ class DockerBackend(Backend):
                 notes.append(f"{spec.name}: nofile {spec.limits.nofile} asked, but Docker on "
                              f"host {spec.host} grants at most {grantable}; capped")
             for key, _value in spec.limits.sysctls:
-                if not namespaced(key):
+                if not is_namespaced_sysctl(key):
                     notes.append(f"{spec.name}: sysctl {key} is host-global, not per "
                                  "container; Docker refuses it, so it is left out")
             if spec.is_custom and not spec.image and scenario.source_path is None:
@@ -302,14 +299,14 @@ class DockerBackend(Backend):
         """``host``'s address for cross-host traffic, refused outside the safe
         ranges unless the scenario allows external targets."""
         address = self.scenario.host(host).address
-        if not safe_target(address) and not self.scenario.allow_external_targets:
+        if not is_safe_target(address) and not self.scenario.allow_external_targets:
             raise BackendError(
                 f"host {host}: load would go to {address}, outside 127.0.0.0/8 and "
                 "198.18.0.0/15; set allow_external_targets: true if that host is yours")
         return address
 
     def _env(self) -> dict[str, str]:
-        return {ALLOW_EXTERNAL_ENV: "1"} if self.scenario.allow_external_targets else {}
+        return {ALLOW_EXTERNAL_TARGETS: "1"} if self.scenario.allow_external_targets else {}
 
     def _lab_tab_mounts(self, host: str, ctx: RunContext, ui: bool) -> dict[str, Any]:
         """The web UI's Lab tab tails the server event files the run loop keeps
@@ -322,7 +319,7 @@ class DockerBackend(Backend):
         if not events or self.scenario.host(host).endpoint not in LOCAL_ENDPOINTS:
             return {"environment": env}
         logs = str(ctx.logs_dir.resolve())
-        return {"environment": {**env, LAB_TAB_ENV: events},
+        return {"environment": {**env, SERVER_EVENTS: events},
                 "volumes": {logs: {"bind": logs, "mode": "ro"}}}
 
     def _worker_plan(self) -> tuple[list[str], int]:

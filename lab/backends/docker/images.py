@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
 
-from contract.env import BASE_IMAGE as BASE_IMAGE_ENV
+from contract.env import BASE_IMAGE
 from lab import CHECKOUT, ROOT
 from lab.errors import BackendError
 
@@ -120,10 +120,10 @@ def ensure_base(client, progress: Progress = _quiet) -> str:
     """Return the base image reference, building the offline one if needed."""
     import docker.errors
 
-    forced = os.environ.get(BASE_IMAGE_ENV)
+    forced = os.environ.get(BASE_IMAGE)
     if forced:
         if not _has_image(client, forced):
-            raise BackendError(f"{BASE_IMAGE_ENV}={forced} is not on the Docker host")
+            raise BackendError(f"{BASE_IMAGE}={forced} is not on the Docker host")
         return forced
     if _has_image(client, SLIM_BASE):
         return SLIM_BASE

@@ -20,7 +20,6 @@ import zlib
 from contract.network import LAB_NETWORK
 from lab.errors import BackendError
 
-SUPERNET = LAB_NETWORK
 PREFIX = 24
 ATTEMPTS = 8
 
@@ -61,7 +60,7 @@ def route_subnets(path: str = "/proc/net/route") -> list[ipaddress.IPv4Network]:
 
 def candidate_subnets(run_id: str, used: list) -> list[ipaddress.IPv4Network]:
     """Free /24s of the supernet, starting at a place derived from ``run_id``."""
-    subnets = list(SUPERNET.subnets(new_prefix=PREFIX))
+    subnets = list(LAB_NETWORK.subnets(new_prefix=PREFIX))
     start = zlib.crc32(run_id.encode()) % len(subnets)
     ordered = subnets[start:] + subnets[:start]
     return [s for s in ordered if not any(s.overlaps(u) for u in used)]
@@ -84,7 +83,7 @@ def create_run_network(client, name: str, run_id: str, labels: dict[str, str],
                                           check_duplicate=True)
         except docker.errors.APIError as exc:
             last_error = exc  # overlap with a network created meanwhile: next one
-    raise BackendError(f"could not create network {name} in {SUPERNET}: {last_error}")
+    raise BackendError(f"could not create network {name} in {LAB_NETWORK}: {last_error}")
 
 
 def container_ip(container, network_name: str) -> str:

@@ -23,8 +23,7 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-from contract.env import ALLOW_EXTERNAL_TARGETS
-from contract.network import is_namespaced_sysctl, is_safe_target
+from contract.network import is_namespaced_sysctl
 from lab import ROOT
 from lab.errors import BackendError
 from lab.scenario.types import ServerSpec
@@ -34,12 +33,6 @@ SECCOMP_IO_URING = ROOT / "docker" / "seccomp-io_uring.json"
 WORKDIR_PARENT = "/home/lab"  # the image user's home: writable, exists in the image
 SCENARIO_DIR_MAX_BYTES = 5_000_000
 LAB_UID = 10001  # docker/Dockerfile's user
-# Load may only go to loopback or the lab's benchmark range unless the scenario
-# says allow_external_targets (contract/network.py decides); loadgen checks the
-# target too, and learns of the opt-in from ALLOW_EXTERNAL_ENV.
-ALLOW_EXTERNAL_ENV = ALLOW_EXTERNAL_TARGETS
-namespaced = is_namespaced_sysctl
-safe_target = is_safe_target
 
 
 def server_options(spec: ServerSpec, scenario_path: Path | None) -> dict[str, Any]:
@@ -47,7 +40,7 @@ def server_options(spec: ServerSpec, scenario_path: Path | None) -> dict[str, An
     seccomp, memory/cpuset, and the files of a custom server."""
     opts: dict[str, Any] = {
         "sysctls": {"net.core.somaxconn": str(spec.limits.backlog),
-                    **{k: v for k, v in spec.limits.sysctls if namespaced(k)}},
+                    **{k: v for k, v in spec.limits.sysctls if is_namespaced_sysctl(k)}},
     }
     if spec.model == "io_uring":
         opts["security_opt"] = (f"seccomp={SECCOMP_IO_URING.read_text()}",)

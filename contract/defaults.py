@@ -1,0 +1,42 @@
+"""Defaults the lab and the processes it starts must agree on.
+
+A scenario that leaves a key out gets the same value as a server or a Locust
+run started by hand without the matching option: ``lab/scenario/types.py``
+(and the schema's choices), ``servers/cli.py``'s argparse and
+``loadgen/options.py`` all read them from here.
+"""
+
+from __future__ import annotations
+
+# -- servers: python -m servers MODEL ------------------------------------------------------------
+
+# listen(2)'s backlog; the kernel caps it at net.core.somaxconn.
+BACKLOG = 1024
+# What select does with a descriptor it cannot watch (>= FD_SETSIZE): close it
+# and count a refusal, or raise like the tutorial code it reproduces.
+ON_FD_LIMIT_REFUSE = "refuse"
+ON_FD_LIMIT_CRASH = "crash"
+ON_FD_LIMIT_CHOICES: tuple[str, ...] = (ON_FD_LIMIT_REFUSE, ON_FD_LIMIT_CRASH)
+ON_FD_LIMIT = ON_FD_LIMIT_REFUSE
+THREADPOOL_WORKERS = 32  # --workers: threadpool's pool size
+STATS_INTERVAL_S = 1.0  # seconds between a server's stats events (the lab asks for less)
+WORK_US = 0  # CPU microseconds of simulated work per message
+PROCESSES = 1  # listening processes (--processes)
+
+# -- load: locust -f loadgen/locustfile.py -------------------------------------------------------
+
+USER_ECHO = "echo"
+USER_IDLE = "idle"
+USER_CHOICES: tuple[str, ...] = (USER_ECHO, USER_IDLE)
+MESSAGE_SIZE = 64  # bytes per echo
+PACE_S = 1.0  # seconds between one user's echoes
+CONNECT_TIMEOUT_S = 5.0
+IO_TIMEOUT_S = 5.0
+SPAWN_RATE = 500.0  # users started (or stopped) per second between steps
+# closed: the next echo after the reply; fixed: echoes at intended times.
+SCHEDULE_CLOSED = "closed"
+SCHEDULE_FIXED = "fixed"
+SCHEDULE_CHOICES: tuple[str, ...] = (SCHEDULE_CLOSED, SCHEDULE_FIXED)
+SCHEDULE = SCHEDULE_CLOSED
+RECONNECT = True  # after a failure, reconnect after the pace (loadgen's --reconnect yes)
+ACTIVE_USERS = 0  # with user=idle: this many EchoUsers among the idle ones
