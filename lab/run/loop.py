@@ -285,7 +285,7 @@ def write_report_safely(run_dir: Path, live: LiveView) -> Path | None:
     """Render the report and the capacity plan (capacity.md/.json at the
     scenario's SLO); a failure here loses nothing, the results are on disk."""
     try:
-        from lab.analysis.capacity import write_capacity
+        from lab.analysis.plan_writer import write_capacity
         from lab.report.html import write_report
     except ImportError:
         return None
