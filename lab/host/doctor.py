@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from lab.backends.workers import DESCRIPTOR_RESERVE, per_worker_ceiling, workers_needed
 from lab.host import ceiling
 from lab.host.ceiling import Ceiling
 from lab.host.facts import HostFacts, local_host_facts
+from lab.host.workers import DESCRIPTOR_RESERVE, per_worker_ceiling, workers_needed
 from lab.scenario.types import Scenario, ServerSpec
 
 SOURCE_IPS_PER_LOCAL_WORKER = 2  # lab/backends/local.py gives each worker two 127.0.0.x

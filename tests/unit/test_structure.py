@@ -186,6 +186,16 @@ def test_lab_never_imports_servers_or_loadgen():
     assert not upward, f"lab imports servers/loadgen: {upward}"
 
 
+def test_host_is_below_the_backends_and_the_analysis():
+    """lab/host/ holds the host's facts and arithmetic that doctor, the
+    backends and the capacity plan read: it imports none of them."""
+    above = ("lab.backends", "lab.run", "lab.results", "lab.analysis", "lab.report", "lab.cli")
+    graph = import_graph()
+    upward = sorted((v, w) for v, ws in graph.items() if v.startswith("lab.host")
+                    for w in ws if w.startswith(above))
+    assert not upward, f"lab/host imports upward: {upward}"
+
+
 def test_contract_imports_only_the_standard_library():
     files = module_files()
     foreign = sorted(

@@ -84,9 +84,9 @@ from lab.backends.docker.specs import (
     server_options,
 )
 from lab.backends.server_cmd import processes, server_command
-from lab.backends.workers import workers_needed
 from lab.errors import BackendError
 from lab.host.limits import apply_host_limits
+from lab.host.workers import workers_needed
 from lab.owner import OWNER_LABEL, owner_id
 from lab.scenario.types import Scenario, ServerSpec
 from lab.teardown import attempt
