@@ -17,7 +17,7 @@ import servers
 from contract import limits, models, network
 from contract.fds import SERVER_FD_OVERHEAD
 from loadgen import failures
-from servers.core import ACCEPT_CAPACITY_ERRNOS
+from servers.listener import ACCEPT_CAPACITY_ERRNOS
 
 ROOT = Path(__file__).resolve().parents[2]
 
