@@ -1,7 +1,7 @@
 """Descriptors a process needs besides the connections it holds.
 
 A server holds stdin, stdout and stderr, its listening socket, and one spare
-descriptor that ``servers.core.Acceptor`` keeps open so that on EMFILE it can
+descriptor that ``servers.listener.Acceptor`` keeps open so that on EMFILE it can
 close it, accept the pending connection and close that too (the client gets
 an answer instead of waiting in the backlog): ``SERVER_FD_BASE``. Event loops
 add their own kernel objects (an epoll instance, asyncio's self-pipe, libuv's

@@ -26,8 +26,10 @@ from __future__ import annotations
 import asyncio
 import signal
 
-from servers.core import ACCEPT_CAPACITY_ERRNOS, Shutdown, spin
 from servers.core import Server as BaseServer
+from servers.core import spin
+from servers.gate import Shutdown
+from servers.listener import ACCEPT_CAPACITY_ERRNOS
 
 
 class Echo(asyncio.Protocol):

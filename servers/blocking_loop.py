@@ -16,8 +16,8 @@ sum of the sessions of clients 1..k-1; one idle client stalls everyone.
 
 from __future__ import annotations
 
+from servers.blocking_echo import serve_blocking
 from servers.core import Server as BaseServer
-from servers.core import serve_blocking
 
 
 class Server(BaseServer):

@@ -38,17 +38,9 @@ from __future__ import annotations
 
 import select
 
-from servers.core import (
-    CLOSE_ERRNOS,
-    GATE,
-    HIGH_WATER,
-    RECV_SIZE,
-    Acceptor,
-    Server,
-    Shutdown,
-    log,
-    spin,
-)
+from servers.core import CLOSE_ERRNOS, HIGH_WATER, RECV_SIZE, Server, log, spin
+from servers.gate import GATE, Shutdown
+from servers.listener import Acceptor
 
 IN, OUT, ERR = select.POLLIN, select.POLLOUT, select.POLLERR | select.POLLHUP
 IN_ERR = IN | ERR

@@ -26,7 +26,7 @@ pages whose reference counts it touched) adds a whole page to that child
 alone. Summed over the group, PSS counts every shared page once (less the
 shares of processes outside the server that map the same files, e.g. libc),
 so the figure grows by what one more connection really costs. Where
-``/proc/PID/smaps_rollup`` cannot be read (``servers.core.pss_of``), that
+``/proc/PID/smaps_rollup`` cannot be read (``servers.process.pss_of``), that
 process counts with its RSS instead: an overcount, never an undercount.
 
 PSS is dear to read: the kernel walks the process's page tables (about
@@ -62,9 +62,9 @@ import time
 from collections import OrderedDict
 
 from contract.limits import PID_MAX
-from servers import core
+from servers import process
+from servers.blocking_echo import serve_blocking
 from servers.core import Server as BaseServer
-from servers.core import serve_blocking
 
 SLOTS = 65536
 SLOT = struct.Struct("QQ")  # bytes_in, bytes_out
@@ -116,7 +116,7 @@ class Server(BaseServer):
             for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
                 signal.signal(signum, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
-            core.die_with_parent(signal.SIGKILL)
+            process.die_with_parent(signal.SIGKILL)
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1)  # stdout belongs to the parent's events
             self.listener.close()
@@ -182,7 +182,7 @@ class Server(BaseServer):
         user, sys_ = me.ru_utime + kids.ru_utime, me.ru_stime + kids.ru_stime
         children = list(self.children)
         for pid in children:
-            u, s = core.cpu_of(pid)
+            u, s = process.cpu_of(pid)
             user, sys_ = user + u, sys_ + s
         return user, sys_, self.memory.total(children)
 
@@ -190,10 +190,10 @@ class Server(BaseServer):
 def process_memory(pid: int | str) -> int | None:
     """One process's share: its PSS, or its RSS where ``smaps_rollup`` cannot be
     read (an overcount of its shared pages); ``None`` once it is gone."""
-    pss = core.pss_of(pid)
+    pss = process.pss_of(pid)
     if pss is not None:
         return pss
-    return core.rss_of(pid) or None  # a live process has resident pages
+    return process.rss_of(pid) or None  # a live process has resident pages
 
 
 class GroupMemory:

@@ -32,8 +32,10 @@ import os
 import signal
 import socket
 
-from servers.core import ACCEPT_CAPACITY_ERRNOS, CLOSE_ERRNOS, Acceptor, blocking, log, spin
+from servers.core import CLOSE_ERRNOS, log, spin
 from servers.core import Server as BaseServer
+from servers.gate import blocking
+from servers.listener import ACCEPT_CAPACITY_ERRNOS, Acceptor
 
 try:
     import liburing as L

@@ -78,7 +78,7 @@ import time
 from typing import Any
 
 from contract.limits import CRASH
-from servers import core
+from servers import core, events, listener, process
 
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0  # after SIGTERM, how long a child has to print its final
@@ -113,7 +113,7 @@ class Child:
 class Supervisor:
     def __init__(self, model: str, opts, argv: list[str]):
         self.model, self.opts, self.argv = model, opts, argv
-        self.emitter = core.Emitter()
+        self.emitter = events.Emitter()
         self.selector = selectors.DefaultSelector()
         self.children: list[Child] = []
         self.announced = False  # the READY line is out
@@ -138,7 +138,7 @@ class Supervisor:
             proc = subprocess.Popen(
                 self.child_command(port), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE, env=env, close_fds=True,
-                preexec_fn=lambda: core.die_with_parent(signal.SIGTERM, parent))
+                preexec_fn=lambda: process.die_with_parent(signal.SIGTERM, parent))
             child = Child(i, proc)
             self.children.append(child)
             for pipe in (proc.stdout, proc.stderr):
@@ -251,7 +251,7 @@ class Supervisor:
         sums = {key: self.total(key) for key in SUMMED}
         sums["cpu_user_s"] = round(sums["cpu_user_s"] + own.ru_utime, 6)
         sums["cpu_sys_s"] = round(sums["cpu_sys_s"] + own.ru_stime, 6)
-        sums["rss_bytes"] += core.rss_of()
+        sums["rss_bytes"] += process.rss_of()
         refused: dict[str, int] = {}
         for c in self.children:
             for kind, n in c.value("refused", {}).items():
@@ -304,8 +304,8 @@ class Supervisor:
     def run(self) -> int:
         # Checked here (ValueError above the hard limit -> exit 2), applied by each
         # child: the parent's own descriptors (two pipes a child) are not bounded by it.
-        core.set_nofile(self.opts.nofile, apply=False)
-        placeholder = core.bound_socket(self.opts.host, self.opts.port, reuseport=True)
+        process.set_nofile(self.opts.nofile, apply=False)
+        placeholder = listener.bound_socket(self.opts.host, self.opts.port, reuseport=True)
         host, port = placeholder.getsockname()[:2]
         try:
             self.spawn(port)

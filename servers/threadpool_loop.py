@@ -21,8 +21,9 @@ import queue
 import threading
 
 from contract.limits import THREADS
+from servers.blocking_echo import serve_blocking
 from servers.core import Server as BaseServer
-from servers.core import serve_blocking, start_thread
+from servers.gate import start_thread
 from servers.threads_loop import STACK_SIZE
 
 

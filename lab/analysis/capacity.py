@@ -4,7 +4,8 @@ binds first, what a connection costs, and how many hosts a target needs.
 ``plan_model`` is pure (rows and numbers in, a ``ModelPlan`` out) so the
 arithmetic is unit-tested on hand-made rows; ``run-lab capacity`` (lab/cli/capacity_cmd.py) is
 ``run-lab capacity RUN_DIR [--target-connections N] [--rate R] [--slo-p99 MS]``
-and writes ``capacity.md`` and ``capacity.json`` into the run directory.
+and writes ``capacity.md`` and ``capacity.json`` into the run directory
+(``lab/analysis/plan_writer.py``).
 
 The rules (also written into capacity.md):
 
@@ -40,10 +41,8 @@ The rules (also written into capacity.md):
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 from contract.limits import BACKLOG, GENERATOR_LIMITS, LIMITS, explain
@@ -51,7 +50,7 @@ from lab.analysis import metrics as m
 from lab.analysis.causes import cause, cores_available
 from lab.host.ceiling import effective_nofile, processes_for, server_ceilings
 from lab.host.facts import HostFacts
-from lab.results.reader import Row, Run, load_run
+from lab.results.reader import Row, Run
 from lab.scenario.types import SLO, ServerSpec
 
 # What runs out, by limit kind or failed SLO criterion.
@@ -317,26 +316,3 @@ def to_markdown(run: Run, plans: list[ModelPlan], slo: SLO, target: int | None,
     rules = (__doc__ or "").partition("The rules (also written into capacity.md):")[2]
     lines += ["", "## How this is computed", "", rules.strip()]
     return "\n".join(lines) + "\n"
-
-
-def write_capacity(run_dir: Path, target: int | None = None, rate: float | None = None,
-                   slo_p99: float | None = None, holdout: bool = False) -> tuple[Path, str]:
-    """Compute the plan for ``run_dir``, write capacity.md/.json; return (md path, md text).
-    With ``holdout`` both also hold the holdout check (lab/analysis/holdout.py)."""
-    run = load_run(run_dir)
-    slo = slo_of(run, slo_p99)
-    plans = plan_run(run, slo, target, rate)
-    payload: dict[str, Any] = {"run": run.name, "slo": asdict(slo), "target_connections": target,
-                               "rate": rate, "host": run.host, "models": [asdict(p) for p in plans]}
-    extra = ""
-    if holdout:
-        from lab.analysis import holdout as ho  # it imports this module
-
-        checks = ho.holdout_run(run, slo)
-        extra = ho.to_markdown(checks)
-        payload["holdout"] = [h.to_dict() for h in checks]
-    md = to_markdown(run, plans, slo, target, rate, extra)
-    md_path = run.path / "capacity.md"
-    md_path.write_text(md)
-    (run.path / "capacity.json").write_text(json.dumps(payload, indent=2))
-    return md_path, md

@@ -47,10 +47,10 @@ from lab.backends.listeners import foreign, listeners, listening_inodes
 from lab.backends.locust_cmd import WEB_HOST, WEB_PORT, master_command, worker_command
 from lab.backends.server_cmd import processes, server_command, substitute
 from lab.backends.server_output import parse_event, parse_ready
-from lab.backends.workers import workers_needed
 from lab.errors import BackendError
 from lab.host import limits as hostlimits
 from lab.host.facts import local_host_facts
+from lab.host.workers import workers_needed
 from lab.owner import temp_prefix
 from lab.scenario.types import Scenario, ServerSpec
 from lab.teardown import attempt

@@ -25,7 +25,7 @@ def command(argv: list[str]) -> int:
                         ("--rate", args.rate), ("--slo-p99", args.slo_p99)):
         if value is not None and value <= 0:
             raise InputError(f"{flag} {value}: must be a positive number")
-    from lab.analysis.capacity import write_capacity
+    from lab.analysis.plan_writer import write_capacity
 
     _, md = write_capacity(args.run_dir, args.target_connections, args.rate, args.slo_p99,
                            holdout=args.holdout)

@@ -14,10 +14,10 @@ from typing import Any
 
 from contract.fds import LOADGEN_FD_RESERVE
 from contract.limits import EADDRNOTAVAIL, EMFILE
-from lab.backends.workers import per_worker_ceiling, workers_needed
 from lab.host import ceiling
 from lab.host.ceiling import Ceiling
 from lab.host.facts import HostFacts, local_host_facts
+from lab.host.workers import per_worker_ceiling, workers_needed
 from lab.scenario.types import Scenario, ServerSpec
 
 SOURCE_IPS_PER_LOCAL_WORKER = 2  # lab/backends/local.py gives each worker two 127.0.0.x

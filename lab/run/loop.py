@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,49 +33,12 @@ from lab.run.generator import GeneratorWatch
 from lab.run.kernel import KernelSampler
 from lab.run.live import LiveView
 from lab.run.monitors import ServerMonitor, SockSampler
-from lab.run.poller import (  # noqa: F401 - the step rules, re-exported
-    STATS_GRACE_S,
-    StepPoller,
-    expected_duration_s,
-    planned_s,
-    stops_model,
-)
+from lab.run.outcome import ModelOutcome, merged
+from lab.run.poller import StepPoller, planned_s
 from lab.run.verdict import step_limit
 from lab.scenario.types import Scenario, ServerSpec
 from lab.teardown import Teardown, attempt
 from lab.versions import git_commit
-
-
-@dataclass
-class ModelOutcome:
-    """How one pass over one model ended (one per repeat)."""
-
-    limit: str | None = None
-    stopped_at_step: int | None = None
-    error: str | None = None
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    interrupted: bool = False
-    mismatch_example: dict[str, Any] | None = None  # the first reply that was not the echo
-
-    @property
-    def measured(self) -> bool:
-        """At least one step of this model finished and was recorded."""
-        return bool(self.rows)
-
-
-def merged(passes: list[ModelOutcome]) -> ModelOutcome:
-    """One model's passes as one outcome: every row, the first limit, stop,
-    error and mismatch example, interrupted if any pass was."""
-    out = ModelOutcome()
-    for o in passes:
-        out.rows += o.rows
-        out.limit = out.limit or o.limit
-        if out.stopped_at_step is None:
-            out.stopped_at_step = o.stopped_at_step
-        out.error = out.error or o.error
-        out.interrupted = out.interrupted or o.interrupted
-        out.mismatch_example = out.mismatch_example or o.mismatch_example
-    return out
 
 
 class Runner:
@@ -173,7 +136,11 @@ class Runner:
     def _poll_steps(self, spec: ServerSpec, server: ServerHandle, load: LoadHandle,
                     monitor: ServerMonitor, outcome: ModelOutcome) -> None:
         """Poll until the steps are done, a limit or a crash stops the model, or it is stuck."""
-        poller = StepPoller(self, spec, server, load, monitor, outcome)
+        poller = StepPoller(
+            spec, self.scenario, server, load, monitor, outcome,
+            steps_path=self.ctx.logs_dir / f"{self.ctx.stem(spec.name)}.steps.jsonl",
+            clock=self.clock, sample=self._sample, watch=self.watch,
+            add_row=lambda record, death: self.add_row(spec, record, monitor, death, outcome))
         try:
             while not poller.tick():
                 self._progress(spec, outcome, monitor)
@@ -182,6 +149,12 @@ class Runner:
             self.teardown.begin()
             poller.flush()  # steps the loadgen finished are measured: keep them
             raise
+
+    def _sample(self, now: float) -> None:
+        """What records while a step runs: the host's TCP socket memory, the
+        server namespace's kernel counters."""
+        self.sampler.sample(now)
+        self.kernel.sample(now)
 
     def add_row(self, spec: ServerSpec, record: dict[str, Any], monitor: ServerMonitor,
                 death: str | None, outcome: ModelOutcome) -> dict[str, Any]:
@@ -199,10 +172,6 @@ class Runner:
                            f"{example.get('offset')}: sent {example.get('sent')}, got "
                            f"{example.get('received')})")
         return row
-
-    def step_wait_s(self) -> float:
-        """After a crash, how long to wait for the load to close the step in progress."""
-        return min(15.0, max(s.hold_s for s in self.scenario.load.steps) + 5.0)
 
     def _row(self, spec: ServerSpec, record: dict[str, Any], monitor: ServerMonitor,
              death: str | None) -> dict[str, Any]:
@@ -288,7 +257,7 @@ def write_report_safely(run_dir: Path, live: LiveView) -> Path | None:
     """Render the report and the capacity plan (capacity.md/.json at the
     scenario's SLO); a failure here loses nothing, the results are on disk."""
     try:
-        from lab.analysis.capacity import write_capacity
+        from lab.analysis.plan_writer import write_capacity
         from lab.report.html import write_report
     except ImportError:
         return None

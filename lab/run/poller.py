@@ -13,16 +13,17 @@ cause from evidence).
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from contract.limits import CRASH, GENERATOR_LIMITS, MISMATCH, WORKER_LOST
 from lab.backends.base import LoadHandle, ServerHandle
 from lab.run.death import cause
+from lab.run.generator import GeneratorWatch
 from lab.run.monitors import ServerMonitor, append_jsonl
+from lab.run.outcome import ModelOutcome
 from lab.scenario.types import Scenario, ServerSpec
-
-if TYPE_CHECKING:
-    from lab.run.loop import ModelOutcome, Runner
 
 STATS_GRACE_S = 3.0  # how long a finished step waits for the server's next stats event
 STARTUP_SLACK_S = 60.0  # load start-up (workers connecting) before the first step
@@ -43,6 +44,11 @@ def expected_duration_s(scenario: Scenario) -> float:
     return STARTUP_SLACK_S + planned_s(scenario) + STEP_SLACK_S * len(scenario.load.steps)
 
 
+def step_wait_s(scenario: Scenario) -> float:
+    """After a crash, how long to wait for the load to close the step in progress."""
+    return min(15.0, max(s.hold_s for s in scenario.load.steps) + 5.0)
+
+
 def stops_model(row: dict[str, Any], server_dead: bool) -> bool:
     """A step ends a model when its server died, when its replies were not the
     bytes sent (more steps would measure errors, not capacity), or when a
@@ -56,24 +62,35 @@ def stops_model(row: dict[str, Any], server_dead: bool) -> bool:
 
 class StepPoller:
     """One model's polling state: step records waiting for the server's stats,
-    and the rules that end the model."""
+    and the rules that end the model.
 
-    def __init__(self, runner: Runner, spec: ServerSpec, server: ServerHandle,
-                 load: LoadHandle, monitor: ServerMonitor, outcome: ModelOutcome):
-        self.runner, self.spec, self.server, self.load = runner, spec, server, load
+    It sees the run only through what it is given: ``clock()`` (the time of a
+    poll), ``sample(now)`` (the samplers that record while a step runs),
+    ``add_row(record, death)`` (a step record becomes a recorded row; ``death``
+    is the server's cause of death when it died before the step ended) and
+    ``watch`` (the load generator's lost workers, ``lab/run/generator.py``)."""
+
+    def __init__(self, spec: ServerSpec, scenario: Scenario, server: ServerHandle,
+                 load: LoadHandle, monitor: ServerMonitor, outcome: ModelOutcome, *,
+                 steps_path: Path, clock: Callable[[], float],
+                 sample: Callable[[float], None],
+                 add_row: Callable[[dict[str, Any], str | None], dict[str, Any]],
+                 watch: GeneratorWatch | None = None):
+        self.spec, self.scenario, self.server, self.load = spec, scenario, server, load
         self.monitor, self.outcome = monitor, outcome
-        self.steps_path = runner.ctx.logs_dir / f"{runner.ctx.stem(spec.name)}.steps.jsonl"
+        self.clock, self.sample, self.add_row, self.watch = clock, sample, add_row, watch
+        self.steps_path = steps_path
         self.steps_path.touch()
         self.pending: deque[tuple[dict[str, Any], float]] = deque()
-        self.budget = expected_duration_s(runner.scenario)
-        self.deadline = runner.clock() + self.budget
+        self.budget = expected_duration_s(scenario)
+        self.deadline = clock() + self.budget
         self.dead_since: float | None = None  # when the poll first saw it dead
-        self.alive_at = runner.clock()  # the last poll that saw it running
+        self.alive_at = clock()  # the last poll that saw it running
         self._cause: str | None = None
 
     def tick(self) -> bool:
         """One poll; True when this model is done."""
-        now = self.runner.clock()
+        now = self.clock()
         # Read the exit states first: whatever a process wrote before exiting
         # is then certainly in the polls that follow.
         server_dead = self.server.exit_code() is not None
@@ -84,21 +101,20 @@ class StepPoller:
         append_jsonl(self.steps_path, records)
         self.pending.extend((r, now) for r in records)
         self.monitor.drain()
-        self.runner.sampler.sample(now)
-        self.runner.kernel.sample(now)
+        self.sample(now)
         if server_dead and self.dead_since is None:
             self.dead_since = now
         if self._emit(now, server_dead, flush=load_done):
             return True
         if load_done and not self.pending:
-            done, total = len(self.outcome.rows), len(self.runner.scenario.load.steps)
+            done, total = len(self.outcome.rows), len(self.scenario.load.steps)
             if done < total and not self._master_lost(done, now):
                 self.outcome.error = (f"the load generator exited ({self.load.exit_code()}) "
                                       f"after {done} of {total} steps:\n"
                                       f"{self.load.log_tail(15)}")
             return True
         if server_dead and not self.pending and \
-                now - self.dead_since > self.runner.step_wait_s():
+                now - self.dead_since > step_wait_s(self.scenario):
             self._died_mid_step()
             return True
         if now > self.deadline:
@@ -119,24 +135,24 @@ class StepPoller:
         """The server died and the load never closed the step in progress: the
         row is that step's, with what the server last reported."""
         done = len(self.outcome.rows)
-        steps = self.runner.scenario.load.steps
+        steps = self.scenario.load.steps
         if done < len(steps):
             record = {"step": done, "target_users": steps[done].connections,
                       "t_end": self.dead_since, "connected": None, "echo_count": 0}
-            self.runner.add_row(self.spec, record, self.monitor, self.death(), self.outcome)
+            self.add_row(record, self.death())
         self._stop(self.death(), done)
 
     def _master_lost(self, step: int, now: float) -> bool:
         """A master killed before the last step: the step in progress is
         ``worker_lost`` (lab/run/generator.py) and the model's load is over."""
-        watch = self.runner.watch
+        watch = self.watch
         lost = watch.master_lost(step) if watch else None
         if lost is None:
             return False
-        record = {"step": step, "target_users": self.runner.scenario.load.steps[step].connections,
+        record = {"step": step, "target_users": self.scenario.load.steps[step].connections,
                   "t_end": now, "connected": None, "echo_count": 0,
                   "workers_lost": [{"id": lost["worker"], "host": lost["host"]}]}
-        row = self.runner.add_row(self.spec, record, self.monitor, None, self.outcome)
+        row = self.add_row(record, None)
         self._stop(row["limit"] or WORKER_LOST, step)
         return True
 
@@ -155,7 +171,7 @@ class StepPoller:
             # the step in progress: the ramp to the next level, say).
             died = server_dead and t_end > self.alive_at
             death = self.death() if died else None
-            row = self.runner.add_row(self.spec, record, self.monitor, death, self.outcome)
+            row = self.add_row(record, death)
             if stops_model(row, died):
                 self._stop(row["limit"] or self.death(), row["step"])
                 return True
@@ -167,4 +183,4 @@ class StepPoller:
     def flush(self) -> None:
         while self.pending:
             record = self.pending.popleft()[0]
-            self.runner.add_row(self.spec, record, self.monitor, None, self.outcome)
+            self.add_row(record, None)

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from lab.backends.base import RunContext
-from lab.backends.docker.backend import DockerBackend, docker_available
+from lab.backends.docker.backend import DockerBackend
+from lab.backends.docker.hosts import docker_available
 from lab.scenario.types import LoadSpec, Scenario, ServerSpec, Step
 
 

@@ -253,7 +253,7 @@ def test_cross_host_path_through_published_ports(backend_factory, scenario_of, t
     clients = {"srv": docker_client,
                "gen": docker.DockerClient(base_url="unix:///var/run/docker.sock")}
     backend, ctx = backend_factory(sc, clients=clients)
-    backend.isolate_hosts = True
+    backend.daemons.isolate_hosts = True
     server = backend.start_server(sc.servers[0], ctx)
     assert server.target_host == anchor_address and server.target_port != 7000
     load = backend.start_load(server, ctx)

@@ -28,7 +28,7 @@ from lab.host import doctor
 from lab.host.ceiling import binding
 from lab.host.facts import local_host_facts
 from lab.scenario.loader import parse_scenario
-from servers.core import PAGE_SIZE, pss_of, rss_of
+from servers.process import PAGE_SIZE, pss_of, rss_of
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -20,7 +20,7 @@ from contract import defaults, limits, models, network
 from lab.scenario.types import LoadSpec, ServerSpec
 from loadgen.options import LoadOptions, add_arguments
 from servers.cli import build_parser
-from servers.core import ACCEPT_CAPACITY_ERRNOS
+from servers.listener import ACCEPT_CAPACITY_ERRNOS
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -21,8 +21,9 @@ from contract.network import LAB_NETWORK
 from lab.backends.base import RunContext
 from lab.backends.docker import images
 from lab.backends.docker import network as docker_net
-from lab.backends.docker.backend import DockerBackend, clean_all
+from lab.backends.docker.backend import DockerBackend
 from lab.backends.docker.handles import StepResultsReader
+from lab.backends.docker.hosts import clean_all
 from lab.backends.docker.specs import SECCOMP_IO_URING
 from lab.errors import BackendError
 from lab.host import limits as hostlimits
@@ -294,7 +295,7 @@ def test_nofile_above_what_the_daemon_grants_is_capped_and_reported(ctx):
     daemon = FakeDaemon(grantable=20000)
     sc = scenario(servers=[ServerSpec(name="epoll", model="epoll", limits=Limits(nofile=50000))])
     with backend_for(sc, {"local": FakeClient(daemon)}) as b:
-        assert b.facts("local")["nofile_max_grantable"] == 20000
+        assert b.daemons.facts("local")["nofile_max_grantable"] == 20000
         notes = b.unapplied_settings(sc)
         assert any("nofile 50000" in n and "20000" in n for n in notes)
         b.start_server(sc.servers[0], ctx(sc))
@@ -371,7 +372,7 @@ def test_two_daemons_with_one_id_are_two_daemons(ctx):
         HostSpec(name="a", endpoint="tcp://198.18.250.1:2375", address="198.18.250.1"),
         HostSpec(name="b", endpoint="tcp://198.18.250.2:2375", address="198.18.250.2"))
     with backend_for(sc, {"a": FakeClient(d1), "b": FakeClient(d2)}) as b:
-        assert b.daemon("a") != b.daemon("b")
+        assert b.daemons.daemon("a") != b.daemons.daemon("b")
         b.start_load(b.start_server(sc.servers[0], ctx(sc)), ctx(sc))
         assert len(d1.networks) == 1 and len(d2.networks) == 1
     assert d1.volumes == {} and d2.volumes == {}  # the markers are removed
@@ -526,7 +527,7 @@ def test_a_host_whose_daemon_is_down_is_a_backend_error_naming_it(ctx):
         HostSpec(name="h2", endpoint="tcp://198.18.250.12:2375", address="198.18.250.12"))
     with backend_for(sc, {"srv": FakeClient(up), "h2": FakeClient(down)}) as b:
         with pytest.raises(BackendError) as err:
-            b.facts("srv")
+            b.daemons.facts("srv")
     assert str(err.value) == ("host h2: no Docker daemon answers at tcp://198.18.250.12:2375 "
                               "([Errno 111] Connection refused)")
     assert not up.created and not up.volumes  # nothing was made before the check
@@ -650,7 +651,8 @@ def test_docker_refusing_a_container_is_a_backend_error(ctx):
     daemon = FakeDaemon()
     sc = scenario()
     with backend_for(sc, {"local": FakeClient(daemon)}) as b:
-        b._facts[b.daemon("local")] = {"nofile_max_grantable": 10**6}  # > what it can set
+        # more than the daemon can set:
+        b.daemons._facts[b.daemons.daemon("local")] = {"nofile_max_grantable": 10**6}
         with pytest.raises(BackendError, match="could not start server .*rlimit"):
             b.start_server(sc.servers[0], ctx(sc))
     assert daemon.containers == {}
@@ -681,7 +683,7 @@ def test_run_networks_avoid_the_hosts_own_subnet_on_every_host(tmp_path, monkeyp
     link = ipaddress.ip_network("198.18.250.0/24")
     run_id = next(r for r in (f"run{i}" for i in range(5000))
                   if docker_net.candidate_subnets(r, [])[0] == link)
-    monkeypatch.setattr("lab.backends.docker.backend.route_subnets", lambda: [])
+    monkeypatch.setattr("lab.backends.docker.daemons.route_subnets", lambda: [])
     hosts = (HostSpec(name="main", endpoint="local", address="198.18.250.1"),
              HostSpec(name="h1", endpoint="tcp://198.18.250.11:2375", address="198.18.250.11"))
     sc = scenario(hosts=hosts, servers=[ServerSpec(name="epoll", model="epoll", host="main")],
@@ -690,7 +692,7 @@ def test_run_networks_avoid_the_hosts_own_subnet_on_every_host(tmp_path, monkeyp
     ctx = RunContext(run_id=run_id, run_dir=tmp_path, scenario=sc)
     with backend_for(sc, {"main": FakeClient(d1), "h1": FakeClient(d2)}) as b:
         for host in ("main", "h1"):
-            net = b._network(host, ctx)
+            net = b.daemons.network(host, ctx)
             subnet = ipaddress.ip_network(net.attrs["IPAM"]["Config"][0]["Subnet"])
             assert not subnet.overlaps(link), (host, subnet)
 

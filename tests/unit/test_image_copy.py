@@ -8,7 +8,7 @@ import types
 import docker.errors
 import pytest
 
-from lab.backends.docker import images
+from lab.backends.docker import image_copy as images
 from lab.errors import BackendError
 
 CHUNKS = [bytes([i]) * (1000 + i) for i in range(20)]

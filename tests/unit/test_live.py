@@ -6,7 +6,7 @@ import io
 import os
 
 from lab.run.live import LiveView, clock_time
-from lab.run.loop import planned_s
+from lab.run.poller import planned_s
 from lab.scenario.loader import parse_scenario
 
 

@@ -12,7 +12,8 @@ from lab_fakes import T0, FakeBackend, Script, stats, step_record
 from lab.errors import BackendError, Interrupted
 from lab.results.writer import COLUMNS, read_steps_csv
 from lab.run.live import LiveView
-from lab.run.loop import run_scenario, stops_model
+from lab.run.loop import run_scenario
+from lab.run.poller import stops_model
 from lab.scenario.loader import parse_scenario
 
 SCENARIO = parse_scenario("servers: [select, epoll]\nload: {hold: 5s, steps: [200, 1200]}\n",

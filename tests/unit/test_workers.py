@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lab.backends.workers import PER_WORKER_COMFORT, per_worker_ceiling, workers_needed
+from lab.host.workers import PER_WORKER_COMFORT, per_worker_ceiling, workers_needed
 from lab.scenario.types import LoadSpec, Step
 
 

@@ -1,7 +1,9 @@
 """The Docker backend: servers and Locust as containers, on one or many hosts.
 
 Per run and per daemon there is one bridge network ``iolab-<run>`` in
-198.18.0.0/15 (``lab/backends/docker/network.py``). Every container is labelled
+198.18.0.0/15 (``lab/backends/docker/network.py``); which hosts share a daemon,
+each daemon's facts and its network are kept by ``Daemons``
+(``lab/backends/docker/daemons.py``). Every container is labelled
 ``iolab=1``, ``iolab.run=<run>``, ``iolab.role=server|master|worker`` and
 ``iolab.host=<host name>``, and named ``iolab-<run>-<role>[-...]``;
 ``cleanup()`` removes by handle *and* by label, so a crash between create and
@@ -46,53 +48,33 @@ from pathlib import Path
 from typing import Any
 
 from contract.env import ALLOW_EXTERNAL_TARGETS, SERVER_EVENTS
-from contract.network import is_namespaced_sysctl, is_safe_target
+from contract.network import is_safe_target
 from lab.backends import locust_cmd
 from lab.backends.base import Backend, LoadHandle, RunContext, ServerHandle
 from lab.backends.docker.container_io import LogFollower, StatsSampler
+from lab.backends.docker.daemons import LOCAL_ENDPOINTS, Daemons
 from lab.backends.docker.handles import (
     DockerLoadHandle,
     DockerServerHandle,
     exit_code_of,
     stop_quietly,
 )
-from lab.backends.docker.hosts import (
-    LABEL,
-    clean_all,
-    client_for,
-    daemon_keys,
-    docker_available,
-    host_facts,
-    this_machine,
-    unanswered,
-    unreachable,
-    write_sysctl_privileged,
-)
+from lab.backends.docker.hosts import LABEL, this_machine, unreachable
 from lab.backends.docker.images import ensure_image
-from lab.backends.docker.network import (
-    container_ip,
-    create_run_network,
-    published_port,
-    published_ports,
-    route_subnets,
-)
+from lab.backends.docker.network import container_ip, published_port, published_ports
 from lab.backends.docker.specs import (
     SERVER_PORT,
     WORKDIR_PARENT,
     server_options,
 )
 from lab.backends.server_cmd import processes, server_command
-from lab.backends.workers import workers_needed
 from lab.errors import BackendError
-from lab.host.limits import apply_host_limits
+from lab.host.workers import workers_needed
 from lab.owner import OWNER_LABEL, owner_id
 from lab.scenario.types import Scenario, ServerSpec
 from lab.teardown import attempt
 
-__all__ = ["DockerBackend", "clean_all", "docker_available"]
-
 READY_TIMEOUT_S = 60.0
-LOCAL_ENDPOINTS = ("local", "unix:///var/run/docker.sock")
 MAX_SERVER_BINDINGS = 16  # published ports per server (one docker-proxy process each)
 STEPS_PATH = "/tmp/iolab-steps.jsonl"  # the master's --step-results, read via the API
 WORKER_SYSCTLS = {"net.ipv4.ip_local_port_range": "1024 65000", "net.ipv4.tcp_tw_reuse": "1"}
@@ -111,145 +93,35 @@ class DockerBackend(Backend):
         published ports): the cross-host path, testable on one machine."""
         self.scenario = scenario
         self.owner = owner_id()  # labels every container and network: clean spares live runs
-        # Clients this backend made are its own to close (cleanup); passed-in ones are not.
-        self._own_clients = clients is None
-        self.clients = dict(clients) if clients is not None else {
-            h.name: client_for(h.endpoint, host=h.name) for h in scenario.hosts}
-        missing = {s.host for s in scenario.servers} | {scenario.placement.master} | set(
-            scenario.placement.workers)
-        missing -= set(self.clients)
-        if missing:
-            raise BackendError(f"no Docker client for host(s) {sorted(missing)}")
         self.progress = progress or (lambda _msg: None)
         self._image = image
-        self.isolate_hosts = isolate_hosts
-        self._daemons: dict[str, str] = {}
-        self._facts: dict[str, dict[str, Any]] = {}
-        self._networks: dict[str, Any] = {}  # daemon id -> network
+        self.daemons = Daemons(scenario, clients, self.progress, self.image, self.owner,
+                               isolate_hosts=isolate_hosts)
         self._containers: list[tuple[Path, Any]] = []  # (log file, container)
         self._samplers: list[StatsSampler] = []
         self._run_ids: set[str] = set()
         self._names = itertools.count(1)
         self._lock = threading.RLock()
 
-    # ---- hosts ---------------------------------------------------------------
+    # ---- hosts (per daemon: daemons.py) ----------------------------------------
     def image(self) -> str:
         if self._image is None:
             # Build where this machine's daemon is (the offline base needs
             # debootstrap and `docker import` here), found by the marker test:
             # a unix:// socket may be another daemon. The others get a copy.
-            here = this_machine(self.clients, {h: self._endpoint(h) for h in self.clients})
-            ordered = {h: self.clients[h]
-                       for h in sorted(self.clients, key=lambda h: h not in here)}
+            clients = self.daemons.clients
+            here = this_machine(clients, {h: self.daemons.endpoint(h) for h in clients})
+            ordered = {h: clients[h] for h in sorted(clients, key=lambda h: h not in here)}
             self._image = ensure_image(ordered, self.progress)
         return self._image
 
-    def daemon(self, host: str) -> str:
-        """Which daemon ``host`` reaches (hosts on one daemon share a key; one
-        network, one set of facts per daemon), decided by a labelled marker,
-        not by daemon IDs, which cloned daemons share (hosts.daemon_keys)."""
-        if not self._daemons:
-            self._check_reachable()
-            self._daemons = ({h: h for h in self.clients} if self.isolate_hosts
-                             else daemon_keys(self.clients))
-        return self._daemons[host]
-
-    def _check_reachable(self) -> None:
-        """Every host's daemon answers, before anything is created; else one
-        BackendError naming the host and its endpoint."""
-        for host, client in self.clients.items():
-            try:
-                client.ping()
-            except Exception as exc:  # noqa: BLE001 - which ones: unanswered()
-                if not unanswered(exc) and not isinstance(exc, OSError):
-                    raise
-                raise unreachable(host, self._endpoint(host), exc) from exc
-
-    def facts(self, host: str) -> dict[str, Any]:
-        """Limits and metadata of ``host``'s daemon, read once per daemon."""
-        key = self.daemon(host)
-        if key not in self._facts:
-            self.progress(f"docker: reading limits on host {host}")
-            image = self.image()
-            try:
-                self._facts[key] = host_facts(self.clients[host], image)
-            except Exception as exc:  # noqa: BLE001 - which ones: unanswered()
-                if not unanswered(exc):
-                    raise
-                raise unreachable(host, self._endpoint(host), exc) from exc
-        return self._facts[key]
-
-    def nofile_for(self, host: str, wanted: int | str) -> int:
-        grantable = int(self.facts(host)["nofile_max_grantable"])
-        return grantable if wanted == "max" else min(int(wanted), grantable)
-
     def describe_hosts(self) -> dict[str, Any]:
-        return {h: {"endpoint": self._endpoint(h), **self.facts(h)} for h in self.clients}
-
-    def _endpoint(self, host: str) -> str:
-        try:
-            return self.scenario.host(host).endpoint
-        except KeyError:
-            return "local"
+        return self.daemons.describe()
 
     def unapplied_settings(self, scenario: Scenario) -> list[str]:
-        notes: list[str] = []
-        for host in self.clients:
-            writer = None
-            if scenario.host_limits.raise_host_limits:
-                def writer(name, value, _host=host):
-                    write_sysctl_privileged(self.clients[_host], self.image(), name, value)
-                    self._facts.pop(self.daemon(_host), None)  # re-read for run.json
-            notes += apply_host_limits(host, scenario.host_limits, self.facts(host), writer)
-        for spec in scenario.servers:
-            grantable = self.facts(spec.host)["nofile_max_grantable"]
-            if spec.limits.nofile != "max" and int(spec.limits.nofile) > grantable:
-                notes.append(f"{spec.name}: nofile {spec.limits.nofile} asked, but Docker on "
-                             f"host {spec.host} grants at most {grantable}; capped")
-            for key, _value in spec.limits.sysctls:
-                if not is_namespaced_sysctl(key):
-                    notes.append(f"{spec.name}: sysctl {key} is host-global, not per "
-                                 "container; Docker refuses it, so it is left out")
-            if spec.is_custom and not spec.image and scenario.source_path is None:
-                notes.append(f"{spec.name}: no image and no scenario directory to copy in; "
-                             "its command runs in the lab image as it is")
-        return notes
+        return self.daemons.unapplied_settings(scenario)
 
     # ---- containers ------------------------------------------------------------
-    def network_name(self, host: str, ctx: RunContext) -> str:
-        return f"iolab-{ctx.run_id}" + (f"-{host}" if self.isolate_hosts else "")
-
-    def _network(self, host: str, ctx: RunContext):
-        key = self.daemon(host)
-        with self._lock:
-            if key not in self._networks:
-                try:
-                    self._networks[key] = create_run_network(
-                        self.clients[host], self.network_name(host, ctx), ctx.run_id,
-                        {LABEL: "1", "iolab.run": ctx.run_id, OWNER_LABEL: self.owner},
-                        avoid=self._avoid(host))
-                except Exception as exc:  # noqa: BLE001 - which ones: unanswered()
-                    if not unanswered(exc):
-                        raise
-                    raise unreachable(host, self._endpoint(host), exc) from exc
-            return self._networks[key]
-
-    def _avoid(self, host: str) -> tuple:
-        """Subnets a run network on ``host`` must not overlap: every scenario
-        host's address (how hosts reach each other) and, for this machine's
-        daemon, the subnets this machine routes."""
-        import ipaddress
-
-        nets = []
-        for h in self.scenario.hosts:
-            try:
-                nets.append(ipaddress.ip_network(h.address, strict=False))
-            except ValueError:  # a name, not an address: nothing to compare
-                continue
-        if self.scenario.host(host).endpoint in LOCAL_ENDPOINTS:
-            nets += route_subnets()
-        return tuple(nets)
-
     def _run(self, host: str, ctx: RunContext, role: str, name: str, command: list[str], *,
              image: str | None = None, nofile: int, sysctls: dict[str, str] | None = None,
              ports: dict | None = None, security_opt: tuple[str, ...] = (),
@@ -268,15 +140,15 @@ class DockerBackend(Backend):
             raise BackendError(f"Docker on host {host} could not start {role} "
                                f"iolab-{ctx.run_id}-{name}: {why}") from exc
         except (docker.errors.DockerException, OSError) as exc:  # refused, reset, timed out
-            raise unreachable(host, self._endpoint(host), exc) from exc
+            raise unreachable(host, self.daemons.endpoint(host), exc) from exc
 
     def _create_and_start(self, host, ctx, role, name, command, *, image, nofile, sysctls,
                           ports, security_opt, files, **extra):
         from docker.types import Ulimit
 
         self._run_ids.add(ctx.run_id)
-        client = self.clients[host]
-        network = self._network(host, ctx)
+        client = self.daemons.clients[host]
+        network = self.daemons.network(host, ctx)
         container = client.containers.create(
             image or self.image(), command, name=f"iolab-{ctx.run_id}-{name}",
             labels={LABEL: "1", "iolab.run": ctx.run_id, "iolab.role": role,
@@ -293,7 +165,7 @@ class DockerBackend(Backend):
         return container
 
     def _cross_daemon(self, host: str, others: list[str]) -> bool:
-        return any(self.daemon(o) != self.daemon(host) for o in others)
+        return any(self.daemons.daemon(o) != self.daemons.daemon(host) for o in others)
 
     def _published_address(self, host: str) -> str:
         """``host``'s address for cross-host traffic, refused outside the safe
@@ -325,7 +197,7 @@ class DockerBackend(Backend):
     def _worker_plan(self) -> tuple[list[str], int]:
         """(the hosts workers go on, round-robin; how many workers)."""
         worker_hosts = list(self.scenario.placement.workers) or [self.scenario.placement.master]
-        wnofile = self.nofile_for(worker_hosts[0], "max")
+        wnofile = self.daemons.nofile_for(worker_hosts[0], "max")
         return worker_hosts, workers_needed(self.scenario.load, wnofile, hosts=len(worker_hosts))
 
     def _load_hosts(self) -> list[str]:
@@ -334,7 +206,7 @@ class DockerBackend(Backend):
     def start_server(self, spec: ServerSpec, ctx: RunContext) -> ServerHandle:
         host = spec.host
         port = spec.port if spec.is_custom and spec.port else SERVER_PORT
-        nofile = self.nofile_for(host, spec.limits.nofile)
+        nofile = self.daemons.nofile_for(host, spec.limits.nofile)
         publish = self._cross_daemon(host, self._load_hosts())
         ports = {}
         if publish:  # one host port per worker: see the module's docstring
@@ -364,7 +236,7 @@ class DockerBackend(Backend):
             targets = published_ports(container, port)
             target = (self.scenario.host(host).address, targets[0])
         else:
-            target = (container_ip(container, self._network(host, ctx).name), port)
+            target = (container_ip(container, self.daemons.network(host, ctx).name), port)
         handle = DockerServerHandle(spec, container, follower, target[0], target[1], ready)
         handle.target_ports = targets
         return handle
@@ -420,13 +292,14 @@ class DockerBackend(Backend):
             workers=count, step_results=STEPS_PATH, ui=ui, web_host="0.0.0.0")
         self.progress(f"docker: starting Locust master on {mhost} and {count} worker(s)")
         master = self._run(mhost, ctx, "master", f"master-{tag}", cmd,
-                           nofile=self.nofile_for(mhost, "max"), ports=ports,
+                           nofile=self.daemons.nofile_for(mhost, "max"), ports=ports,
                            **self._lab_tab_mounts(mhost, ctx, ui))
         if publish_master:
             maddr = (self.scenario.host(mhost).address,
                      published_port(master, locust_cmd.MASTER_PORT))
         else:
-            maddr = (container_ip(master, self._network(mhost, ctx).name), locust_cmd.MASTER_PORT)
+            maddr = (container_ip(master, self.daemons.network(mhost, ctx).name),
+                     locust_cmd.MASTER_PORT)
         # Each worker its own published port of the server (not with --ui: the
         # Lab tab switches the target's address, and a fixed port would stay).
         own_ports = [] if ui else list(getattr(server, "target_ports", None) or [])
@@ -437,7 +310,7 @@ class DockerBackend(Backend):
                 load, master_host=maddr[0], master_port=maddr[1],
                 target_port=own_ports[i % len(own_ports)] if len(own_ports) > 1 else None)
             workers.append(self._run(host, ctx, "worker", f"worker-{tag}-{i + 1}", wcmd,
-                                     nofile=self.nofile_for(host, "max"),
+                                     nofile=self.daemons.nofile_for(host, "max"),
                                      sysctls=WORKER_SYSCTLS, environment=self._env()))
         sampler = StatsSampler(ctx.logs_dir / f"docker-stats-{tag}.jsonl")
         if isinstance(server, DockerServerHandle):
@@ -450,7 +323,8 @@ class DockerBackend(Backend):
         web = f"http://127.0.0.1:{published_port(master, locust_cmd.WEB_PORT)}" if ui else None
         handle = DockerLoadHandle(master, workers, STEPS_PATH, ctx.logs_dir, web_url=web)
         handle.worker_addresses = [
-            container_ip(w, self.network_name(w.labels["iolab.host"], ctx)) for w in workers]
+            container_ip(w, self.daemons.network_name(w.labels["iolab.host"], ctx))
+            for w in workers]
         return handle
 
     # ---- teardown --------------------------------------------------------------
@@ -466,9 +340,9 @@ class DockerBackend(Backend):
         with self._lock:
             samplers, self._samplers = self._samplers, []
             containers, self._containers = self._containers, []
-            networks, self._networks = self._networks, {}
+            networks = self.daemons.take_networks()
         gone: set[str] = set()  # hosts whose daemon stopped answering: tried once, said once
-        on = self._on_host(gone)
+        on = self.daemons.on_host(gone)
         for sampler in samplers:
             attempt("stopping a stats sampler", sampler.stop, problems)
         for _, container in containers:  # stop first: nothing more is written, logs complete
@@ -481,49 +355,10 @@ class DockerBackend(Backend):
         for _, container in containers:
             attempt(f"removing {container.name}",
                     on(container, lambda c=container: c.remove(force=True, v=True)), problems)
-        for key, network in networks.items():
-            host = next((h for h in self.clients if self._daemons.get(h, h) == key), key)
-            attempt(f"removing network {network.name}", on(host, network.remove), problems)
-        self._remove_by_label(problems, on)
-        if self._own_clients:  # their connection pools must not outlive the run
-            self._own_clients = False
-            for client in {id(c): c for c in self.clients.values()}.values():
-                attempt("closing a Docker client", client.close, problems)
+        self.daemons.remove_networks(networks, problems, on)
+        self.daemons.remove_by_label(self._run_ids, problems, on)
+        self.daemons.close(problems)
         return [p for p in problems if not _already_gone(p)]
-
-    def _on_host(self, gone: set[str]):
-        """``on(host or container, action)``: the action, unless that host's
-        daemon stopped answering earlier in this teardown. The first time it
-        does not answer is one line naming the host and endpoint; its
-        containers stay there until ``run-lab clean`` reaches it."""
-        def on(where, action):
-            host = where if isinstance(where, str) else where.labels.get("iolab.host", "?")
-
-            def guarded():
-                if host in gone:
-                    return None
-                try:
-                    return action()
-                except Exception as exc:  # noqa: BLE001 - which ones: unanswered()
-                    if not unanswered(exc):
-                        raise  # the daemon answered: a real refusal, reported as it is
-                    gone.add(host)
-                    raise BackendError(f"{unreachable(host, self._endpoint(host), exc)}; what "
-                                       "this run left there stays until `run-lab clean` "
-                                       "reaches it") from exc
-            return guarded
-        return on
-
-    def _remove_by_label(self, problems: list[str], on=None) -> None:
-        """Belt and braces: anything of this run's that bookkeeping missed, on every daemon."""
-        on = on or self._on_host(set())
-        hosts = {id(c): h for h, c in self.clients.items()}.values()  # one name per client
-        for run_id in self._run_ids:
-            for host in hosts:
-                client = self.clients[host]
-                attempt(f"sweeping label iolab.run={run_id}",
-                        on(host, lambda c=client, r=run_id: clean_all(c, label=f"iolab.run={r}")),
-                        problems)
 
     def __enter__(self) -> DockerBackend:
         return self

@@ -15,8 +15,7 @@ Two images:
 The build context is generated in memory (a tar stream), which also works
 against a remote daemon (``tcp://``/``ssh://``): nothing is read from the
 daemon's filesystem. Hosts that are other daemons get the image when they
-lack it: one ``docker save`` stream, uploaded to all of them in parallel as
-chunked ``docker load`` requests (never held whole in memory).
+lack it (``lab/backends/docker/image_copy.py``).
 """
 
 from __future__ import annotations
@@ -29,12 +28,13 @@ import subprocess
 import sys
 import tarfile
 import tomllib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
 
 from contract.env import BASE_IMAGE
 from lab import CHECKOUT, ROOT
+from lab.backends.docker.image_copy import Progress, copy_image, has_image, quiet
 from lab.errors import BackendError
 
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
@@ -49,13 +49,6 @@ WHEELHOUSE = ROOT / ".cache" / "wheels"
 CONSTRAINTS = "constraints.txt"  # exact versions (scripts/lock), for the wheelhouse and the image
 IMAGE_LABEL = "iolab.image"
 KEEP_IMAGES = 3
-
-Progress = Callable[[str], None]
-
-
-def _quiet(_: str) -> None:
-    pass
-
 
 def _digest(chunks: Iterable[bytes]) -> str:
     h = hashlib.sha256()
@@ -106,29 +99,19 @@ def app_tag(base_id: str, requirements: list[str], files: list[tuple[str, Path]]
     return f"{APP_REPO}:{_digest(parts)[:12]}"
 
 
-def _has_image(client, ref: str) -> bool:
-    import docker.errors
-
-    try:
-        client.images.get(ref)
-        return True
-    except docker.errors.ImageNotFound:
-        return False
-
-
-def ensure_base(client, progress: Progress = _quiet) -> str:
+def ensure_base(client, progress: Progress = quiet) -> str:
     """Return the base image reference, building the offline one if needed."""
     import docker.errors
 
     forced = os.environ.get(BASE_IMAGE)
     if forced:
-        if not _has_image(client, forced):
+        if not has_image(client, forced):
             raise BackendError(f"{BASE_IMAGE}={forced} is not on the Docker host")
         return forced
-    if _has_image(client, SLIM_BASE):
+    if has_image(client, SLIM_BASE):
         return SLIM_BASE
     tag = base_tag()
-    if _has_image(client, tag):
+    if has_image(client, tag):
         return tag
     try:
         progress(f"images: trying to pull {SLIM_BASE}")
@@ -138,12 +121,12 @@ def ensure_base(client, progress: Progress = _quiet) -> str:
         progress(f"images: {SLIM_BASE} unavailable ({str(exc).splitlines()[0][:120]}); "
                  f"building {tag} offline with debootstrap")
     build_offline_base(tag, progress)
-    if not _has_image(client, tag):
+    if not has_image(client, tag):
         raise BackendError(f"{BASE_RECIPE.name} finished but {tag} is not on the Docker host")
     return tag
 
 
-def build_offline_base(tag: str, progress: Progress = _quiet) -> None:
+def build_offline_base(tag: str, progress: Progress = quiet) -> None:
     """Run docker/base/mkbase.sh (root, local daemon), streaming its output."""
     tail: list[str] = []
     with subprocess.Popen(["sh", str(BASE_RECIPE), tag], stdout=subprocess.DEVNULL,
@@ -156,7 +139,7 @@ def build_offline_base(tag: str, progress: Progress = _quiet) -> None:
 
 
 def ensure_wheelhouse(requirements: list[str], dest: Path = WHEELHOUSE,
-                      progress: Progress = _quiet) -> Path:
+                      progress: Progress = quiet) -> Path:
     """``pip download`` the requirements (and their dependencies) as wheels for
     CPython 3.11 on x86_64 glibc Linux into ``dest/<hash>``; reused when present."""
     where = dest / _digest([r.encode() for r in requirements]
@@ -203,7 +186,7 @@ def build_context(requirements: list[str], files: list[tuple[str, Path]],
 
 
 def build_image(client, tag: str, base: str, context: io.BytesIO, *,
-                nocache: bool = False, progress: Progress = _quiet) -> None:
+                nocache: bool = False, progress: Progress = quiet) -> None:
     """Build ``tag`` from ``context``, passing each build step to ``progress``."""
     tail: list[str] = []
     stream = client.api.build(fileobj=context, custom_context=True, tag=tag, rm=True,
@@ -251,135 +234,6 @@ def prune_old_images(client, keep: str, newest: int = KEEP_IMAGES) -> list[str]:
     return removed
 
 
-COPY_CHUNK = 2 * 1024 * 1024  # bytes per chunk of the save stream (docker-py's default)
-COPY_QUEUE = 8  # chunks buffered per destination: a slow daemon holds at most 16 MB here
-PROGRESS_EVERY = 64 * 1024 * 1024  # a progress line per host every this many bytes
-
-
-class _Fanout:
-    """One ``docker save`` stream fed to several ``docker load`` uploads.
-
-    A pump thread reads the source's chunks once and puts each chunk on every
-    live destination's bounded queue; each destination's upload iterates its
-    queue. Nothing is joined: memory is at most ``COPY_QUEUE`` chunks per
-    destination, whatever the image's size. A destination that failed is
-    dropped (its queue no longer fed); the pump stops when none is left."""
-
-    _END = object()
-
-    def __init__(self, chunks: Iterable[bytes], names: list[str]):
-        import queue
-
-        self.chunks = chunks
-        self.queues = {name: queue.Queue(COPY_QUEUE) for name in names}
-        self.dead: set[str] = set()
-        self.error: BaseException | None = None
-
-    def pump(self) -> None:
-        import queue
-
-        try:
-            for chunk in self.chunks:
-                for name, q in self.queues.items():
-                    while name not in self.dead:
-                        try:
-                            q.put(chunk, timeout=0.5)
-                            break
-                        except queue.Full:
-                            continue
-                if len(self.dead) == len(self.queues):
-                    return
-        except BaseException as exc:  # noqa: BLE001 - every upload learns of it
-            self.error = exc
-        finally:
-            for name, q in self.queues.items():
-                while name not in self.dead:
-                    try:
-                        q.put(self._END, timeout=0.5)
-                        break
-                    except queue.Full:
-                        continue
-
-    def stream(self, name: str) -> Iterable[bytes]:
-        q = self.queues[name]
-        while (chunk := q.get()) is not self._END:
-            yield chunk
-        if self.error is not None:
-            raise BackendError(f"reading the image from the build host failed: {self.error}")
-
-
-def _counted(chunks: Iterable[bytes], host: str, total: int | None,
-             progress: Progress) -> Iterable[bytes]:
-    """``chunks`` as they are, with a progress line every ``PROGRESS_EVERY`` bytes."""
-    sent, mark = 0, PROGRESS_EVERY
-    of = f" of ~{total / 2**20:.0f} MiB" if total else ""
-    for chunk in chunks:
-        sent += len(chunk)
-        if sent >= mark:
-            progress(f"images: {host}: {sent / 2**20:.0f} MiB sent{of}")
-            mark += PROGRESS_EVERY
-        yield chunk
-    progress(f"images: {host}: {sent / 2**20:.0f} MiB sent, loading")
-
-
-def _load(dst, chunks: Iterable[bytes], host: str, ref: str) -> None:
-    """``docker load`` from an iterator: requests sends it as a chunked upload
-    (no Content-Length), so the tar is never held whole."""
-    import docker.errors
-
-    try:
-        for message in dst.api.load_image(chunks, quiet=True):
-            if isinstance(message, dict) and message.get("error"):
-                raise BackendError(f"Docker on host {host} could not load {ref}: "
-                                   f"{message['error'].strip()}")
-    except docker.errors.DockerException as exc:
-        raise BackendError(f"Docker on host {host} could not load {ref}: {exc}") from exc
-    except OSError as exc:  # the connection broke mid-upload (requests' errors are OSErrors)
-        raise BackendError(f"copying {ref} to host {host} failed: {exc}") from exc
-    if not _has_image(dst, ref):
-        raise BackendError(f"Docker on host {host} loaded the archive but has no {ref}")
-
-
-def copy_image(src, dsts: Mapping[str, object], ref: str, progress: Progress = _quiet) -> None:
-    """Stream ``ref`` from ``src`` to every daemon in ``dsts`` (host name ->
-    client) at once: one ``docker save`` read, one ``docker load`` upload per
-    host, in parallel, with bytes sent per host through ``progress``. Raises a
-    BackendError naming every host that did not get it."""
-    import threading
-
-    if not dsts:
-        return
-    names = list(dsts)
-    total = (src.images.get(ref).attrs or {}).get("Size")
-    progress(f"images: copying {ref} to {', '.join(names)}")
-    fan = _Fanout(src.api.get_image(ref, chunk_size=COPY_CHUNK), names)
-    lock = threading.Lock()
-
-    def say(message: str) -> None:
-        with lock:
-            progress(message)
-
-    errors: dict[str, BaseException] = {}
-
-    def upload(name: str) -> None:
-        try:
-            _load(dsts[name], _counted(fan.stream(name), name, total, say), name, ref)
-        except BaseException as exc:  # noqa: BLE001 - reported below, per host
-            errors[name] = exc
-        finally:
-            fan.dead.add(name)  # whatever happened, nothing more is fed to it
-
-    threads = [threading.Thread(target=upload, args=(n,), name=f"iolab-copy-{n}", daemon=True)
-               for n in names]
-    pump = threading.Thread(target=fan.pump, name="iolab-copy-save", daemon=True)
-    for t in [*threads, pump]:
-        t.start()
-    for t in [*threads, pump]:
-        t.join()
-    if errors:
-        raise BackendError("; ".join(str(errors[n]) for n in names if n in errors))
-
-
 def daemon_id(client) -> str:
     """The ID a daemon reports (``docker info``). Not an identity: daemons
     with one ``key.json`` (cloned machines) report the same ID; see
@@ -387,7 +241,7 @@ def daemon_id(client) -> str:
     return client.info()["ID"]
 
 
-def ensure_image(clients: Mapping[str, object], progress: Progress = _quiet, *,
+def ensure_image(clients: Mapping[str, object], progress: Progress = quiet, *,
                  nocache: bool = False) -> str:
     """Make the app image present on every client's daemon; return its tag.
 
@@ -406,7 +260,7 @@ def ensure_image(clients: Mapping[str, object], progress: Progress = _quiet, *,
     requirements = runtime_requirements()
     files = source_files()
     tag = app_tag(builder.images.get(base).id, requirements, files)
-    if nocache or not _has_image(builder, tag):
+    if nocache or not has_image(builder, tag):
         wheels = ensure_wheelhouse(requirements, progress=progress)
         progress(f"images: building {tag} from {base}")
         build_image(builder, tag, base, build_context(requirements, files, wheels),
@@ -415,6 +269,6 @@ def ensure_image(clients: Mapping[str, object], progress: Progress = _quiet, *,
     # Asked of every other endpoint, never skipped by daemon ID: two daemons
     # can share an ID (Docker 20.10 derives it from /etc/docker/key.json, which
     # cloned machines share), and one reached twice simply has the image already.
-    lacking = {n: clients[n] for n in names[1:] if not _has_image(clients[n], tag)}
+    lacking = {n: clients[n] for n in names[1:] if not has_image(clients[n], tag)}
     copy_image(builder, lacking, tag, progress)
     return tag

@@ -7,6 +7,10 @@ and one source address's ephemeral ports towards one server ip:port
 (about 28,000 with the default 32768-60999 range). A gevent worker also
 saturates one core near ``PER_WORKER_COMFORT`` paced users, so the lab
 spreads beyond that when CPUs allow.
+
+It lives with the host's other arithmetic (``lab/host/ceiling.py``): both
+backends size their workers with it, and ``run-lab doctor`` gives the load's
+ceiling from the same numbers before a run.
 """
 
 from __future__ import annotations

@@ -1,0 +1,103 @@
+"""The listening socket: bind, listen, and ``accept()`` that treats running
+out of descriptors as data, not as a crash or a spin.
+
+``Acceptor`` follows trio's ``ACCEPT_CAPACITY_ERRNOS``: on EMFILE or ENFILE it
+closes a reserved descriptor, accepts the pending connection, closes it (the
+client sees a reset/EOF instead of waiting in the backlog), counts it and
+reopens the reserve. If even that fails it asks the caller to back off for a
+while instead of retrying at once.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import time
+
+from servers.events import Stats
+
+# errno -> limit kind: accept() errors that mean "out of a resource", named by
+# their errno (each is a kind of the shared vocabulary, contract/limits.py).
+ACCEPT_CAPACITY_ERRNOS = {
+    e: errno.errorcode[e] for e in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+}
+# A connection that died in the backlog: not our problem, accept the next one.
+ACCEPT_SKIP_ERRNOS = {errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.ENETDOWN}
+
+
+def bound_socket(host: str, port: int, reuseport: bool = False) -> socket.socket:
+    """A TCP socket bound to (host, port), not listening yet.
+
+    ``reuseport``: SO_REUSEPORT before ``bind``, so that other sockets of the
+    same user that set it too may bind the same address (``servers/prefork.py``).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuseport:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def make_listener(host: str, port: int, backlog: int, reuseport: bool = False) -> socket.socket:
+    sock = bound_socket(host, port, reuseport)
+    sock.listen(backlog)
+    return sock
+
+
+class Acceptor:
+    """``accept()`` with the reserved-descriptor trick; see the module docstring."""
+
+    BACKOFF_S = 0.1
+    REFUSED = object()  # a pending connection was taken off the backlog and closed
+
+    def __init__(self, listener: socket.socket, stats: Stats):
+        self.listener = listener
+        self.stats = stats
+        self.spare: int | None = None
+        self.backoff_until = 0.0
+        self._reserve()
+
+    def _reserve(self) -> None:
+        try:
+            self.spare = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            self.spare = None
+
+    def accept(self):
+        """A connected socket, ``None`` (nothing pending / back off) or ``REFUSED``."""
+        try:
+            return self.listener.accept()[0]
+        except (BlockingIOError, InterruptedError, TimeoutError):
+            return None
+        except OSError as exc:
+            if exc.errno in ACCEPT_SKIP_ERRNOS:
+                return self.REFUSED
+            kind = ACCEPT_CAPACITY_ERRNOS.get(exc.errno)
+            if kind is None:
+                raise
+        if self.spare is not None and kind in ("EMFILE", "ENFILE"):
+            os.close(self.spare)
+            self.spare = None
+            try:
+                conn = self.listener.accept()[0]
+            except OSError:
+                conn = None
+            if conn is not None:
+                fd = conn.fileno()
+                conn.close()
+                self.stats.refuse(kind, fd)
+            self._reserve()
+            if conn is not None:
+                return self.REFUSED
+        else:
+            self.stats.refuse(kind)
+        self.backoff_until = time.monotonic() + self.BACKOFF_S
+        return None
+
+    def backing_off(self) -> float:
+        """Seconds left to wait before accepting again (0 when free to accept)."""
+        left = self.backoff_until - time.monotonic()
+        return left if left > 0 else 0.0
