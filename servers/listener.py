@@ -15,12 +15,13 @@ import os
 import socket
 import time
 
+from contract.limits import EMFILE, ENFILE, ENOBUFS, ENOMEM
 from servers.events import Stats
 
 # errno -> limit kind: accept() errors that mean "out of a resource", named by
 # their errno (each is a kind of the shared vocabulary, contract/limits.py).
 ACCEPT_CAPACITY_ERRNOS = {
-    e: errno.errorcode[e] for e in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+    errno.EMFILE: EMFILE, errno.ENFILE: ENFILE, errno.ENOBUFS: ENOBUFS, errno.ENOMEM: ENOMEM,
 }
 # A connection that died in the backlog: not our problem, accept the next one.
 ACCEPT_SKIP_ERRNOS = {errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.ENETDOWN}
@@ -78,7 +79,7 @@ class Acceptor:
             kind = ACCEPT_CAPACITY_ERRNOS.get(exc.errno)
             if kind is None:
                 raise
-        if self.spare is not None and kind in ("EMFILE", "ENFILE"):
+        if self.spare is not None and kind in (EMFILE, ENFILE):
             os.close(self.spare)
             self.spare = None
             try:

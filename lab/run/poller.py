@@ -106,8 +106,14 @@ class StepPoller:
             self.dead_since = now
         if self._emit(now, server_dead, flush=load_done):
             return True
+        done, total = len(self.outcome.rows), len(self.scenario.load.steps)
+        if done >= total and not self.pending:
+            # Every step has its row: the model is measured. The load is stopped
+            # now (``Runner._finish_model``) rather than waited for: Locust's
+            # shape ends only on its next one-second tick, and its master then
+            # takes another second or two to shut down.
+            return True
         if load_done and not self.pending:
-            done, total = len(self.outcome.rows), len(self.scenario.load.steps)
             if done < total and not self._master_lost(done, now):
                 self.outcome.error = (f"the load generator exited ({self.load.exit_code()}) "
                                       f"after {done} of {total} steps:\n"
