@@ -21,7 +21,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from lab import ROOT
 from lab.backends.local import free_port
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
 # A long hold: the test is certainly still running when the target is switched
 # (the switch must then wait for the stop); the Stop button ends it early.
@@ -71,6 +71,7 @@ SERVER_TABLES = ("(name) => [...document.querySelectorAll('table')].filter(t =>"
                  ".length")
 
 
+@pytest.mark.slow  # a whole run-lab --ui: two servers, two tests of 10-20 users
 def test_switch_the_target_in_the_lab_tab(tmp_path, page):
     scenario = tmp_path / "browser.yaml"
     scenario.write_text(SCENARIO)
