@@ -15,7 +15,7 @@ if str(TESTS) not in sys.path:
 
 import needs  # noqa: E402  (found through the path just added)
 
-_deselected: list[int] = []
+_deselected: list[pytest.Item] = []
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -28,16 +28,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_deselected(items: list[pytest.Item]) -> None:
-    _deselected.append(len(items))
+    _deselected.extend(items)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     config = session.config
-    if config.option.collectonly or not session.items:
-        return
+    if not session.items or hasattr(config, "workerinput"):
+        return  # a pytest-xdist worker: its output is not shown (no plan under -n)
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
-        line = needs.plan(session.items, sum(_deselected), config.option.markexpr)
+        line = needs.plan(session.items, _deselected, config.option.markexpr)
         reporter.ensure_newline()
         reporter.write_line(line, bold=True)
 

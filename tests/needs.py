@@ -107,11 +107,15 @@ def _part(item: pytest.Item) -> str:
     return rel.parts[0] if len(rel.parts) > 1 else rel.stem
 
 
-def plan(selected: list[pytest.Item], deselected: int, markexpr: str) -> str:
+def _needs(items: list[pytest.Item]) -> Counter[str]:
+    return Counter(need for item in items for need in NEEDS
+                   if item.get_closest_marker(need) is not None)
+
+
+def plan(selected: list[pytest.Item], deselected: list[pytest.Item], markexpr: str) -> str:
     """One line: the parts that run, each need with its check, what is skipped and why."""
     parts = list(dict.fromkeys(sorted(_part(i) for i in selected)))
-    has = Counter(need for item in selected for need in NEEDS
-                  if item.get_closest_marker(need) is not None)
+    has = _needs(selected)
     words = [f"iolab tests: {len(selected)} in {', '.join(parts) or 'nothing'}"
              + (f" (-m {markexpr!r})" if markexpr else "")]
     skipping = []
@@ -128,6 +132,8 @@ def plan(selected: list[pytest.Item], deselected: int, markexpr: str) -> str:
             skipping.append(f"{verb} {has[need]} {need} tests ({what})")
     words.append(f"slow: {has['slow']}")
     if deselected:
-        skipping.append(f"{deselected} deselected by -m/-k")
+        left = _needs(deselected)
+        why = ", ".join(f"{need} {left[need]}" for need in NEEDS if left[need])
+        skipping.append(f"{len(deselected)} deselected by -m/-k" + (f" ({why})" if why else ""))
     words.append("skipping: " + ("; ".join(skipping) or "none"))
     return "; ".join(words)
