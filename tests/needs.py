@@ -128,8 +128,8 @@ def plan(selected: list[pytest.Item], deselected: list[pytest.Item], markexpr: s
             words.append(f"{need}: yes ({what})")
         else:
             words.append(f"{need}: NO")
-            verb = "failing" if ci() else "skipping"
-            skipping.append(f"{verb} {has[need]} {need} tests ({what})")
+            fate = " (they fail: CI is set)" if ci() else ""
+            skipping.append(f"{has[need]} {need} tests{fate}: {what}")
     words.append(f"slow: {has['slow']}")
     if deselected:
         left = _needs(deselected)
