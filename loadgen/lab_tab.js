@@ -199,16 +199,17 @@
   }
 
   function embeddedRoot() {
-    // Above the Lab tab's own table (the React UI's extended table), else on top of <main>.
+    // Below the tab bar, where the Lab tab's content goes: the React UI draws
+    // nothing there (no extended_tables, so no second table of the servers).
+    // Before the first test there is no tab bar: on top of <main>, above the form.
+    const tabs = document.querySelector("[role=tablist]");
+    const parent = tabs ? tabs.closest(".MuiContainer-root") : document.querySelector("main");
     let host = document.getElementById("iolab-embedded");
-    if (host && document.body.contains(host)) return host;
-    const table = [...document.querySelectorAll("table")].find(
-      (t) => t.id !== "iolab-servers" && /Last stats/.test(t.textContent));
-    const anchor = table ? (table.closest(".MuiTableContainer-root") || table) : null;
-    const parent = anchor ? anchor.parentNode : document.querySelector("main");
+    if (host && parent && host.parentNode === parent) return host;
+    if (host) host.remove();  // the page moved on (e.g. the first test started)
     if (!parent) return null;
     host = el("div", {id: "iolab-embedded"});
-    parent.insertBefore(host, anchor || parent.firstChild);
+    if (tabs) parent.appendChild(host); else parent.insertBefore(host, parent.firstChild);
     return host;
   }
 

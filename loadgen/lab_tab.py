@@ -25,10 +25,12 @@ adds, on the process that runs the web UI (every path below is under Locust's
   in every spawn message, as it does for the start form's host field. A start
   form that still shows the host from before the switch is corrected on
   submit (see :class:`LabTarget`);
-- a "Lab" tab in Locust 2.x's React UI: ``template_args["extended_tabs"]`` and
-  ``extended_tables`` declare it, and the same rows ride along in
-  ``/stats/requests`` as ``extended_stats`` (Locust's ``extend_web_ui``
-  mechanism), plus a link to ``lab`` on the "Download Data" tab.
+- a "Lab" tab in Locust 2.x's React UI: ``template_args["extended_tabs"]``
+  declares it, and the panel's script draws the servers' table in it, once.
+  No ``extended_tables`` entry: the React UI would draw its own second table
+  of the same servers from it (Locust's ``extend_web_ui`` mechanism), so
+  nothing rides along in ``/stats/requests``; plus a link to ``lab`` on the
+  "Download Data" tab.
 
 Files are tailed, not re-read: each poll reads only the bytes appended since
 the last one, and a file that is not there yet is reported as "waiting".
@@ -173,7 +175,8 @@ class LabStats:
 
 
 def table_rows(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
-    """Flat rows for the React UI's extended table (keys of ``TABLE``)."""
+    """The Lab table as flat values (keys of ``TABLE``), served as ``rows`` in
+    ``/lab/stats`` for scripts; the panel draws from ``servers``."""
     rows = []
     target = snapshot.get("pending") or snapshot.get("target")
     for s in snapshot["servers"]:
@@ -334,7 +337,7 @@ def install(web_ui: Any, lab: LabStats | None = None) -> LabStats:
             request.form = ImmutableMultiDict(form)
 
     @web_ui.app.after_request
-    def add_lab_rows(response: Response) -> Response:
+    def add_lab_script(response: Response) -> Response:
         if request.path in (base + "/", base or "/") and response.mimetype == "text/html":
             target.shown = env.host  # what the start form now shows
             html = response.get_data(as_text=True)
@@ -342,22 +345,12 @@ def install(web_ui: Any, lab: LabStats | None = None) -> LabStats:
                   '<script src="lab/tab.js"></script>'
             if "lab/tab.js" not in html and "</body>" in html:
                 response.set_data(html.replace("</body>", tag + "</body>", 1))
-            return response
-        if not request.path.endswith("/stats/requests"):
-            return response
-        data = response.get_json(silent=True)
-        if isinstance(data, dict):
-            extra = [e for e in data.get("extended_stats") or [] if e.get("key") != TAB_KEY]
-            extra.append({"key": TAB_KEY, "data": table_rows(full_snapshot())})
-            response.set_data(json.dumps({**data, "extended_stats": extra}))
         return response
 
     env.events.test_stop.add_listener(lambda **_: target.apply_pending())
 
     args = web_ui.template_args
     args["extended_tabs"] = [*args.get("extended_tabs", []), {"title": "Lab", "key": TAB_KEY}]
-    args["extended_tables"] = [*args.get("extended_tables", []), {
-        "key": TAB_KEY, "structure": [{"key": k, "title": t} for k, t in TABLE]}]
     args["extended_csv_files"] = [*args.get("extended_csv_files", []), {
         "href": "lab", "title": "iolab: live server view (lab)"}]
     return lab

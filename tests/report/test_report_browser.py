@@ -1,23 +1,20 @@
-"""report.html in a real browser: headless Chromium renders it offline.
+"""report.html in a real browser: headless Chromium (Playwright, the session's
+``browser`` from ``tests/conftest.py``) renders it offline.
 
-No Playwright: the ``chromium`` binary alone can dump the DOM after scripts ran
-(``--dump-dom``), take a screenshot (``--screenshot``) and write every network
-request it made to a JSON log (``--log-net-log``). Chromium itself phones home
-(component updates, time, accounts) even with background networking off; those
-requests have no page origin (``initiator: "not an origin"``), while the page's
-own requests carry the ``file://`` page in their isolation key. A control page
-that does load remote resources proves the check would catch them.
+Every request the page makes is recorded (Playwright reports the page's own
+requests, not Chromium's background traffic) and every one that is not local
+(``file:``, ``data:``, …) is aborted before it leaves, so the check sends
+nothing out. A control page that does load remote resources proves the check
+would catch them.
 
 Skipped when ``chromium`` is missing, except under ``CI=true`` (CI installs it).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -30,52 +27,24 @@ from lab.report import charts
 from lab.report.html import write_report
 from lab.results.reader import load_run
 
-CHROMIUM = shutil.which("chromium")
-IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 LOCAL_SCHEMES = ("file:", "data:", "about:", "blob:")
 
-pytestmark = pytest.mark.slow  # several browser starts plus 14-model rendering: > 10 s
+pytestmark = pytest.mark.browser  # one session browser: about 6 s for the five
 
 
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    if CHROMIUM is None:
-        if IN_CI:
-            pytest.fail("chromium not found but CI is set: CI must install Debian's chromium")
-        pytest.skip("chromium not installed (apt-get install chromium); browser test skipped")
-    return CHROMIUM
-
-
-def _run(chromium: str, tmp: Path, *args: str) -> subprocess.CompletedProcess:
-    """One headless Chromium with a fresh profile and the background services off."""
-    profile = tmp / f"profile-{len(list(tmp.glob('profile-*')))}"
-    cmd = [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-           f"--user-data-dir={profile}", "--no-first-run", "--disable-background-networking",
-           "--disable-component-update", "--disable-sync", "--disable-default-apps",
-           "--disable-extensions", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True)
-
-
-def dump_dom(chromium: str, tmp: Path, page: Path) -> tuple[str, list[str]]:
-    """The DOM after load, and the URLs of the network requests the page made."""
-    log = tmp / f"net-{page.stem}.json"
-    out = _run(chromium, tmp, f"--log-net-log={log}", "--dump-dom", page.as_uri()).stdout
-    return out, page_requests(json.loads(log.read_text()))
-
-
-def page_requests(netlog: dict) -> list[str]:
-    """URLs of requests made for a page (not Chromium's own background traffic)."""
-    types = {v: k for k, v in netlog["constants"]["logEventTypes"].items()}
-    urls = []
-    for ev in netlog["events"]:
-        p = ev.get("params") or {}
-        if types.get(ev["type"]) != "URL_REQUEST_START_JOB" or "url" not in p:
-            continue
-        if p.get("initiator") == "not an origin" and "file://" not in str(
-                p.get("network_isolation_key")):
-            continue  # the browser's own update/time/account checks
-        urls.append(p["url"])
+def open_page(page, path: Path) -> list[str]:
+    """Load ``path`` in ``page``; the URLs of every request it made (remote ones aborted)."""
+    urls: list[str] = []
+    page.on("request", lambda request: urls.append(request.url))
+    page.route(re.compile(r"^(https?|wss?|ftp)://"), lambda route: route.abort())
+    page.goto(path.as_uri(), wait_until="load")
     return urls
+
+
+def dump_dom(page, path: Path) -> tuple[str, list[str]]:
+    """The DOM after load (scripts ran), and the URLs of the requests the page made."""
+    requests = open_page(page, path)
+    return page.content(), requests
 
 
 class _Dom(HTMLParser):
@@ -135,10 +104,11 @@ def pages(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.mark.parametrize("which", ["real", "fourteen"])
-def test_page_renders_offline_with_svg_charts(chromium, pages, tmp_path, which):
-    page = pages[which]
-    run = load_run(page.parent)
-    dom, requests = dump_dom(chromium, tmp_path, page)
+def test_page_renders_offline_with_svg_charts(page, pages, which):
+    path = pages[which]
+    run = load_run(path.parent)
+    dom, requests = dump_dom(page, path)
+    assert requests and requests[0] == path.as_uri()  # the recorder saw the page itself
     assert [u for u in requests if not u.startswith(LOCAL_SCHEMES)] == []
     d = _parse(dom)
     assert len(d.headlines) == len(run.models)
@@ -155,35 +125,38 @@ def test_page_renders_offline_with_svg_charts(chromium, pages, tmp_path, which):
         assert run.models == list(MODELS)
 
 
-def test_the_offline_check_catches_a_remote_resource(chromium, tmp_path):
+def test_the_offline_check_catches_a_remote_resource(page, tmp_path):
     """Control: a page that loads http(s) resources is caught by the same check."""
-    page = tmp_path / "control.html"
-    page.write_text('<!DOCTYPE html><p class="headline">x</p>'
-                    '<img src="http://127.0.0.1:9/pixel.png">'
-                    '<script src="https://example.invalid/x.js"></script>')
-    _, requests = dump_dom(chromium, tmp_path, page)
+    control = tmp_path / "control.html"
+    control.write_text('<!DOCTYPE html><p class="headline">x</p>'
+                       '<img src="http://127.0.0.1:9/pixel.png">'
+                       '<script src="https://example.invalid/x.js"></script>')
+    _, requests = dump_dom(page, control)
     assert "http://127.0.0.1:9/pixel.png" in requests
     assert "https://example.invalid/x.js" in requests
 
 
-def test_unticking_a_model_hides_it_in_every_chart(chromium, pages, tmp_path):
+def test_unticking_a_model_hides_it_in_every_chart(page, pages):
     """The inline script runs in the browser: untick epoll once, every chart hides it."""
     html = pages["real"].read_text()
-    click = ("<script>var i=document.querySelector('input[data-model=\"epoll\"]');"
-             "i.checked=false;i.dispatchEvent(new Event('change',{bubbles:true}));</script>")
-    page = tmp_path / "toggled.html"
-    page.write_text(html.replace("</body>", click + "</body>"))
-    dom, _ = dump_dom(chromium, tmp_path, page)
-    off = _parse(dom).off
+    dump_dom(page, pages["real"])
+    assert _parse(page.content()).off == []
+    page.locator('input[data-model="epoll"]').first.uncheck()  # a click, as a reader's
+    off = _parse(page.content()).off
     per_chart = len(re.findall(r'<g class="series" data-series="epoll">', html))
     timelines = 3  # the epoll timeline's panels are not hidden by the chart legend
     assert off and set(off) == {"epoll"} and len(off) == per_chart - timelines
 
 
-def test_screenshot_shows_the_charts_in_model_colours(chromium, pages, tmp_path):
-    page = pages["fourteen"]
-    shot = tmp_path / "report.png"
-    _run(chromium, tmp_path, f"--screenshot={shot}", "--window-size=1400,3000", page.as_uri())
+def test_screenshot_shows_the_charts_in_model_colours(browser, pages, tmp_path):
+    context = browser.new_context(viewport={"width": 1400, "height": 3000})
+    try:
+        page = context.new_page()
+        open_page(page, pages["fourteen"])
+        shot = tmp_path / "report.png"
+        page.screenshot(path=str(shot))
+    finally:
+        context.close()
     keep = os.environ.get("IOLAB_SCREENSHOT_DIR")
     if keep:
         shutil.copy(shot, Path(keep) / "report-14-models.png")

@@ -1,7 +1,8 @@
-"""``run-lab SCENARIO --ui`` in a real browser: headless Chromium, driven over
-the DevTools protocol (``tests/ui/cdp.py``), starts a test from Locust's form,
-switches the load to the second server in the Lab tab and starts again; the
-second server's connections rise, in the tab's DOM and in ``lab/stats``."""
+"""``run-lab SCENARIO --ui`` in a real browser: headless Chromium, driven by
+Playwright (the session's ``browser``, ``tests/conftest.py``), starts a test
+from Locust's form, switches the load to the second server in the Lab tab and
+starts again; the second server's connections rise, in the tab's DOM and in
+``lab/stats``. The Lab tab shows its servers in one table, not two."""
 
 from __future__ import annotations
 
@@ -15,27 +16,16 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from cdp import Browser, ci, find_chromium
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from lab import ROOT
 from lab.backends.local import free_port
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
 # A long hold: the test is certainly still running when the target is switched
 # (the switch must then wait for the stop); the Stop button ends it early.
 SCENARIO = "name: browser\nservers: [epoll, poll]\nload: {steps: [10, 20], hold: 60s}\n"
-
-
-@pytest.fixture
-def chromium() -> str:
-    path = find_chromium()
-    if path is None:
-        if ci():
-            pytest.fail("CI is set but no chromium is installed (apt-get install chromium)")
-        pytest.skip("no chromium on PATH (Debian: apt-get install chromium; "
-                    "or scripts/ensure-chromium)")
-    return path
 
 
 def stats(base: str) -> dict:
@@ -66,7 +56,23 @@ def click_button(text: str) -> str:
             f" if (b) b.click(); return !!b; }})()")
 
 
-def test_switch_the_target_in_the_lab_tab(tmp_path, chromium):
+def wait_js(page, expression: str, timeout: float, what: str):
+    """Poll ``expression`` in the page until truthy; its value."""
+    try:
+        handle = page.wait_for_function(expression, timeout=timeout * 1000, polling=250)
+    except PlaywrightTimeout:
+        pytest.fail(f"timed out waiting for {what}")
+    return handle.json_value()
+
+
+# Every table in the page that lists a server of the run (by its name in a cell).
+SERVER_TABLES = ("(name) => [...document.querySelectorAll('table')].filter(t =>"
+                 " [...t.querySelectorAll('td')].some(td => td.textContent.trim() === name))"
+                 ".length")
+
+
+@pytest.mark.slow  # a whole run-lab --ui: two servers, two tests of 10-20 users
+def test_switch_the_target_in_the_lab_tab(tmp_path, page):
     scenario = tmp_path / "browser.yaml"
     scenario.write_text(SCENARIO)
     port = free_port()
@@ -84,59 +90,63 @@ def test_switch_the_target_in_the_lab_tab(tmp_path, chromium):
         epoll_target, poll_target = (server(first, n)["target"] for n in ("epoll", "poll"))
         assert first["target"] == epoll_target  # the master starts against the first server
 
-        with Browser(chromium) as b:
-            b.navigate(base + "/")
-            b.wait_js("!!document.querySelector('input[name=host]') && "
-                      "!!document.getElementById('iolab-plan')", 30, "the start form")
-            form = b.js("Object.fromEntries([...document.querySelectorAll('input[name]')]"
-                        ".map(i => [i.name, i.value]))")
-            assert form["steps"] == "10:60s,20:60s" and form["userCount"] == "20"
-            assert form["host"] == epoll_target
-            assert "10 users for 60 s → 20 users for 60 s" in b.js(
-                "document.getElementById('iolab-plan').textContent")
+        page.goto(base + "/")
+        wait_js(page, "!!document.querySelector('input[name=host]') && "
+                "!!document.getElementById('iolab-plan')", 30, "the start form")
+        form = page.evaluate("Object.fromEntries([...document.querySelectorAll('input[name]')]"
+                             ".map(i => [i.name, i.value]))")
+        assert form["steps"] == "10:60s,20:60s" and form["userCount"] == "20"
+        assert form["host"] == epoll_target
+        assert "10 users for 60 s → 20 users for 60 s" in page.locator("#iolab-plan").inner_text()
 
-            # 1. A test against the first server.
-            assert b.js(click_button("Start"))
-            wait_for(lambda: (server(stats(base), "epoll")["connections"] or 0) >= 10, 60,
-                     "epoll's connections", log)
+        # 1. A test against the first server.
+        assert page.evaluate(click_button("Start"))
+        wait_for(lambda: (server(stats(base), "epoll")["connections"] or 0) >= 10, 60,
+                 "epoll's connections", log)
 
-            # 2. The Lab tab: every server with its address; switch to poll mid-test.
-            b.wait_js("(() => { const t = [...document.querySelectorAll('[role=tab]')]"
-                      ".find(x => x.textContent.trim() === 'Lab'); if (t) t.click();"
-                      " return !!t; })()", 20, "the Lab tab")
-            b.wait_js("!!document.querySelector("
-                      "'#iolab-panel button.iolab-pick[data-server=poll]')", 20, "the panel")
-            addresses = b.js("[...document.querySelectorAll('#iolab-rows tr')].map(r => "
-                             "[r.dataset.server, r.querySelector('[data-key=address]')"
-                             ".textContent])")
-            assert addresses == [["epoll", epoll_target.removeprefix("tcp://")],
-                                 ["poll", poll_target.removeprefix("tcp://")]]
-            b.js("document.querySelector('#iolab-panel button.iolab-pick[data-server=poll]')"
-                 ".click()")
-            b.wait_js("document.getElementById('iolab-target').textContent"
-                      ".includes('poll')", 10, "the new target in the panel")
-            assert stats(base)["pending"] == poll_target  # the running test keeps epoll
+        # 2. The Lab tab: every server with its address; switch to poll mid-test.
+        page.get_by_role("tab", name="Lab", exact=True).click(timeout=20_000)
+        pick_poll = page.locator("#iolab-panel button.iolab-pick[data-server=poll]")
+        pick_poll.wait_for(timeout=20_000)
+        addresses = page.evaluate("[...document.querySelectorAll('#iolab-rows tr')].map(r => "
+                                  "[r.dataset.server, r.querySelector('[data-key=address]')"
+                                  ".textContent])")
+        assert addresses == [["epoll", epoll_target.removeprefix("tcp://")],
+                             ["poll", poll_target.removeprefix("tcp://")]]
+        pick_poll.click()
+        wait_js(page, "document.getElementById('iolab-target').textContent"
+                ".includes('poll')", 10, "the new target in the panel")
+        assert stats(base)["pending"] == poll_target  # the running test keeps epoll
 
-            # 3. Stop, then a new test from the form: it loads poll.
-            b.wait_js(click_button("Stop"), 20, "the Stop button")
-            wait_for(lambda: stats(base)["target"] == poll_target, 20, "the switch", log)
-            b.wait_js(click_button("New"), 30, "the New button")
-            b.wait_js(f"(document.querySelector('input[name=host]') || {{}}).value === "
-                      f"{json.dumps(poll_target)}", 15, "the form's host set to poll")
-            epoll_peak = server(stats(base), "epoll")["peak_connections"]
-            assert b.js(click_button("Start"))
-            rose = b.wait_js("(() => { const td = document.querySelector("
-                             "'#iolab-rows tr[data-server=poll] td[data-key=connections]');"
-                             " const n = td ? parseInt(td.textContent, 10) : 0;"
-                             " return n >= 10 ? n : 0; })()", 60,
-                             "poll's connections in the Lab tab")
-            assert rose >= 10
-            data = stats(base)
-            assert (server(data, "poll")["peak_connections"] or 0) >= 10
-            assert server(data, "epoll")["connections"] == 0  # the load left epoll
-            assert server(data, "epoll")["peak_connections"] == epoll_peak
-            b.wait_js("!!document.querySelector("
-                      "'#iolab-chart-svg polyline[data-server=poll]')", 10, "poll's chart line")
+        # 3. Stop, then a new test from the form: it loads poll.
+        wait_js(page, click_button("Stop"), 20, "the Stop button")
+        wait_for(lambda: stats(base)["target"] == poll_target, 20, "the switch", log)
+        wait_js(page, click_button("New"), 30, "the New button")
+        wait_js(page, f"(document.querySelector('input[name=host]') || {{}}).value === "
+                f"{json.dumps(poll_target)}", 15, "the form's host set to poll")
+        epoll_peak = server(stats(base), "epoll")["peak_connections"]
+        assert page.evaluate(click_button("Start"))
+        rose = wait_js(page, "(() => { const td = document.querySelector("
+                       "'#iolab-rows tr[data-server=poll] td[data-key=connections]');"
+                       " const n = td ? parseInt(td.textContent, 10) : 0;"
+                       " return n >= 10 ? n : 0; })()", 60,
+                       "poll's connections in the Lab tab")
+        assert rose >= 10
+        data = stats(base)
+        assert (server(data, "poll")["peak_connections"] or 0) >= 10
+        assert server(data, "epoll")["connections"] == 0  # the load left epoll
+        assert server(data, "epoll")["peak_connections"] == epoll_peak
+        wait_js(page, "!!document.querySelector("
+                "'#iolab-chart-svg polyline[data-server=poll]')", 10, "poll's chart line")
+
+        # 4. Seconds into the Lab tab of a running test (Locust's own tables
+        # refresh every 2 s): the servers are listed in one table, not two.
+        page.wait_for_timeout(4_000)
+        assert page.get_by_role("tab", name="Lab", exact=True).get_attribute(
+            "aria-selected") == "true"
+        for name in ("epoll", "poll"):
+            assert page.evaluate(SERVER_TABLES, name) == 1, name
+        assert page.locator("#iolab-servers").count() == 1
     finally:
         lab.send_signal(signal.SIGINT)
         try:
@@ -148,7 +158,7 @@ def test_switch_the_target_in_the_lab_tab(tmp_path, chromium):
     assert "everything torn down" in log.read_text()
 
 
-def test_lab_tab_under_a_web_base_path(tmp_path, chromium):
+def test_lab_tab_under_a_web_base_path(tmp_path, page):
     """The panel's script resolves every URL against its own: under
     ``--web-base-path /locust`` it still finds ``/locust/lab/stats``."""
     events = tmp_path / "epoll.events.jsonl"
@@ -169,16 +179,17 @@ def test_lab_tab_under_a_web_base_path(tmp_path, chromium):
             env={**os.environ, "IOLAB_SERVER_EVENTS": str(events)})
     try:
         wait_for(lambda: stats(base)["servers"], 60, "the web UI", log)
-        with Browser(chromium) as b:
-            for page, root in ((base + "/?tab=iolab", "#iolab-embedded"),
-                               (base + "/lab", "#iolab-root")):
-                b.navigate(page)
-                cell = b.wait_js(
-                    f"(document.querySelector('{root} #iolab-rows tr[data-server=epoll] "
-                    "td[data-key=connections]') || {}).textContent", 30, f"the panel on {page}")
-                assert cell == "7"
-                assert b.js(f"document.querySelector('{root} #iolab-rows "
-                            "[data-key=address]').textContent") == "127.0.0.1:1"
+        for url, root in ((base + "/?tab=iolab", "#iolab-embedded"),
+                          (base + "/lab", "#iolab-root")):
+            page.goto(url)
+            cell = wait_js(page,
+                           f"(document.querySelector('{root} #iolab-rows tr[data-server=epoll] "
+                           "td[data-key=connections]') || {}).textContent", 30,
+                           f"the panel on {url}")
+            assert cell == "7"
+            assert page.locator(f"{root} #iolab-rows [data-key=address]").inner_text() \
+                == "127.0.0.1:1"
+            assert page.evaluate(SERVER_TABLES, "epoll") == 1
     finally:
         proc.terminate()
         try:
