@@ -12,10 +12,18 @@ from srvclients import EVENT_DRIVEN, connect, roundtrip
 pytestmark = pytest.mark.timeout(120)
 
 
-def open_many(srv, n: int) -> list[socket.socket]:
+def open_many(srv, n: int, *, until_refused: bool = False) -> list[socket.socket]:
+    """``n`` connections; with ``until_refused``, fewer when the server is gone
+    first (a server that crashes at its wall closes its listener: the rest of
+    the connects are refused)."""
     socks = []
     for _ in range(n):
-        socks.append(socket.create_connection((srv.host, srv.port), timeout=10))
+        try:
+            socks.append(socket.create_connection((srv.host, srv.port), timeout=10))
+        except ConnectionRefusedError:
+            if not until_refused:
+                raise
+            break
     return socks
 
 
@@ -52,7 +60,8 @@ def test_select_refuses_at_descriptor_1024_and_serves_the_rest(start, nofile_har
 
 def test_select_crash_mode_ends_the_process(start, nofile_hard):
     srv = start("select", "--nofile", "max", "--on-fd-limit", "crash")
-    socks = open_many(srv, 1100)
+    socks = open_many(srv, 1100, until_refused=True)
+    assert len(socks) > 1024 - 5  # it crashed at its wall, not before
     try:
         srv.proc.wait(15)
         assert srv.returncode == 1
@@ -105,13 +114,15 @@ def test_out_of_descriptors_keeps_serving_counts_emfile_and_does_not_spin(start,
             srv.wait_stats(lambda e: e["refused"].get("EMFILE", 0) >= 1, timeout=10)
             limit = srv.wait_event(lambda e: e["event"] == "limit" and e["kind"] == "EMFILE")
             assert limit["connections"] < 64
-        time.sleep(0.5)  # let the refusals settle, then measure a quiet 2 s
+        time.sleep(0.3)  # let the refusals settle, then measure a quiet second
         start_stats = srv.latest_stats()
-        time.sleep(2.0)
+        time.sleep(1.0)
         end_stats = srv.latest_stats()
         elapsed = end_stats["time"] - start_stats["time"]
-        assert elapsed >= 1.9
-        assert cpu(end_stats) - cpu(start_stats) < 0.5, "the server spins on accept errors"
+        assert elapsed >= 0.9
+        # A server spinning on accept errors burns a whole core: ~1 s here.
+        assert cpu(end_stats) - cpu(start_stats) < 0.25 * elapsed, \
+            "the server spins on accept errors"
         assert roundtrip(keeper, b"after") == b"after"
         assert srv.returncode is None
     finally:
@@ -133,10 +144,15 @@ def test_a_client_that_never_reads_is_not_buffered_without_bound(start, model):
     sock.setblocking(False)
     chunk, sent = b"x" * 65536, 0
     deadline = time.monotonic() + 3.0
+    progress = time.monotonic()  # the last send that moved bytes
     try:
-        while time.monotonic() < deadline and sent < (64 << 20):
+        # Until the sends have been blocked for half a second (the server stopped
+        # reading and both kernel buffers are full), or 3 s, or 64 MiB.
+        while time.monotonic() < deadline and sent < (64 << 20) \
+                and time.monotonic() - progress < 0.5:
             try:
                 sent += sock.send(chunk)
+                progress = time.monotonic()
             except BlockingIOError:
                 time.sleep(0.01)
         stats = srv.wait_stats(lambda e: e["connections"] == 1)
