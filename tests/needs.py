@@ -33,6 +33,21 @@ CHROMIUM_ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-component-update", "--disable-sync")
 
 
+# Parts whose tests may run two at a time (scripts/test runs them with
+# pytest-xdist's -n 2): each starts at most one server or none, measures nothing
+# that another test's CPU would change beyond its bound, and uses port 0. The
+# others run one at a time: whole lab runs, Locust runs (CPU and lag bounds),
+# faults that count every lab process on the machine, Docker and the browser.
+PARALLEL_PARTS = ("unit", "servers", "report")
+
+
+def parallel_safe(item: pytest.Item) -> bool:
+    """A test in one of ``PARALLEL_PARTS`` that needs no Docker, browser or hosts."""
+    part = Path(str(item.path)).relative_to(TESTS).parts[0]
+    return part in PARALLEL_PARTS and not any(
+        item.get_closest_marker(need) for need in ("docker", "browser", "multihost"))
+
+
 def ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 

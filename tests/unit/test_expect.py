@@ -7,8 +7,6 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
-
 from lab import cli
 from lab.analysis.expect import check, summary
 from lab.analysis.headline import headline
@@ -48,25 +46,6 @@ def test_the_report_shows_expectations_and_the_headline(tmp_path):
     assert "Expectations" in html and "NOT MET" in html
     assert "select stopped at 1,019 connections: FD_SETSIZE" in html
     assert headline(run)[2].startswith("epoll met the SLO")
-
-
-@pytest.mark.parametrize("expect, code", [({"select": {"limit": "FD_SETSIZE"}}, 0),
-                                          ({"select": {"limit": "none"}}, 3)])
-def test_run_exits_3_on_an_unmet_expectation_and_json_is_stdout_alone(tmp_path, capsys,
-                                                                      expect, code):
-    import yaml
-
-    scenario = {"name": "exp", "backend": "local", "servers": ["select"],
-                "load": {"connect_rate": 1000, "hold": "1s", "steps": [200, 1200]},
-                "expect": expect}
-    path = tmp_path / "exp.yaml"
-    path.write_text(yaml.safe_dump(scenario))
-    assert cli.main([str(path), "--out", str(tmp_path / "out"), "--json"]) == code
-    out, err = capsys.readouterr()
-    data = json.loads(out)  # nothing but the summary on stdout
-    assert data["exit_code"] == code and data["models"]["select"]["limit"] == "FD_SETSIZE"
-    assert data["expectations_met"] is (code == 0)
-    assert "run: " in err and "select stopped at" in err
 
 
 def test_a_limit_is_stated_at_the_servers_count_when_the_clients_saw_more():
