@@ -62,6 +62,7 @@ from lab.backends.docker.hosts import (
     daemon_keys,
     docker_available,
     host_facts,
+    short_reason,
     this_machine,
     unanswered,
     unreachable,
@@ -95,7 +96,6 @@ __all__ = ["DockerBackend", "clean_all", "docker_available"]
 
 READY_TIMEOUT_S = 60.0
 LAB_TAB_ENV = SERVER_EVENTS  # read by loadgen/lab_tab.py
-LOCAL_ENDPOINTS = ("local", "unix:///var/run/docker.sock")
 MAX_SERVER_BINDINGS = 16  # published ports per server (one docker-proxy process each)
 STEPS_PATH = "/tmp/iolab-steps.jsonl"  # the master's --step-results, read via the API
 WORKER_SYSCTLS = {"net.ipv4.ip_local_port_range": "1024 65000", "net.ipv4.tcp_tw_reuse": "1"}
@@ -127,6 +127,7 @@ class DockerBackend(Backend):
         self._image = image
         self.isolate_hosts = isolate_hosts
         self._daemons: dict[str, str] = {}
+        self._here: set[str] | None = None  # hosts on this machine's daemon (here())
         self._facts: dict[str, dict[str, Any]] = {}
         self._networks: dict[str, Any] = {}  # daemon id -> network
         self._containers: list[tuple[Path, Any]] = []  # (log file, container)
@@ -141,11 +142,20 @@ class DockerBackend(Backend):
             # Build where this machine's daemon is (the offline base needs
             # debootstrap and `docker import` here), found by the marker test:
             # a unix:// socket may be another daemon. The others get a copy.
-            here = this_machine(self.clients, {h: self._endpoint(h) for h in self.clients})
+            here = self.here()
             ordered = {h: self.clients[h]
                        for h in sorted(self.clients, key=lambda h: h not in here)}
             self._image = ensure_image(ordered, self.progress)
         return self._image
+
+    def here(self) -> set[str]:
+        """The hosts on this machine's daemon, by the marker test
+        (hosts.this_machine), decided once: where the image is built, which
+        runs avoid this machine's routes, where the Lab tab's bind mount works."""
+        if self._here is None:
+            self._here = this_machine(self.clients,
+                                      {h: self._endpoint(h) for h in self.clients})
+        return self._here
 
     def daemon(self, host: str) -> str:
         """Which daemon ``host`` reaches (hosts on one daemon share a key; one
@@ -159,14 +169,23 @@ class DockerBackend(Backend):
 
     def _check_reachable(self) -> None:
         """Every host's daemon answers, before anything is created; else one
-        BackendError naming the host and its endpoint."""
+        BackendError naming the host and its endpoint. Only a connection
+        failure is a daemon that does not answer (hosts.unanswered); an error
+        the daemon answered with, or a local one on the way, is named as what
+        it is."""
+        import docker.errors
+
         for host, client in self.clients.items():
             try:
                 client.ping()
             except Exception as exc:  # noqa: BLE001 - which ones: unanswered()
-                if not unanswered(exc) and not isinstance(exc, OSError):
+                if unanswered(exc):
+                    raise unreachable(host, self._endpoint(host), exc) from exc
+                if not isinstance(exc, (OSError, docker.errors.DockerException)):
                     raise
-                raise unreachable(host, self._endpoint(host), exc) from exc
+                raise BackendError(f"host {host}: pinging the Docker daemon at "
+                                   f"{self._endpoint(host)} failed: {type(exc).__name__}: "
+                                   f"{short_reason(exc)}") from exc
 
     def facts(self, host: str) -> dict[str, Any]:
         """Limits and metadata of ``host``'s daemon, read once per daemon."""
@@ -249,7 +268,7 @@ class DockerBackend(Backend):
                 nets.append(ipaddress.ip_network(h.address, strict=False))
             except ValueError:  # a name, not an address: nothing to compare
                 continue
-        if self.scenario.host(host).endpoint in LOCAL_ENDPOINTS:
+        if host in self.here():
             nets += route_subnets()
         return tuple(nets)
 
@@ -319,7 +338,7 @@ class DockerBackend(Backend):
         path; a remote daemon cannot, and its Lab tab stays empty."""
         env = self._env()
         events = os.pathsep.join(str(p) for p in ctx.server_events) if ui else None
-        if not events or self.scenario.host(host).endpoint not in LOCAL_ENDPOINTS:
+        if not events or host not in self.here():
             return {"environment": env}
         logs = str(ctx.logs_dir.resolve())
         return {"environment": {**env, LAB_TAB_ENV: events},
