@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,9 @@ FLOAT_FIELDS = (
     "loadgen_lag_p99_ms",
 )
 BOOL_FIELDS = ("client_bound",)
+# run.json's top-level keys that readers iterate or index, with their JSON type.
+META_TYPES = {"scenario": dict, "unapplied": list, "hosts": dict, "models": dict, "rows": list,
+              "versions": dict, "expect_not_checked": list}
 
 Row = dict[str, Any]
 
@@ -59,10 +63,11 @@ def _typed(raw: dict[str, str | None]) -> Row:
         value = (value or "").strip()
         if value == "":
             row[key] = None
-        elif key in INT_FIELDS:
-            row[key] = int(float(value))
-        elif key in FLOAT_FIELDS:
-            row[key] = float(value)
+        elif key in INT_FIELDS or key in FLOAT_FIELDS:
+            number = float(value)
+            if not math.isfinite(number):  # inf, -inf, nan, 1e999: no measurement gives them
+                raise ValueError(f"column {key}: {value!r} is not a finite number")
+            row[key] = int(number) if key in INT_FIELDS else number
         elif key in BOOL_FIELDS:
             row[key] = value.lower() in ("true", "1", "yes")
         else:
@@ -208,11 +213,14 @@ def load_run(run_dir: Path | str) -> Run:
             f"{csv_path}: missing; {path} is not a run directory (or the run stopped before "
             "its first step). Pass the directory `run-lab` created, which holds steps.csv"
         )
+    reader = None
     try:
         with csv_path.open(newline="") as f:
-            rows = [_typed(r) for r in csv.DictReader(f)]
+            reader = csv.DictReader(f)
+            rows = [_typed(r) for r in reader]
     except (ValueError, csv.Error) as e:
-        raise InputError(f"{csv_path}: unreadable ({e}); re-run or fix the file") from e
+        line = f":{reader.line_num}" if reader is not None and reader.line_num else ""
+        raise InputError(f"{csv_path}{line}: unreadable ({e}); re-run or fix the file") from e
     if rows and "model" not in rows[0]:
         raise InputError(f"{csv_path}: no 'model' column; this is not an iolab steps.csv")
     meta: dict[str, Any] = {}
@@ -220,10 +228,15 @@ def load_run(run_dir: Path | str) -> Run:
     if json_path.is_file():
         try:
             meta = json.loads(json_path.read_text())
-        except json.JSONDecodeError as e:
+        except ValueError as e:  # not JSON, or not UTF-8 at all (UnicodeDecodeError)
             raise InputError(f"{json_path}: invalid JSON ({e}); fix or delete it") from e
         if not isinstance(meta, dict):
             raise InputError(f"{json_path}: expected a JSON object")
+        for key, kind in META_TYPES.items():  # a hand edit, not a run: say where
+            if meta.get(key) is not None and not isinstance(meta[key], kind):
+                raise InputError(f"{json_path}: '{key}' is {type(meta[key]).__name__} "
+                                 f"{json.dumps(meta[key])[:40]}, expected a {kind.__name__}; "
+                                 "fix or delete it")
         version = meta.get("format_version")
         if isinstance(version, int) and version > FORMAT_VERSION:
             raise InputError(f"{json_path}: format_version {version} was written by a newer "
@@ -242,7 +255,10 @@ def _scenario(path: Path, meta: dict[str, Any]) -> Scenario | None:
         text = yaml.safe_dump(meta["scenario"], sort_keys=False)
         where = f"{path / 'run.json'} (scenario)"
     elif yaml_path.is_file():
-        text, where = yaml_path.read_text(encoding="utf-8"), str(yaml_path)
+        try:
+            text, where = yaml_path.read_text(encoding="utf-8"), str(yaml_path)
+        except UnicodeDecodeError as e:
+            raise InputError(f"{yaml_path}: not UTF-8 text ({e}); fix or delete it") from e
     else:
         return None
     return parse_scenario(text, where, from_run=True)  # old dumps wrote keys per model
