@@ -50,6 +50,7 @@ BOOL_FIELDS = ("client_bound",)
 # run.json's top-level keys that readers iterate or index, with their JSON type.
 META_TYPES = {"scenario": dict, "unapplied": list, "hosts": dict, "models": dict, "rows": list,
               "versions": dict, "expect_not_checked": list}
+EACH_TYPES = {"models": dict, "hosts": dict}  # the type of every value of these
 
 Row = dict[str, Any]
 
@@ -232,11 +233,7 @@ def load_run(run_dir: Path | str) -> Run:
             raise InputError(f"{json_path}: invalid JSON ({e}); fix or delete it") from e
         if not isinstance(meta, dict):
             raise InputError(f"{json_path}: expected a JSON object")
-        for key, kind in META_TYPES.items():  # a hand edit, not a run: say where
-            if meta.get(key) is not None and not isinstance(meta[key], kind):
-                raise InputError(f"{json_path}: '{key}' is {type(meta[key]).__name__} "
-                                 f"{json.dumps(meta[key])[:40]}, expected a {kind.__name__}; "
-                                 "fix or delete it")
+        _check_types(json_path, meta)
         version = meta.get("format_version")
         if isinstance(version, int) and version > FORMAT_VERSION:
             raise InputError(f"{json_path}: format_version {version} was written by a newer "
@@ -244,6 +241,20 @@ def load_run(run_dir: Path | str) -> Run:
                              "iolab to read it")
     _precise_times(rows, meta.get("rows"))
     return Run(path=path, rows=rows, meta=meta, scenario=_scenario(path, meta))
+
+
+def _check_types(json_path: Path, meta: dict[str, Any]) -> None:
+    """run.json's containers have the JSON type readers rely on (a hand edit
+    otherwise surfaces as an internal error deep in the report)."""
+    found = [(key, meta.get(key), kind) for key, kind in META_TYPES.items()]
+    for key, kind in EACH_TYPES.items():
+        if isinstance(meta.get(key), dict):
+            found += [(f"{key}.{name}", value, kind) for name, value in meta[key].items()]
+    for where, value, kind in found:
+        if value is not None and not isinstance(value, kind):
+            raise InputError(f"{json_path}: '{where}' is {type(value).__name__} "
+                             f"{json.dumps(value)[:40]}, expected a {kind.__name__}; "
+                             "fix or delete it")
 
 
 def _scenario(path: Path, meta: dict[str, Any]) -> Scenario | None:

@@ -82,9 +82,9 @@ def damage(data, run_dir: Path) -> str:
         path.write_text(out.getvalue())
     elif name == "run.json":
         doc = json.loads(raw)
-        # Top-level keys only: deeper hand edits (models.<name>.limit: [1]) are not
-        # all refused cleanly yet.
-        where = data.draw(st.sampled_from([p for p in json_paths(doc)[1:] if len(p) == 1]),
+        # Keys and their entries (models.<name>, hosts.<host>); deeper hand edits
+        # (models.<name>.limit: [1]) are not all refused cleanly yet.
+        where = data.draw(st.sampled_from([p for p in json_paths(doc)[1:] if len(p) <= 2]),
                           label="json path")
         parent = doc
         for part in where[:-1]:
