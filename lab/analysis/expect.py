@@ -6,6 +6,10 @@ scenario a regression test (k6's thresholds, Locust's ``--exit-code-on-error``):
 way the report reads it (``Run.first_limit``); ``holds`` is met when the
 connections the server held within the SLO — the capacity plan's figure — are
 at least that many. ``run-lab`` exits 3 when one is not met and says which.
+
+An expectation of a server the run left out (``--models``, ``--set
+servers=...``) is not checked: run.json keeps it under ``expect_not_checked``
+and it is listed as "not checked" — never met, never a failure.
 """
 
 from __future__ import annotations
@@ -26,16 +30,48 @@ class Verdict:
     expected: str  # "limit FD_SETSIZE", "holds >= 19000"
     got: str
     met: bool
+    checked: bool = True  # False: the server was not run (the verdict is neither)
+
+    @property
+    def failed(self) -> bool:
+        """Checked and not met: what makes a run exit 3."""
+        return self.checked and not self.met
+
+    @property
+    def mark(self) -> str:
+        return "not checked" if not self.checked else "met" if self.met else "NOT MET"
 
     def line(self) -> str:
-        return (f"{self.server}: expected {self.expected}, got {self.got}: "
-                f"{'met' if self.met else 'NOT MET'}")
+        if not self.checked:
+            return f"{self.server}: expected {self.expected}: not checked ({self.got})"
+        return f"{self.server}: expected {self.expected}, got {self.got}: {self.mark}"
+
+
+def _spelled(limit: str | None, holds: int | None) -> list[str]:
+    return ([f"limit {limit}"] if limit is not None else []) + (
+        [f"holds >= {holds}"] if holds is not None else [])
+
+
+def not_checked(run: Run) -> list[Verdict]:
+    """The expectations the run set aside (run.json ``expect_not_checked``; a
+    hand-edited entry that is not ``{server, limit?, holds?}`` is skipped)."""
+    out = []
+    for entry in run.meta.get("expect_not_checked") or ():
+        if not isinstance(entry, dict) or not isinstance(entry.get("server"), str):
+            continue
+        limit, holds = entry.get("limit"), entry.get("holds")
+        expected = _spelled(str(limit) if limit is not None else None,
+                            holds if isinstance(holds, int) else None)
+        out += [Verdict(entry["server"], e, f"{entry['server']} was not run", False, False)
+                for e in expected]
+    return out
 
 
 def check(run: Run) -> list[Verdict]:
-    """A verdict per expectation of the run's scenario (none without a scenario)."""
+    """A verdict per expectation of the run's scenario (none without a scenario),
+    then those it did not check."""
     if run.scenario is None or not run.scenario.expect:
-        return []
+        return not_checked(run)
     plans = {p.model: p for p in plan_run(run, slo_of(run))}
     out = []
     for e in run.scenario.expect:
@@ -49,7 +85,7 @@ def check(run: Run) -> list[Verdict]:
             why = f" ({plan.binds})" if plan and plan.binds != "none" else ""
             out.append(Verdict(e.server, f"holds >= {e.holds}", f"{held}{why}",
                                held >= e.holds))
-    return out
+    return out + not_checked(run)
 
 
 def summary(run: Run, verdicts: list[Verdict], exit_code: int) -> dict[str, Any]:
@@ -68,7 +104,8 @@ def summary(run: Run, verdicts: list[Verdict], exit_code: int) -> dict[str, Any]
             # the columns declared with a --json key, at the model's top step
             **{c.json: rows[-1].get(c.name) if rows else None for c in COLUMNS if c.json},
             "expectations": [asdict(v) for v in verdicts if v.server == name],
-            "expectations_met": all(v.met for v in verdicts if v.server == name),
+            "expectations_met": not any(v.failed for v in verdicts if v.server == name),
         }
     return {"run": str(run.path), "exit_code": exit_code, "slo": asdict(slo_of(run)),
-            "models": models, "expectations_met": all(v.met for v in verdicts)}
+            "models": models, "expectations_met": not any(v.failed for v in verdicts),
+            "expect_not_checked": [asdict(v) for v in verdicts if not v.checked]}

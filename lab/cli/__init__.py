@@ -7,9 +7,9 @@
 Each command is a module here with ``command(argv) -> int``; it raises
 ``LabError`` subclasses and never prints tracebacks or exits by itself.
 Exit codes (runs contract, docs/design.md): 0 every model measured (a limit
-is a finding), 1 some model could not be measured or the run failed, 2 bad
-input, 130 interrupted by SIGINT (Ctrl-C), 143 by SIGTERM; what was measured
-is kept. A
+is a finding), 1 some model could not be measured, the run failed or its
+report could not be written, 2 bad input, 3 an expectation not met, 130
+interrupted by SIGINT (Ctrl-C), 143 by SIGTERM; what was measured is kept. A
 ``LabError`` becomes one message on stderr; a traceback only with
 ``--traceback``.
 """

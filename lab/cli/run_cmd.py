@@ -11,11 +11,12 @@ from typing import Any
 
 from lab import RESULTS
 from lab.cli.parser import PROG, LabParser
-from lab.errors import Interrupted
+from lab.errors import InputError, Interrupted
 from lab.run.live import LiveView
 from lab.scenario.loader import load_scenario, select_servers
 from lab.scenario.types import Scenario
 
+REPORT_FILES = ("report.html", "capacity.md")  # what the end of a run writes after the rows
 
 def _parser() -> LabParser:
     p = LabParser(description="Run an iolab scenario: every server, every step.",
@@ -53,19 +54,16 @@ def _parser() -> LabParser:
 def choose_backend(scenario: Scenario, choice: str, live: LiveView, *,
                    web_host: str = "127.0.0.1", web_port: int = 8089):
     """The Backend for ``choice``; ``auto`` is Docker when every host's daemon
-    answers, else local with a one-line notice. ``web_host``/``web_port``: where
+    answers, else local with a one-line notice for a scenario on this machine
+    alone, else a BackendError naming the hosts that did not answer
+    (:func:`lab.backends.auto_backend`). ``web_host``/``web_port``: where
     a ``--ui`` run's Locust web UI listens (Docker: where it is published)."""
     if choice == "auto":
-        from lab.backends.docker.hosts import docker_available
+        from lab.backends import auto_backend
 
-        for host in scenario.hosts:
-            ok, why = docker_available(host.endpoint)
-            if not ok:
-                live.line(f"iolab: using the local backend: {why}")
-                choice = "local"
-                break
-        else:
-            choice = "docker"
+        choice, notice = auto_backend(scenario.hosts)
+        if notice:
+            live.line(notice)
     if choice == "docker":
         from lab.backends.docker.backend import DockerBackend
 
@@ -77,12 +75,21 @@ def choose_backend(scenario: Scenario, choice: str, live: LiveView, *,
     return LocalBackend(scenario, progress=live.line, web_host=web_host, web_port=web_port)
 
 
+def resolve_scenario(path: Path, overrides: list[str], models: str | None = None) -> Scenario:
+    """The scenario a run runs: the file, its ``--set`` overrides, then
+    ``--models``. Expectations of the servers these leave out are set aside
+    (``expect_not_checked``), so what the run writes (scenario.yaml, run.json)
+    validates and reads back."""
+    scenario = load_scenario(path, overrides=overrides)
+    if models is not None:
+        scenario = select_servers(scenario, [m.strip() for m in models.split(",")])
+    return scenario
+
+
 def command(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     overrides = [*args.set, *([f"load.repeat={args.repeat}"] if args.repeat is not None else [])]
-    scenario = load_scenario(args.scenario, overrides=overrides)
-    if args.models:
-        scenario = select_servers(scenario, [m.strip() for m in args.models.split(",")])
+    scenario = resolve_scenario(args.scenario, overrides, args.models)
     live = LiveView()
     backend = choose_backend(scenario, args.backend or scenario.backend, live,
                              web_host=args.web_host, web_port=args.web_port)
@@ -101,16 +108,21 @@ def command(argv: list[str]) -> int:
     print(f"run: {run_dir}", file=say)
     for name, outcome in outcomes.items():
         print(f"  {name}: {summarize(outcome)}", file=say)
-    if (run_dir / "report.html").exists():
+    missing = [f for f in REPORT_FILES if not (run_dir / f).exists()]
+    if not missing:
         print(f"report: {run_dir / 'report.html'}", file=say)
     from lab.analysis.expect import EXIT_UNMET, check, summary
     from lab.analysis.headline import headline
     from lab.results.reader import load_run
 
-    run = load_run(run_dir)
-    for sentence in headline(run):
+    try:
+        run = load_run(run_dir)
+    except InputError as exc:  # the run's own record does not read back: a failed run
+        print(f"{PROG}: the run directory does not read back: {exc}", file=sys.stderr)
+        run = None
+    for sentence in headline(run) if run else ():
         print(sentence, file=say)
-    verdicts = check(run)
+    verdicts = check(run) if run else []
     for verdict in verdicts:
         print(f"  expect {verdict.line()}", file=say)
     failed = [name for name, o in outcomes.items() if o.error]
@@ -119,13 +131,20 @@ def command(argv: list[str]) -> int:
         print(f"{PROG}: not measured: {', '.join(failed)} (see above and {run_dir / 'logs'})",
               file=sys.stderr)
         code = 1
-    elif not all(v.met for v in verdicts):
-        unmet = [v.line() for v in verdicts if not v.met]
+    if missing or run is None:  # what was measured is on disk; its report is not
+        print(f"{PROG}: the report could not be written ({', '.join(missing) or 'run.json'}); "
+              f"the results are in {run_dir}; write it later with `{PROG} report {run_dir}` "
+              f"and `{PROG} capacity {run_dir}`", file=sys.stderr)
+        code = 1
+    elif not code and any(v.failed for v in verdicts):
+        unmet = [v.line() for v in verdicts if v.failed]
         print(f"{PROG}: {len(unmet)} expectation(s) not met: " + "; ".join(unmet),
               file=sys.stderr)
         code = EXIT_UNMET
     if args.json:
-        print(json.dumps(summary(run, verdicts, code), indent=1))
+        print(json.dumps(summary(run, verdicts, code) if run else
+                         {"run": str(run_dir), "exit_code": code, "report_written": False},
+                         indent=1))
     return code
 
 

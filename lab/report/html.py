@@ -156,7 +156,7 @@ def expect_section(run: Run) -> str:
     if not verdicts:
         return ""
     rows = [[_model_label(v.server), escape(v.expected), escape(v.got),
-             "met" if v.met else '<span class="warn">NOT MET</span>'] for v in verdicts]
+             v.mark if not v.failed else '<span class="warn">NOT MET</span>'] for v in verdicts]
     return "<h2>Expectations</h2>" + html_table(["server", "expected", "got", ""], rows, {3})
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,14 +37,19 @@ from lab.results.writer import FORMAT_VERSION
 from lab.scenario.loader import parse_scenario
 from lab.scenario.types import SLO, LoadSpec, Scenario, ServerSpec
 
+# run.json's top-level keys that readers iterate or index, with their JSON type.
+META_TYPES = {"scenario": dict, "unapplied": list, "hosts": dict, "models": dict, "rows": list,
+              "versions": dict, "expect_not_checked": list}
+EACH_TYPES = {"models": dict, "hosts": dict}  # the type of every value of these
 
 def _parse(type_: type, text: str) -> Any:
     """A non-empty CSV cell as its declared type (lab/results/columns.py).
     Integers may be written as ``3.0``; booleans as ``True``/``1``/``yes``."""
-    if type_ is int:
-        return int(float(text))
-    if type_ is float:
-        return float(text)
+    if type_ is int or type_ is float:
+        number = float(text)
+        if not math.isfinite(number):  # inf, -inf, nan, 1e999: no measurement gives them
+            raise ValueError(f"{text!r} is not a finite number")
+        return int(number) if type_ is int else number
     if type_ is bool:
         return text.lower() in ("true", "1", "yes")
     return text
@@ -58,7 +64,10 @@ def _typed(raw: dict[str, str | None]) -> Row:
             continue
         value = (value or "").strip()
         column = BY_NAME.get(key)
-        row[key] = None if value == "" else _parse(column.type if column else str, value)
+        try:
+            row[key] = None if value == "" else _parse(column.type if column else str, value)
+        except ValueError as exc:
+            raise ValueError(f"column {key}: {exc}") from None
     row.setdefault("limit", None)
     return row
 
@@ -200,11 +209,14 @@ def load_run(run_dir: Path | str) -> Run:
             f"{csv_path}: missing; {path} is not a run directory (or the run stopped before "
             "its first step). Pass the directory `run-lab` created, which holds steps.csv"
         )
+    reader = None
     try:
         with csv_path.open(newline="") as f:
-            rows = [_typed(r) for r in csv.DictReader(f)]
+            reader = csv.DictReader(f)
+            rows = [_typed(r) for r in reader]
     except (ValueError, csv.Error) as e:
-        raise InputError(f"{csv_path}: unreadable ({e}); re-run or fix the file") from e
+        line = f":{reader.line_num}" if reader is not None and reader.line_num else ""
+        raise InputError(f"{csv_path}{line}: unreadable ({e}); re-run or fix the file") from e
     if rows and "model" not in rows[0]:
         raise InputError(f"{csv_path}: no 'model' column; this is not an iolab steps.csv")
     meta: dict[str, Any] = {}
@@ -212,10 +224,11 @@ def load_run(run_dir: Path | str) -> Run:
     if json_path.is_file():
         try:
             meta = json.loads(json_path.read_text())
-        except json.JSONDecodeError as e:
+        except ValueError as e:  # not JSON, or not UTF-8 at all (UnicodeDecodeError)
             raise InputError(f"{json_path}: invalid JSON ({e}); fix or delete it") from e
         if not isinstance(meta, dict):
             raise InputError(f"{json_path}: expected a JSON object")
+        _check_types(json_path, meta)
         version = meta.get("format_version")
         if isinstance(version, int) and version > FORMAT_VERSION:
             raise InputError(f"{json_path}: format_version {version} was written by a newer "
@@ -223,6 +236,20 @@ def load_run(run_dir: Path | str) -> Run:
                              "iolab to read it")
     _precise_times(rows, meta.get("rows"))
     return Run(path=path, rows=rows, meta=meta, scenario=_scenario(path, meta))
+
+
+def _check_types(json_path: Path, meta: dict[str, Any]) -> None:
+    """run.json's containers have the JSON type readers rely on (a hand edit
+    otherwise surfaces as an internal error deep in the report)."""
+    found = [(key, meta.get(key), kind) for key, kind in META_TYPES.items()]
+    for key, kind in EACH_TYPES.items():
+        if isinstance(meta.get(key), dict):
+            found += [(f"{key}.{name}", value, kind) for name, value in meta[key].items()]
+    for where, value, kind in found:
+        if value is not None and not isinstance(value, kind):
+            raise InputError(f"{json_path}: '{where}' is {type(value).__name__} "
+                             f"{json.dumps(value)[:40]}, expected a {kind.__name__}; "
+                             "fix or delete it")
 
 
 def _scenario(path: Path, meta: dict[str, Any]) -> Scenario | None:
@@ -234,7 +261,10 @@ def _scenario(path: Path, meta: dict[str, Any]) -> Scenario | None:
         text = yaml.safe_dump(meta["scenario"], sort_keys=False)
         where = f"{path / 'run.json'} (scenario)"
     elif yaml_path.is_file():
-        text, where = yaml_path.read_text(encoding="utf-8"), str(yaml_path)
+        try:
+            text, where = yaml_path.read_text(encoding="utf-8"), str(yaml_path)
+        except UnicodeDecodeError as e:
+            raise InputError(f"{yaml_path}: not UTF-8 text ({e}); fix or delete it") from e
     else:
         return None
     return parse_scenario(text, where, from_run=True)  # old dumps wrote keys per model

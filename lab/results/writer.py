@@ -41,6 +41,9 @@ run.json format versions (bump on any change readers must know about):
   end: ``loadgen_rss_bytes`` (every load process's resident memory, the
   master's included) and ``lab_mem_bytes`` (server RSS + load RSS + the
   server host's kernel socket memory; empty when a part is unknown).
+  (2026-12, same version: ``expect_not_checked`` lists the expectations of
+  servers ``--models``/``--set`` left out, ``[{server, limit?, holds?}]``;
+  older runs have none, and a reader that ignores it loses only that list.)
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ from contract.generator import client_bound_reasons
 from contract.limits import GENERATOR_LIMITS, LOAD_SIDE_LIMITS
 from lab.errors import InputError, ResultsError
 from lab.results.columns import NAMES, Row, names
+from lab.scenario.dump import not_checked_to_list
 from lab.scenario.loader import scenario_to_dict, scenario_to_yaml
 from lab.scenario.types import Scenario, ServerSpec
 from lab.versions import installed_versions
@@ -271,6 +275,7 @@ class RunRecord:
             "format_version": FORMAT_VERSION,
             "status": "starting",
             "scenario": scenario_to_dict(scenario),
+            "expect_not_checked": not_checked_to_list(scenario),
             "backend": backend,
             "unapplied": list(unapplied),
             "hosts": hosts or {},

@@ -267,7 +267,8 @@ def write_report_safely(run_dir: Path, live: LiveView) -> Path | None:
         return report
     except Exception as exc:  # noqa: BLE001 - the results are on disk already
         live.line(f"iolab: the report could not be written ({type(exc).__name__}: {exc}); "
-                  f"the results are in {run_dir}")
+                  f"the results are in {run_dir}; write it later with `run-lab report "
+                  f"{run_dir}` and `run-lab capacity {run_dir}`")
         return None
 
 

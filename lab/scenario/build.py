@@ -20,7 +20,7 @@ import yaml
 
 from contract.defaults import USER_IDLE
 from lab.scenario.errors import Invalid
-from lab.scenario.nodes import Doc, Map, did_you_mean, int_at_least, items
+from lab.scenario.nodes import Doc, Map, did_you_mean, int_at_least, items, spelled
 from lab.scenario.schema import (
     CUSTOM_KEYS,
     DEFAULTS,
@@ -216,7 +216,10 @@ def _node_at(root: yaml.Node, path: str) -> yaml.Node:
 
 def _check_host_refs(doc: Doc, root: yaml.Node, scenario: Scenario) -> None:
     names = tuple(h.name for h in scenario.hosts)
-    refs = [(f"servers[{i}].host", s.host) for i, s in enumerate(scenario.servers)]
+    # A server without its own host inherits defaults.host: the reference is there.
+    refs = [(f"servers[{i}].host" if _node_at(root, f"servers[{i}].host")
+             is not _node_at(root, f"servers[{i}]") else "defaults.host", s.host)
+            for i, s in enumerate(scenario.servers)]
     refs.append(("placement.master", scenario.placement.master))
     refs += [(f"placement.workers[{i}]", w) for i, w in enumerate(scenario.placement.workers)]
     for path, host in refs:
@@ -232,7 +235,7 @@ def _check_expect_refs(doc: Doc, root: yaml.Node, scenario: Scenario) -> None:
     for e in scenario.expect:
         if e.server not in names:
             hint = did_you_mean(e.server, names) or f"; servers are: {', '.join(names)}"
-            path = f"expect.{e.server}"
+            path = f"expect.{spelled(e.server)}"
             doc.report(_node_at(root, path), path, f"'{e.server}' is not a server{hint}")
 
 

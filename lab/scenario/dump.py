@@ -7,6 +7,11 @@ filled in, each key under its YAML name and in its YAML form (``pace: 1s``,
 it gives back an equal :class:`~lab.scenario.types.Scenario`. A key that
 applies to some models only (``workers``, ``on_fd_limit``) is written for
 those models' servers only.
+
+Expectations an override set aside (``expect_not_checked``: servers that
+``--models`` or ``--set`` left out) are not part of the scenario, so the dump
+validates; run.json keeps them under its own key (:func:`not_checked_to_list`)
+and ``scenario.yaml`` names them in a comment.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from lab.scenario.schema import TOP
+from lab.scenario.schema import EXPECT, TOP
 from lab.scenario.types import Scenario
 
 
@@ -26,5 +31,15 @@ def scenario_to_dict(scenario: Scenario) -> dict[str, Any]:
     return TOP.dump(scenario)
 
 
+def not_checked_to_list(scenario: Scenario) -> list[dict[str, Any]]:
+    """run.json's ``expect_not_checked``: ``[{"server": "select", "limit": "FD_SETSIZE"}]``."""
+    return [{"server": e.server, **EXPECT.dump(e)} for e in scenario.expect_not_checked]
+
+
 def scenario_to_yaml(scenario: Scenario) -> str:
-    return yaml.safe_dump(scenario_to_dict(scenario), sort_keys=False, default_flow_style=False)
+    text = yaml.safe_dump(scenario_to_dict(scenario), sort_keys=False, default_flow_style=False)
+    if not scenario.expect_not_checked:
+        return text
+    aside = yaml.safe_dump({e.server: EXPECT.dump(e) for e in scenario.expect_not_checked},
+                           default_flow_style=True, width=10**6).strip()
+    return f"# Not checked in this run (their servers were left out): {aside}\n" + text

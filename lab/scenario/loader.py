@@ -34,6 +34,7 @@ from lab.scenario.dump import scenario_to_dict, scenario_to_yaml
 from lab.scenario.errors import Invalid, ScenarioError
 from lab.scenario.nodes import NAME_RE, Doc, did_you_mean, is_null
 from lab.scenario.overrides import apply as apply_overrides
+from lab.scenario.schema import expectations
 from lab.scenario.types import Scenario
 
 __all__ = ["ScenarioError", "did_you_mean", "load_scenario", "parse_scenario",
@@ -68,8 +69,9 @@ def parse_scenario(text: str, filename: str = "<scenario>", source: Path | None 
         raise ScenarioError([f"{filename}:{line}:{column}: not valid YAML: {problem}"]) from None
     finally:
         loader.dispose()
+    aside: list[tuple[yaml.Node, yaml.Node]] = []  # expectations of servers --set removed
     if overrides and root is not None and not is_null(root):
-        root = apply_overrides(root, overrides)
+        root = apply_overrides(root, overrides, aside)
     if root is None or is_null(root):
         raise ScenarioError([f"{filename}:1:1: the file is empty; a scenario needs at least "
                              "'servers' and 'load' (see scenarios/README.md)"])
@@ -77,9 +79,16 @@ def parse_scenario(text: str, filename: str = "<scenario>", source: Path | None 
         scenario = build_scenario(doc, root, _default_name(Path(filename)))
     except Invalid as exc:  # the file is not a mapping
         doc.record(exc)
+    not_checked: tuple = ()
+    if aside:
+        try:
+            not_checked = expectations(doc, yaml.MappingNode("tag:yaml.org,2002:map", aside),
+                                       "expect")
+        except Invalid as exc:
+            doc.record(exc)
     if doc.problems:
         raise ScenarioError(doc.messages())
-    return dataclasses.replace(scenario, source_path=source)
+    return dataclasses.replace(scenario, source_path=source, expect_not_checked=not_checked)
 
 
 def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Scenario:
@@ -95,7 +104,8 @@ def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
 
 
 def select_servers(scenario: Scenario, names: list[str]) -> Scenario:
-    """The scenario restricted to the named servers (``--models a,b``), in their order."""
+    """The scenario restricted to the named servers (``--models a,b``), in their
+    order; the expectations of the others are set aside (``expect_not_checked``)."""
     by_name = {s.name: s for s in scenario.servers}
     chosen = []
     for name in names:
@@ -106,4 +116,8 @@ def select_servers(scenario: Scenario, names: list[str]) -> Scenario:
         chosen.append(by_name[name])
     if not chosen:
         raise InputError("--models: give at least one server name")
-    return dataclasses.replace(scenario, servers=tuple(chosen))
+    run = {s.name for s in chosen}
+    kept = tuple(e for e in scenario.expect if e.server in run)
+    aside = tuple(e for e in scenario.expect if e.server not in run)
+    return dataclasses.replace(scenario, servers=tuple(chosen), expect=kept,
+                               expect_not_checked=scenario.expect_not_checked + aside)

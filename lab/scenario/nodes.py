@@ -14,6 +14,8 @@ problem and goes on, so one file's errors are all reported together.
 from __future__ import annotations
 
 import difflib
+import json
+import math
 import re
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -25,7 +27,7 @@ from lab.scenario.errors import Invalid, Problem, in_file_order
 Parser = Callable[["Doc", yaml.Node, str], Any]
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)\s*(ms|s|m|h)?\s*$")
 UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
@@ -33,6 +35,13 @@ def did_you_mean(word: str, choices: tuple[str, ...] | list[str]) -> str:
     """``"; did you mean 'epoll'?"`` when ``word`` is close to one of ``choices``."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def spelled(key: str) -> str:
+    """A key as a message's field path writes it: as it is, or quoted (a JSON
+    string, which YAML reads too) when it is empty or holds a character that
+    would break or hide in the line (a newline, a zero-width space)."""
+    return key if key and key.isprintable() else json.dumps(key)
 
 
 class Doc:
@@ -116,7 +125,9 @@ class Map:
                 continue
             if not isinstance(key, str) or key not in keys:
                 hint = did_you_mean(str(key), keys) or "; allowed here: " + ", ".join(keys)
-                doc.report(key_node, self.sub(str(key)), f"unknown key{hint}")
+                # as the file spells it (``null``, ``1.0``), not as Python prints it
+                text = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key)
+                doc.report(key_node, self.sub(spelled(text)), f"unknown key{hint}")
             elif key in self.fields:
                 doc.report(key_node, self.sub(key), "appears twice; keep only one")
             else:
@@ -177,12 +188,22 @@ def number(doc: Doc, node: yaml.Node, path: str, *, integer: bool, minimum: floa
     ok_type = (int,) if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, ok_type):
         doc.fail(node, path, f"expected {what}; got {kind(doc, node)}")
+    if not integer and not _finite(value):  # .inf, .nan, or an int past any float
+        doc.fail(node, path, "is too large" if isinstance(value, int) else
+                 f"{node.value} is not a finite number")
     if value < minimum or (exclusive and value == minimum):
         doc.fail(node, path, f"{value} is too small; use a number "
                              f"{'above' if exclusive else 'of at least'} {minimum:g}")
     if maximum is not None and value > maximum:
         doc.fail(node, path, f"{value} is too large; the most allowed is {maximum:g}")
     return value
+
+
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 def int_at_least(minimum: int, maximum: int | None = None) -> Parser:
@@ -202,12 +223,15 @@ def duration(doc: Doc, node: yaml.Node, path: str) -> float:
     """``10s``, ``500ms``, ``2m``, ``1h`` or a bare number of seconds; above zero."""
     value = scalar(doc, node, path, "a duration")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
+        seconds = float(value) if _finite(value) else math.inf
     else:
         match = DURATION_RE.match(value) if isinstance(value, str) else None
         if not match:
             doc.fail(node, path, f"{value!r} is not a duration; write e.g. 10s, 500ms or 2m")
         seconds = float(match.group(1)) * UNIT_S[match.group(2)]
+    if not _finite(seconds):  # .inf, .nan, a number of 400 digits
+        doc.fail(node, path, f"{node.value!r} is not a duration one can wait for; write e.g. "
+                             "10s, 500ms or 2m")
     if seconds <= 0:
         doc.fail(node, path, f"{value!r} must be longer than zero")
     return seconds

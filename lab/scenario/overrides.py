@@ -7,6 +7,13 @@ built, so the value goes through the same schema, with the same messages, as
 if it had been written in the file; a problem in it is reported against the
 ``--set`` that gave it. The resolved ``scenario.yaml`` of the run records the
 result. VALUE is YAML (``[100, 500]``, ``{nofile: max}``, ``2s``).
+
+An override that narrows the servers (``--set servers=[poll,epoll]``, or a
+rename) leaves the file's expectations of the servers it removed without a
+server. They are not errors: :func:`apply` sets them aside (``aside``), the
+loader parses them as :attr:`Scenario.expect_not_checked`, and the run lists
+them as not checked (run.json ``expect_not_checked``). The resolved scenario
+a run writes then holds only what it ran, and validates.
 """
 
 from __future__ import annotations
@@ -84,9 +91,43 @@ def _long_form_servers(root: yaml.Node) -> None:
                                                       item.start_mark, item.end_mark)
 
 
-def apply(root: yaml.Node, overrides: list[str] | tuple[str, ...]) -> yaml.Node:
-    """``root`` with every ``PATH=VALUE`` applied, in order (a later one wins)."""
+def _entry(node: yaml.Node, key: str) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        return next((v for k, v in node.value if getattr(k, "value", None) == key), None)
+    return None
+
+
+def server_names(root: yaml.Node) -> set[str]:
+    """The server names a document's nodes give: ``name``, else ``model`` (the
+    default name), else the short form's scalar. Only to tell which servers
+    an override removed; the loader decides what is valid."""
+    servers, names = _entry(root, "servers"), set()
+    for item in servers.value if isinstance(servers, yaml.SequenceNode) else ():
+        if isinstance(item, yaml.MappingNode):
+            item = _entry(item, "name") or _entry(item, "model")
+        if isinstance(item, yaml.ScalarNode) and isinstance(item.value, str):
+            names.add(item.value)
+    return names
+
+
+def _set_aside(root: yaml.Node, removed: set[str], aside: list) -> None:
+    """Move the expectations of ``removed`` servers out of ``expect`` into ``aside``."""
+    expect = _entry(root, "expect")
+    if not removed or not isinstance(expect, yaml.MappingNode):
+        return
+    for pair in list(expect.value):
+        if getattr(pair[0], "value", None) in removed:
+            expect.value.remove(pair)
+            aside.append(pair)
+
+
+def apply(root: yaml.Node, overrides: list[str] | tuple[str, ...],
+          aside: list[tuple[yaml.Node, yaml.Node]] | None = None) -> yaml.Node:
+    """``root`` with every ``PATH=VALUE`` applied, in order (a later one wins).
+    Expectations of servers the file had and the overrides removed are moved
+    into ``aside`` (key node, value node) when it is given."""
     _long_form_servers(root)
+    before = server_names(root)
     for override in overrides:
         path, sep, text = override.partition("=")
         if not sep or not path.strip():
@@ -124,4 +165,6 @@ def apply(root: yaml.Node, overrides: list[str] | tuple[str, ...]) -> yaml.Node:
                 child.start_mark = yaml.Mark(SET_MARK + override, 0, 0, 0, None, None)
                 node.value.append((_key(part, override), child))
                 node = child
+    if aside is not None:
+        _set_aside(root, before - server_names(root), aside)
     return root

@@ -55,6 +55,7 @@ from lab.scenario.nodes import (
     number,
     positive,
     scalar,
+    spelled,
     string,
     text,
 )
@@ -97,10 +98,10 @@ def sysctls(doc: Doc, node: yaml.Node, path: str) -> tuple[tuple[str, str], ...]
             key = string(doc, key_node, path)
             if not is_namespaced_sysctl(key):
                 prefixes = ", ".join(p + "*" for p in NAMESPACED_SYSCTL_PREFIXES)
-                doc.fail(key_node, f"{path}.{key}", "is not a namespaced sysctl (a container "
-                                                    f"can set only {prefixes}); host-wide "
-                                                    "limits go under host_limits")
-            out.append((key, string(doc, value_node, f"{path}.{key}")))
+                doc.fail(key_node, f"{path}.{spelled(key)}",
+                         f"is not a namespaced sysctl (a container can set only {prefixes}); "
+                         "host-wide limits go under host_limits")
+            out.append((key, string(doc, value_node, f"{path}.{spelled(key)}")))
         except Invalid as exc:
             doc.record(exc)
     doc.settle(mark)
@@ -143,7 +144,9 @@ load_workers = or_auto(int_at_least(1, 512), None)
 
 
 def seconds(value: float) -> str:
-    return f"{value:g}s"
+    """``10s``; every digit when ``:g`` would round it (the dump must read back equal)."""
+    short = f"{value:g}"
+    return f"{short if float(short) == value else repr(value)}s"
 
 
 def _listed(value: tuple[Any, ...]) -> list[Any]:
@@ -249,7 +252,7 @@ def expectations(doc: Doc, node: yaml.Node, path: str) -> tuple[Expectation, ...
     out = []
     for key_node, value_node in node.value:
         server = string(doc, key_node, path)
-        sub = f"{path}.{server}"
+        sub = f"{path}.{spelled(server)}"
         m = EXPECT.open(doc, value_node, sub)
         got = EXPECT.given(doc, m)
         if not got and not m.failed:

@@ -200,6 +200,9 @@ class FakeClient:
             raise REFUSED
         return True
 
+    def close(self):
+        pass
+
     # containers collection
     def create(self, image, command, name=None, **kwargs):
         c = FakeContainer(self.d, name, list(command), {"image": image, **kwargs})
@@ -240,6 +243,19 @@ def scenario(*, servers=None, hosts=None, placement=None, host_limits=None, work
 
 def backend_for(sc, clients):
     return DockerBackend(sc, clients=clients, image="iolab:test")
+
+
+@pytest.fixture(autouse=True)
+def no_real_daemon(monkeypatch):
+    """Unit tests never reach a real daemon: ``local`` (what the marker test of
+    this machine compares with, when no host uses it) answers nothing here
+    unless a test gives it a fake."""
+    from lab.backends.docker import hosts
+
+    def refuse(endpoint, *args, **kwargs):
+        raise BackendError(f"no real Docker daemon in unit tests ({endpoint})")
+
+    monkeypatch.setattr(hosts, "client_for", refuse)
 
 
 @pytest.fixture
@@ -732,3 +748,89 @@ def test_only_a_connection_failure_is_a_daemon_that_does_not_answer():
     assert not unanswered(OSError(errno.ENOSPC, "No space left on device"))
     assert not unanswered(PermissionError(errno.EACCES, "denied"))
     assert not unanswered(docker.errors.APIError("409 Conflict"))
+
+
+def test_this_machine_is_one_marker_test_for_routes_and_the_lab_tab(tmp_path, monkeypatch):
+    """Route avoidance and the Lab tab's bind mount follow the same marker
+    test as the image build: a tcp://127.0.0.1 endpoint of this machine's
+    daemon is this machine; the default socket's path served by another
+    daemon (a namespaced one) is not."""
+    from lab.backends.docker import hosts
+
+    here, other = FakeDaemon("HERE"), FakeDaemon("OTHER")
+    monkeypatch.setattr(hosts, "client_for", lambda endpoint, *a, **k: FakeClient(here))
+    monkeypatch.setattr("lab.backends.docker.daemons.route_subnets",
+                        lambda: [ipaddress.ip_network("10.99.0.0/16")])
+    sc = server_on_one_load_on_other(
+        HostSpec(name="loop", endpoint="tcp://127.0.0.1:2375", address="127.0.0.1"),
+        HostSpec(name="ns", endpoint="unix:///var/run/docker.sock", address="198.18.250.11"))
+    b = backend_for(sc, {"loop": FakeClient(here), "ns": FakeClient(other)})
+    assert b.daemons.here() == {"loop"}
+    assert ipaddress.ip_network("10.99.0.0/16") in b.daemons._avoid("loop")
+    assert ipaddress.ip_network("10.99.0.0/16") not in b.daemons._avoid("ns")
+    events = (tmp_path / "logs" / "epoll.events.jsonl",)
+    c = dataclasses.replace(RunContext(run_id="r1", run_dir=tmp_path, scenario=sc),
+                            server_events=events)
+    assert "volumes" in b._lab_tab_mounts("loop", c, ui=True)
+    assert "volumes" not in b._lab_tab_mounts("ns", c, ui=True)
+    assert here.volumes == {} and other.volumes == {}  # the markers are removed
+
+
+class _PingFails(FakeClient):
+    def __init__(self, daemon, exc):
+        super().__init__(daemon)
+        self.exc = exc
+
+    def ping(self):
+        raise self.exc
+
+
+@pytest.mark.parametrize("exc, says", [
+    (REFUSED, "host h2: no Docker daemon answers at tcp://198.18.250.12:2375 "
+              "([Errno 111] Connection refused)"),
+    (docker.errors.APIError("500 Server Error: Internal Server Error"),
+     "host h2: pinging the Docker daemon at tcp://198.18.250.12:2375 failed: APIError: 500 "
+     "Server Error: Internal Server Error"),
+    (PermissionError(13, "Permission denied"),
+     "host h2: pinging the Docker daemon at tcp://198.18.250.12:2375 failed: PermissionError: "
+     "[Errno 13] Permission denied"),
+])
+def test_only_a_connection_failure_of_ping_is_an_unreachable_host(exc, says):
+    sc = server_on_one_load_on_other(
+        HostSpec(name="srv", endpoint="local", address="198.18.250.1"),
+        HostSpec(name="h2", endpoint="tcp://198.18.250.12:2375", address="198.18.250.12"))
+    b = backend_for(sc, {"srv": FakeClient(FakeDaemon()), "h2": _PingFails(FakeDaemon(), exc)})
+    with pytest.raises(BackendError) as err:
+        b.daemons.daemon("srv")
+    assert str(err.value) == says
+
+
+def test_a_bug_behind_ping_is_not_taken_for_an_unreachable_host():
+    sc = scenario()
+    b = backend_for(sc, {"local": _PingFails(FakeDaemon(), TypeError("a bug"))})
+    with pytest.raises(TypeError):
+        b.daemons.daemon("local")
+
+
+def test_backend_auto_never_turns_a_multi_host_scenario_into_a_local_run():
+    from lab.backends import auto_backend
+
+    hosts = (HostSpec(name="main", endpoint="local"),
+             HostSpec(name="h1", endpoint="tcp://198.18.250.11:2375", address="198.18.250.11"),
+             HostSpec(name="h2", endpoint="ssh://lab@198.18.250.12", address="198.18.250.12"))
+    down = {"ssh://lab@198.18.250.12": "no Docker daemon answers at ssh://lab@198.18.250.12"}
+
+    def available(endpoint):
+        return (endpoint not in down, down.get(endpoint, "Docker 20.10"))
+
+    with pytest.raises(BackendError) as err:
+        auto_backend(hosts, available)
+    text = str(err.value)
+    assert text.startswith("backend auto: host h2: no Docker daemon answers at "
+                           "ssh://lab@198.18.250.12.") and "h1" not in text.split(".")[0]
+    assert "--backend local" in text and err.value.exit_code == 1
+    assert auto_backend(hosts, lambda e: (True, "Docker 20.10")) == ("docker", None)
+    # This machine alone: the same servers and load as local processes, said in one line.
+    alone = (HostSpec(name="local"),)
+    assert auto_backend(alone, lambda e: (False, "no Docker daemon answers")) == (
+        "local", "iolab: using the local backend: no Docker daemon answers")

@@ -52,14 +52,14 @@ from contract.network import is_safe_target
 from lab.backends import locust_cmd
 from lab.backends.base import Backend, LoadHandle, RunContext, ServerHandle
 from lab.backends.docker.container_io import LogFollower, StatsSampler
-from lab.backends.docker.daemons import LOCAL_ENDPOINTS, Daemons
+from lab.backends.docker.daemons import Daemons
 from lab.backends.docker.handles import (
     DockerLoadHandle,
     DockerServerHandle,
     exit_code_of,
     stop_quietly,
 )
-from lab.backends.docker.hosts import LABEL, this_machine, unreachable
+from lab.backends.docker.hosts import LABEL, unreachable
 from lab.backends.docker.images import ensure_image
 from lab.backends.docker.network import container_ip, published_port, published_ports
 from lab.backends.docker.specs import (
@@ -110,7 +110,7 @@ class DockerBackend(Backend):
             # debootstrap and `docker import` here), found by the marker test:
             # a unix:// socket may be another daemon. The others get a copy.
             clients = self.daemons.clients
-            here = this_machine(clients, {h: self.daemons.endpoint(h) for h in clients})
+            here = self.daemons.here()
             ordered = {h: clients[h] for h in sorted(clients, key=lambda h: h not in here)}
             self._image = ensure_image(ordered, self.progress)
         return self._image
@@ -188,7 +188,7 @@ class DockerBackend(Backend):
         path; a remote daemon cannot, and its Lab tab stays empty."""
         env = self._env()
         events = os.pathsep.join(str(p) for p in ctx.server_events) if ui else None
-        if not events or self.scenario.host(host).endpoint not in LOCAL_ENDPOINTS:
+        if not events or host not in self.daemons.here():
             return {"environment": env}
         logs = str(ctx.logs_dir.resolve())
         return {"environment": {**env, SERVER_EVENTS: events},

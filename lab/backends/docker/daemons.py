@@ -25,6 +25,8 @@ from lab.backends.docker.hosts import (
     client_for,
     daemon_keys,
     host_facts,
+    short_reason,
+    this_machine,
     unanswered,
     unreachable,
     write_sysctl_privileged,
@@ -35,8 +37,6 @@ from lab.host.limits import apply_host_limits
 from lab.owner import OWNER_LABEL
 from lab.scenario.types import Scenario
 from lab.teardown import attempt
-
-LOCAL_ENDPOINTS = ("local", "unix:///var/run/docker.sock")
 
 
 class Daemons:
@@ -63,6 +63,7 @@ class Daemons:
         self.progress, self.image = progress, image
         self.isolate_hosts = isolate_hosts
         self._daemons: dict[str, str] = {}
+        self._here: set[str] | None = None  # hosts on this machine's daemon (here())
         self._facts: dict[str, dict[str, Any]] = {}
         self._networks: dict[str, Any] = {}  # daemon id -> network
         self._lock = threading.RLock()
@@ -83,16 +84,34 @@ class Daemons:
                              else daemon_keys(self.clients))
         return self._daemons[host]
 
+    def here(self) -> set[str]:
+        """The hosts on this machine's daemon, by the marker test
+        (hosts.this_machine), decided once: where the image is built, which
+        runs avoid this machine's routes, where the Lab tab's bind mount works."""
+        if self._here is None:
+            self._here = this_machine(self.clients,
+                                      {h: self.endpoint(h) for h in self.clients})
+        return self._here
+
     def _check_reachable(self) -> None:
         """Every host's daemon answers, before anything is created; else one
-        BackendError naming the host and its endpoint."""
+        BackendError naming the host and its endpoint. Only a connection
+        failure is a daemon that does not answer (hosts.unanswered); an error
+        the daemon answered with, or a local one on the way, is named as what
+        it is."""
+        import docker.errors
+
         for host, client in self.clients.items():
             try:
                 client.ping()
             except Exception as exc:  # noqa: BLE001 - which ones: unanswered()
-                if not unanswered(exc) and not isinstance(exc, OSError):
+                if unanswered(exc):
+                    raise unreachable(host, self.endpoint(host), exc) from exc
+                if not isinstance(exc, (OSError, docker.errors.DockerException)):
                     raise
-                raise unreachable(host, self.endpoint(host), exc) from exc
+                raise BackendError(f"host {host}: pinging the Docker daemon at "
+                                   f"{self.endpoint(host)} failed: {type(exc).__name__}: "
+                                   f"{short_reason(exc)}") from exc
 
     def facts(self, host: str) -> dict[str, Any]:
         """Limits and metadata of ``host``'s daemon, read once per daemon."""
@@ -169,7 +188,7 @@ class Daemons:
                 nets.append(ipaddress.ip_network(h.address, strict=False))
             except ValueError:  # a name, not an address: nothing to compare
                 continue
-        if self.scenario.host(host).endpoint in LOCAL_ENDPOINTS:
+        if host in self.here():
             nets += route_subnets()
         return tuple(nets)
 

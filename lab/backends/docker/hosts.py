@@ -4,7 +4,10 @@ A scenario names each host by a Docker endpoint: ``local`` (the environment's
 default: ``DOCKER_HOST`` or ``/var/run/docker.sock``), ``unix://``,
 ``tcp://`` or ``ssh://`` (the SDK then runs the ``ssh`` binary, so keys and
 ``~/.ssh/config`` apply). Two endpoints can reach one daemon; callers group
-by ``daemon_id`` so one daemon gets one lab network.
+by a labelled marker (:func:`daemon_keys`) so one daemon gets one lab network.
+"This machine" (where the image is built, whose routes a run network avoids,
+where the Lab tab's bind mount works) is the same marker test against the
+``local`` daemon (:func:`this_machine`), never the endpoint's spelling.
 
 Facts per host are read from *inside* a throw-away container, which works for
 remote daemons too: ``/proc/sys`` there shows the host's global sysctls, and
@@ -116,8 +119,10 @@ def docker_available(endpoint: str = "local") -> tuple[bool, str]:
     except (docker.errors.DockerException, BackendError, OSError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         where = f"local = {local_target()}" if endpoint == "local" else endpoint
-        return False, (f"no Docker daemon answers at {where} ({first[:200]}); "
-                       "run scripts/ensure-docker (as root on Debian/Ubuntu it starts one)")
+        if isinstance(exc, BackendError) or unanswered(exc):
+            return False, (f"no Docker daemon answers at {where} ({first[:200]}); run "
+                           "scripts/ensure-docker (as root on Debian/Ubuntu it starts one)")
+        return False, f"the Docker daemon at {where} failed: {type(exc).__name__}: {first[:200]}"
     finally:
         if client is not None:
             client.close()  # a probe: its connection pool must not outlive it
