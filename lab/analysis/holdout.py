@@ -9,11 +9,19 @@ lower half of a model's usable steps by connections held (``usable_rows``:
 client-bound and ``worker_lost`` rows are out), and predicts each step of the
 upper half:
 
-- memory: the growth since the fit's first step, fitted cost × connections
-  added, against the measured growth (every step counts, as in the plan);
-- CPU: the step's server CPU seconds, fitted CPU per message × its echoes,
+- memory: the growth since the fit's first step, the fitted line (bytes =
+  a + b·N, intercept free, lab/analysis/fits.py ``line``) at the step's
+  connections less the measured first step, against the measured growth
+  (every step counts, as in the plan);
+- CPU: the step's server CPU seconds, the fitted CPU per message at the
+  step's connections (flat or a + b·N, ``fits.choose``) × its echoes, but
+  never more than the cores the model can use × the step's seconds (a full
+  core is a ceiling: the check says "at the ceiling" where it capped),
   against the measured CPU delta; only at steps that meet the SLO, because
   the plan takes CPU from a passing step and never past its wall.
+
+Each figure names the fit chosen and its leave-one-out error on the fitted
+steps, so a bad extrapolation can be told from a bad fit.
 
 The error is (predicted − measured) / measured, so it is the fitted cost's
 relative error against the cost measured at that step (not diluted by the
@@ -232,8 +240,11 @@ def to_markdown(holdouts: list[ModelHoldout]) -> str:
     lines = ["## Holdout: do the costs predict the steps they were not fitted on?", "",
              "Each model's costs fitted by the plan on the lower half of its usable steps "
              "(by connections held), predicting the upper half: memory as growth since the "
-             "first fitted step, CPU as the step's server CPU seconds. Error = (predicted − "
-             f"measured) / measured; within ±{TOLERANCE:.0%} the cost extrapolates.", ""]
+             "first fitted step, CPU as the step's server CPU seconds (at most the cores the "
+             "model can use: \"at the ceiling\"). The fit column names the shape chosen "
+             "(lab/analysis/fits.py) and its leave-one-out error on the fitted steps. Error = "
+             f"(predicted − measured) / measured; within ±{TOLERANCE:.0%} the cost "
+             "extrapolates.", ""]
     head, cells = table(holdouts)
     if cells:
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

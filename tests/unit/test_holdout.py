@@ -180,6 +180,46 @@ def test_golden_run_errors_per_figure_for_epoll(tmp_path, capsys):
     assert "- epoll: extrapolates within ±10%" in out
 
 
+LAB = RUNS.parent / "holdout" / "20261203-190203-lab"  # a real lab.yaml run (README there)
+
+
+def test_the_recorded_lab_run_holdout(tmp_path, capsys):
+    """lab.yaml's 8 steps: fit on 500-4000, predict 8000-19000. Kernel memory
+    extrapolates; server RSS comes within 15 %, not 10 (the doubling of the
+    server's connection table falls in the held-out half); CPU per message
+    does not reach 10 % for poll (see tests/data/holdout/README.md), but capping
+    it at a full core beats the constant cost the plan used to extrapolate."""
+    run_dir = tmp_path / LAB.name
+    shutil.copytree(LAB, run_dir)
+    assert cli.main(["capacity", str(run_dir), "--holdout"]) == 0
+    capsys.readouterr()
+    by_model = {h["model"]: h for h in json.loads((run_dir / "capacity.json").read_text())
+                ["holdout"]}
+    for model in ("poll", "epoll"):
+        h = by_model[model]
+        assert h["fit_steps"] == [0, 1, 2, 3] and h["held_out_steps"] == [4, 5, 6, 7]
+        figs = {f["figure"]: f for f in h["figures"]}
+        assert all(abs(c["error"]) <= 0.10 for c in figs["kernel"]["checks"])
+        assert all(abs(c["error"]) <= 0.15 for c in figs["rss"]["checks"])
+        assert "LOO error" in figs["cpu"]["fit"]
+    rows = _csv(run_dir, "poll")
+    cpu_s = [float(r["server_cpu_s"]) for r in rows]
+    echo = [int(r["echo_count"]) for r in rows]
+    # the old plan: CPU per message of the last fitted step (4000), constant
+    constant = (cpu_s[3] - cpu_s[2]) / echo[3]
+    cpu = {c["held"]: c for c in next(f for f in by_model["poll"]["figures"]
+                                      if f["figure"] == "cpu")["checks"]}
+    for i in (4, 5, 6, 7):
+        measured = cpu_s[i] - cpu_s[i - 1]
+        old = constant * echo[i] / measured - 1
+        c = cpu[int(rows[i]["connected"])]
+        assert old > 0.5 and abs(c["error"]) < old / 2
+    # from 12000 on the fitted cost asks more than the one core poll can use
+    assert [cpu[n]["note"] for n in (12000, 16000, 19000)] == ["at the ceiling"] * 3
+    assert cpu[12000]["predicted"] == pytest.approx(
+        float(rows[5]["t_end"]) - float(rows[4]["t_end"]), rel=1e-5)
+
+
 def test_the_real_golden_run_has_too_few_steps(tmp_path, capsys):
     run_dir = tmp_path / REAL.name
     shutil.copytree(REAL, run_dir)
