@@ -32,7 +32,9 @@ The rules (also written into capacity.md):
 - The CPU cap per host is the connections at the first saturated step (at
   ``--rate``: the messages/s the core served there over the rate per
   connection); else the N at which N × messages per connection per second ×
-  the fitted cost at N fills the cores. With ``load.repeat`` the plan is
+  the fitted cost at N fills the cores, unless a step held more within the
+  SLO at the run's pace (the fit is then contradicted, and the cores used at
+  the last passing step are scaled instead). With ``load.repeat`` the plan is
   made again with every cost at its passes' minimum and maximum, and the
   per-host capacity gets that range.
 - Per host, each resource caps the connections one server process on a host
@@ -193,19 +195,18 @@ def host_capacity(plan: ModelPlan, host: dict[str, Any], nofile: Any, model_kind
     cpus = host.get("cpus") or 1
     cores = cores_available(model_kind, cpus, processes)
     per_conn_rate = rate / target if rate and target else plan.messages_per_conn_s
-    per_conn_cores = None
-    if rate and target and plan.cpu_per_message_s:
-        per_conn_cores = plan.cpu_per_message_s * rate / target
-    elif plan.cores_per_1000:
-        per_conn_cores = plan.cores_per_1000 / 1000
+    per_conn_cores = (plan.cpu_per_message_s * rate / target
+                      if rate and target and plan.cpu_per_message_s else
+                      (plan.cores_per_1000 or 0) / 1000)
+    fitted = (cpu_connections(plan.cpu_fit, per_conn_rate, cores)
+              if plan.cpu_fit is not None and per_conn_rate else None)
     if plan.saturated_at is not None and plan.ceiling_messages_per_s:
         # The core was full: the most messages it served caps the connections.
         caps["CPU"] = (int(plan.ceiling_messages_per_s / (rate / target)) if rate and target
                        else plan.saturated_at)
-    elif plan.cpu_fit is not None and per_conn_rate:
-        if (n := cpu_connections(plan.cpu_fit, per_conn_rate, cores)) is not None:
-            caps["CPU"] = n
-    elif per_conn_cores:
+    elif fitted is not None and (rate or not plan.capacity or fitted >= plan.capacity):
+        caps["CPU"] = fitted
+    elif per_conn_cores:  # at the run's pace a fit below a measured pass is contradicted
         caps["CPU"] = int(cores / per_conn_cores)
     per_conn_bytes = (plan.rss_per_1000 or 0) / 1000 + (plan.kernel_per_1000 or 0) / 1000
     if host.get("mem_bytes") and per_conn_bytes > 0:

@@ -292,3 +292,13 @@ def test_repeats_give_the_per_host_capacity_a_band():
     # one pass: no band
     assert plan_model("m", _passes(50_000, 1.0), SLO(), {"cpus": 1}, None, "poll").host_band \
         is None
+
+
+def test_a_fit_contradicted_by_a_passing_step_does_not_cap_cpu():
+    # the cost per message falls as messages share each wake-up (poll above ~8000 here):
+    # the median cost says the core fills at ~4900, but 5000 passed using 0.3 of it
+    rows = _hold_rows([0.05, 0.8, 0.85, 0.5, 0.3])
+    p = plan_model("m", rows, SLO(), HOST, "max", "poll")
+    assert p.capacity == 5000 and p.saturated_at is None
+    assert cpu_connections(p.cpu_fit, p.messages_per_conn_s, 1) < 5000
+    assert p.host_capacity["CPU"] == int(1 / (p.cores_per_1000 / 1000)) > 5000
