@@ -8,13 +8,20 @@ shape of each cost matters as much as its value:
   descriptors (epoll: ``epoll_wait`` returns the ready list, its cost does not
   grow with the idle ones), but grows with the descriptors a call scans for
   poll and select: every ``poll()`` copies and walks all N ``pollfd``
-  entries, so each wake-up, and so each message, costs a + b·N.
+  entries, so each wake-up, and so each message, costs a + b·N. That holds
+  while each wake-up serves about one message; once one walk takes as long
+  as the gap between messages, a call returns several ready descriptors and
+  the cost per message falls again (poll in ``lab.yaml`` from ~8,000
+  connections). Neither shape follows that; the plan then trusts a step
+  that passed over the fit (lab/analysis/capacity.py, the CPU cap).
 - **Memory per connection** is a straight line in N, but the server's RSS
   grows in whole pages and in allocator chunks (see ``line``), so a slope
   drawn from one measured point to another carries the rounding of both.
 
 The rule (``choose``), written out so the plan can say which fit it used:
-fit both shapes by least squares on the fitted steps, score each by
+fit both shapes on the fitted steps (flat: their median, so one step
+disturbed by another process on a shared host does not move it; a + b·N:
+least squares), score each by
 **leave-one-out**: predict each fitted point from a fit of the others and
 take the mean |relative error|. a + b·N is chosen only when it has at least
 three points (with two, leaving one out leaves nothing to fit a slope to),
@@ -111,19 +118,27 @@ def line(points: list[tuple[float, float]]) -> Fit | None:
     cost of one more connection.
 
     Why not the slope from the first step, as the plan used to: the server's
-    RSS moves in whole 4 KiB pages, and a Python server's allocator takes them
-    in arenas (256 KiB for pymalloc) while its dicts and lists double their
-    tables at powers of two. The first step's RSS therefore includes slack
-    (pages touched but not yet filled), and each later step sits somewhere on
-    a staircase. A slope anchored on the first point inherits that point's
-    position on the staircase in full and, over a short span, turns a few
-    pages of rounding into a per-connection cost off by 10–20 % (epoll's RSS
-    in ``lab.yaml``, fitted on 500–4000 connections). A least-squares line
-    through every fitted step averages where the steps sit on the staircase,
-    and its free intercept absorbs the fixed part (the interpreter, the slack
-    at the first step) instead of charging it to the slope. ``error`` is the
-    leave-one-out error on the growth above the lowest fitted point (the
-    absolute RSS would hide it under the interpreter's tens of MiB)."""
+    RSS moves in whole 4 KiB pages, a Python server's allocator takes them in
+    arenas (256 KiB for pymalloc), and its dicts double their tables at 2/3
+    full. So each step's RSS sits somewhere on a staircase, and the first
+    step's RSS includes slack (pages touched, not yet filled). A slope
+    anchored on the first point inherits that point's position on the
+    staircase in full: over a short span a few pages of rounding become a
+    per-connection cost off by several percent, and it can never be averaged
+    out. A least-squares line through every fitted step averages where the
+    steps sit, and its free intercept absorbs the fixed part (the interpreter,
+    the first step's slack) instead of charging it to the slope.
+
+    What no line fitted below a doubling can know is the doubling itself: in
+    ``lab.yaml`` the server's connection dict grows at 5,461 and 10,922
+    entries (~0.3 MiB each), both above the 4,000 connections the holdout
+    fits on, so the held-out RSS grows ~35 % faster there than below and the
+    fit is 7–15 % low (tests/data/holdout/README.md).
+
+    ``error`` is the leave-one-out error on the growth above the lowest
+    fitted point (the absolute RSS would hide it under the interpreter's tens
+    of MiB).
+    """
     if len(points) < 2:
         return None
     ab = _line(points)
