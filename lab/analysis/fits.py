@@ -59,7 +59,8 @@ class Fit:
         shape = (f"{self.a * unit:.3g}{suffix}" if self.kind == FLAT else
                  f"{self.a * unit:.3g} + {self.b * unit:.3g}·N{suffix}")
         err = "LOO error –" if self.error is None else f"LOO error {self.error:.1%}"
-        return f"{self.kind} ({shape}; {self.points} steps, {err})"
+        steps = "step" if self.points == 1 else "steps"
+        return f"{self.kind} ({shape}; {self.points} {steps}, {err})"
 
 
 def _line(points: list[tuple[float, float]]) -> tuple[float, float] | None:
