@@ -13,14 +13,30 @@ The rules (also written into capacity.md):
   p99 and passes that test), error_rate ≤ the SLO's error rate, connections held
   ≥ 99 % of the target, and no limit was hit. The model's capacity is the most
   connections held at a passing step before the first failing one.
-- Memory per 1000 connections is the slope between the first step and the
-  step holding the most connections (so the interpreter's fixed footprint does
-  not count; with one step, the plain average), for the server's RSS and for the host's TCP socket
-  kernel memory for TCP sockets (``kernel_sock_bytes``: per-socket slab
-  objects plus buffered data; with load and server on one machine it holds
-  both ends of each connection, so the per-host figure is conservative). CPU per 1000
-  connections is the cores the server used at the last passing step, scaled;
-  CPU per message is that step's CPU time over its echoes.
+- Memory per 1000 connections is the slope of a least-squares line of bytes
+  against connections over every usable step, intercept free (so the
+  interpreter's fixed footprint does not count, and no single step's page
+  rounding sets the slope; with one step, the plain average), for the
+  server's RSS and for the host's TCP socket kernel memory
+  (``kernel_sock_bytes``: per-socket slab objects plus buffered data; with
+  load and server on one machine it holds both ends of each connection, so
+  the per-host figure is conservative).
+- CPU per message is fitted against connections over the passing steps
+  below the CPU ceiling (not the first step, whose CPU holds the start-up):
+  flat (the median) or a + b·N, whichever predicts the fitted steps better
+  when each is left out (``lab/analysis/fits.py``). A step where the server
+  used ≥ 90 % of the cores it can use (one for a single-threaded model, or
+  its ``processes``; every core for threads and forking) is at the ceiling:
+  its CPU is a cap, not a cost. "CPU/msg µs" and "cores /1000" in the table
+  are the last passing step's.
+- The CPU cap per host is the connections at the first saturated step (at
+  ``--rate``: the messages/s the core served there over the rate per
+  connection); else the N at which N × messages per connection per second ×
+  the fitted cost at N fills the cores, unless a step held more within the
+  SLO at the run's pace (the fit is then contradicted, and the cores used at
+  the last passing step are scaled instead). With ``load.repeat`` the plan is
+  made again with every cost at its passes' minimum and maximum, and the
+  per-host capacity gets that range.
 - Per host, each resource caps the connections one server process on a host
   like this one can hold: descriptors (``lab/host/ceiling.py``, the function
   ``run-lab doctor`` uses: FD_SETSIZE for select, else nofile, less the
@@ -48,6 +64,15 @@ from typing import Any
 from contract.limits import BACKLOG, GENERATOR_LIMITS, LIMITS, explain
 from lab.analysis import metrics as m
 from lab.analysis.causes import cause, cores_available
+from lab.analysis.fits import Fit
+from lab.analysis.plan_costs import (
+    band_rows,
+    cpu_connections,
+    cpu_fit,
+    memory_fit,
+    messages_per_conn_s,
+    saturated,
+)
 from lab.host.ceiling import effective_nofile, processes_for, server_ceilings
 from lab.host.facts import HostFacts
 from lab.results.reader import Row, Run
@@ -81,6 +106,13 @@ class ModelPlan:
     host_binding: str | None = None
     hosts: int | None = None
     left_out: dict[str, int] = field(default_factory=dict)  # why -> rows not fitted
+    rss_fit: Fit | None = None  # bytes = a + b·N (lab/analysis/fits.py)
+    kernel_fit: Fit | None = None
+    cpu_fit: Fit | None = None  # CPU seconds per message = a (flat) or a + b·N
+    saturated_at: int | None = None  # connections at the first step at the CPU ceiling
+    ceiling_messages_per_s: float | None = None  # messages/s the full core(s) served there
+    host_band: list[int] | None = None  # [low, high] per-host capacity over the repeats
+    messages_per_conn_s: float | None = None  # the pace measured at the capacity step
 
 
 def _truthy(value: Any) -> bool:
@@ -129,17 +161,6 @@ def passes(row: Row, slo: SLO) -> list[str]:
     return why
 
 
-def _slope(rows: list[Row], key: str) -> float | None:
-    """Bytes per connection: the marginal cost at the step holding the most
-    connections, else (one step) the plain average."""
-    marginal = [(m.held(r), v) for r, v in zip(rows, m.marginal_per_connection(rows, key),
-                                                strict=True) if v is not None]
-    if marginal:
-        return max(max(marginal, key=lambda p: p[0])[1], 0.0)  # RSS can shrink: not a cost
-    first = next((r for r in rows if m.held(r) and r.get(key) is not None), None)
-    return None if first is None else first[key] / m.held(first)
-
-
 def _binding(failing: Row | None, why: list[str], swept_to: int,
              evidence: str | None = None) -> tuple[str, str]:
     """What bound the model, and why in words; ``evidence`` is the failing
@@ -173,12 +194,19 @@ def host_capacity(plan: ModelPlan, host: dict[str, Any], nofile: Any, model_kind
         caps["source ports"] = facts.ephemeral_ports
     cpus = host.get("cpus") or 1
     cores = cores_available(model_kind, cpus, processes)
-    per_conn_cores = None
-    if rate and target and plan.cpu_per_message_s:
-        per_conn_cores = plan.cpu_per_message_s * rate / target
-    elif plan.cores_per_1000:
-        per_conn_cores = plan.cores_per_1000 / 1000
-    if per_conn_cores:
+    per_conn_rate = rate / target if rate and target else plan.messages_per_conn_s
+    per_conn_cores = (plan.cpu_per_message_s * rate / target
+                      if rate and target and plan.cpu_per_message_s else
+                      (plan.cores_per_1000 or 0) / 1000)
+    fitted = (cpu_connections(plan.cpu_fit, per_conn_rate, cores)
+              if plan.cpu_fit is not None and per_conn_rate else None)
+    if plan.saturated_at is not None and plan.ceiling_messages_per_s:
+        # The core was full: the most messages it served caps the connections.
+        caps["CPU"] = (int(plan.ceiling_messages_per_s / (rate / target)) if rate and target
+                       else plan.saturated_at)
+    elif fitted is not None and (rate or not plan.capacity or fitted >= plan.capacity):
+        caps["CPU"] = fitted
+    elif per_conn_cores:  # at the run's pace a fit below a measured pass is contradicted
         caps["CPU"] = int(cores / per_conn_cores)
     per_conn_bytes = (plan.rss_per_1000 or 0) / 1000 + (plan.kernel_per_1000 or 0) / 1000
     if host.get("mem_bytes") and per_conn_bytes > 0:
@@ -191,7 +219,7 @@ def host_capacity(plan: ModelPlan, host: dict[str, Any], nofile: Any, model_kind
 def plan_model(model: str, rows: list[Row], slo: SLO, host: dict[str, Any] | None = None,
                nofile: Any = None, model_kind: str | None = None,
                target: int | None = None, rate: float | None = None,
-               processes: int = 1) -> ModelPlan:
+               processes: int = 1, band: bool = True) -> ModelPlan:
     """The plan for one model from its rows sorted by step (see the module docstring)."""
     kept, left_out = usable_rows(rows)
     ok: list[Row] = []
@@ -216,18 +244,28 @@ def plan_model(model: str, rows: list[Row], slo: SLO, host: dict[str, Any] | Non
     plan = ModelPlan(model=model, capacity=capacity,
                      capacity_step=best.get("step") if best else None,
                      swept_to=swept_to, wall=wall, binds=binds, why=reason, left_out=left_out)
+    cores = cores_available(model_kind, (host or {}).get("cpus"), processes)
+    # Memory is a measurement, valid at failing steps too: a line over every usable step.
+    plan.rss_fit = memory_fit(kept, "server_rss_bytes")
+    plan.kernel_fit = memory_fit(kept, "kernel_sock_bytes")
     if best:
+        plan.rss_per_1000 = None if plan.rss_fit is None else plan.rss_fit.b * 1000
+        plan.kernel_per_1000 = None if plan.kernel_fit is None else plan.kernel_fit.b * 1000
         # CPU is cumulative: per-step deltas over every row, so a left-out step's
         # CPU is not charged to the next one.
         idx = next(i for i, r in enumerate(rows) if r is best)
-        # Memory is a measurement, valid at failing steps too: slope over every usable step.
-        rss, kern = _slope(kept, "server_rss_bytes"), _slope(kept, "kernel_sock_bytes")
-        plan.rss_per_1000 = None if rss is None else rss * 1000
-        plan.kernel_per_1000 = None if kern is None else kern * 1000
-        cores = m.cores_used(rows)[idx]
-        if cores is not None and m.held(best):
-            plan.cores_per_1000 = cores / m.held(best) * 1000
+        used = m.cores_used(rows)[idx]
+        if used is not None and m.held(best):
+            plan.cores_per_1000 = used / m.held(best) * 1000
         plan.cpu_per_message_s = m.cpu_per_message(rows)[idx]
+        plan.cpu_fit = cpu_fit(rows, ok, cores)
+        plan.messages_per_conn_s = messages_per_conn_s(best)
+        full = [r for r, s in zip(rows, saturated(rows, cores), strict=True)
+                if s and any(r is k for k in ok)]
+        if full:
+            plan.saturated_at = m.held(full[0])
+            plan.ceiling_messages_per_s = max(
+                (r.get("echo_count") or 0) / (r.get("hold_s") or 1) for r in full)
     plan.host_capacity = host_capacity(plan, host or {}, nofile, model_kind, target, rate,
                                        processes)
     if plan.host_capacity:
@@ -237,7 +275,27 @@ def plan_model(model: str, rows: list[Row], slo: SLO, host: dict[str, Any] | Non
         per_host = plan.host_capacity[plan.host_binding]
         if target:
             plan.hosts = math.ceil(target / per_host) if per_host > 0 else None
+        if band:
+            plan.host_band = _band(plan, rows, slo, host, nofile, model_kind, target, rate,
+                                   processes)
     return plan
+
+
+def _band(plan: ModelPlan, rows: list[Row], slo: SLO, host: dict[str, Any] | None,
+          nofile: Any, model_kind: str | None, target: int | None, rate: float | None,
+          processes: int) -> list[int] | None:
+    """[low, high] connections per host: the plan again with every cost at its
+    repeats' ``_max`` and at its ``_min`` (``band_rows``); the median's figure is
+    inside by construction. None without repeats."""
+    per_host = [plan.host_capacity[plan.host_binding or ""]]
+    for side in ("min", "max"):
+        if (varied := band_rows(rows, side)) is None:
+            return None
+        other = plan_model(plan.model, varied, slo, host, nofile, model_kind, target, rate,
+                           processes, band=False)
+        if other.host_binding:
+            per_host.append(other.host_capacity[other.host_binding])
+    return [min(per_host), max(per_host)]
 
 
 def processes_of(run: Run, server: ServerSpec | None, kind: str | None) -> int:
@@ -249,17 +307,19 @@ def processes_of(run: Run, server: ServerSpec | None, kind: str | None) -> int:
     return processes_for(server.processes, kind, limit, run.scenario.max_connections)
 
 
+def model_setting(run: Run, model: str) -> dict[str, Any]:
+    """What ``plan_model`` needs to know of ``model``'s server in ``run`` beyond its rows."""
+    server = run.server(model)
+    kind = (server.model if server else None) or run.model_meta(model).get("kind") or model
+    return {"host": run.host, "nofile": server.limits.nofile if server else None,
+            "model_kind": kind, "processes": processes_of(run, server, kind)}
+
+
 def plan_run(run: Run, slo: SLO, target: int | None = None,
              rate: float | None = None) -> list[ModelPlan]:
     """Plans for every model in ``run``."""
-    plans = []
-    for model in run.models:
-        server = run.server(model)
-        nofile = server.limits.nofile if server else None
-        kind = (server.model if server else None) or run.model_meta(model).get("kind") or model
-        plans.append(plan_model(model, run.rows_for(model), slo, run.host, nofile, kind,
-                                target, rate, processes_of(run, server, kind)))
-    return plans
+    return [plan_model(model, run.rows_for(model), slo, target=target, rate=rate,
+                       **model_setting(run, model)) for model in run.models]
 
 
 def _mib(v: float | None) -> str:
@@ -283,9 +343,27 @@ def table_rows(plans: list[ModelPlan]) -> tuple[list[str], list[list[str]]]:
             p.model, _num(p.capacity, "d"), p.binds, _mib(p.rss_per_1000),
             _mib(p.kernel_per_1000), _num(p.cores_per_1000, ".3f"),
             _num(None if p.cpu_per_message_s is None else p.cpu_per_message_s * 1e6, ".0f"),
-            _num(per_host, "d"), _num(p.hosts, "d"), p.host_binding or "–",
+            _num(per_host, "d") + (f" ({p.host_band[0]}–{p.host_band[1]})"
+                                   if p.host_band else ""),
+            _num(p.hosts, "d"), p.host_binding or "–",
         ])
     return head, cells
+
+
+def fits_note(p: ModelPlan) -> str:
+    """One line: which fit each cost got, its error, the CPU ceiling and the band."""
+    def fit(f: Fit | None, unit: float, suffix: str) -> str:
+        return "–" if f is None else f.describe(unit, suffix)
+
+    parts = [f"server RSS {fit(p.rss_fit, 1.0, ' B')}",
+             f"kernel memory {fit(p.kernel_fit, 1.0, ' B')}",
+             f"CPU per message {fit(p.cpu_fit, 1e6, ' µs')}"]
+    if p.saturated_at is not None:
+        parts.append(f"CPU at its ceiling from {p.saturated_at} connections "
+                     f"({p.ceiling_messages_per_s or 0:.0f} messages/s): a cap, not a cost")
+    if p.host_band:
+        parts.append(f"per host {p.host_band[0]}–{p.host_band[1]} over the repeats")
+    return "; ".join(parts) + "."
 
 
 def left_out_note(left_out: dict[str, dict[str, int]]) -> str:
@@ -309,6 +387,10 @@ def to_markdown(run: Run, plans: list[ModelPlan], slo: SLO, target: int | None,
     lines += ["| " + " | ".join(c) + " |" for c in cells]
     if note := left_out_note({p.model: p.left_out for p in plans}):
         lines += ["", note]
+    lines += ["", "## Cost fits", "", "Chosen by the rule in lab/analysis/fits.py; the error is "
+              "the mean |relative error| predicting each fitted step from a fit of the others "
+              "(leave-one-out).", ""]
+    lines += [f"- **{p.model}**: {fits_note(p)}" for p in plans]
     lines += ["", "## Why each model stops", ""]
     lines += [f"- **{p.model}** ({p.binds}): {p.why}" for p in plans]
     if extra:

@@ -9,11 +9,19 @@ lower half of a model's usable steps by connections held (``usable_rows``:
 client-bound and ``worker_lost`` rows are out), and predicts each step of the
 upper half:
 
-- memory: the growth since the fit's first step, fitted cost × connections
-  added, against the measured growth (every step counts, as in the plan);
-- CPU: the step's server CPU seconds, fitted CPU per message × its echoes,
+- memory: the growth since the fit's first step, the fitted line (bytes =
+  a + b·N, intercept free, lab/analysis/fits.py ``line``) at the step's
+  connections less the measured first step, against the measured growth
+  (every step counts, as in the plan);
+- CPU: the step's server CPU seconds, the fitted CPU per message at the
+  step's connections (flat or a + b·N, ``fits.choose``) × its echoes, but
+  never more than the cores the model can use × the step's seconds (a full
+  core is a ceiling: the check says "at the ceiling" where it capped),
   against the measured CPU delta; only at steps that meet the SLO, because
   the plan takes CPU from a passing step and never past its wall.
+
+Each figure names the fit chosen and its leave-one-out error on the fitted
+steps, so a bad extrapolation can be told from a bad fit.
 
 The error is (predicted − measured) / measured, so it is the fitted cost's
 relative error against the cost measured at that step (not diluted by the
@@ -29,18 +37,20 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from lab.analysis import metrics as m
-from lab.analysis.capacity import ModelPlan, passes, plan_model, usable_rows
+from lab.analysis.capacity import ModelPlan, model_setting, passes, plan_model, usable_rows
+from lab.analysis.causes import cores_available
+from lab.analysis.fits import Fit
 from lab.results.reader import Row, Run
 from lab.scenario.types import SLO
 
 MIN_STEPS = 4
 TOLERANCE = 0.10  # |error| within this: the cost extrapolates
 
-# figure -> (label, the ModelPlan field it checks, scale of that field to one unit of cost)
+# figure -> (label, the ModelPlan fit it checks)
 FIGURES = {
-    "rss": ("server RSS / connection", "rss_per_1000", 1e-3),
-    "kernel": ("kernel memory / connection", "kernel_per_1000", 1e-3),
-    "cpu": ("CPU / message", "cpu_per_message_s", 1.0),
+    "rss": ("server RSS / connection", "rss_fit"),
+    "kernel": ("kernel memory / connection", "kernel_fit"),
+    "cpu": ("CPU / message", "cpu_fit"),
 }
 MEMORY_KEYS = {"rss": "server_rss_bytes", "kernel": "kernel_sock_bytes"}
 
@@ -60,8 +70,9 @@ class Check:
 @dataclass
 class FigureHoldout:
     figure: str  # key of FIGURES
-    fitted: float | None  # bytes per connection or CPU seconds per message
+    fitted: float | None  # bytes per connection, or CPU seconds per message (the fit's a)
     checks: list[Check] = field(default_factory=list)
+    fit: str = "–"  # the chosen fit and its leave-one-out error (lab/analysis/fits.py)
 
     @property
     def worst(self) -> Check | None:
@@ -92,38 +103,55 @@ def _relative(predicted: float, measured: float | None) -> tuple[float | None, s
 
 
 def _memory(fig: str, plan: ModelPlan, fit: list[Row], held_out: list[Row]) -> FigureHoldout:
-    _, attr, scale = FIGURES[fig]
+    attr = FIGURES[fig][1]
     key = MEMORY_KEYS[fig]
-    value = getattr(plan, attr)
-    out = FigureHoldout(fig, None if value is None else value * scale)
+    line = getattr(plan, attr)
+    out = FigureHoldout(fig, None if line is None else line.b, fit=_described(line, fig))
     base = next((r for r in fit if r.get(key) is not None and m.held(r)), None)
     for r in held_out:
-        if out.fitted is None or base is None:
+        if line is None or base is None:
             out.checks.append(Check(r.get("step"), m.held(r), None, None, None, "no fitted cost"))
             continue
-        predicted = out.fitted * ((m.held(r) or 0) - (m.held(base) or 0))
+        # the fitted line at N (its intercept is part of the fit) less the measured base
+        predicted = line.at(m.held(r) or 0) - base[key]
         measured = None if r.get(key) is None else r[key] - base[key]
         error, note = _relative(predicted, measured)
         out.checks.append(Check(r.get("step"), m.held(r), predicted, measured, error, note))
     return out
 
 
-def _cpu(plan: ModelPlan, rows: list[Row], held_out: list[Row], slo: SLO) -> FigureHoldout:
-    out = FigureHoldout("cpu", plan.cpu_per_message_s)
+def _cpu(plan: ModelPlan, rows: list[Row], held_out: list[Row], slo: SLO,
+         cores: int) -> FigureHoldout:
+    fit = plan.cpu_fit
+    out = FigureHoldout("cpu", None if fit is None else fit.a, fit=_described(fit, "cpu"))
     deltas = dict(zip(map(id, rows), m.cpu_deltas(rows), strict=True))  # every row: true steps
+    secs = dict(zip(map(id, rows), m.step_seconds(rows), strict=True))
     for r in held_out:
         step, held = r.get("step"), m.held(r)
         if why := passes(r, slo):
             out.checks.append(Check(step, held, None, deltas[id(r)], None,
                                     "misses the SLO (" + "; ".join(why) + "): the plan "
                                     "takes no CPU cost past its wall"))
-        elif out.fitted is None or not r.get("echo_count"):
+        elif fit is None or not r.get("echo_count"):
             out.checks.append(Check(step, held, None, deltas[id(r)], None, "no fitted cost"))
         else:
-            predicted = out.fitted * r["echo_count"]
+            # The fitted cost at this many connections, but never more CPU than the
+            # cores the model can use for the step's seconds: a full core is a ceiling.
+            demand = fit.at(held or 0) * r["echo_count"]
+            ceiling = cores * secs[id(r)] if secs[id(r)] else None
+            capped = ceiling is not None and demand > ceiling
+            predicted = ceiling if capped and ceiling is not None else demand
             error, note = _relative(predicted, deltas[id(r)])
-            out.checks.append(Check(step, held, predicted, deltas[id(r)], error, note))
+            out.checks.append(Check(step, held, predicted, deltas[id(r)], error,
+                                    note or ("at the ceiling" if capped else "")))
     return out
+
+
+def _described(fit: Fit | None, fig: str) -> str:
+    """The chosen fit in words, in the figure's unit (µs for CPU, bytes for memory)."""
+    if fit is None:
+        return "–"
+    return fit.describe(1e6, " µs") if fig == "cpu" else fit.describe(1.0, " B")
 
 
 def _verdict(h: ModelHoldout) -> str:
@@ -140,8 +168,11 @@ def _verdict(h: ModelHoldout) -> str:
     return f"{h.model}: extrapolates within ±{TOLERANCE:.0%} (worst {where}){rest}."
 
 
-def holdout_model(model: str, rows: list[Row], slo: SLO) -> ModelHoldout:
-    """Fit the plan on the lower half of ``rows`` (one model, in step order), check the rest."""
+def holdout_model(model: str, rows: list[Row], slo: SLO, host: dict[str, Any] | None = None,
+                  nofile: Any = None, model_kind: str | None = None,
+                  processes: int = 1) -> ModelHoldout:
+    """Fit the plan on the lower half of ``rows`` (one model, in step order), check the rest.
+    The server's setting (``capacity.model_setting``) gives the cores its CPU can reach."""
     kept, left_out = usable_rows(rows)
     kept = [r for r in kept if m.held(r)]
     h = ModelHoldout(model, usable=len(kept), left_out=left_out)
@@ -156,16 +187,19 @@ def holdout_model(model: str, rows: list[Row], slo: SLO) -> ModelHoldout:
     h.fit_steps = [r.get("step") for r in fit]
     h.held_out_steps = [r.get("step") for r in held_out]
     # The plan itself, on every row but the held-out ones (left-out rows stay for CPU deltas).
-    plan = plan_model(model, [r for r in rows if id(r) not in upper], slo)
+    plan = plan_model(model, [r for r in rows if id(r) not in upper], slo, host, nofile,
+                      model_kind, processes=processes, band=False)
+    cores = cores_available(model_kind, (host or {}).get("cpus"), processes)
     h.figures = [_memory("rss", plan, fit, held_out), _memory("kernel", plan, fit, held_out),
-                 _cpu(plan, rows, held_out, slo)]
+                 _cpu(plan, rows, held_out, slo, cores)]
     h.verdict = _verdict(h)
     return h
 
 
 def holdout_run(run: Run, slo: SLO) -> list[ModelHoldout]:
     """The holdout check for every model in ``run``."""
-    return [holdout_model(model, run.rows_for(model), slo) for model in run.models]
+    return [holdout_model(model, run.rows_for(model), slo, **model_setting(run, model))
+            for model in run.models]
 
 
 def _bytes(v: float | None) -> str:
@@ -179,13 +213,8 @@ def _bytes(v: float | None) -> str:
 def _error(c: Check) -> str:
     if c.error is None:
         return c.note
-    return f"{c.error if abs(c.error) >= 5e-4 else 0.0:+.1%}"  # no "-0.0%"
-
-
-def _fitted(fig: str, v: float | None) -> str:
-    if fig != "cpu" or v is None:
-        return _bytes(v)
-    return f"{v * 1e6:.1f} µs"
+    error = f"{c.error if abs(c.error) >= 5e-4 else 0.0:+.1%}"  # no "-0.0%"
+    return f"{error} ({c.note})" if c.note else error
 
 
 def _amount(fig: str, v: float | None) -> str:
@@ -197,10 +226,10 @@ def _amount(fig: str, v: float | None) -> str:
 
 def table(holdouts: list[ModelHoldout]) -> tuple[list[str], list[list[str]]]:
     """Header and cells of the holdout table (markdown here, HTML in lab/report/holdout.py)."""
-    head = ["model", "figure", "fitted cost", "step", "connections", "predicted", "measured",
-            "error"]
+    head = ["model", "figure", "fit (chosen; leave-one-out error)", "step", "connections",
+            "predicted", "measured", "error"]
     return head, [
-        [h.model, FIGURES[f.figure][0], _fitted(f.figure, f.fitted), str(c.step), str(c.held),
+        [h.model, FIGURES[f.figure][0], f.fit, str(c.step), str(c.held),
          _amount(f.figure, c.predicted), _amount(f.figure, c.measured),
          _error(c)]
         for h in holdouts for f in h.figures for c in f.checks]
@@ -211,8 +240,11 @@ def to_markdown(holdouts: list[ModelHoldout]) -> str:
     lines = ["## Holdout: do the costs predict the steps they were not fitted on?", "",
              "Each model's costs fitted by the plan on the lower half of its usable steps "
              "(by connections held), predicting the upper half: memory as growth since the "
-             "first fitted step, CPU as the step's server CPU seconds. Error = (predicted − "
-             f"measured) / measured; within ±{TOLERANCE:.0%} the cost extrapolates.", ""]
+             "first fitted step, CPU as the step's server CPU seconds (at most the cores the "
+             "model can use: \"at the ceiling\"). The fit column names the shape chosen "
+             "(lab/analysis/fits.py) and its leave-one-out error on the fitted steps. Error = "
+             f"(predicted − measured) / measured; within ±{TOLERANCE:.0%} the cost "
+             "extrapolates.", ""]
     head, cells = table(holdouts)
     if cells:
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

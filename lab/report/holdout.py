@@ -24,6 +24,9 @@ def section(run: Run) -> str:
     verdicts = "".join(f"<li>{escape(h.verdict)}</li>" for h in checks)
     return (f'<h3 id="holdout">Holdout: do these costs predict the steps they were not '
             f"fitted on?</h3><p>Each model's costs fitted by the plan on the lower half of its "
-            f"steps (by connections held), predicting the upper half; error = (predicted − "
-            f"measured) / measured (<code>run-lab capacity RUN_DIR --holdout</code>).</p>"
+            f"steps (by connections held), predicting the upper half; the fit column names "
+            f"the shape chosen (flat or a + b·N for CPU per message, a line for memory) and "
+            f"its leave-one-out error; CPU is capped at the cores the model can use (\"at "
+            f"the ceiling\"); error = (predicted − measured) / measured "
+            f"(<code>run-lab capacity RUN_DIR --holdout</code>).</p>"
             f"{table}<ul>{verdicts}</ul>" + (f"<p>{escape(left_out)}</p>" if left_out else ""))

@@ -44,3 +44,15 @@ def test_report_says_when_a_model_has_too_few_steps(tmp_path):
     section = html[html.index('<h3 id="holdout">'):html.index("<h2>Every step")]
     assert "<table>" not in section
     assert section.count("too few usable steps") == 3
+
+
+def test_report_names_each_fit_and_the_ceiling(tmp_path):
+    run_dir = tmp_path / "lab"
+    shutil.copytree(RUNS.parent / "holdout" / "20261203-190203-lab", run_dir)
+    html = write_report(run_dir).read_text(encoding="utf-8")
+    section = html[html.index('<h3 id="holdout">'):html.index("<h2>Every step")]
+    assert "<th>fit (chosen; leave-one-out error)</th>" in section
+    poll_cpu = [r for r in section.split("<tr>") if r.startswith("<td>poll</td><td>CPU")]
+    assert len(poll_cpu) == 4 and all("flat (600 µs; 3 steps, LOO error 40.4%)" in r
+                                      for r in poll_cpu)
+    assert sum("at the ceiling" in r for r in poll_cpu) == 3
