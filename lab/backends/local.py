@@ -205,19 +205,9 @@ class CustomServer(LocalServer):
     """A user's echo server: no READY line and no events; ready once it accepts
     on its port *and* the listener there is the started process's own (or its
     children's), read from the kernel (lab/backends/listeners.py) — never a
-    stranger that happened to hold the port.
-
-    Its stats events come from the kernel instead: from READY on, a
-    ``TreeSampler`` (lab/host/proctree.py) reads its whole process tree every
-    0.5 s and queues a ``stats`` event marked ``"source": "proc"``, so its rows
-    get server CPU, memory and connections like a built-in model's."""
-
-    sampler: TreeSampler | None = None
-
-    def stop(self, timeout: float = 10.0) -> dict[str, Any] | None:
-        if self.sampler is not None:
-            self.sampler.stop()
-        return super().stop(timeout)
+    stranger that happened to hold the port. Its stats events come from the
+    kernel: a ``TreeSampler`` (lab/host/proctree.py) reads its whole process
+    tree every 0.5 s, from READY until the server exits."""
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
         deadline = time.monotonic() + timeout
@@ -239,9 +229,7 @@ class CustomServer(LocalServer):
             self.target_host, self.target_port = LOOPBACK, port
             self.ready = {"host": LOOPBACK, "port": self.spec.port, "model": None,
                           "pid": self.proc.pid, "nofile": None}
-            self.sampler = TreeSampler(self.proc.pid, port, self.events.put, net=self.net_proc())
-            self.sampler.sample()  # the figures at READY: the first step's CPU starts here
-            self.sampler.start()
+            TreeSampler(self.proc.pid, port, self.events.put, net=self.net_proc()).start()
             return
         self.stop(2)
         raise BackendError(f"custom server {self.spec.name} did not accept on "

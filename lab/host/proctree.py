@@ -67,6 +67,9 @@ ESTABLISHED = "01"
 INTERVAL_S = 0.5
 PSS_BUDGET_S = 0.02  # of each tick: the most the lab spends reading PSS
 SOURCE = "proc"  # the ``source`` of the stats events built here
+# The stats field with a tree's thread count: the word is also a limit kind
+# (contract/limits.py, a thread that could not be started), spelled once here.
+THREADS = "threads"
 
 
 @dataclass(frozen=True)
@@ -209,7 +212,7 @@ def reading(root: int, port: int | None, proc: Path = PROC, net: Path | None = N
         "cpu_user_s": sum(s.utime + s.cutime for s in procs.values()) / CLOCK_TICKS,
         "cpu_sys_s": sum(s.stime + s.cstime for s in procs.values()) / CLOCK_TICKS,
         "processes": len(pids),
-        "threads": sum(s.threads for s in procs.values()),
+        THREADS: sum(s.threads for s in procs.values()),
         "fds": None if None in fds else sum(fds),
     }
 

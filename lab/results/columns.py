@@ -151,7 +151,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("server_processes", int, "end", "", "processes",
            "processes in a custom server's tree at the step's end, read by the lab from /proc "
            "(`lab/host/proctree.py`); empty for a built-in model and on Docker"),
-    Column("server_threads", int, "end", "", "threads",
+    Column("server_threads", int, "end", "", "tasks",
            "threads (kernel tasks) in a custom server's tree at the step's end: the most "
            "cores it can use at once (on Docker, the cgroup's tasks); empty for a built-in model"),
 )

@@ -63,6 +63,7 @@ from typing import Any
 from contract.generator import client_bound_reasons
 from contract.limits import GENERATOR_LIMITS, LOAD_SIDE_LIMITS
 from lab.errors import InputError, ResultsError
+from lab.host.proctree import THREADS
 from lab.results.columns import NAMES, Row, names
 from lab.scenario.loader import scenario_to_dict, scenario_to_yaml
 from lab.scenario.types import Scenario, ServerSpec
@@ -188,7 +189,7 @@ def make_row(spec: ServerSpec, step: dict[str, Any], stats: dict[str, Any] | Non
         # Counts of a custom server's tree (lab/host/proctree.py); a built-in
         # --processes server's "processes" is a list of its children's stats.
         **{f"server_{k}": stats.get(k) if isinstance(stats.get(k), int) else None
-           for k in ("processes", "threads")},
+           for k in ("processes", THREADS)},
     }
 
 

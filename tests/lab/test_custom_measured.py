@@ -12,43 +12,14 @@ import pytest
 from lab import cli
 from lab.backends.local import free_port
 from lab.results.writer import read_steps_csv
-
-# A textbook fork-per-connection echo server: the parent accepts and forks,
-# each child echoes one connection and exits; the parent reaps them.
-FORKING_ECHO = """\
-import os, signal, socket, sys
-
-def reap(signum, frame):
-    try:
-        while os.waitpid(-1, os.WNOHANG)[0] > 0:
-            pass
-    except ChildProcessError:
-        pass
-
-signal.signal(signal.SIGCHLD, reap)
-listener = socket.socket()
-listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-listener.bind(("127.0.0.1", int(sys.argv[1])))
-listener.listen(128)
-while True:
-    try:
-        conn, _ = listener.accept()
-    except InterruptedError:
-        continue
-    if os.fork() == 0:
-        listener.close()
-        while data := conn.recv(65536):
-            conn.sendall(data)
-        os._exit(0)
-    conn.close()
-"""
+from tests import forking_echo
 
 SCENARIO = """\
 name: forking-custom
 backend: local
 servers:
   - name: forker
-    command: ["{{python}}", "forking_echo.py", "{{port}}"]
+    command: ["{{python}}", "{script}", "{{port}}"]
     port: {port}
     limits: {{nofile: max}}
 load:
@@ -64,9 +35,8 @@ load:
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_a_forking_custom_server_is_measured_from_its_process_tree(tmp_path: Path):
-    (tmp_path / "forking_echo.py").write_text(FORKING_ECHO)
     scenario = tmp_path / "scenario.yaml"
-    scenario.write_text(SCENARIO.format(port=free_port()))
+    scenario.write_text(SCENARIO.format(port=free_port(), script=forking_echo.PATH))
     out = tmp_path / "out"
     assert cli.main([str(scenario), "--out", str(out)]) == 0
     (run_dir,) = out.iterdir()

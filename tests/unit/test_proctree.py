@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from lab.host import proctree as pt
+from tests import forking_echo
 
 PAGE = pt.PAGE_SIZE
 HZ = pt.CLOCK_TICKS
@@ -135,41 +138,28 @@ def test_sampler_keeps_cpu_cumulative_when_a_child_is_lost(fake):
                                                            first["cpu_sys_s"])
 
 
-def _forking_echo(listener: socket.socket) -> None:  # the child: fork per connection
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    while True:
-        conn, _ = listener.accept()
-        if os.fork() == 0:
-            listener.close()
-            while data := conn.recv(4096):
-                conn.sendall(data)
-            os._exit(0)
-        conn.close()
+def test_a_real_forking_tree():
+    from lab.backends.local import free_port
 
-
-def test_a_real_forking_tree(tmp_path):
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    port = listener.getsockname()[1]
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.setsid()
-            _forking_echo(listener)
-        finally:
-            os._exit(1)
-    listener.close()
+    port = free_port()
+    server = subprocess.Popen([sys.executable, forking_echo.PATH, str(port)],
+                              start_new_session=True)
     clients = []
     try:
-        for _ in range(3):
-            c = socket.create_connection(("127.0.0.1", port))
+        deadline = time.monotonic() + 10
+        while not clients:
+            try:
+                clients.append(socket.create_connection(("127.0.0.1", port)))
+            except ConnectionRefusedError:
+                assert time.monotonic() < deadline and server.poll() is None
+                time.sleep(0.05)
+        clients += [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+        for c in clients:
             c.sendall(b"x" * 100)
             assert c.recv(100)
-            clients.append(c)
         r = None
         for _ in range(50):  # the children are forked: wait until all three show
-            r = pt.reading(pid, port)
+            r = pt.reading(server.pid, port)
             if r["processes"] == 4 and r["connections"] == 3:
                 break
             time.sleep(0.05)
@@ -178,8 +168,18 @@ def test_a_real_forking_tree(tmp_path):
         assert r["fds"] >= 4 * 3  # stdin/out/err at least, and each child's connection
         assert r["rss_bytes"] > 0 and r["rss_sum_bytes"] >= r["rss_bytes"]
         assert r["pss_bytes"] is not None and r["pss_bytes"] <= r["rss_sum_bytes"]
+        # A child that exits is reaped by the server: its CPU moves to the
+        # server's cutime and stays in the tree's sum.
+        before = r["cpu_user_s"] + r["cpu_sys_s"]
+        clients.pop().close()
+        for _ in range(50):
+            r = pt.reading(server.pid, port)
+            if r["processes"] == 3:
+                break
+            time.sleep(0.05)
+        assert r["processes"] == 3 and r["cpu_user_s"] + r["cpu_sys_s"] >= before
     finally:
         for c in clients:
             c.close()
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()

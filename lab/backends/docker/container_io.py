@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.backends.server_output import parse_event, parse_ready
+from lab.host.proctree import THREADS
 
 
 class LogFollower(threading.Thread):
@@ -213,7 +214,7 @@ def cgroup_stats(raw: dict[str, Any], connections: int | None) -> dict[str, Any]
         "cpu_user_s": None if user is None else user / 1e9,
         "cpu_sys_s": None if kernel is None else kernel / 1e9,
         "processes": None,
-        "threads": raw.get("pids_stats", {}).get("current"),
+        THREADS: raw.get("pids_stats", {}).get("current"),
         "fds": None,
     }
 
