@@ -67,6 +67,7 @@ ESTABLISHED = "01"
 INTERVAL_S = 0.5
 PSS_BUDGET_S = 0.02  # of each tick: the most the lab spends reading PSS
 SOURCE = "proc"  # the ``source`` of the stats events built here
+WAIT_FACTOR = 4  # wait at least this many times as long as a reading took: a fifth of a core
 # The stats field with a tree's thread count: the word is also a limit kind
 # (contract/limits.py, a thread that could not be started), spelled once here.
 THREADS = "threads"
@@ -220,7 +221,9 @@ def reading(root: int, port: int | None, proc: Path = PROC, net: Path | None = N
 class TreeSampler(threading.Thread):
     """A ``stats`` event (``"source": "proc"``) for the tree below ``root``
     every ``interval`` s, handed to ``emit``, until ``stop`` or the root is
-    gone. CPU is reported as its running maximum (see the module docstring)."""
+    gone. CPU is reported as its running maximum (see the module docstring).
+    A reading that takes long (a big tree, big tcp tables) spaces the next
+    one out to ``WAIT_FACTOR`` times its duration."""
 
     def __init__(self, root: int, port: int | None, emit: Callable[[dict[str, Any]], None],
                  proc: Path = PROC, net: Path | None = None, interval: float = INTERVAL_S):
@@ -244,12 +247,15 @@ class TreeSampler(threading.Thread):
 
     def run(self) -> None:
         while not self.halt.is_set():
+            started = time.monotonic()
             try:
                 if self.sample() is None:
                     return
             except OSError:  # /proc itself unreadable: nothing to report
                 return
-            self.halt.wait(self.interval)
+            # A reading costs the lab's CPU (the tcp tables at 100,000
+            # connections, thousands of processes): at most a fifth of a core.
+            self.halt.wait(max(self.interval, WAIT_FACTOR * (time.monotonic() - started)))
 
     def stop(self) -> None:
         self.halt.set()
