@@ -29,7 +29,8 @@ nothing, so the lab reads the same figures from the kernel, for the server's
   forking model reports for the same reason: the PSS sum, each process whose
   ``smaps_rollup`` cannot be read counted with its RSS (an overcount, never an
   undercount); for a single process it is its RSS, like every built-in model.
-  ``pss_bytes`` is the PSS sum when every process could be read, else None.
+  ``pss_bytes`` is the PSS sum when every process could be read, else None
+  (processes not read yet within the budget count with the mean of the rest).
   PSS is dear (the kernel walks the page tables: ~0.3 ms per interpreter), so
   ``PssCache`` reads within a time budget per tick, new processes first.
 - **Threads, descriptors.** ``num_threads`` (field 20 of ``stat``) and the
@@ -167,11 +168,13 @@ def established_on(port: int, net: Path) -> int | None:
 
 class PssCache:
     """PSS per process, read within ``budget_s`` per call: new processes
-    first, then the least recently read; a process not read yet counts as
-    unknown (its RSS stands in). An idle process's private pages do not
-    change and its shared pages' division changes by one process per fork or
-    exit, so a reading a few ticks old is off by a fraction of a page per
-    shared page."""
+    first, then the least recently read. An idle process's private pages do
+    not change and its shared pages' division changes by one process per fork
+    or exit, so a reading a few ticks old is off by a fraction of a page per
+    shared page. ``read`` leaves out the processes not read yet (a step that
+    forks 1,000 children has them read over a few ticks: ``tree_memory``
+    counts them with the mean of those read, as the built-in forking model
+    does); None is a process whose PSS cannot be read."""
 
     def __init__(self, proc: Path = PROC, budget_s: float = PSS_BUDGET_S):
         self.proc, self.budget_s = proc, budget_s
@@ -188,7 +191,27 @@ class PssCache:
                 break
             self.known[pid] = pss_of(pid, self.proc)
             self.known.move_to_end(pid)
-        return {pid: self.known.get(pid) for pid in pids}
+        return {pid: self.known[pid] for pid in pids if pid in self.known}
+
+
+def tree_memory(root: int, rss: dict[int, int], shares: dict[int, int | None]
+                ) -> tuple[int, int | None]:
+    """(``rss_bytes``, ``pss_bytes``) of a tree from each process's RSS and
+    its PSS where read (``PssCache.read``). A process whose PSS cannot be read
+    counts with its RSS (an overcount, and ``pss_bytes`` is None); one not
+    read yet with the mean PSS of the other processes read (the root aside:
+    the parent is not a copy of its children), or its RSS when none was."""
+    read = [v for p, v in shares.items() if v is not None and p != root]
+    mean = sum(read) // len(read) if read else None
+    total, known = 0, True
+    for pid, resident in rss.items():
+        share = shares[pid] if pid in shares else mean  # None: unreadable, or no mean
+        known = known and share is not None
+        total += resident if share is None else share
+    pss_bytes = total if known else None
+    if len(rss) == 1:  # a single process: its RSS, as every built-in model reports
+        return rss[root], pss_bytes
+    return total, pss_bytes
 
 
 def reading(root: int, port: int | None, proc: Path = PROC, net: Path | None = None,
@@ -199,17 +222,16 @@ def reading(root: int, port: int | None, proc: Path = PROC, net: Path | None = N
     if root not in procs:
         return None
     pids = sorted(procs)
-    shares = (pss or PssCache(proc, budget_s=float("inf"))).read(pids)
     rss = {p: procs[p].rss_pages * PAGE_SIZE for p in pids}
+    rss_bytes, pss_bytes = tree_memory(
+        root, rss, (pss or PssCache(proc, budget_s=float("inf"))).read(pids))
     fds = [fd_count(p, proc) for p in pids]
     net = net if net is not None else proc / str(root) / "net"
-    single = len(pids) == 1
     return {
         "connections": established_on(port, net) if port else None,
-        "rss_bytes": rss[root] if single else sum(
-            rss[p] if shares[p] is None else shares[p] for p in pids),
+        "rss_bytes": rss_bytes,
         "rss_sum_bytes": sum(rss.values()),
-        "pss_bytes": None if None in shares.values() else sum(shares.values()),
+        "pss_bytes": pss_bytes,
         "cpu_user_s": sum(s.utime + s.cutime for s in procs.values()) / CLOCK_TICKS,
         "cpu_sys_s": sum(s.stime + s.cstime for s in procs.values()) / CLOCK_TICKS,
         "processes": len(pids),

@@ -118,9 +118,21 @@ def test_a_single_process_reports_its_rss_like_a_built_in_model(tmp_path):
 
 def test_pss_cache_reads_new_processes_first_within_its_budget(fake):
     cache = pt.PssCache(fake, budget_s=0.0)  # one read per call
-    assert cache.read([100, 101]) == {100: 1000 * 1024, 101: None}
+    assert cache.read([100, 101]) == {100: 1000 * 1024}
     assert cache.read([100, 101]) == {100: 1000 * 1024, 101: 200 * 1024}
     assert cache.read([101]) == {101: 200 * 1024} and list(cache.known) == [101]
+
+
+def test_children_not_read_yet_count_with_the_mean_of_those_read():
+    rss = {1: 100, 2: 90, 3: 90, 4: 90}
+    # The parent and one child read: the other two children are estimated
+    # from the child, not from the (larger) parent, and never from their RSS.
+    assert pt.tree_memory(1, rss, {1: 50, 2: 10}) == (50 + 10 * 3, 50 + 10 * 3)
+    # No child read yet: RSS stands in, and the PSS sum is unknown.
+    assert pt.tree_memory(1, rss, {1: 50}) == (50 + 90 * 3, None)
+    # An unreadable child counts with its RSS, and the PSS sum is unknown.
+    assert pt.tree_memory(1, rss, {1: 50, 2: 10, 3: None, 4: 10}) == (50 + 10 + 90 + 10, None)
+    assert pt.tree_memory(1, {1: 100}, {1: 50}) == (100, 50)  # one process: its RSS
 
 
 def test_sampler_keeps_cpu_cumulative_when_a_child_is_lost(fake):
