@@ -11,13 +11,21 @@ checked in this order, and the cause says what the evidence was:
    worker lost, at its CPU bound, or its event loop late; the numbers are the
    load generator's, not the server's;
 3. ``server CPU`` — the server used (nearly) all the cores it can use: one for
-   the single-threaded models and custom servers, every core of the host for
-   the thread and process models;
-4. ``retransmissions`` — the kernel retransmitted segments or timed out
+   the single-threaded models, every core of the host for the thread and
+   process models; a custom server's design is unknown, so the host's cores,
+   or fewer when its process tree had fewer threads (``server_threads``, read
+   from /proc: a tree of T tasks runs on at most T cores at once). The
+   sentence names the tree's processes when there are several ("server CPU:
+   1.90 of 2 cores busy across 4,012 processes");
+4. ``server processes`` — a tree of thousands of processes (``MANY_PROCESSES``,
+   a process per connection) that is not CPU-bound is still the server's own
+   cost: the kernel schedules, switches between and keeps page tables for
+   every one of them;
+5. ``retransmissions`` — the kernel retransmitted segments or timed out
    connections in the server's namespace during the step (``retrans_segs``,
    ``tcp_timeouts``): loss or a full queue below the server;
-5. ``timeouts`` / ``resets`` — the dominant client-side failure kind;
-6. ``unexplained`` — none of the above; the sentence gives the numbers that
+6. ``timeouts`` / ``resets`` — the dominant client-side failure kind;
+7. ``unexplained`` — none of the above; the sentence gives the numbers that
    were checked, so a reader can see what was ruled out.
 """
 
@@ -25,20 +33,25 @@ from __future__ import annotations
 
 from contract.generator import client_bound_reasons
 from contract.limits import ECONNRESET, TIMEOUT
-from contract.models import MULTICORE
+from contract.models import CUSTOM, MULTICORE
 from lab.analysis import metrics as m
 from lab.results.reader import Row, parse_failure_kinds
 
 # A server at or above this fraction of the cores it can use is CPU-bound.
 CPU_BUSY = 0.9
+# A process tree this large is a cause in itself (a process per connection).
+MANY_PROCESSES = 1000
 
 
 def cores_available(model_kind: str | None, host_cpus: int | None, processes: int = 1) -> int:
-    """Cores a model can use: all of the host's for thread/process models;
-    an event-driven one runs one loop per process, so ``processes`` of them
+    """Cores a model can use: all of the host's for thread/process models and
+    custom servers (``cause`` narrows a custom tree to its threads); an
+    event-driven one runs one loop per process, so ``processes`` of them
     (its SO_REUSEPORT listeners), at most the host's."""
     cpus = max(host_cpus or 1, 1)
-    return cpus if model_kind in MULTICORE else max(1, min(processes, cpus))
+    if model_kind in MULTICORE or model_kind == CUSTOM.name:
+        return cpus
+    return max(1, min(processes, cpus))
 
 
 def slo_causes(rows: list[Row], failing: list[list[str]], model_kind: str | None,
@@ -63,8 +76,16 @@ def cause(row: Row, why: list[str], cores_used: float | None, cores: int) -> str
     bound = client_bound_reasons(row)
     if row.get("client_bound") or bound:
         return "client-bound: " + "; ".join(bound or ["the load generator was the limit"])
+    processes, threads = row.get("server_processes"), row.get("server_threads")
+    if threads:
+        cores = max(1, min(cores, threads))
+    across = f" across {processes:,} processes" if processes and processes > 1 else ""
     if cores_used is not None and cores_used >= CPU_BUSY * cores:
-        return f"server CPU: {cores_used:.2f} of {cores} core{'s' * (cores > 1)} busy"
+        return f"server CPU: {cores_used:.2f} of {cores} core{'s' * (cores > 1)} busy{across}"
+    if processes and processes >= MANY_PROCESSES:
+        used = f"{cores_used:.2f}" if cores_used is not None else "unknown"
+        return (f"server processes: {processes:,} processes in the server's tree (server CPU "
+                f"{used} of {cores} core{'s' * (cores > 1)})")
     retrans, timeouts = row.get("retrans_segs") or 0, row.get("tcp_timeouts") or 0
     if retrans or timeouts:
         return (f"retransmissions: the kernel retransmitted {retrans} segments and timed out "
@@ -75,7 +96,7 @@ def cause(row: Row, why: list[str], cores_used: float | None, cores: int) -> str
         return f"timeouts: {top[1]} replies did not come within the client's timeout"
     if top[0] == ECONNRESET:
         return f"resets: the server closed or reset {top[1]} connections"
-    checked = [f"server {cores_used:.2f} of {cores} cores" if cores_used is not None
+    checked = [f"server {cores_used:.2f} of {cores} cores{across}" if cores_used is not None
                else "server CPU unknown"]
     if row.get("loadgen_cpu_max") is not None:
         checked.append(f"load worker {row['loadgen_cpu_max']:.2f} of a core")

@@ -2,7 +2,9 @@
 
 One sentence per model: where it stopped and why (the first limit it hit, or
 the SLO criterion it missed first), how many connections it held within the
-SLO and at what p99, and its CPU per message against the cheapest model's —
+SLO and at what p99, and its CPU per message against the cheapest model's
+(a superlative is said only among the models whose CPU was measured, and
+names those whose CPU was not) —
 the numbers of the capacity plan (``lab/analysis/capacity.py``), so the
 headline, the plan and the charts never disagree. Nothing here is written by
 hand: a run without a number says "not measured" rather than guess.
@@ -34,7 +36,22 @@ def _stopped_at(row: dict) -> str:
     return f"{_n(server)} connections (the server's count; the load had {_n(clients)} open)"
 
 
-def _sentence(run: Run, plan: ModelPlan, cheapest: ModelPlan | None) -> str:
+def _names(models: list[str]) -> str:
+    return models[0] if len(models) == 1 else ", ".join(models[:-1]) + " and " + models[-1]
+
+
+def _least(costed: list[ModelPlan], unmeasured: list[str]) -> str:
+    """The cheapest model's superlative, said only among the figures measured:
+    a server whose CPU was not read (no stats events) may well be cheaper."""
+    if not unmeasured:
+        return " (the least)"
+    if len(costed) > 1:
+        return f" (the least among those measured; CPU not measured for {_names(unmeasured)})"
+    return f" (CPU not measured for {_names(unmeasured)}: nothing to compare it with)"
+
+
+def _sentence(run: Run, plan: ModelPlan, cheapest: ModelPlan | None,
+              costed: list[ModelPlan], unmeasured: list[str]) -> str:
     rows = run.rows_for(plan.model)
     if not rows:
         return f"{plan.model} was not measured (no step finished)."
@@ -55,7 +72,7 @@ def _sentence(run: Run, plan: ModelPlan, cheapest: ModelPlan | None) -> str:
         cost += (f", {plan.cpu_per_message_s / cheapest.cpu_per_message_s:.1f}× "
                  f"{cheapest.model}'s")
     elif cheapest is plan and len(run.models) > 1:
-        cost += " (the least)"
+        cost += _least(costed, unmeasured)
     left = sum(plan.left_out.values())
     note = (f" ({left} step{'s' * (left > 1)} left out: the load generator, not the server, "
             "set their numbers)") if left else ""
@@ -66,5 +83,8 @@ def headline(run: Run) -> list[str]:
     """The run's finding, one sentence per model in run order."""
     plans = plan_run(run, slo_of(run))
     costed = [p for p in plans if p.cpu_per_message_s and p.capacity]
+    # Held connections within the SLO but no CPU figure: its server reported
+    # no CPU (lab/run/monitors.py MEASURED_BY says who measures what).
+    unmeasured = [p.model for p in plans if p.capacity and not p.cpu_per_message_s]
     cheapest = min(costed, key=lambda p: p.cpu_per_message_s, default=None)
-    return [_sentence(run, p, cheapest) for p in plans]
+    return [_sentence(run, p, cheapest, costed, unmeasured) for p in plans]

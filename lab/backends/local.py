@@ -50,6 +50,7 @@ from lab.backends.server_output import parse_event, parse_ready
 from lab.errors import BackendError
 from lab.host import limits as hostlimits
 from lab.host.facts import local_host_facts
+from lab.host.proctree import TreeSampler
 from lab.host.workers import workers_needed
 from lab.owner import temp_prefix
 from lab.scenario.types import Scenario, ServerSpec
@@ -204,7 +205,9 @@ class CustomServer(LocalServer):
     """A user's echo server: no READY line and no events; ready once it accepts
     on its port *and* the listener there is the started process's own (or its
     children's), read from the kernel (lab/backends/listeners.py) — never a
-    stranger that happened to hold the port."""
+    stranger that happened to hold the port. Its stats events come from the
+    kernel: a ``TreeSampler`` (lab/host/proctree.py) reads its whole process
+    tree every 0.5 s, from READY until the server exits."""
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
         deadline = time.monotonic() + timeout
@@ -226,6 +229,7 @@ class CustomServer(LocalServer):
             self.target_host, self.target_port = LOOPBACK, port
             self.ready = {"host": LOOPBACK, "port": self.spec.port, "model": None,
                           "pid": self.proc.pid, "nofile": None}
+            TreeSampler(self.proc.pid, port, self.events.put, net=self.net_proc()).start()
             return
         self.stop(2)
         raise BackendError(f"custom server {self.spec.name} did not accept on "

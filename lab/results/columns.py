@@ -74,7 +74,9 @@ COLUMNS: tuple[Column, ...] = (
     Column("connected", int, "end", "", "held", "connections the workers held at the step's end",
            report=True, band=True),
     Column("server_connections", int, "end", "", "server conns",
-           "the server's own count of open connections (its last stats event)", report=True),
+           "the server's own count of open connections (its last stats event; a custom "
+           "server's: ESTABLISHED sockets on its port, read by the lab from the kernel)",
+           report=True),
     Column("peak_connections", int, "end", "", "peak",
            "the server's own peak (a custom server: the most clients with a reply at once)"),
     Column("rps", float, "hold", "1/s", "echo/s", "echoes per second during the hold",
@@ -96,7 +98,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("limit", str, "step", "", "limit",
            "empty, or the limit kind the model hit in the step", report=True),
     Column("server_rss_bytes", int, "end", "bytes", "RSS",
-           "the server's resident memory (its last stats event)", report=True, band=True),
+           "the server's resident memory (its last stats event; for a process tree the sum "
+           "of PSS, each shared page once)", report=True, band=True),
     Column("server_cpu_s", float, "end", "s", "CPU",
            "the server's CPU time, user + system, cumulative since it started", report=True,
            band=True),
@@ -145,6 +148,12 @@ COLUMNS: tuple[Column, ...] = (
            "`kernel_sock_bytes` (the server host's; on one host both ends of every connection); "
            "empty when a part is unknown. The report's \"Memory of the whole lab\" section "
            "(`lab/report/memory.py`) gives its peak and growth per connection", report=True),
+    Column("server_processes", int, "end", "", "processes",
+           "processes in a custom server's tree at the step's end, read by the lab from /proc "
+           "(`lab/host/proctree.py`); empty for a built-in model and on Docker"),
+    Column("server_threads", int, "end", "", "tasks",
+           "threads (kernel tasks) in a custom server's tree at the step's end: the most "
+           "cores it can use at once (on Docker, the cgroup's tasks); empty for a built-in model"),
 )
 
 BY_NAME: dict[str, Column] = {c.name: c for c in COLUMNS}

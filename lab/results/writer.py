@@ -44,6 +44,12 @@ run.json format versions (bump on any change readers must know about):
   (2026-12, same version: ``expect_not_checked`` lists the expectations of
   servers ``--models``/``--set`` left out, ``[{server, limit?, holds?}]``;
   older runs have none, and a reader that ignores it loses only that list.)
+- 6 (2026-12): rows (and steps.csv) add ``server_processes`` and
+  ``server_threads`` (a custom server's process tree, lab/host/proctree.py);
+  a custom server's ``server_*`` columns are filled from the kernel (its
+  stats events carry ``"source": "proc"`` or ``"docker"``), and
+  ``models.<name>.measured_by`` says who measured them (``server``,
+  ``proc``, ``docker``; lab/run/monitors.py ``MEASURED_BY``).
 """
 
 from __future__ import annotations
@@ -60,13 +66,14 @@ from typing import Any
 from contract.generator import client_bound_reasons
 from contract.limits import GENERATOR_LIMITS, LOAD_SIDE_LIMITS
 from lab.errors import InputError, ResultsError
+from lab.host.proctree import THREADS
 from lab.results.columns import NAMES, Row, names
 from lab.scenario.dump import not_checked_to_list
 from lab.scenario.loader import scenario_to_dict, scenario_to_yaml
 from lab.scenario.types import Scenario, ServerSpec
 from lab.versions import installed_versions
 
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 
 # The column names in steps.csv order (declared in lab/results/columns.py).
 COLUMNS: tuple[str, ...] = NAMES
@@ -183,6 +190,10 @@ def make_row(spec: ServerSpec, step: dict[str, Any], stats: dict[str, Any] | Non
         "repeat": repeat,
         **generator_columns(step, limit),
         **memory_columns(stats.get("rss_bytes"), step.get("loadgen_rss_bytes"), sock_bytes),
+        # Counts of a custom server's tree (lab/host/proctree.py); a built-in
+        # --processes server's "processes" is a list of its children's stats.
+        **{f"server_{k}": stats.get(k) if isinstance(stats.get(k), int) else None
+           for k in ("processes", THREADS)},
     }
 
 

@@ -238,6 +238,7 @@ class Runner:
         this = {"limit": limit, "stopped_at_step": outcome.stopped_at_step,
                 "exit_code": exit_code, "log_tail": tail, "final": final, "error": outcome.error,
                 "interrupted": outcome.interrupted, "measured": outcome.measured,
+                "measured_by": monitor.measured_by() if monitor else None,
                 "workers_lost": list(self.watch.lost.values()) if self.watch else []}
         self.watch = None
         if self.scenario.load.repeat == 1:

@@ -29,6 +29,17 @@ def append_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
                                "recorded so far are in steps.csv and run.json") from None
 
 
+# Who measured a server's CPU, memory and connections: the ``source`` of its
+# stats events, recorded in run.json as ``models.<name>.measured_by``. A
+# built-in model's events carry no source: the server counts for itself.
+MEASURED_BY_SERVER = "server"  # its own stats events (servers/events.py)
+MEASURED_BY = {
+    MEASURED_BY_SERVER: "the server's own stats events",
+    "proc": "the lab, from the server's whole process tree in /proc (lab/host/proctree.py)",
+    "docker": "the lab, from the container's cgroup through the Docker stats API",
+}
+
+
 class ServerMonitor:
     """Collects one server's events: stats in time order, limits, the final event."""
 
@@ -44,6 +55,7 @@ class ServerMonitor:
         self.limits: list[dict[str, Any]] = []
         self.final: dict[str, Any] | None = None
         self.latest_time = float("-inf")
+        self.sources: list[str] = []  # the stats events' sources, in order of first sight
 
     def drain(self) -> list[dict[str, Any]]:
         events = self.handle.poll_events()
@@ -57,6 +69,9 @@ class ServerMonitor:
         self.latest_time = max(self.latest_time, t)
         kind = event.get("event")
         if kind == "stats":
+            source = str(event.get("source") or MEASURED_BY_SERVER)
+            if source not in self.sources:
+                self.sources.append(source)
             index = bisect.bisect_right(self.stat_times, t)
             self.stat_times.insert(index, t)
             self.stats.insert(index, event)
@@ -64,6 +79,11 @@ class ServerMonitor:
             self.limits.append(event)
         elif kind == "final":
             self.final = event
+
+    def measured_by(self) -> str | None:
+        """What measured the server's figures (a key of ``MEASURED_BY``);
+        None when no stats event came (nothing measured them)."""
+        return "+".join(self.sources) or None
 
     def stats_at(self, t: float) -> dict[str, Any] | None:
         """The last stats event at or before ``t``."""

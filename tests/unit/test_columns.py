@@ -35,14 +35,14 @@ SCENARIO = parse_scenario("servers: [epoll]\nload: {steps: [10, 20]}\n", "r.yaml
 
 # steps.csv of format version 5, as written on disk: the declaration must keep
 # it (a new column goes at the end, with a FORMAT_VERSION bump and this line).
-HEADER_V5 = (
+HEADER_V6 = (
     "model,server_kind,step,target_connections,connected,server_connections,peak_connections,"
     "rps,p50_ms,p90_ms,p99_ms,max_ms,echo_count,failures,connect_failures,failure_kinds,"
     "error_rate,limit,server_rss_bytes,server_cpu_s,server_cpu_user_s,server_cpu_sys_s,hold_s,"
     "active_users,kernel_sock_bytes,t_end,listen_overflows,listen_drops,tcp_backlog_drop,"
     "tcp_timeouts,retrans_segs,tcp_estab,tcp_syn_recv,tcp_time_wait,tcp_close_wait,"
     "conntrack_count,repeat,loadgen_cpu_max,loadgen_lag_p99_ms,workers_alive,workers_expected,"
-    "client_bound,loadgen_rss_bytes,lab_mem_bytes"
+    "client_bound,loadgen_rss_bytes,lab_mem_bytes,server_processes,server_threads"
 )
 
 
@@ -58,8 +58,8 @@ def test_every_column_is_declared_once_and_completely():
 
 def test_the_csv_header_is_the_declaration_in_its_on_disk_order(tmp_path):
     record = RunRecord(create_run_dir(tmp_path, "lab"), SCENARIO, "local")
-    assert record.csv_path.read_text().splitlines() == [HEADER_V5]
-    assert ",".join(NAMES) == HEADER_V5
+    assert record.csv_path.read_text().splitlines() == [HEADER_V6]
+    assert ",".join(NAMES) == HEADER_V6
 
 
 def test_the_reader_types_every_column_as_declared(tmp_path):

@@ -169,6 +169,8 @@ NOT_A_LIMIT = {
         "the host fact kernel.pid_max (a HostFacts field), read from /proc/sys",
     ("lab/host/doctor.py", "pid_max", "facts.get('pid_max')"):
         "the host fact kernel.pid_max, printed by run-lab doctor",
+    ("lab/host/proctree.py", "threads", 'THREADS = "threads"'):
+        "the stats field with a custom server's thread count (lab/host/proctree.py)",
 }
 
 

@@ -12,6 +12,11 @@ nothing here uses them:
 - ``StatsSampler`` — ``GET /containers/<id>/stats?stream=0&one-shot=1``: one
   cgroup sample (CPU ns, memory, PIDs, network bytes) per container per tick,
   appended as JSON lines.
+- ``CgroupEvents`` — the same call for a *custom* server's container, turned
+  into the ``stats`` events a built-in model prints (``"source": "docker"``):
+  the container's cgroup is the server's whole process tree, so its CPU
+  (user and system, every process that ever ran in it, exited ones included),
+  its memory and its task count are the tree's, read by the kernel.
 """
 
 from __future__ import annotations
@@ -23,10 +28,12 @@ import tarfile
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from lab.backends.server_output import parse_event, parse_ready
+from lab.host.proctree import THREADS
 
 
 class LogFollower(threading.Thread):
@@ -180,3 +187,68 @@ class StatsSampler:
         with self._lock:
             if self._sink is not None:
                 self._sink.close()
+
+
+def cgroup_stats(raw: dict[str, Any], connections: int | None) -> dict[str, Any]:
+    """A stats event's fields from one Docker stats sample of a custom server.
+
+    ``cpu_usage.usage_in_usermode``/``usage_in_kernelmode`` are the cgroup's
+    cumulative CPU in ns (cgroup v1 ``cpuacct.stat``, v2 ``cpu.stat``), which
+    keeps the CPU of processes that exited. Memory is ``usage`` less the
+    inactive file cache, as ``docker stats`` shows it: the cgroup charges each
+    page once, however many of its processes map it, so it is the tree's
+    memory without RSS's double counting (it includes the page cache the
+    server touched, which a process's RSS does not). ``pids_stats.current``
+    counts tasks, threads included: the cgroup has no process count and no
+    descriptor count, so those are None."""
+    cpu = raw.get("cpu_stats", {}).get("cpu_usage", {})
+    mem = raw.get("memory_stats", {})
+    extra = mem.get("stats") or {}
+    usage = mem.get("usage")
+    inactive = extra.get("inactive_file", extra.get("total_inactive_file", 0)) or 0
+    user, kernel = cpu.get("usage_in_usermode"), cpu.get("usage_in_kernelmode")
+    return {
+        "connections": connections,
+        "rss_bytes": None if usage is None else max(usage - inactive, 0),
+        "pss_bytes": None,
+        "cpu_user_s": None if user is None else user / 1e9,
+        "cpu_sys_s": None if kernel is None else kernel / 1e9,
+        "processes": None,
+        THREADS: raw.get("pids_stats", {}).get("current"),
+        "fds": None,
+    }
+
+
+class CgroupEvents(threading.Thread):
+    """A ``stats`` event (``"source": "docker"``) for a custom server's
+    container every ``interval`` s (each stats call itself can take about a
+    second on older daemons), handed to ``emit``; ``connections`` counts the
+    ESTABLISHED sockets on its port in its namespace (None: cannot be read)."""
+
+    def __init__(self, container, emit: Callable[[dict[str, Any]], None],
+                 connections: Callable[[], int | None], interval: float = 0.5):
+        super().__init__(name=f"cgroup-{container.name}", daemon=True)
+        self.container, self.emit, self.connections = container, emit, connections
+        self.interval = interval
+        self.halt = threading.Event()
+
+    def sample(self) -> dict[str, Any] | None:
+        try:
+            raw = self.container.stats(stream=False, one_shot=True)
+        except Exception:  # noqa: BLE001 - removed, or its daemon went away
+            return None
+        if not raw.get("memory_stats"):  # a stopped container answers with zeros
+            return None
+        event = {"event": "stats", "time": time.time(), "source": "docker",
+                 **cgroup_stats(raw, self.connections())}
+        self.emit(event)
+        return event
+
+    def run(self) -> None:
+        while not self.halt.is_set() and self.sample() is not None:
+            self.halt.wait(self.interval)
+
+    def stop(self) -> None:
+        self.halt.set()
+        if self.is_alive():
+            self.join(5)

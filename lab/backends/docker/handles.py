@@ -10,12 +10,14 @@ drops signals to a namespace's init that has no handler installed.
 from __future__ import annotations
 
 import json
+import queue
 import time
 from pathlib import Path
 from typing import Any
 
 from lab.backends.base import LoadHandle, LostWorker, ServerHandle, worker_lost
-from lab.backends.docker.container_io import LogFollower, fetch_file
+from lab.backends.docker.container_io import CgroupEvents, LogFollower, fetch_file
+from lab.host.proctree import established_on
 from lab.scenario.types import ServerSpec
 
 
@@ -59,6 +61,10 @@ def stop_quietly(container, timeout: float) -> None:
 
 
 class DockerServerHandle(ServerHandle):
+    """A server container. A custom server prints no events: its stats come
+    from its cgroup (``CgroupEvents``) and its connections from its network
+    namespace when the daemon is local (otherwise unknown)."""
+
     def __init__(self, spec: ServerSpec, container, follower: LogFollower,
                  target_host: str, target_port: int, ready: dict[str, Any]):
         self.spec = spec
@@ -67,14 +73,27 @@ class DockerServerHandle(ServerHandle):
         self.target_host = target_host
         self.target_port = target_port
         self.ready = ready
+        self.cgroup: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+        self.sampler: CgroupEvents | None = None
+        if spec.is_custom and spec.port:
+            net, port = self.net_proc(), int(spec.port)
+            self.sampler = CgroupEvents(
+                container, self.cgroup.put,
+                lambda: established_on(port, net) if net is not None else None)
+            self.sampler.start()
 
     def poll_events(self) -> list[dict[str, Any]]:
-        return self.follower.drain()
+        events = self.follower.drain()
+        while not self.cgroup.empty():
+            events.append(self.cgroup.get_nowait())
+        return events
 
     def exit_code(self) -> int | None:
         return exit_code_of(self.container)
 
     def stop(self, timeout: float = 10.0) -> dict[str, Any] | None:
+        if self.sampler is not None:
+            self.sampler.stop()
         stop_quietly(self.container, timeout)
         self.follower.join(timeout=timeout)  # the log stream ends with the container
         return self.follower.final
