@@ -35,6 +35,8 @@ DEFAULT_PACE_S = 1.0
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
 DEFAULT_IO_TIMEOUT_S = 5.0
 DEFAULT_STEP_SPAWN_RATE = 500.0
+DEFAULT_MESSAGES_PER_CONNECTION = 1
+DEFAULT_ARRIVAL_RATE = 0.0
 
 # Where load may go: contract/network.py (loopback and 198.18.0.0/15).
 ALLOW_EXTERNAL_ENV = ALLOW_EXTERNAL_TARGETS
@@ -80,6 +82,22 @@ def parse_source_ips(text: str) -> tuple[str, ...]:
             raise ValueError(f"{part!r} spans more than 65536 addresses")
         ips.extend(str(ipaddress.ip_address(n)) for n in range(int(lo), int(hi) + 1))
     return tuple(ips)
+
+
+def _at_least(least: float, kind: type):
+    """An argparse ``type``: a number of ``kind`` that is at least ``least``."""
+
+    def check(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{text} is below the least allowed, {least:g}")
+        return value
+
+    check.__name__ = kind.__name__
+    return check
 
 
 def _validated(parse):
@@ -131,6 +149,13 @@ def add_arguments(parser: Any) -> None:
             help="with IdleUser and EchoUser both selected: exactly this many EchoUsers")
     _option(g, "--reconnect", choices=["yes", "no"], default="yes",
             help="after a failure, reconnect after --pace seconds (yes) or stay closed")
+    _option(g, "--messages-per-connection", type=_at_least(1, int),
+            default=DEFAULT_MESSAGES_PER_CONNECTION,
+            help="ChurnUser: echoes per connection before it closes (default %(default)s)")
+    _option(g, "--arrival-rate", type=_at_least(0, float), default=DEFAULT_ARRIVAL_RATE,
+            help="ChurnUser: new connections per second for the whole load (open model: "
+                 "an arrival finding no free user is dropped); 0 = each user reconnects "
+                 "as soon as it closed (default %(default)s)")
 
 
 def _option(group: Any, *flags: str, web_ui: bool = True, **kwargs: Any) -> None:
@@ -152,6 +177,8 @@ class LoadOptions:
     io_timeout_s: float = DEFAULT_IO_TIMEOUT_S
     schedule: str = "closed"
     reconnect: bool = True
+    messages_per_connection: int = DEFAULT_MESSAGES_PER_CONNECTION
+    arrival_rate: float = DEFAULT_ARRIVAL_RATE
 
     @classmethod
     def from_parsed(cls, parsed: Any) -> LoadOptions:
@@ -164,6 +191,9 @@ class LoadOptions:
             io_timeout_s=float(parsed.io_timeout),
             schedule=str(parsed.schedule),
             reconnect=str(parsed.reconnect) != "no",
+            messages_per_connection=max(1, int(getattr(parsed, "messages_per_connection",
+                                                       DEFAULT_MESSAGES_PER_CONNECTION))),
+            arrival_rate=max(0.0, float(getattr(parsed, "arrival_rate", DEFAULT_ARRIVAL_RATE))),
         )
 
 

@@ -48,6 +48,8 @@ class Runtime:
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
         self.guard = CapacityGuard(soft, len(self.source_ips), ephemeral_ports())
         self.lag_probe = None
+        self.step_target = 0  # the running step's target users (iolab_step); 0 = unknown
+        self._arrivals = None
 
     def start_lag_probe(self) -> None:
         """Time this process's event loop into the meter, and make the garbage
@@ -84,6 +86,18 @@ class Runtime:
         ip = self.source_ips[self._next_ip % len(self.source_ips)]
         self._next_ip += 1
         return ip
+
+    def arrivals(self):
+        """The process's churn arrival schedule (:mod:`loadgen.arrivals`), started
+        on first use; its rate is read on every tick, so a new ``--arrival-rate``
+        or step target applies within a tick."""
+        from loadgen.arrivals import Arrivals, share_of_rate  # gevent: only inside Locust
+
+        if self._arrivals is None:
+            self._arrivals = Arrivals(self.meter, lambda own: share_of_rate(
+                self.options().arrival_rate, own, self.step_target))
+        self._arrivals.start()
+        return self._arrivals
 
     def user_started(self) -> None:
         self.users += 1

@@ -117,6 +117,7 @@ class StepController:
             t_start = self._t_first if index == 0 else time.time()
             self.level = (step.users, self.spawn_rate)
             self.collector.begin_step()
+            self.collector.announce_target(step.users)
             ramp_s = abs(step.users - previous) / max(self.spawn_rate, 1e-9)
             self._wait_for_ramp(step.users, ramp_s + RAMP_SLACK_S)
             t_ramp_end = time.time()
