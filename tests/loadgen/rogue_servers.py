@@ -8,6 +8,7 @@ the project's own (``tests/serverproc.py``).
 
 from __future__ import annotations
 
+import select
 import socket
 import threading
 import time
@@ -16,8 +17,12 @@ from collections.abc import Callable
 
 class RogueServer:
     def __init__(self, behaviour: Callable[[socket.socket], None], backlog: int = 128,
-                 accept: bool = True) -> None:
+                 accept: bool = True, accept_late_s: float = 0.0) -> None:
+        """``accept_late_s``: start accepting only that long after the first
+        connection reached the accept queue (a server busy at a burst: the
+        queue, ``backlog`` + 1 deep, fills and the kernel drops further SYNs)."""
         self.behaviour = behaviour
+        self.accept_late_s = accept_late_s
         self.listener = socket.socket()
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(backlog)
@@ -29,6 +34,12 @@ class RogueServer:
             threading.Thread(target=self._accept_loop, daemon=True).start()
 
     def _accept_loop(self) -> None:
+        if self.accept_late_s:
+            try:
+                select.select([self.listener], [], [])
+            except (OSError, ValueError):  # closed before anyone came
+                return
+            time.sleep(self.accept_late_s)
         while not self._stop.is_set():
             try:
                 conn, _ = self.listener.accept()
