@@ -16,12 +16,13 @@ that fires late (a busy event loop) releases every arrival that was due, as an
 open model must; the next tick is due when the credit reaches one.
 
 The rate is the whole load's: a process takes ``R * own / target`` of it,
-``own`` its churn users now, ``target`` the step's target users, which the
-master announces at each step's start (``iolab_step``,
-:mod:`loadgen.collect`): a Locust worker knows its own user count (its spawn
-messages) and ``--steps``, but not which step runs nor how many workers
-share it. Summed over workers that is ``R * users / target``: R at the
-step's target, proportionally less while a ramp is still spawning users.
+``own`` its churn users now, ``target`` the step's target users: a Locust
+worker knows its own user count (its spawn messages) and ``--steps``, but
+not which step runs nor how many workers share it, so the master puts the
+target in ``parsed_options.step_target``, which every spawn message carries
+(:func:`loadgen.steps.announce_target`). Summed over workers that is
+``R * users / target``: R at the step's target, proportionally less while a
+ramp is still spawning users.
 With no target announced (no ``--steps``) the process takes all of R.
 """
 

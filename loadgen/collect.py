@@ -4,9 +4,6 @@ Locust's periodic worker reports (``report_to_master``, every 3 s) are too
 coarse to cut a 5 s hold cleanly, so the master *asks*, with Locust custom
 messages (``runner.register_message`` / ``runner.send_message``):
 
-``iolab_step``    master -> workers, at a step's start: its target users
-                  (a churn process's share of ``--arrival-rate`` is its own
-                  users over that target, :mod:`loadgen.arrivals`).
 ``iolab_hold``    master -> workers, when the ramp is done: start the
                   latency window now (echoes during the ramp do not count).
 ``iolab_collect`` master -> workers, at the step end: reply with your share
@@ -49,7 +46,6 @@ from loadgen.runtime import runtime
 
 log = logging.getLogger("loadgen")
 
-STEP = "iolab_step"
 HOLD = "iolab_hold"
 COLLECT = "iolab_collect"
 SHARE = "iolab_share"
@@ -74,7 +70,6 @@ def register(environment: Any) -> StepCollector | None:
     """Wire the messages for this process's role; the collector on the master."""
     runner = environment.runner
     if isinstance(runner, (WorkerRunner, LocalRunner)):
-        runner.register_message(STEP, _on_step)
         runner.register_message(HOLD, _on_hold)
         runner.register_message(COLLECT, _on_collect)
     if isinstance(runner, (MasterRunner, LocalRunner)):
@@ -82,10 +77,6 @@ def register(environment: Any) -> StepCollector | None:
         runner.register_message(SHARE, collector.on_share)
         return collector
     return None
-
-
-def _on_step(environment: Any, msg: Any, **_: Any) -> None:
-    runtime(environment).step_target = int(msg.data["target"])
 
 
 def _on_hold(environment: Any, msg: Any, **_: Any) -> None:
@@ -146,10 +137,6 @@ class StepCollector:
         wanted = 1 if self.standalone else int(
             getattr(self.environment.parsed_options, "expect_workers", 1) or 1)
         self._expected = max(wanted, len(live))
-
-    def announce_target(self, users: int) -> None:
-        """Tell every load process the step's target users."""
-        self.runner.send_message(STEP, {"target": users})
 
     def start_window(self) -> None:
         self._look()

@@ -48,7 +48,6 @@ class Runtime:
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
         self.guard = CapacityGuard(soft, len(self.source_ips), ephemeral_ports())
         self.lag_probe = None
-        self.step_target = 0  # the running step's target users (iolab_step); 0 = unknown
         self._arrivals = None
 
     def start_lag_probe(self) -> None:
@@ -86,6 +85,12 @@ class Runtime:
         ip = self.source_ips[self._next_ip % len(self.source_ips)]
         self._next_ip += 1
         return ip
+
+    @property
+    def step_target(self) -> int:
+        """The running step's target users (``announce_target`` in
+        :mod:`loadgen.steps`, shipped in the spawn messages); 0 = unknown."""
+        return int(getattr(self.environment.parsed_options, "step_target", 0) or 0)
 
     def arrivals(self):
         """The process's churn arrival schedule (:mod:`loadgen.arrivals`), started

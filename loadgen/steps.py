@@ -102,6 +102,18 @@ def write_record(path: str, record: dict[str, Any]) -> None:
         f.flush()
 
 
+def announce_target(runner: Any, users: int) -> None:
+    """Put the step's target users in ``parsed_options.step_target``: the master
+    ships ``vars(parsed_options)`` in every spawn message, so each worker has
+    the target of the ramp that gives it its users (a churn process's share of
+    ``--arrival-rate``, :mod:`loadgen.arrivals`). A custom message would not
+    do: a worker handles messages before its ``init`` listeners have
+    registered theirs, and one sent as the last worker reports ready is lost."""
+    opts = runner.environment.parsed_options
+    if opts is not None:
+        opts.step_target = users
+
+
 class StepController:
     """Runs the steps on the master (or the standalone process)."""
 
@@ -115,6 +127,8 @@ class StepController:
         self.level: tuple[int, float] | None = (steps[0].users, spawn_rate) if steps else None
         self.records: list[dict[str, Any]] = []
         self._t_first = time.time()  # the first level is in effect from now on
+        if steps:  # before the first tick's spawn messages are built
+            announce_target(runner, steps[0].users)
         self.greenlet = gevent.spawn(self._run)
 
     def _run(self) -> None:
@@ -123,7 +137,7 @@ class StepController:
             t_start = self._t_first if index == 0 else time.time()
             self.level = (step.users, self.spawn_rate)
             self.collector.begin_step()
-            self.collector.announce_target(step.users)
+            announce_target(self.runner, step.users)
             ramp_s = abs(step.users - previous) / max(self.spawn_rate, 1e-9)
             self._wait_for_ramp(step.users, ramp_s + RAMP_SLACK_S)
             t_ramp_end = time.time()
