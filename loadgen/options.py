@@ -35,8 +35,6 @@ DEFAULT_PACE_S = 1.0
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
 DEFAULT_IO_TIMEOUT_S = 5.0
 DEFAULT_STEP_SPAWN_RATE = 500.0
-DEFAULT_MESSAGES_PER_CONNECTION = 1
-DEFAULT_ARRIVAL_RATE = 0.0
 
 # Where load may go: contract/network.py (loopback and 198.18.0.0/15).
 ALLOW_EXTERNAL_ENV = ALLOW_EXTERNAL_TARGETS
@@ -82,6 +80,10 @@ def parse_source_ips(text: str) -> tuple[str, ...]:
             raise ValueError(f"{part!r} spans more than 65536 addresses")
         ips.extend(str(ipaddress.ip_address(n)) for n in range(int(lo), int(hi) + 1))
     return tuple(ips)
+
+
+DEFAULT_MESSAGES_PER_CONNECTION = 1  # ChurnUser
+DEFAULT_ARRIVAL_RATE = 0.0  # ChurnUser: 0 = closed model
 
 
 def _at_least(least: float, kind: type):
@@ -149,6 +151,11 @@ def add_arguments(parser: Any) -> None:
             help="with IdleUser and EchoUser both selected: exactly this many EchoUsers")
     _option(g, "--reconnect", choices=["yes", "no"], default="yes",
             help="after a failure, reconnect after --pace seconds (yes) or stay closed")
+    add_churn_arguments(g)
+
+
+def add_churn_arguments(g: Any) -> None:
+    """The options only :class:`~loadgen.users.ChurnUser` reads."""
     _option(g, "--messages-per-connection", type=_at_least(1, int),
             default=DEFAULT_MESSAGES_PER_CONNECTION,
             help="ChurnUser: echoes per connection before it closes (default %(default)s)")
@@ -170,6 +177,8 @@ def _option(group: Any, *flags: str, web_ui: bool = True, **kwargs: Any) -> None
 class LoadOptions:
     """The per-connection settings, read from ``parsed_options`` when a user starts
     (so values changed in the web UI, or sent by the master, apply)."""
+    messages_per_connection: int = DEFAULT_MESSAGES_PER_CONNECTION  # ChurnUser's two
+    arrival_rate: float = DEFAULT_ARRIVAL_RATE
 
     message_size: int = DEFAULT_MESSAGE_SIZE
     pace_s: float = DEFAULT_PACE_S
@@ -177,8 +186,6 @@ class LoadOptions:
     io_timeout_s: float = DEFAULT_IO_TIMEOUT_S
     schedule: str = "closed"
     reconnect: bool = True
-    messages_per_connection: int = DEFAULT_MESSAGES_PER_CONNECTION
-    arrival_rate: float = DEFAULT_ARRIVAL_RATE
 
     @classmethod
     def from_parsed(cls, parsed: Any) -> LoadOptions:
