@@ -100,7 +100,7 @@ class Arrivals:
             taken = bool(free)
             if taken:
                 free.popleft().set()
-            self.meter.arrival(taken)
+            self.meter.phases.arrival(taken)
         return self._clock.wait_s(rate)
 
     def join(self) -> None:

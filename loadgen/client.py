@@ -154,7 +154,7 @@ class TcpClient:
         """
         self.meter.connect_started()
         if self._connect_failed:
-            self.meter.connect_retried()
+            self.meter.phases.connect_retried()
         start = perf_counter()
         sock = None
         try:
@@ -194,7 +194,7 @@ class TcpClient:
             raise
         self.sock = sock
         self._connect_failed = False
-        self.meter.connect_ok(perf_counter() - start)
+        self.meter.phases.connect_ok(perf_counter() - start)
         self.meter.opened()
         self._served = False  # no echo on this connection yet
         self._report("connect", start, 0, None)

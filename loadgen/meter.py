@@ -13,9 +13,6 @@ Two clocks are kept apart:
 
 * the *step* counters (connect attempts, failures by kind) cover the whole
   step, ramp included: a server refusing connections shows it in the ramp;
-* the *connect phase* (each successful connect's latency, in its own HDR
-  counts; retries; the first attempt's and the last established connect's
-  epoch times) covers the whole step too: a ramp's connects are the phase;
 * the *window* (echo count, latency histogram) covers only the hold, from
   the master's "hold" mark to the step end, so ``rps`` is a steady rate.
   Each process times its own window (``window_s``), from the moment *it*
@@ -23,16 +20,9 @@ Two clocks are kept apart:
   saturated worker those messages can lag by seconds, and its rate is
   its echoes over the time it actually counted them.
 
-The hold window also keeps its own failures (``hold_failures``: echo and
-hold failures after the process's hold mark, never connect failures), so a
-step's error rate can be the hold's alone, and the churn counters
-(:class:`~loadgen.users.ChurnUser`): successful connects, arrivals,
-dropped arrivals, deliberate closes.
-
-A connect *retry* is a connect attempt by a client whose previous connect
-attempt failed (:meth:`Meter.connect_retried`): a user refused or timed out
-that tries again. A churn user connecting again after a clean close is not
-a retry, nor is a reconnect after an echo failure.
+The connect phase and the hold's own failures are kept apart by
+:mod:`loadgen.phases` (``Meter.phases``), whose share travels in the
+snapshot and whose keys :func:`merge` adds to the step line.
 
 ``connected`` is a live gauge (sockets this process holds open right now).
 
@@ -72,38 +62,11 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-LOWEST_US = 1
-HIGHEST_US = 60_000_000
-SIG_FIGS = 3
-SUB_BUCKET_BITS = 11  # 2 * 10**SIG_FIGS rounded up to a power of two: 2048
-
+from loadgen.hdr import bucket_us, histogram_of, latency_fields, new_histogram
+from loadgen.phases import Phases, merge_phases
 
 HOST = socket.gethostname()
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
-
-
-def new_histogram() -> HdrHistogram:
-    return HdrHistogram(LOWEST_US, HIGHEST_US, SIG_FIGS)
-
-
-def bucket_us(seconds: float) -> int:
-    """``seconds`` in microseconds, truncated to the histogram's resolution
-    (exact below 2048 us, then 11 significant bits) and clamped to its range."""
-    us = int(seconds * 1_000_000)
-    if us >= 1 << SUB_BUCKET_BITS:
-        if us > HIGHEST_US:
-            us = HIGHEST_US
-        shift = us.bit_length() - SUB_BUCKET_BITS
-        return us >> shift << shift
-    return us if us >= LOWEST_US else LOWEST_US
-
-
-def histogram_of(counts: dict[int, int]) -> HdrHistogram:
-    """An HDR histogram from ``{bucket_us: count}``."""
-    h = new_histogram()
-    for us, n in counts.items():
-        h.record_value(us, n)
-    return h
 
 
 def rss_bytes() -> int | None:
@@ -129,6 +92,7 @@ class Meter:
     def __init__(self) -> None:
         self.connected = 0
         self.serving = 0  # open connections that had at least one echo
+        self.phases = Phases()
         self.reset_step()
 
     def reset_step(self) -> None:
@@ -142,10 +106,7 @@ class Meter:
         # into the accept queue; "served" only connections the server accepted.
         self.peak_connected = getattr(self, "connected", 0)
         self.peak_served = getattr(self, "serving", 0)
-        self._connect_latencies: dict[int, int] = {}  # us -> count, every successful connect
-        self.connect_retries = 0
-        self.t_connect_start: float | None = None  # epoch s of the step's first attempt
-        self.t_connect_end: float | None = None  # epoch s of its last established connect
+        self.phases.reset_step()
         self.start_window()
 
     def start_window(self) -> None:
@@ -153,11 +114,7 @@ class Meter:
         self._lateness: dict[int, int] = {}  # the event loop's, likewise
         self._window_start = time.monotonic()
         self._cpu_start = cpu_seconds()
-        self.hold_failures: Counter[str] = Counter()  # echo/hold failures in the window
-        self.window_connects = 0  # successful connects in the window
-        self.arrivals = 0  # churn arrivals scheduled in the window (open model)
-        self.dropped = 0  # of them, found no free user
-        self.closes = 0  # connections closed by this side on purpose (churn)
+        self.phases.start_window()
 
     @property
     def histogram(self) -> HdrHistogram:
@@ -172,20 +129,7 @@ class Meter:
     # -- called by the client, once per event ---------------------------------
     def connect_started(self) -> None:
         self.connect_attempts += 1
-        if self.t_connect_start is None:
-            self.t_connect_start = time.time()
-
-    def connect_retried(self) -> None:
-        """This attempt follows a failed attempt of the same client."""
-        self.connect_retries += 1
-
-    def connect_ok(self, latency_s: float) -> None:
-        """A connect completed after ``latency_s`` (socket() to established)."""
-        us = bucket_us(latency_s)
-        lat = self._connect_latencies
-        lat[us] = lat.get(us, 0) + 1
-        self.window_connects += 1
-        self.t_connect_end = time.time()
+        self.phases.connect_started()
 
     def connect_failed(self, kind: str) -> None:
         self.connect_failures[kind] += 1
@@ -214,17 +158,7 @@ class Meter:
 
     def failed(self, kind: str) -> None:
         self.failures[kind] += 1
-        self.hold_failures[kind] += 1  # reset at the hold mark: the window's only
-
-    def arrival(self, taken: bool) -> None:
-        """One churn arrival: taken by a free user, or dropped (none was free)."""
-        self.arrivals += 1
-        if not taken:
-            self.dropped += 1
-
-    def closed_on_purpose(self) -> None:
-        """A churn user closed its connection after its messages."""
-        self.closes += 1
+        self.phases.hold_failed(kind)
 
     def mismatched(self, sent: bytes, received: bytes) -> None:
         """Keep the step's first wrong reply: where it differs and 16 bytes of each side."""
@@ -262,15 +196,7 @@ class Meter:
             lag_samples=samples,
             rss_bytes=rss_bytes(),
             host=HOST,
-            connect_histogram=histogram_of(self._connect_latencies),
-            connect_retries=self.connect_retries,
-            t_connect_start=self.t_connect_start,
-            t_connect_end=self.t_connect_end,
-            hold_failures=dict(self.hold_failures),
-            window_connects=self.window_connects,
-            arrivals=self.arrivals,
-            dropped=self.dropped,
-            closes=self.closes,
+            phases=self.phases.message(),
         )
         self.reset_step()
         return snap
@@ -298,15 +224,7 @@ class Snapshot:
     rss_bytes: int | None = None  # resident memory at the snapshot
     host: str = ""  # socket.gethostname() of the process
     id: str = ""  # its Locust node id (set by the master's collector)
-    connect_histogram: HdrHistogram = field(default_factory=new_histogram)  # whole step, us
-    connect_retries: int = 0
-    t_connect_start: float | None = None
-    t_connect_end: float | None = None
-    hold_failures: dict[str, int] = field(default_factory=dict)  # the window's echo/hold
-    window_connects: int = 0
-    arrivals: int = 0
-    dropped: int = 0
-    closes: int = 0
+    phases: dict[str, Any] = field(default_factory=dict)  # Phases.message()
 
     def to_message(self) -> dict[str, Any]:
         """Plain data for a Locust custom message (msgpack)."""
@@ -327,15 +245,7 @@ class Snapshot:
             "lag_samples": self.lag_samples,
             "rss_bytes": self.rss_bytes,
             "host": self.host,
-            "connect_histogram": self.connect_histogram.encode(),
-            "connect_retries": self.connect_retries,
-            "t_connect_start": self.t_connect_start,
-            "t_connect_end": self.t_connect_end,
-            "hold_failures": self.hold_failures,
-            "window_connects": self.window_connects,
-            "arrivals": self.arrivals,
-            "dropped": self.dropped,
-            "closes": self.closes,
+            "phases": self.phases,
         }
 
     @classmethod
@@ -357,16 +267,7 @@ class Snapshot:
             lag_samples=int(data.get("lag_samples") or 0),
             rss_bytes=_int_or_none(data.get("rss_bytes")),
             host=str(data.get("host") or ""),
-            connect_histogram=(HdrHistogram.decode(data["connect_histogram"])
-                               if data.get("connect_histogram") else new_histogram()),
-            connect_retries=int(data.get("connect_retries") or 0),
-            t_connect_start=_float_or_none(data.get("t_connect_start")),
-            t_connect_end=_float_or_none(data.get("t_connect_end")),
-            hold_failures=dict(data.get("hold_failures") or {}),
-            window_connects=int(data.get("window_connects") or 0),
-            arrivals=int(data.get("arrivals") or 0),
-            dropped=int(data.get("dropped") or 0),
-            closes=int(data.get("closes") or 0),
+            phases=dict(data.get("phases") or {}),
         )
 
     def share(self) -> dict[str, Any]:
@@ -415,10 +316,6 @@ def merge(snapshots: list[Snapshot], *, expected: int = 0,
         connect_failures.update(s.connect_failures)
         failures.update(s.failures)
     count = total.get_total_count()
-
-    def ms(value_us: float) -> float | None:
-        return round(value_us / 1000.0, 3) if count else None
-
     return {
         "users": sum(s.users for s in snapshots),
         "connected": sum(s.connected for s in snapshots),
@@ -427,10 +324,7 @@ def merge(snapshots: list[Snapshot], *, expected: int = 0,
         "echo_count": count,
         "rps": round(sum(s.histogram.get_total_count() / s.window_s
                          for s in snapshots if s.window_s > 0), 3),
-        "p50_ms": ms(total.get_value_at_percentile(50)),
-        "p90_ms": ms(total.get_value_at_percentile(90)),
-        "p99_ms": ms(total.get_value_at_percentile(99)),
-        "max_ms": ms(total.get_max_value()),
+        **latency_fields("", total),
         "failures": dict(sorted(failures.items())),
         "workers": len(snapshots),
         "loadgen_cpu_max": _max_or_none([s.cpu for s in snapshots]),
@@ -447,50 +341,3 @@ def merge(snapshots: list[Snapshot], *, expected: int = 0,
         "peak_served": sum(s.peak_served for s in snapshots),
         **merge_phases(snapshots),
     }
-
-
-def merge_phases(snapshots: list[Snapshot]) -> dict[str, Any]:
-    """The connect phase, the hold's own failures and the churn counters, summed.
-
-    ``connect_*_ms`` come from the workers' connect histograms added up (exact,
-    like the echo percentiles); ``t_connect_start``/``t_connect_end`` are the
-    earliest first attempt and the latest established connect of any worker
-    (null when none). ``hold_attempts`` is the window's echoes plus its hold
-    failures; ``connects_per_s`` sums each process's connects over its own
-    window, as ``rps`` does.
-    """
-    connects = new_histogram()
-    hold_failures: Counter[str] = Counter()
-    for s in snapshots:
-        connects.add(s.connect_histogram)
-        hold_failures.update(s.hold_failures)
-    starts = [s.t_connect_start for s in snapshots if s.t_connect_start is not None]
-    ends = [s.t_connect_end for s in snapshots if s.t_connect_end is not None]
-    return {
-        **latency_fields("connect_", connects),
-        "connect_count": connects.get_total_count(),
-        "connect_retries": sum(s.connect_retries for s in snapshots),
-        "t_connect_start": min(starts) if starts else None,
-        "t_connect_end": max(ends) if ends else None,
-        "hold_failures": dict(sorted(hold_failures.items())),
-        "hold_attempts": (sum(s.histogram.get_total_count() for s in snapshots)
-                          + sum(hold_failures.values())),
-        "connects_per_s": round(sum(s.window_connects / s.window_s
-                                    for s in snapshots if s.window_s > 0), 3),
-        "arrivals": sum(s.arrivals for s in snapshots),
-        "dropped": sum(s.dropped for s in snapshots),
-        "closes": sum(s.closes for s in snapshots),
-    }
-
-
-def latency_fields(prefix: str, histogram: HdrHistogram) -> dict[str, float | None]:
-    """``{prefix}p50_ms .. {prefix}max_ms`` of a histogram in us (null when empty)."""
-    count = histogram.get_total_count()
-
-    def ms(value_us: float) -> float | None:
-        return round(value_us / 1000.0, 3) if count else None
-
-    return {f"{prefix}p50_ms": ms(histogram.get_value_at_percentile(50)),
-            f"{prefix}p90_ms": ms(histogram.get_value_at_percentile(90)),
-            f"{prefix}p99_ms": ms(histogram.get_value_at_percentile(99)),
-            f"{prefix}max_ms": ms(histogram.get_max_value())}

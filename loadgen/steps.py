@@ -42,7 +42,7 @@ echoes) cover the hold only: each worker counts from its "hold" mark to the
 collect request, and ``rps`` sums each worker's echoes over its own window
 (:mod:`loadgen.meter`). ``workers`` is how many workers answered.
 
-The connect phase and the hold's own failures (``merge_phases``): ``connect_p50_ms``
+The connect phase and the hold's own failures (:mod:`loadgen.phases`): ``connect_p50_ms``
 .. ``connect_max_ms``, ``connect_count``, ``connect_retries``, ``t_connect_start``,
 ``t_connect_end`` cover the whole step; ``hold_failures``, ``hold_attempts``,
 ``connects_per_s``, ``arrivals``, ``dropped``, ``closes`` the hold window

@@ -140,7 +140,7 @@ class ChurnUser(TcpUser):
             if not client.echo():
                 return False
         client.close()
-        self.meter.closed_on_purpose()
+        self.meter.phases.closed_on_purpose()
         return True
 
     def after_failure(self) -> None:

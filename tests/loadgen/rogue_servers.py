@@ -30,6 +30,7 @@ class RogueServer:
         self.host = f"tcp://127.0.0.1:{self.address[1]}"
         self._conns: list[socket.socket] = []
         self._stop = threading.Event()
+        self._lock = threading.Lock()  # an accept racing close() must not leak its socket
         if accept:
             threading.Thread(target=self._accept_loop, daemon=True).start()
 
@@ -45,7 +46,11 @@ class RogueServer:
                 conn, _ = self.listener.accept()
             except OSError:
                 return
-            self._conns.append(conn)
+            with self._lock:
+                if self._stop.is_set():
+                    conn.close()
+                    return
+                self._conns.append(conn)
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
@@ -55,7 +60,8 @@ class RogueServer:
             pass
 
     def close(self) -> None:
-        self._stop.set()
+        with self._lock:
+            self._stop.set()
         try:
             self.listener.shutdown(socket.SHUT_RDWR)
         except OSError:

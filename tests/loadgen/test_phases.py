@@ -35,7 +35,7 @@ def meter_with_connects(latencies_ms: list[float]) -> Meter:
     m = Meter()
     for ms in latencies_ms:
         m.connect_started()
-        m.connect_ok(ms / 1000)
+        m.phases.connect_ok(ms / 1000)
     return m
 
 
@@ -45,8 +45,8 @@ def test_connect_histograms_merge_exactly_over_workers():
     slow = [rng.uniform(1000, 1100) for _ in range(100)]  # SYNs retried after 1 s
     a = Snapshot.from_message(meter_with_connects(fast).snapshot(users=30).to_message())
     b = Snapshot.from_message(meter_with_connects(slow).snapshot(users=1).to_message())
-    a.t_connect_start, a.t_connect_end = 100.0, 101.5
-    b.t_connect_start, b.t_connect_end = 100.2, 103.0
+    a.phases.update(t_connect_start=100.0, t_connect_end=101.5)
+    b.phases.update(t_connect_start=100.2, t_connect_end=103.0)
     rec = merge([a, b])
     everything = sorted(fast + slow)
     assert rec["connect_count"] == 3100 == rec["connect_attempts"]
@@ -70,13 +70,13 @@ def test_connect_times_are_the_first_attempt_and_the_last_success():
     m = Meter()
     m.connect_started()
     m.connect_failed("timeout")
-    first = m.t_connect_start
-    assert first is not None and m.t_connect_end is None
+    first = m.phases.t_connect_start
+    assert first is not None and m.phases.t_connect_end is None
     m.connect_started()
-    m.connect_ok(0.001)
+    m.phases.connect_ok(0.001)
     snap = m.snapshot(users=1)
-    assert snap.t_connect_start == first <= snap.t_connect_end
-    assert m.t_connect_start is None  # the next step starts afresh
+    assert snap.phases["t_connect_start"] == first <= snap.phases["t_connect_end"]
+    assert m.phases.t_connect_start is None  # the next step starts afresh
 
 
 def test_hold_failures_leave_connect_failures_and_the_ramp_out():
@@ -100,8 +100,8 @@ def test_hold_failures_leave_connect_failures_and_the_ramp_out():
 
 
 def test_hold_failures_add_up_over_workers():
-    a = Snapshot(window_s=1.0, hold_failures={"timeout": 2})
-    b = Snapshot(window_s=1.0, hold_failures={"timeout": 1, "mismatch": 1})
+    a = Snapshot(window_s=1.0, phases={"hold_failures": {"timeout": 2}})
+    b = Snapshot(window_s=1.0, phases={"hold_failures": {"timeout": 1, "mismatch": 1}})
     rec = merge([a, b])
     assert rec["hold_failures"] == {"mismatch": 1, "timeout": 3} and rec["hold_attempts"] == 4
 
@@ -111,10 +111,10 @@ def test_hold_failures_add_up_over_workers():
 def test_a_connect_after_a_failed_one_is_a_retry(env):  # noqa: F811
     c = client_for(env, ("127.0.0.1", unused_port()))
     assert not c.connect() and not c.connect() and not c.connect()
-    snap = c.meter.snapshot(users=1)
-    assert (snap.connect_retries, snap.connect_attempts) == (2, 3)
-    assert snap.connect_failures == {"ECONNREFUSED": 3} and snap.hold_failures == {}
-    assert snap.connect_histogram.get_total_count() == 0
+    phases = c.meter.phases
+    assert (phases.connect_retries, c.meter.connect_attempts) == (2, 3)
+    assert c.meter.connect_failures == {"ECONNREFUSED": 3} and phases.hold_failures == {}
+    assert phases.connect_histogram.get_total_count() == 0
 
 
 def test_a_successful_connect_is_timed_and_ends_the_retries(env):  # noqa: F811
@@ -125,10 +125,10 @@ def test_a_successful_connect_is_timed_and_ends_the_retries(env):  # noqa: F811
         c.close()
         assert c.connect()  # a reconnect after a clean close: not a retry
         c.close()
-    snap = c.meter.snapshot(users=1)
-    assert snap.connect_retries == 1 and snap.window_connects == 2
-    assert snap.connect_histogram.get_total_count() == 2
-    assert 0 < snap.connect_histogram.get_max_value() < 1_000_000  # us: loopback, no retry
+    phases = c.meter.phases
+    assert phases.connect_retries == 1 and phases.window_connects == 2
+    assert phases.connect_histogram.get_total_count() == 2
+    assert 0 < phases.connect_histogram.get_max_value() < 1_000_000  # us: loopback, no retry
 
 
 def test_out_of_source_ports_is_an_EADDRNOTAVAIL_connect_failure(env, monkeypatch):  # noqa: F811
@@ -143,9 +143,8 @@ def test_out_of_source_ports_is_an_EADDRNOTAVAIL_connect_failure(env, monkeypatc
         **{k: getattr(_socket, k) for k in dir(_socket) if k.isupper()}, socket=NoPortLeft))
     c = client_for(env, ("127.0.0.1", unused_port()))
     assert not c.connect()
-    snap = c.meter.snapshot(users=1)
-    assert snap.connect_failures == {"EADDRNOTAVAIL": 1} == snap.failures
-    assert snap.hold_failures == {} and c.budget.held == 0
+    assert c.meter.connect_failures == {"EADDRNOTAVAIL": 1} == c.meter.failures
+    assert c.meter.phases.hold_failures == {} and c.budget.held == 0
 
 
 # -- the arrival schedule -----------------------------------------------------------------
@@ -179,7 +178,7 @@ def test_an_arrival_without_a_free_user_is_dropped():
     now[0] = 0.5
     arrivals.tick(now[0])
     assert all(t.taken for t in tickets) and not arrivals.free
-    assert (meter.arrivals, meter.dropped) == (100, 97)
+    assert (meter.phases.arrivals, meter.phases.dropped) == (100, 97)
     rec = merge([meter.snapshot(users=2)])
     assert (rec["arrivals"], rec["dropped"]) == (100, 97)
 
@@ -202,7 +201,8 @@ def test_one_greenlet_keeps_the_rate_on_a_real_clock():
     # the hub's timers wake late, never early, and a late tick catches up: what is
     # still owed is the time since the last tick (5 ms at this rate, plus its
     # lateness: 20 ms allowed)
-    assert due - 200 * 0.025 <= meter.arrivals <= due and meter.dropped == meter.arrivals
+    got = meter.phases
+    assert due - 200 * 0.025 <= got.arrivals <= due and got.dropped == got.arrivals
 
 
 # -- options --------------------------------------------------------------------------------
@@ -230,11 +230,11 @@ def test_churn_user_closed_model_connects_echoes_and_closes():
         echoes, failures, meter = run_user(ChurnUser, srv.host, 0.5, pace=0.01,
                                            messages_per_connection=3, arrival_rate=0.0)
     assert failures == []
-    snap = meter.snapshot(users=1)
-    connects = snap.connect_histogram.get_total_count()
-    assert snap.closes >= 5 and connects in (snap.closes, snap.closes + 1)  # one may be open
-    assert snap.connect_retries == 0 and snap.arrivals == 0
-    assert 3 * snap.closes <= len(echoes) <= 3 * connects
+    phases = meter.phases
+    connects = phases.connect_histogram.get_total_count()
+    assert phases.closes >= 5 and connects in (phases.closes, phases.closes + 1)  # one open
+    assert phases.connect_retries == 0 and phases.arrivals == 0
+    assert 3 * phases.closes <= len(echoes) <= 3 * connects
 
 
 @pytest.mark.slow
