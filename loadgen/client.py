@@ -89,7 +89,7 @@ class TcpClient:
 
     __slots__ = ("address", "source_ip", "opts", "meter", "budget", "_fire", "_context", "_hub",
                  "sock", "_readable", "_writable", "_payload", "_buf", "_bufs", "_seq",
-                 "_served")
+                 "_served", "_connect_failed")
 
     def __init__(self, address: tuple[str, int], opts: LoadOptions, meter: Meter,
                  fire: Callable[..., Any], *, source_ip: str | None = None,
@@ -100,6 +100,7 @@ class TcpClient:
         self.opts = opts
         self.meter = meter
         self._served = False  # this connection has had an echo back
+        self._connect_failed = False  # the last connect attempt failed: the next is a retry
         self.budget = budget if budget is not None else SocketBudget(1 << 62)
         self._fire = fire
         self._context = context if context is not None else {}
@@ -141,8 +142,19 @@ class TcpClient:
     def connect(self) -> bool:
         """Open the connection; True on success. Timed from socket() to the
         completed handshake (with a listening server, the kernel completes the
-        handshake from its accept queue before the server calls accept())."""
+        handshake from its accept queue before the server calls accept()).
+
+        The time of a successful connect goes to the meter's connect histogram;
+        an attempt after a failed one counts as a retry. A SYN the server's
+        listener dropped (its SYN or accept queue full) is sent again by the
+        kernel after 1 s, 3 s, ... (``tcp_syn_retries``): such a connect shows
+        as a slow one here, or as ``timeout`` past ``--connect-timeout``.
+        Out of source ports towards this ip:port, ``connect()`` fails at once
+        with EADDRNOTAVAIL: a connect failure of that kind, the client's limit.
+        """
         self.meter.connect_started()
+        if self._connect_failed:
+            self.meter.phases.connect_retried()
         start = perf_counter()
         sock = None
         try:
@@ -174,12 +186,15 @@ class TcpClient:
             self._drop(sock)
             err = failure(exc)
             self.meter.connect_failed(err.kind)
+            self._connect_failed = True
             self._report("connect", start, 0, err)
             return False
         except BaseException:  # the user is being killed (GreenletExit): give back
             self._drop(sock)   # the descriptor and its budget slot, then go
             raise
         self.sock = sock
+        self._connect_failed = False
+        self.meter.phases.connect_ok(perf_counter() - start)
         self.meter.opened()
         self._served = False  # no echo on this connection yet
         self._report("connect", start, 0, None)
@@ -279,7 +294,18 @@ class TcpClient:
 
     # -- closing --------------------------------------------------------------------
     def close(self) -> None:
-        """Close (idempotent)."""
+        """Close (idempotent).
+
+        A plain close (no ``SO_LINGER`` of 0, which would send RST and make the
+        server see a reset) sends FIN; the side that closes first keeps its end
+        in TIME_WAIT for 60 s (``TCP_TIMEWAIT_LEN``), and with it the source
+        port of that 4-tuple. A :class:`~loadgen.users.ChurnUser` closes first,
+        so churn fills *this* host's port range (``ip_local_port_range``, ~28k
+        ports per source address and server ip:port): about 470 connects/s
+        sustained per source address, unless ``tcp_tw_reuse`` (default 2:
+        loopback only) lets ``connect()`` reuse a TIME_WAIT port older than a
+        second. Past that, ``connect()`` fails with EADDRNOTAVAIL.
+        """
         if self.sock is not None:
             self._drop(self.sock)
             self.sock = None

@@ -3,7 +3,10 @@
     python -m locust -f loadgen/locustfile.py --host tcp://127.0.0.1:PORT \\
         --steps 500:20s,1000:20s --step-results steps.jsonl --headless EchoUser
 
-Users: ``EchoUser`` (echo every ``--pace`` s) and ``IdleUser`` (hold only).
+Users: ``EchoUser`` (echo every ``--pace`` s), ``IdleUser`` (hold only) and
+``ChurnUser`` (connect, echo ``--messages-per-connection``, close, again; at
+``--arrival-rate`` connects/s when > 0). Name the class(es) on the command line:
+without names Locust runs every class of this file.
 The ``StepShape`` runs ``--steps``; without them ``-u``/``-r`` work as usual.
 See ``loadgen/__init__.py`` for the whole picture and ``--help`` for options.
 """
@@ -22,6 +25,6 @@ if _ROOT not in sys.path:
 from loadgen import lab_tab  # noqa: E402, F401 - the web UI's "Lab" tab (servers' own view)
 from loadgen.listeners import install  # noqa: E402
 from loadgen.steps import StepShape  # noqa: E402, F401 - Locust finds the shape here
-from loadgen.users import EchoUser, IdleUser  # noqa: E402
+from loadgen.users import ChurnUser, EchoUser, IdleUser  # noqa: E402, F401
 
 install(locust.events, echo_user=EchoUser, idle_user=IdleUser)

@@ -20,6 +20,10 @@ Two clocks are kept apart:
   saturated worker those messages can lag by seconds, and its rate is
   its echoes over the time it actually counted them.
 
+The connect phase and the hold's own failures are kept apart by
+:mod:`loadgen.phases` (``Meter.phases``), whose share travels in the
+snapshot and whose keys :func:`merge` adds to the step line.
+
 ``connected`` is a live gauge (sockets this process holds open right now).
 
 The window also times the process itself, so the master can tell a
@@ -58,38 +62,11 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-LOWEST_US = 1
-HIGHEST_US = 60_000_000
-SIG_FIGS = 3
-SUB_BUCKET_BITS = 11  # 2 * 10**SIG_FIGS rounded up to a power of two: 2048
-
+from loadgen.hdr import bucket_us, histogram_of, latency_fields, new_histogram
+from loadgen.phases import Phases, merge_phases
 
 HOST = socket.gethostname()
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
-
-
-def new_histogram() -> HdrHistogram:
-    return HdrHistogram(LOWEST_US, HIGHEST_US, SIG_FIGS)
-
-
-def bucket_us(seconds: float) -> int:
-    """``seconds`` in microseconds, truncated to the histogram's resolution
-    (exact below 2048 us, then 11 significant bits) and clamped to its range."""
-    us = int(seconds * 1_000_000)
-    if us >= 1 << SUB_BUCKET_BITS:
-        if us > HIGHEST_US:
-            us = HIGHEST_US
-        shift = us.bit_length() - SUB_BUCKET_BITS
-        return us >> shift << shift
-    return us if us >= LOWEST_US else LOWEST_US
-
-
-def histogram_of(counts: dict[int, int]) -> HdrHistogram:
-    """An HDR histogram from ``{bucket_us: count}``."""
-    h = new_histogram()
-    for us, n in counts.items():
-        h.record_value(us, n)
-    return h
 
 
 def rss_bytes() -> int | None:
@@ -115,6 +92,7 @@ class Meter:
     def __init__(self) -> None:
         self.connected = 0
         self.serving = 0  # open connections that had at least one echo
+        self.phases = Phases()
         self.reset_step()
 
     def reset_step(self) -> None:
@@ -128,6 +106,7 @@ class Meter:
         # into the accept queue; "served" only connections the server accepted.
         self.peak_connected = getattr(self, "connected", 0)
         self.peak_served = getattr(self, "serving", 0)
+        self.phases.reset_step()
         self.start_window()
 
     def start_window(self) -> None:
@@ -135,6 +114,7 @@ class Meter:
         self._lateness: dict[int, int] = {}  # the event loop's, likewise
         self._window_start = time.monotonic()
         self._cpu_start = cpu_seconds()
+        self.phases.start_window()
 
     @property
     def histogram(self) -> HdrHistogram:
@@ -149,6 +129,7 @@ class Meter:
     # -- called by the client, once per event ---------------------------------
     def connect_started(self) -> None:
         self.connect_attempts += 1
+        self.phases.connect_started()
 
     def connect_failed(self, kind: str) -> None:
         self.connect_failures[kind] += 1
@@ -177,6 +158,7 @@ class Meter:
 
     def failed(self, kind: str) -> None:
         self.failures[kind] += 1
+        self.phases.hold_failed(kind)
 
     def mismatched(self, sent: bytes, received: bytes) -> None:
         """Keep the step's first wrong reply: where it differs and 16 bytes of each side."""
@@ -214,6 +196,7 @@ class Meter:
             lag_samples=samples,
             rss_bytes=rss_bytes(),
             host=HOST,
+            phases=self.phases.message(),
         )
         self.reset_step()
         return snap
@@ -241,6 +224,7 @@ class Snapshot:
     rss_bytes: int | None = None  # resident memory at the snapshot
     host: str = ""  # socket.gethostname() of the process
     id: str = ""  # its Locust node id (set by the master's collector)
+    phases: dict[str, Any] = field(default_factory=dict)  # Phases.message()
 
     def to_message(self) -> dict[str, Any]:
         """Plain data for a Locust custom message (msgpack)."""
@@ -261,6 +245,7 @@ class Snapshot:
             "lag_samples": self.lag_samples,
             "rss_bytes": self.rss_bytes,
             "host": self.host,
+            "phases": self.phases,
         }
 
     @classmethod
@@ -282,6 +267,7 @@ class Snapshot:
             lag_samples=int(data.get("lag_samples") or 0),
             rss_bytes=_int_or_none(data.get("rss_bytes")),
             host=str(data.get("host") or ""),
+            phases=dict(data.get("phases") or {}),
         )
 
     def share(self) -> dict[str, Any]:
@@ -330,10 +316,6 @@ def merge(snapshots: list[Snapshot], *, expected: int = 0,
         connect_failures.update(s.connect_failures)
         failures.update(s.failures)
     count = total.get_total_count()
-
-    def ms(value_us: float) -> float | None:
-        return round(value_us / 1000.0, 3) if count else None
-
     return {
         "users": sum(s.users for s in snapshots),
         "connected": sum(s.connected for s in snapshots),
@@ -342,10 +324,7 @@ def merge(snapshots: list[Snapshot], *, expected: int = 0,
         "echo_count": count,
         "rps": round(sum(s.histogram.get_total_count() / s.window_s
                          for s in snapshots if s.window_s > 0), 3),
-        "p50_ms": ms(total.get_value_at_percentile(50)),
-        "p90_ms": ms(total.get_value_at_percentile(90)),
-        "p99_ms": ms(total.get_value_at_percentile(99)),
-        "max_ms": ms(total.get_max_value()),
+        **latency_fields("", total),
         "failures": dict(sorted(failures.items())),
         "workers": len(snapshots),
         "loadgen_cpu_max": _max_or_none([s.cpu for s in snapshots]),
@@ -360,4 +339,5 @@ def merge(snapshots: list[Snapshot], *, expected: int = 0,
         # for several (their peaks need not coincide).
         "peak_connected": sum(s.peak_connected for s in snapshots),
         "peak_served": sum(s.peak_served for s in snapshots),
+        **merge_phases(snapshots),
     }

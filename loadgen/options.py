@@ -75,6 +75,26 @@ def parse_source_ips(text: str) -> tuple[str, ...]:
     return tuple(ips)
 
 
+DEFAULT_MESSAGES_PER_CONNECTION = 1  # ChurnUser
+DEFAULT_ARRIVAL_RATE = 0.0  # ChurnUser: 0 = closed model
+
+
+def _at_least(least: float, kind: type):
+    """An argparse ``type``: a number of ``kind`` that is at least ``least``."""
+
+    def check(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{text} is below the least allowed, {least:g}")
+        return value
+
+    check.__name__ = kind.__name__
+    return check
+
+
 def _validated(parse):
     """An argparse ``type`` that validates with ``parse`` but keeps the string."""
 
@@ -124,6 +144,18 @@ def add_arguments(parser: Any) -> None:
             help="with IdleUser and EchoUser both selected: exactly this many EchoUsers")
     _option(g, "--reconnect", choices=["yes", "no"], default="yes" if defaults.RECONNECT else "no",
             help="after a failure, reconnect after --pace seconds (yes) or stay closed")
+    add_churn_arguments(g)
+
+
+def add_churn_arguments(g: Any) -> None:
+    """The options only :class:`~loadgen.users.ChurnUser` reads."""
+    _option(g, "--messages-per-connection", type=_at_least(1, int),
+            default=DEFAULT_MESSAGES_PER_CONNECTION,
+            help="ChurnUser: echoes per connection before it closes (default %(default)s)")
+    _option(g, "--arrival-rate", type=_at_least(0, float), default=DEFAULT_ARRIVAL_RATE,
+            help="ChurnUser: new connections per second for the whole load (open model: "
+                 "an arrival finding no free user is dropped); 0 = each user reconnects "
+                 "as soon as it closed (default %(default)s)")
 
 
 def _option(group: Any, *flags: str, web_ui: bool = True, **kwargs: Any) -> None:
@@ -138,6 +170,8 @@ def _option(group: Any, *flags: str, web_ui: bool = True, **kwargs: Any) -> None
 class LoadOptions:
     """The per-connection settings, read from ``parsed_options`` when a user starts
     (so values changed in the web UI, or sent by the master, apply)."""
+    messages_per_connection: int = DEFAULT_MESSAGES_PER_CONNECTION  # ChurnUser's two
+    arrival_rate: float = DEFAULT_ARRIVAL_RATE
 
     message_size: int = defaults.MESSAGE_SIZE
     pace_s: float = defaults.PACE_S
@@ -157,6 +191,9 @@ class LoadOptions:
             io_timeout_s=float(parsed.io_timeout),
             schedule=str(parsed.schedule),
             reconnect=str(parsed.reconnect) != "no",
+            messages_per_connection=max(1, int(getattr(parsed, "messages_per_connection",
+                                                       DEFAULT_MESSAGES_PER_CONNECTION))),
+            arrival_rate=max(0.0, float(getattr(parsed, "arrival_rate", DEFAULT_ARRIVAL_RATE))),
         )
 
 

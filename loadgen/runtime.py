@@ -49,6 +49,7 @@ class Runtime:
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
         self.guard = CapacityGuard(soft, len(self.source_ips), ephemeral_ports())
         self.lag_probe = None
+        self._arrivals = None
 
     def start_lag_probe(self) -> None:
         """Time this process's event loop into the meter, and make the garbage
@@ -85,6 +86,24 @@ class Runtime:
         ip = self.source_ips[self._next_ip % len(self.source_ips)]
         self._next_ip += 1
         return ip
+
+    @property
+    def step_target(self) -> int:
+        """The running step's target users (``announce_target`` in
+        :mod:`loadgen.steps`, shipped in the spawn messages); 0 = unknown."""
+        return int(getattr(self.environment.parsed_options, "step_target", 0) or 0)
+
+    def arrivals(self):
+        """The process's churn arrival schedule (:mod:`loadgen.arrivals`), started
+        on first use; its rate is read on every tick, so a new ``--arrival-rate``
+        or step target applies within a tick."""
+        from loadgen.arrivals import Arrivals, share_of_rate  # gevent: only inside Locust
+
+        if self._arrivals is None:
+            self._arrivals = Arrivals(self.meter, lambda own: share_of_rate(
+                self.options().arrival_rate, own, self.step_target))
+        self._arrivals.start()
+        return self._arrivals
 
     def user_started(self) -> None:
         self.users += 1

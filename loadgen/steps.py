@@ -42,6 +42,12 @@ echoes) cover the hold only: each worker counts from its "hold" mark to the
 collect request, and ``rps`` sums each worker's echoes over its own window
 (:mod:`loadgen.meter`). ``workers`` is how many workers answered.
 
+The connect phase and the hold's own failures (:mod:`loadgen.phases`): ``connect_p50_ms``
+.. ``connect_max_ms``, ``connect_count``, ``connect_retries``, ``t_connect_start``,
+``t_connect_end`` cover the whole step; ``hold_failures``, ``hold_attempts``,
+``connects_per_s``, ``arrivals``, ``dropped``, ``closes`` the hold window
+(docs/design.md, "Loadgen — contract", has their definitions).
+
 The generator accounting (:mod:`contract.generator` says when it makes a step
 client-bound) covers each worker's same hold window:
 
@@ -96,6 +102,18 @@ def write_record(path: str, record: dict[str, Any]) -> None:
         f.flush()
 
 
+def announce_target(runner: Any, users: int) -> None:
+    """Put the step's target users in ``parsed_options.step_target``: the master
+    ships ``vars(parsed_options)`` in every spawn message, so each worker has
+    the target of the ramp that gives it its users (a churn process's share of
+    ``--arrival-rate``, :mod:`loadgen.arrivals`). A custom message would not
+    do: a worker handles messages before its ``init`` listeners have
+    registered theirs, and one sent as the last worker reports ready is lost."""
+    opts = runner.environment.parsed_options
+    if opts is not None:
+        opts.step_target = users
+
+
 class StepController:
     """Runs the steps on the master (or the standalone process)."""
 
@@ -109,6 +127,8 @@ class StepController:
         self.level: tuple[int, float] | None = (steps[0].users, spawn_rate) if steps else None
         self.records: list[dict[str, Any]] = []
         self._t_first = time.time()  # the first level is in effect from now on
+        if steps:  # before the first tick's spawn messages are built
+            announce_target(runner, steps[0].users)
         self.greenlet = gevent.spawn(self._run)
 
     def _run(self) -> None:
@@ -117,6 +137,7 @@ class StepController:
             t_start = self._t_first if index == 0 else time.time()
             self.level = (step.users, self.spawn_rate)
             self.collector.begin_step()
+            announce_target(self.runner, step.users)
             ramp_s = abs(step.users - previous) / max(self.spawn_rate, 1e-9)
             self._wait_for_ramp(step.users, ramp_s + RAMP_SLACK_S)
             t_ramp_end = time.time()

@@ -1,4 +1,4 @@
-"""The Locust users: one held TCP connection each.
+"""The Locust users: one held TCP connection each, or one after another.
 
 A Locust user is a greenlet running tasks. These users have one task that
 never returns: it owns a :class:`~loadgen.client.TcpClient` for the user's
@@ -13,6 +13,13 @@ the socket.
   latency counts).
 * :class:`IdleUser` connects and holds, sending nothing: the idle majority
   of a C10K server's connections.
+* :class:`ChurnUser` is the exception, connection churn on purpose: it
+  connects, echoes ``--messages-per-connection`` messages (``--pace``
+  apart), closes, and connects again: at once (closed model,
+  ``--arrival-rate 0``), or when the process's arrival schedule hands it the
+  next arrival (open model, :mod:`loadgen.arrivals`). What it measures is
+  how fast a server accepts: a thread- or process-per-connection server
+  runs out of accept rate long before it runs out of descriptors.
 
 After a failure the user records it and, with ``--reconnect yes`` (the
 default), reconnects after one pace interval (at least
@@ -57,12 +64,17 @@ class TcpUser(User):
     @task
     def hold_connection(self) -> None:
         while True:
-            if self.client.connect():
-                self.use_connection()
+            self.next_turn()
+            if self.client.connect() and self.use_connection():
+                continue  # closed on purpose (ChurnUser): go again
             self.after_failure()
 
-    def use_connection(self) -> None:
-        """Run until the connection fails (the client has closed it then)."""
+    def next_turn(self) -> None:
+        """Before each connect: at once, unless the user waits for an arrival."""
+
+    def use_connection(self) -> bool | None:
+        """Run until the connection fails (the client has closed it then), or
+        return True after closing it on purpose."""
         raise NotImplementedError
 
     def after_failure(self) -> None:
@@ -93,3 +105,46 @@ class IdleUser(TcpUser):
 
     def use_connection(self) -> None:
         self.client.hold()
+
+
+class ChurnUser(TcpUser):
+    """Connects, echoes ``--messages-per-connection`` messages, closes, again.
+
+    Its close is a plain one: the client's end of each connection spends 60 s
+    in TIME_WAIT holding its source port (:meth:`TcpClient.close`), so a long
+    fast churn can end in EADDRNOTAVAIL, a connect failure of the client's.
+    """
+
+    def on_start(self) -> None:
+        super().on_start()
+        rt = runtime(self.environment)
+        self.meter = rt.meter
+        self.arrivals = rt.arrivals() if self.opts.arrival_rate > 0 else None
+        self.ticket = Event()
+        if self.arrivals is not None:
+            self.arrivals.join()
+
+    def on_stop(self) -> None:
+        if self.arrivals is not None:
+            self.arrivals.leave()
+        super().on_stop()
+
+    def next_turn(self) -> None:
+        if self.arrivals is not None:
+            self.arrivals.wait(self.ticket)
+
+    def use_connection(self) -> bool:
+        client, opts = self.client, self.opts
+        for i in range(opts.messages_per_connection):
+            if i and opts.pace_s:
+                client.wait_quiet(perf_counter() + opts.pace_s)
+            if not client.echo():
+                return False
+        client.close()
+        self.meter.phases.closed_on_purpose()
+        return True
+
+    def after_failure(self) -> None:
+        if self.arrivals is None or not self.opts.reconnect:
+            super().after_failure()
+        # open model: the next arrival is the retry's pace

@@ -24,7 +24,7 @@ def steps_arg(load: LoadSpec) -> str:
 def user_classes(load: LoadSpec) -> list[str]:
     if load.user == USER_IDLE:
         return ["IdleUser", "EchoUser"] if load.active_users else ["IdleUser"]
-    return ["EchoUser"]
+    return ["ChurnUser"] if load.user == "churn" else ["EchoUser"]
 
 
 def load_options(load: LoadSpec) -> list[str]:

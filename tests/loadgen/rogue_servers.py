@@ -8,6 +8,7 @@ the project's own (``tests/serverproc.py``).
 
 from __future__ import annotations
 
+import select
 import socket
 import threading
 import time
@@ -16,8 +17,12 @@ from collections.abc import Callable
 
 class RogueServer:
     def __init__(self, behaviour: Callable[[socket.socket], None], backlog: int = 128,
-                 accept: bool = True) -> None:
+                 accept: bool = True, accept_late_s: float = 0.0) -> None:
+        """``accept_late_s``: start accepting only that long after the first
+        connection reached the accept queue (a server busy at a burst: the
+        queue, ``backlog`` + 1 deep, fills and the kernel drops further SYNs)."""
         self.behaviour = behaviour
+        self.accept_late_s = accept_late_s
         self.listener = socket.socket()
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(backlog)
@@ -25,16 +30,27 @@ class RogueServer:
         self.host = f"tcp://127.0.0.1:{self.address[1]}"
         self._conns: list[socket.socket] = []
         self._stop = threading.Event()
+        self._lock = threading.Lock()  # an accept racing close() must not leak its socket
         if accept:
             threading.Thread(target=self._accept_loop, daemon=True).start()
 
     def _accept_loop(self) -> None:
+        if self.accept_late_s:
+            try:
+                select.select([self.listener], [], [])
+            except (OSError, ValueError):  # closed before anyone came
+                return
+            time.sleep(self.accept_late_s)
         while not self._stop.is_set():
             try:
                 conn, _ = self.listener.accept()
             except OSError:
                 return
-            self._conns.append(conn)
+            with self._lock:
+                if self._stop.is_set():
+                    conn.close()
+                    return
+                self._conns.append(conn)
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
@@ -44,7 +60,8 @@ class RogueServer:
             pass
 
     def close(self) -> None:
-        self._stop.set()
+        with self._lock:
+            self._stop.set()
         try:
             self.listener.shutdown(socket.SHUT_RDWR)
         except OSError:
