@@ -43,7 +43,7 @@ class Echo(asyncio.Protocol):
     def connection_made(self, transport):
         self.transport = transport
         sock = transport.get_extra_info("socket")
-        if sock is not None:  # asyncio and uvloop set TCP_NODELAY themselves: say it either way
+        if sock is not None:  # uvloop sets TCP_NODELAY itself, asyncio here does not: say it
             set_nodelay(sock, self.server.nodelay)
         self.server.stats.opened(sock.fileno() if sock is not None else -1)
 

@@ -49,9 +49,11 @@ def set_nodelay(sock: socket.socket, on: bool) -> None:
     I/O model, and one the load generator does not show on its side because
     it sets TCP_NODELAY itself.
 
-    The option is set explicitly both ways: Linux copies it from the listener
-    to the accepted socket, and asyncio and uvloop turn it on for every TCP
-    transport by themselves, so "off" must be said, not assumed.
+    The option is set explicitly both ways, so "off" is said, not assumed:
+    uvloop turns it on for every TCP transport by itself. (asyncio means to as
+    well, but only for a socket whose ``proto`` is ``IPPROTO_TCP``, and one
+    accepted from a listener made with ``proto`` 0, as ours, is not: without
+    this call it would keep Nagle.)
     """
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1 if on else 0)
 
