@@ -316,6 +316,24 @@ def test_a_custom_server_refuses_the_built_in_handler_keys(key):
     assert info.value.exit_code == 2
 
 
+def test_block_us_and_nodelay_reach_the_server_command_and_its_defaults():
+    from lab.backends.server_cmd import server_command
+    from servers.cli import build_parser
+
+    def command(text):
+        spec = parse_scenario(f"servers: [{text}]\nload: {{steps: [1]}}\n", "t.yaml").servers[0]
+        return server_command(spec, python="python", host="127.0.0.1", port=1, nofile="max")
+
+    plain, waiting = command("epoll"), command("{model: epoll, block_us: 3000, nodelay: false}")
+    assert plain[plain.index("--block-us") + 1] == "0" and "--no-nodelay" not in plain
+    assert waiting[waiting.index("--block-us") + 1] == "3000" and "--no-nodelay" in waiting
+    parsed = build_parser().parse_args(waiting[3:])
+    assert (parsed.block_us, parsed.nodelay) == (3000, False)
+    by_hand = build_parser().parse_args(["epoll"])  # a server started without the options
+    assert (by_hand.block_us, by_hand.nodelay) == (ServerSpec("e").block_us,
+                                                   ServerSpec("e").nodelay) == (0, True)
+
+
 def test_a_legacy_run_dump_loads_only_as_a_run():
     legacy = "servers: [{model: epoll, on_fd_limit: refuse}]\nload: {steps: [10]}\n"
     with pytest.raises(ScenarioError, match="on_fd_limit: only applies to select"):
