@@ -21,6 +21,8 @@ ON_FD_LIMIT = ON_FD_LIMIT_REFUSE
 THREADPOOL_WORKERS = 32  # --workers: threadpool's pool size
 STATS_INTERVAL_S = 1.0  # seconds between a server's stats events (the lab asks for less)
 WORK_US = 0  # CPU microseconds of simulated work per message
+BLOCK_US = 0  # microseconds each message's handler waits without CPU (a sleep)
+NODELAY = True  # TCP_NODELAY on every accepted socket (False: Nagle's algorithm stays on)
 PROCESSES = 1  # listening processes (--processes)
 
 # -- load: locust -f loadgen/locustfile.py -------------------------------------------------------

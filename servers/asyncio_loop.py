@@ -17,6 +17,9 @@ loop's exception handler counts each such back-off under ``EMFILE``.
 Half-close: ``eof_received`` returns False, so the transport closes after its
 buffer is flushed.
 
+A handler that waits (``--block-us``) sleeps inside ``data_received``, in the
+loop's thread: every other connection waits for it (``blocked_s`` in stats).
+
 With ``--processes N``: N loops in N interpreters, the way an asyncio server uses
 more than one core; each one's EMFILE pause stops only its own listener.
 """
@@ -27,9 +30,8 @@ import asyncio
 import signal
 
 from servers.core import Server as BaseServer
-from servers.core import spin
 from servers.gate import Shutdown
-from servers.listener import ACCEPT_CAPACITY_ERRNOS
+from servers.listener import ACCEPT_CAPACITY_ERRNOS, set_nodelay
 
 
 class Echo(asyncio.Protocol):
@@ -41,13 +43,19 @@ class Echo(asyncio.Protocol):
     def connection_made(self, transport):
         self.transport = transport
         sock = transport.get_extra_info("socket")
+        if sock is not None:  # uvloop sets TCP_NODELAY itself, asyncio here does not: say it
+            set_nodelay(sock, self.server.nodelay)
         self.server.stats.opened(sock.fileno() if sock is not None else -1)
 
     def data_received(self, data):
         stats = self.server.stats
         stats.bytes_in += len(data)
-        if self.server.work_us:
-            spin(self.server.work_us)
+        if self.server.busy:
+            # ``--block-us`` is a blocking ``time.sleep`` here, not ``await
+            # asyncio.sleep``: the callback holds the loop like a synchronous
+            # database driver called from a coroutine would, which is the case
+            # the model is shown for (an awaited sleep would yield the loop).
+            self.server.work()
         self.transport.write(data)
         stats.bytes_out += len(data)  # handed to the transport, sent in order
 

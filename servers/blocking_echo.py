@@ -8,7 +8,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 
-from servers.core import CLOSE_ERRNOS, Server, log, spin
+from servers.core import CLOSE_ERRNOS, Server, log
 from servers.gate import Shutdown, blocking
 
 THREAD_RECV_SIZE = 16384  # one per connection in the thread/process models
@@ -30,7 +30,7 @@ def serve_blocking(
     ``main_thread``: the calls block through ``blocking()`` (SIGTERM ends them).
     ``account(bytes_in, bytes_out)`` replaces the shared counters (forking).
     """
-    stats, work_us = server.stats, server.work_us
+    stats, busy = server.stats, server.busy
     lock = stats.lock
     if account is None:
 
@@ -47,8 +47,8 @@ def serve_blocking(
             if not n:
                 break
             account(n, 0)
-            if work_us:
-                spin(work_us)
+            if busy:
+                server.work()
             if main_thread:
                 blocking(conn.sendall, view[:n])
             else:

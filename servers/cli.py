@@ -90,6 +90,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.WORK_US,
         help="CPU microseconds of simulated work per message",
     )
+    p.add_argument(
+        "--block-us",
+        type=_non_negative,
+        default=defaults.BLOCK_US,
+        help="microseconds the handler waits per message without CPU (a sleep; "
+        "an event loop stops for everyone)",
+    )
+    p.add_argument(
+        "--nodelay",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.NODELAY,
+        help="TCP_NODELAY on accepted sockets (--no-nodelay keeps Nagle's algorithm)",
+    )
     p.add_argument("--stats-interval", type=_positive(float),
                    default=defaults.STATS_INTERVAL_S)
     p.add_argument(

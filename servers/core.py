@@ -75,8 +75,13 @@ class Server:
         self.stats = stats
         self.opts = opts
         self.work_us = opts.work_us
+        self.block_us = opts.block_us
+        self.busy = bool(self.work_us or self.block_us)  # ``work()`` has something to do
+        self.nodelay = opts.nodelay
+        if not self.blocking_listener:  # one thread serves everyone: its waits are news
+            stats.blocked_s = 0.0
         listener.setblocking(self.blocking_listener)
-        self.acceptor = Acceptor(listener, stats)
+        self.acceptor = Acceptor(listener, stats, self.nodelay)
 
     def prepare(self) -> None:
         """Runs before READY and before any thread starts (signal masks, rings)."""
@@ -86,6 +91,27 @@ class Server:
 
     def close(self) -> None:
         """Runs after ``serve()`` ended, before the final event (reap children)."""
+
+    def work(self) -> None:
+        """The handler's own time per message, before the echo (when ``busy``).
+
+        ``--work-us``: CPU burnt in a loop (a computation). ``--block-us``: a
+        wait that uses no CPU, ``time.sleep`` (a database call, a disk read): the
+        thread sleeps in ``clock_nanosleep`` and the scheduler runs others. In a
+        thread or process per connection (or a pool) that blocks one client's
+        thread only; in an event loop the one thread that serves every
+        connection sleeps, so every ready connection waits behind it: N clients
+        whose messages arrive together are answered after 1, 2 .. N waits. The
+        event-driven models count those seconds in ``stats.blocked_s``.
+        """
+        if self.work_us:
+            spin(self.work_us)
+        if self.block_us:
+            start = time.perf_counter()
+            time.sleep(self.block_us / 1e6)
+            stats = self.stats
+            if stats.blocked_s is not None:
+                stats.blocked_s += time.perf_counter() - start
 
     def accept_forever(self, handle: Callable[[socket.socket], None]) -> None:
         """The blocking models' loop: ``handle(conn)`` for every admitted connection."""
@@ -121,6 +147,7 @@ class Server:
             "cpu_sys_s": round(sys_, 6),
             "rss_bytes": rss,
             "max_fd": s.max_fd,
+            **({} if s.blocked_s is None else {"blocked_s": round(s.blocked_s, 6)}),
         }
 
 

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import select
 
-from servers.core import CLOSE_ERRNOS, HIGH_WATER, RECV_SIZE, Server, log, spin
+from servers.core import CLOSE_ERRNOS, HIGH_WATER, RECV_SIZE, Server, log
 from servers.gate import GATE, Shutdown
 from servers.listener import Acceptor
 
@@ -159,8 +159,8 @@ class EventLoopServer(Server):
                     return self.update(c)
                 return self.close_conn(c)
             stats.bytes_in += n
-            if self.work_us:
-                spin(self.work_us)
+            if self.busy:
+                self.work()
             if c.out:
                 c.out += self.view[:n]
             else:

@@ -59,6 +59,8 @@ class Stats:
         self.bytes_out = 0
         self.max_fd = 0
         self.loop_passes: int | None = None  # set to 0 by models that count passes
+        # Seconds the one thread slept in ``--block-us`` handlers (event-driven models).
+        self.blocked_s: float | None = None
 
     @property
     def connections(self) -> int:

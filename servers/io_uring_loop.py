@@ -32,10 +32,10 @@ import os
 import signal
 import socket
 
-from servers.core import CLOSE_ERRNOS, log, spin
+from servers.core import CLOSE_ERRNOS, log
 from servers.core import Server as BaseServer
 from servers.gate import blocking
-from servers.listener import ACCEPT_CAPACITY_ERRNOS, Acceptor
+from servers.listener import ACCEPT_CAPACITY_ERRNOS, Acceptor, set_nodelay
 
 try:
     import liburing as L
@@ -170,8 +170,8 @@ class Server(BaseServer):
             if res == 0:  # EOF: everything received was already echoed
                 return self.close_conn(fd, c)
             self.stats.bytes_in += res
-            if self.work_us:
-                spin(self.work_us)
+            if self.busy:
+                self.work()
             c.out = bytes(c.buf[:res])
         else:  # SEND; a partial one queues the rest
             self.stats.bytes_out += res
@@ -181,7 +181,9 @@ class Server(BaseServer):
     def accepted(self, res: int) -> None:
         self.accepting = False
         if res >= 0:
-            self.admit(socket.socket(fileno=res))
+            sock = socket.socket(fileno=res)
+            set_nodelay(sock, self.nodelay)  # the Acceptor's accept sets it itself
+            self.admit(sock)
         elif -res in ACCEPT_CAPACITY_ERRNOS:
             # Out of descriptors: take the pending connections off the backlog
             # synchronously, refusing them with the reserved descriptor (or

@@ -6,6 +6,11 @@ closes a reserved descriptor, accepts the pending connection, closes it (the
 client sees a reset/EOF instead of waiting in the backlog), counts it and
 reopens the reserve. If even that fails it asks the caller to back off for a
 while instead of retrying at once.
+
+Every socket a model accepts goes through ``set_nodelay`` (``--nodelay``, the
+default, or ``--no-nodelay``): ``Acceptor.accept`` for the models that accept
+with it, the completion of io_uring's accept, asyncio's and uvloop's
+``connection_made``.
 """
 
 from __future__ import annotations
@@ -25,6 +30,32 @@ ACCEPT_CAPACITY_ERRNOS = {
 }
 # A connection that died in the backlog: not our problem, accept the next one.
 ACCEPT_SKIP_ERRNOS = {errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.ENETDOWN}
+
+
+def set_nodelay(sock: socket.socket, on: bool) -> None:
+    """TCP_NODELAY on (``--nodelay``, the default) or off (``--no-nodelay``).
+
+    With TCP_NODELAY off, Nagle's algorithm (RFC 896) holds back a segment
+    smaller than the MSS while earlier data is still unacknowledged, and sends
+    it when the ACK arrives. The peer's delayed ACK (RFC 1122) waits for a
+    second full segment, or a timer, before acknowledging: Linux's timer is
+    40 ms at least (``TCP_DELACK_MIN``), longer once the connection looks
+    interactive. An echo server of a large message hits the pair at the end of
+    every echo: a 256 KiB reply is ~4 full segments on loopback (MSS ~65 KiB),
+    and whatever ``send`` hands the kernel after them that does not fill a
+    segment waits for an ACK the client delays, because the client is still
+    waiting for the rest of the reply and has nothing to send. The last bytes
+    then arrive ~40 ms late: a latency mode that belongs to TCP, not to the
+    I/O model, and one the load generator does not show on its side because
+    it sets TCP_NODELAY itself.
+
+    The option is set explicitly both ways, so "off" is said, not assumed:
+    uvloop turns it on for every TCP transport by itself. (asyncio means to as
+    well, but only for a socket whose ``proto`` is ``IPPROTO_TCP``, and one
+    accepted from a listener made with ``proto`` 0, as ours, is not: without
+    this call it would keep Nagle.)
+    """
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1 if on else 0)
 
 
 def bound_socket(host: str, port: int, reuseport: bool = False) -> socket.socket:
@@ -54,9 +85,10 @@ class Acceptor:
     BACKOFF_S = 0.1
     REFUSED = object()  # a pending connection was taken off the backlog and closed
 
-    def __init__(self, listener: socket.socket, stats: Stats):
+    def __init__(self, listener: socket.socket, stats: Stats, nodelay: bool = True):
         self.listener = listener
         self.stats = stats
+        self.nodelay = nodelay
         self.spare: int | None = None
         self.backoff_until = 0.0
         self._reserve()
@@ -68,9 +100,10 @@ class Acceptor:
             self.spare = None
 
     def accept(self):
-        """A connected socket, ``None`` (nothing pending / back off) or ``REFUSED``."""
+        """A connected socket (TCP_NODELAY as asked), ``None`` (nothing pending /
+        back off) or ``REFUSED``."""
         try:
-            return self.listener.accept()[0]
+            conn = self.listener.accept()[0]
         except (BlockingIOError, InterruptedError, TimeoutError):
             return None
         except OSError as exc:
@@ -79,6 +112,9 @@ class Acceptor:
             kind = ACCEPT_CAPACITY_ERRNOS.get(exc.errno)
             if kind is None:
                 raise
+        else:
+            set_nodelay(conn, self.nodelay)
+            return conn
         if self.spare is not None and kind in (EMFILE, ENFILE):
             os.close(self.spare)
             self.spare = None

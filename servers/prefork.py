@@ -45,7 +45,7 @@ What the parent does:
   ``processes=N``) once every child printed its own, and then one merged
   event stream: every interval a ``stats`` event summing the children
   (connections, accepted, closed, bytes, CPU and RSS, plus the parent's CPU
-  and RSS; ``refused`` summed by kind; ``max_fd`` the highest;
+  and RSS; ``refused`` and ``blocked_s`` summed; ``max_fd`` the highest;
   ``peak_connections`` the highest sum seen, since the sum of the children's
   peaks overstates it) with ``processes``, each child's own numbers; the
   first ``limit`` event of each kind, with the child's ``pid`` and the
@@ -263,6 +263,8 @@ class Supervisor:
                    accepted=sums["accepted"], closed=sums["closed"], refused=refused)
         out.update({key: sums[key] for key in SUMMED[3:]})
         out["max_fd"] = max(c.value("max_fd") for c in self.children)
+        if any("blocked_s" in c.stats for c in self.children):
+            out["blocked_s"] = round(self.total("blocked_s"), 6)
         out["processes"] = [{"pid": c.pid, **{k: c.value(k, {} if k == "refused" else 0)
                                               for k in DETAIL}} for c in self.children]
         return out

@@ -34,11 +34,14 @@ def server_command(spec: ServerSpec, *, python: str, host: str, port: int,
     cmd = [python, "-m", "servers", spec.model, "--host", host, "--port", str(port),
            "--nofile", nofile, "--backlog", str(spec.limits.backlog),
            "--on-fd-limit", spec.on_fd_limit, "--work-us", str(spec.work_us),
+           "--block-us", str(spec.block_us),
            "--stats-interval", f"{STATS_INTERVAL_S:g}"]
     if spec.workers is not None:
         cmd += ["--workers", str(spec.workers)]
     if processes > 1:
         cmd += ["--processes", str(processes)]
+    if not spec.nodelay:  # the server's default is on (contract/defaults.py NODELAY)
+        cmd.append("--no-nodelay")
     return cmd
 
 

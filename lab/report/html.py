@@ -203,10 +203,12 @@ def metadata_section(run: Run) -> str:
     ]
     parts = ["<h2>Run</h2>", html_table(["", ""], [[k, v] for k, v in facts], {1})]
     servers = [[_model_label(s["name"]), escape(s.get("model") or "custom"),
-                escape(json.dumps(s["limits"]))]
+                escape(json.dumps(s["limits"])),
+                f"{s.get('work_us', 0)} µs CPU, {s.get('block_us', 0)} µs wait" if s.get("model")
+                else "–"]
                for s in resolved.get("servers", [])]
     if servers:
-        parts.append(html_table(["server", "model", "limits"], servers, {2}))
+        parts.append(html_table(["server", "model", "limits", "per message"], servers, {2, 3}))
     for name, host in (meta.get("hosts") or {}).items():
         parts.append(f"<h3>Host {escape(name)}</h3>" + html_table(
             ["fact", "value"], [[escape(k), escape(str(v))] for k, v in host.items()], {1}))

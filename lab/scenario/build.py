@@ -22,6 +22,7 @@ from contract.defaults import USER_IDLE
 from lab.scenario.errors import Invalid
 from lab.scenario.nodes import Doc, Map, did_you_mean, int_at_least, items, spelled
 from lab.scenario.schema import (
+    BUILT_IN,
     CUSTOM_KEYS,
     DEFAULTS,
     HOST,
@@ -61,8 +62,9 @@ def _model_rules(doc: Doc, m: Map, model: str | None) -> None:
             continue  # older run directories dumped on_fd_limit for every server
         fix = (f"remove it from '{model}'" if model is not None else
                "a custom server takes its own options in 'command'; remove it")
+        which = "the built-in models" if f.models == BUILT_IN else ", ".join(sorted(f.models))
         doc.report(m.key_nodes[f.key], m.sub(f.key),
-                   f"only applies to {', '.join(sorted(f.models))} ({f.applies}); {fix}")
+                   f"only applies to {which} ({f.applies}); {fix}")
 
 
 def _custom_rules(doc: Doc, m: Map, got: dict[str, Any]) -> None:

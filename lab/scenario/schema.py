@@ -174,6 +174,8 @@ def limits_given(doc: Doc, node: yaml.Node, path: str) -> dict[str, Any]:
     return LIMITS.given(doc, LIMITS.open(doc, node, path))
 
 
+BUILT_IN = frozenset(MODELS)  # a key of the lab's own servers: a custom server cannot take it
+
 SERVER = Section("server", ServerSpec, (
     Field("name", name),  # default: the model (custom servers must give it)
     Field("model", choice(MODELS, "model"), omit=is_none),
@@ -184,6 +186,10 @@ SERVER = Section("server", ServerSpec, (
     Field("on_fd_limit", choice(defaults.ON_FD_LIMIT_CHOICES, "choice"), models=ON_FD_LIMIT_MODELS,
           applies="what it does at descriptor 1024: refuse or crash"),
     Field("work_us", int_at_least(0)),
+    Field("block_us", int_at_least(0), models=BUILT_IN,
+          applies="a wait without CPU in the lab's own handler"),
+    Field("nodelay", boolean, models=BUILT_IN,
+          applies="TCP_NODELAY on the lab's own accepted sockets"),
     Field("host", name),  # default: the first host
     Field("workers", int_at_least(1), omit=is_none, models=WORKERS_MODELS,
           applies="the pool size"),
@@ -191,8 +197,8 @@ SERVER = Section("server", ServerSpec, (
           applies="processes, each with its own SO_REUSEPORT listener and nofile"),
 ))
 # Server keys every server inherits (``limits`` merged key by key).
-DEFAULTS = SERVER.subset("defaults", ("limits", "on_fd_limit", "work_us", "workers", "processes",
-                                      "host"))
+DEFAULTS = SERVER.subset("defaults", ("limits", "on_fd_limit", "work_us", "block_us", "nodelay",
+                                      "workers", "processes", "host"))
 CUSTOM_KEYS = ("image", "command", "port")  # a custom server's, not a built-in model's
 
 STEP = Section("step", Step, (

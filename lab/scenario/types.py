@@ -41,7 +41,9 @@ class ServerSpec:
     port: int | None = None
     limits: Limits = field(default_factory=Limits)
     on_fd_limit: str = defaults.ON_FD_LIMIT  # one of defaults.ON_FD_LIMIT_CHOICES
-    work_us: int = defaults.WORK_US
+    work_us: int = defaults.WORK_US  # CPU burnt per message
+    block_us: int = defaults.BLOCK_US  # a wait without CPU per message (a sleep)
+    nodelay: bool = defaults.NODELAY  # TCP_NODELAY on accepted sockets; False keeps Nagle
     workers: int | None = None  # threadpool size (None: the server's default)
     # SO_REUSEPORT listening processes (event-driven models); "auto": sized by the
     # backend from the top step and the nofile it grants (lab/host/ceiling.py).

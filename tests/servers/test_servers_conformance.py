@@ -17,7 +17,15 @@ import threading
 import time
 
 import pytest
-from srvclients import connect, echo_stream, recv_exactly, recv_until_eof, reset, roundtrip
+from srvclients import (
+    EVENT_DRIVEN,
+    connect,
+    echo_stream,
+    recv_exactly,
+    recv_until_eof,
+    reset,
+    roundtrip,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -41,6 +49,8 @@ def test_ready_line_and_stats_events(start, model):
     assert stats["rss_bytes"] > 0 and stats["cpu_user_s"] >= 0
     if model == "nonblocking":
         assert stats["loop_passes_per_s"] > 0
+    # One thread for every connection: the seconds it slept in --block-us (none here).
+    assert stats.get("blocked_s") == (0.0 if model in (*EVENT_DRIVEN, "nonblocking") else None)
 
 
 def test_small_messages(start, model):

@@ -196,3 +196,19 @@ def test_a_port_in_use_exits_2_with_one_line(start):
     proc = run("epoll", "--host", "127.0.0.1", "--port", str(srv.port), "--processes", "2")
     assert proc.returncode == 2 and proc.stdout == ""
     assert len(proc.stderr.strip().splitlines()) == 1 and "in use" in proc.stderr
+
+
+@pytest.mark.skipif("epoll" not in MODELS, reason="epoll is unavailable here")
+def test_merged_stats_sum_the_loops_blocked_seconds(start):
+    """``blocked_s`` (``--block-us``) is each loop's own; the supervisor sums them."""
+    srv = start("epoll", "--processes", "2", "--block-us", "20000")
+    socks = [socket.create_connection((srv.host, srv.port), timeout=10) for _ in range(6)]
+    try:
+        for s in socks:
+            for _ in range(2):
+                assert roundtrip(s, b"x") == b"x"
+        stats = srv.wait_stats(lambda e: e.get("blocked_s", 0) >= 12 * 0.02 * 0.99)
+        assert stats["blocked_s"] < 12 * 0.02 + 0.5
+    finally:
+        for s in socks:
+            s.close()

@@ -275,6 +275,65 @@ def test_model_groups_come_from_the_contract():
             parse_scenario(f"servers: [{{model: {model}, workers: 2}}]\nload: {{steps: [1]}}\n")
 
 
+def test_block_us_and_nodelay_are_server_keys_with_defaults():
+    scenario = parse_scenario(
+        "defaults: {block_us: 3000, nodelay: false}\n"
+        "servers:\n  - epoll\n  - {model: threads, block_us: 0, nodelay: true}\n"
+        "  - {name: mine, command: ./srv, port: 9}\n"
+        "load: {steps: [10]}\n", "t.yaml")
+    got = {s.name: (s.block_us, s.nodelay) for s in scenario.servers}
+    # defaults: apply to the built-in models only; a custom server keeps the dataclass default
+    assert got == {"epoll": (3000, False), "threads": (0, True), "mine": (0, True)}
+    plain = parse_scenario("servers: [epoll]\nload: {steps: [10]}\n", "t.yaml").servers[0]
+    assert (plain.block_us, plain.nodelay) == (0, True)
+
+
+@pytest.mark.parametrize("text, field, message", [
+    ("servers: [{model: epoll, block_us: -1}]", "servers[0].block_us", "at least 0"),
+    ("defaults: {block_us: -5}\nservers: [epoll]", "defaults.block_us", "at least 0"),
+    ("servers: [{model: epoll, block_us: 1.5}]", "servers[0].block_us", "an integer"),
+    ("servers: [{model: epoll, nodelay: 'no'}]", "servers[0].nodelay", "true or false"),
+    ("servers: [{model: epoll, nodelay: 1}]", "servers[0].nodelay", "true or false"),
+    ("defaults: {nodelay: off1}\nservers: [epoll]", "defaults.nodelay", "true or false"),
+])
+def test_bad_block_us_and_nodelay_name_the_field(text, field, message):
+    errors = _errors(text + "\nload: {steps: [10]}\n")
+    assert len(errors) == 1 and errors[0].split(": ")[1] == field, errors
+    assert message in errors[0]
+
+
+@pytest.mark.parametrize("key", ["block_us: 100", "nodelay: false"])
+def test_a_custom_server_refuses_the_built_in_handler_keys(key):
+    errors = _errors(f"servers:\n  - {{name: mine, command: ./srv, port: 9, {key}}}\n"
+                     "load: {steps: [10]}\n")
+    field = key.split(":")[0]
+    assert [e.split(": ")[1] for e in errors] == [f"servers[0].{field}"]
+    assert "only applies to the built-in models" in errors[0]
+    assert "a custom server takes its own options in 'command'; remove it" in errors[0]
+    with pytest.raises(InputError) as info:
+        parse_scenario(f"servers: [{{name: mine, command: ./srv, port: 9, {key}}}]\n"
+                       "load: {steps: [10]}\n", "t.yaml")
+    assert info.value.exit_code == 2
+
+
+def test_block_us_and_nodelay_reach_the_server_command_and_its_defaults():
+    from lab.backends.server_cmd import server_command
+    from servers.cli import build_parser
+
+    def command(text):
+        spec = parse_scenario(f"servers: [{text}]\nload: {{steps: [1]}}\n", "t.yaml").servers[0]
+        return server_command(spec, python="python", host="127.0.0.1", port=1, nofile="max")
+
+    plain, waiting = command("epoll"), command("{model: epoll, block_us: 3000, nodelay: false}")
+    assert plain[plain.index("--block-us") + 1] == "0" and "--no-nodelay" not in plain
+    assert waiting[waiting.index("--block-us") + 1] == "3000" and "--no-nodelay" in waiting
+    parsed = build_parser().parse_args(waiting[3:])
+    assert (parsed.block_us, parsed.nodelay) == (3000, False)
+    by_hand = build_parser().parse_args(["epoll"])  # a server started without the options
+    assert (by_hand.block_us, by_hand.nodelay) == (ServerSpec("e").block_us,
+                                                   ServerSpec("e").nodelay) == (0, True)
+
+
 def test_a_legacy_run_dump_loads_only_as_a_run():
     legacy = "servers: [{model: epoll, on_fd_limit: refuse}]\nload: {steps: [10]}\n"
     with pytest.raises(ScenarioError, match="on_fd_limit: only applies to select"):
@@ -332,6 +391,8 @@ servers:
     name: sel
     on_fd_limit: crash
     work_us: 7
+    block_us: 250
+    nodelay: false
     host: b
     limits: {nofile: 4096, backlog: 16, sysctls: {net.core.somaxconn: "64"}, memory: 1g,
              cpuset: 0-1}

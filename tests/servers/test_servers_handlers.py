@@ -1,0 +1,162 @@
+"""Clients that are not fast loopback ones, on every model: a sender that
+dribbles a big message, a reader with a tiny receive buffer, TCP_NODELAY on
+the server's side (``--nodelay``/``--no-nodelay``) and a handler that waits
+(``--block-us``), which an event loop serializes and threads do not.
+
+Nagle's stall itself (``--no-nodelay``, a 256 KiB echo every few ms) is not
+tested: on loopback it shows in a few echoes out of ten or twenty, not in
+every run, so a test that asks for it would fail now and then. What is
+tested is the setting on the server's accepted socket, read with
+``pidfd_getfd`` (``sockpeek.py``), and big echoes without the tail.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import threading
+import time
+
+import pytest
+from sockpeek import peer_sockopt
+from srvclients import AVAILABLE, connect, recv_exactly, recv_until_eof
+
+pytestmark = pytest.mark.timeout(60)
+
+BIG = 256 << 10
+NAGLE_TAIL_MS = 40  # Linux's shortest delayed ACK (TCP_DELACK_MIN)
+
+
+def _reader(sock: socket.socket, got: list[bytes]) -> threading.Thread:
+    reader = threading.Thread(target=lambda: got.append(recv_until_eof(sock)), daemon=True)
+    reader.start()
+    return reader
+
+
+def test_a_dribbled_big_message_comes_back_whole(start, model):
+    """1 byte to 4 KiB per ``send`` with small gaps: the server sees many
+    short reads, answers each with a short write, and the echo is whole."""
+    srv = start(model)
+    data = os.urandom(BIG)
+    rng = random.Random(19)
+    got: list[bytes] = []
+    with connect(srv) as sock:
+        reader = _reader(sock, got)
+        i = sends = 0
+        while i < len(data):
+            n = rng.choice((1, rng.randint(1, 4096)))
+            sock.sendall(data[i:i + n])
+            i += n
+            sends += 1
+            if sends % 4 == 0:
+                time.sleep(0.0005)
+        sock.shutdown(socket.SHUT_WR)
+        reader.join(20)
+    assert not reader.is_alive(), "echo did not end with EOF"
+    assert got[0] == data
+
+
+def test_a_slow_reader_with_a_tiny_buffer_gets_everything(start, model):
+    """SO_RCVBUF 4096 (set before connect, so the window is small from the
+    handshake on) and 512-byte reads 1 ms apart: the server's sends hit
+    EAGAIN or block again and again, and it must keep every byte in order."""
+    srv = start(model)
+    data = os.urandom(BIG)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(10)
+    sock.connect((srv.host, srv.port))
+    with sock:
+        sender = threading.Thread(target=sock.sendall, args=(data,), daemon=True)
+        sender.start()
+        got = bytearray()
+        while len(got) < len(data):
+            chunk = sock.recv(512)
+            assert chunk, f"EOF after {len(got)} of {len(data)} bytes"
+            got += chunk
+            time.sleep(0.001)
+        sender.join(10)
+    assert bytes(got) == data
+
+
+@pytest.mark.parametrize("option, expected", [((), 1), (("--no-nodelay",), 0)],
+                         ids=["default", "no-nodelay"])
+def test_tcp_nodelay_on_the_accepted_socket(start, model, option, expected):
+    srv = start(model, *option)
+    with connect(srv) as sock:
+        sock.sendall(b"x")
+        assert recv_exactly(sock, 1) == b"x"  # accepted, and handed to its handler
+        assert peer_sockopt(srv, sock, socket.IPPROTO_TCP, socket.TCP_NODELAY) == expected
+
+
+def test_big_echoes_carry_no_nagle_tail(start, model):
+    """10 echoes of 256 KiB, 10 ms apart (a paced client): without
+    TCP_NODELAY on the server some of them wait ~40 ms for a delayed ACK."""
+    srv = start(model)
+    data = os.urandom(BIG)
+    with connect(srv) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as the load generator does
+        sock.sendall(data)
+        assert recv_exactly(sock, BIG) == data  # warm: the forking child, lazy set-up
+        worst = 0.0
+        for _ in range(10):
+            time.sleep(0.01)
+            t0 = time.perf_counter()
+            sock.sendall(data)
+            assert recv_exactly(sock, BIG) == data
+            worst = max(worst, time.perf_counter() - t0)
+    assert worst * 1000 < NAGLE_TAIL_MS * 0.75, f"slowest echo {worst * 1000:.1f} ms"
+
+
+BLOCK_US = 20000
+CLIENTS = 5
+
+
+def _concurrent_echoes(srv, n: int) -> list[float]:
+    """``n`` connected clients send one message at the same moment; each
+    one's seconds until its echo."""
+    socks = [connect(srv) for _ in range(n)]
+    try:
+        for s in socks:  # every connection accepted and served once before timing
+            s.sendall(b"w")
+            assert recv_exactly(s, 1) == b"w"
+        go = threading.Barrier(n)
+        took = [0.0] * n
+
+        def client(i: int) -> None:
+            go.wait()
+            t0 = time.perf_counter()
+            socks[i].sendall(b"m")
+            assert recv_exactly(socks[i], 1) == b"m"
+            took[i] = time.perf_counter() - t0
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        return took
+    finally:
+        for s in socks:
+            s.close()
+
+
+@pytest.mark.parametrize("loop", [m for m in ("epoll", "asyncio") if m in AVAILABLE])
+def test_a_waiting_handler_stops_an_event_loop_for_everyone(start, loop):
+    srv = start(loop, "--block-us", str(BLOCK_US))
+    took = _concurrent_echoes(srv, CLIENTS)
+    wait = BLOCK_US / 1e6
+    # Serialized by the one thread: the last answer waits for all five sleeps.
+    assert max(took) >= CLIENTS * wait * 0.9, took
+    stats = srv.wait_stats(lambda e: e.get("blocked_s", 0) >= (CLIENTS * 2) * wait * 0.99)
+    assert stats["blocked_s"] < (CLIENTS * 2) * wait + 0.5  # the warm-up and the timed echoes
+
+
+def test_a_waiting_handler_blocks_only_its_own_thread(start):
+    srv = start("threads", "--block-us", str(BLOCK_US))
+    took = _concurrent_echoes(srv, CLIENTS)
+    wait = BLOCK_US / 1e6
+    assert min(took) >= wait * 0.99, took  # every handler did wait
+    assert max(took) < 2 * wait, took  # but side by side
+    assert "blocked_s" not in srv.latest_stats()  # a thread per client: nothing is stopped
