@@ -180,11 +180,16 @@ def kernel_log_line(memcg: str | None = None, pid: int | None = None,
                 continue
             if not record:
                 break
-            text = record.split(";", 1)[-1].strip()
-            if "oom-kill:" in text:
-                ours = memcg is not None and f"/{memcg}," in f"{text},"
-            elif "Killed process" in text and (ours or f"Killed process {pid} " in text):
-                found, ours = text, False
+            # /dev/kmsg gives one record per read: "prio,seq,usec,flags;text",
+            # then continuation lines that start with a space (a file: many).
+            for line in record.splitlines():
+                if line.startswith(" "):
+                    continue
+                text = line.split(";", 1)[-1].strip()
+                if "oom-kill:" in text:
+                    ours = memcg is not None and f"/{memcg}," in f"{text},"
+                elif "Killed process" in text and (ours or f"Killed process {pid} " in text):
+                    found, ours = text, False
     finally:
         os.close(fd)
     return found
