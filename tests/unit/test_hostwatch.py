@@ -185,12 +185,18 @@ class FakeApi:
         if not self.up:
             raise requests.exceptions.ConnectionError("[Errno 111] Connection refused")
         cid = url.split("/")[2] if url.startswith("/containers/") else None
+        if cid == "removed":
+            return FakeResponse({"State": "gone"})
         return FakeResponse({"State": {"Paused": cid in self.paused, "Running": True}})
 
     def _raise_for_status(self, response):
         return None
 
     def _result(self, response, json=False):
+        if "gone" in str(response.body.get("State")):
+            import docker.errors
+
+            raise docker.errors.NotFound("No such container")
         return response.body
 
 
@@ -210,7 +216,9 @@ def test_docker_checks_ping_with_the_short_timeout_and_see_paused_containers():
     apis = {"h1": FakeApi(), "h2": FakeApi(paused={"w1"})}
     daemons = Daemons(TWO_HOSTS, {h: FakeClient(a) for h, a in apis.items()}, lambda m: None,
                       lambda: "img", "owner")
-    containers = [FakeContainer("s1", "h1"), FakeContainer("w1", "h2")]
+    # A container removed behind the run's back is a lost worker's business, not the host's.
+    containers = [FakeContainer("s1", "h1"), FakeContainer("removed", "h2"),
+                  FakeContainer("w1", "h2")]
     checks = daemons.checks(lambda: containers)
     assert set(checks) == {"h1", "h2"}
     assert checks["h1"](3.0) is None

@@ -122,6 +122,8 @@ class Daemons:
         used = {s.host for s in self.scenario.servers} | {self.scenario.placement.master} | set(
             self.scenario.placement.workers)
 
+        import docker.errors
+
         def check(host: str, timeout: float) -> str | None:
             api = self.clients[host].api
             try:
@@ -135,7 +137,10 @@ class Daemons:
                 if container.labels.get("iolab.host") != host:
                     continue
                 url = api._url("/containers/{0}/json", container.id)
-                state = api._result(api.get(url, timeout=timeout), json=True).get("State", {})
+                try:
+                    state = api._result(api.get(url, timeout=timeout), json=True)["State"]
+                except docker.errors.APIError:  # the daemon answered: gone is a lost worker's
+                    continue
                 if state.get("Paused"):
                     return f"container {container.name} is paused"
             return None
