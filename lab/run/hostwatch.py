@@ -40,8 +40,11 @@ PING_TIMEOUT_S = 3.0
 MISSES = 2
 DETECT_BOUND_S = MISSES * (PING_EVERY_S + PING_TIMEOUT_S)
 
-# host -> check(timeout): None when the host answers as it should, else what was seen.
-Check = Callable[[float], "str | None"]
+# host -> check(timeout): None when the host answers as it should, else what was
+# seen: a sentence (the whole host is gone), or (sentence, roles) when only the
+# lab's containers of those roles there are (a paused worker: "worker").
+Seen = str | tuple[str, frozenset[str]]
+Check = Callable[[float], Seen | None]
 
 
 class HostGone(BackendError):
@@ -56,6 +59,11 @@ class Gone:
     host: str
     since: float  # the first failed check of the run of misses (clock time)
     seen: str
+    roles: frozenset[str] | None = None  # only these roles are affected; None: all
+
+    def hits(self, role: str) -> bool:
+        """Whether this host's trouble reaches the lab's ``role`` there."""
+        return self.roles is None or role in self.roles
 
     def sentence(self) -> str:
         at = time.strftime("%H:%M:%S", time.gmtime(self.since))
@@ -96,10 +104,13 @@ class HostWatch:
 
     def _check(self, host: str, check: Check) -> None:
         started = self.clock()
+        roles = None
         try:
             seen = check(self.timeout)
         except Exception as exc:  # noqa: BLE001 - any failure to answer is what was seen
             seen = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
+        if isinstance(seen, tuple):
+            seen, roles = seen
         with self._lock:
             if seen is None:
                 self._failed.pop(host, None)
@@ -107,7 +118,7 @@ class HostWatch:
             count, first = self._failed.get(host, (0, started))
             self._failed[host] = (count + 1, first)
             if count + 1 >= self.misses and host not in self._gone:
-                self._gone[host] = Gone(host, first, seen)
+                self._gone[host] = Gone(host, first, seen, roles)
 
     def gone(self) -> dict[str, Gone]:
         with self._lock:

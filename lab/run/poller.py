@@ -155,6 +155,8 @@ class StepPoller:
         record = {"step": step, "target_users": self.scenario.load.steps[step].connections,
                   "t_end": now, "connected": None, "echo_count": 0}
         server_host = gone.get(self.spec.host)
+        if server_host is not None and not server_host.hits("server"):
+            server_host = None  # only load containers there (a paused worker)
         said = "; ".join(g.sentence() for g in gone.values())
         if server_host is None and self.watch is not None:
             record["workers_lost"] = [self.watch.host_lost(g.host, g.sentence())

@@ -87,3 +87,27 @@ def test_a_server_over_its_memory_limit_is_oom_with_the_kernels_evidence(tmp_pat
         if b"hog.py" in cmdline:
             os.kill(int(pid), signal.SIGKILL)
             pytest.fail(f"pid {pid} still runs hog.py")
+
+
+@pytest.mark.skipif(not _cgroups_here(), reason="no memory cgroup can be made here (root?)")
+def test_clean_removes_the_cgroup_of_a_killed_run_and_what_is_inside(tmp_path: Path, capsys):
+    """A run killed with SIGKILL leaves its server's cgroup (and the server, if
+    PR_SET_PDEATHSIG did not reach it); ``run-lab clean`` removes both. The
+    owner in the name is a pid that is not running: the run is gone."""
+    import subprocess
+
+    from lab.backends.cgroup import MemoryCgroup
+
+    group = MemoryCgroup("iolab-999999999-1-20261203-000000-mhtest--hog", 64 << 20)
+    sleeper = subprocess.Popen(["sleep", "60"], preexec_fn=group.preexec)
+    try:
+        assert str(sleeper.pid) in (group.path / "cgroup.procs").read_text()
+        assert cli.main(["clean", "--out", str(tmp_path)]) == 0
+        assert "memory cgroups: removed 1" in capsys.readouterr().out
+        assert not group.path.exists()
+        assert sleeper.wait(5) == -signal.SIGKILL
+    finally:
+        if sleeper.poll() is None:
+            sleeper.kill()
+            sleeper.wait()
+        group.remove()

@@ -143,6 +143,21 @@ def test_the_servers_host_gone_is_a_host_finding_not_the_servers_limit(tmp_path)
     assert "host h2 stopped answering" in outcome.error and "not a limit" in outcome.error
 
 
+def test_a_paused_worker_beside_the_server_is_the_loads_not_the_servers(tmp_path):
+    one_host = parse_scenario("servers: [epoll]\nload: {hold: 5s, steps: [200, 1200]}\n",
+                              "one.yaml")
+    paused = ("worker container w-1 is paused", frozenset({"worker"}))
+    watch = HostWatch({"local": lambda timeout: paused}, clock=Clock(T0))
+    poller, outcome, rows, lost = _poller(tmp_path, one_host, watch)
+    watch.check_once()
+    watch.check_once()
+    with pytest.raises(HostGone, match="worker container w-1 is paused"):
+        poller.tick()
+    (row,) = [r for r in rows if isinstance(r, dict)]
+    assert row["limit"] == WORKER_LOST and outcome.error is None
+    assert watch.gone()["local"].hits("worker") and not watch.gone()["local"].hits("server")
+
+
 def test_a_killed_master_is_named_by_its_host():
     load = Load()
     load.exit, load.master_host = -9, "h3"
@@ -206,8 +221,9 @@ class FakeClient:
 
 
 class FakeContainer:
-    def __init__(self, cid, host):
-        self.id, self.name, self.labels = cid, f"iolab-r-{cid}", {"iolab.host": host}
+    def __init__(self, cid, host, role="worker"):
+        self.id, self.name = cid, f"iolab-r-{cid}"
+        self.labels = {"iolab.host": host, "iolab.role": role}
 
 
 def test_docker_checks_ping_with_the_short_timeout_and_see_paused_containers():
@@ -217,12 +233,13 @@ def test_docker_checks_ping_with_the_short_timeout_and_see_paused_containers():
     daemons = Daemons(TWO_HOSTS, {h: FakeClient(a) for h, a in apis.items()}, lambda m: None,
                       lambda: "img", "owner")
     # A container removed behind the run's back is a lost worker's business, not the host's.
-    containers = [FakeContainer("s1", "h1"), FakeContainer("removed", "h2"),
+    containers = [FakeContainer("s1", "h1", "server"), FakeContainer("removed", "h2"),
                   FakeContainer("w1", "h2")]
     checks = daemons.checks(lambda: containers)
     assert set(checks) == {"h1", "h2"}
     assert checks["h1"](3.0) is None
-    assert checks["h2"](3.0) == "container iolab-r-w1 is paused"
+    assert checks["h2"](3.0) == ("worker container iolab-r-w1 is paused",
+                                 frozenset({"worker"}))
     assert set(apis["h2"].timeouts) == {3.0}
     apis["h1"].up = False
     assert checks["h1"](3.0).startswith("its Docker daemon at local did not answer: "

@@ -113,12 +113,13 @@ class Daemons:
                                    f"{self.endpoint(host)} failed: {type(exc).__name__}: "
                                    f"{short_reason(exc)}") from exc
 
-    def checks(self, containers: Callable[[], list]) -> dict[str, Callable[[float], str | None]]:
+    def checks(self, containers: Callable[[], list]) -> dict[str, Callable[[float], Any]]:
         """The host watch's check per host of the run (lab/run/hostwatch.py):
         its daemon's ``/_ping`` within ``timeout``, then the run's containers
         there (``containers()``) that are paused — a frozen worker neither
         loads nor answers its master, while its daemon answers. None: fine;
-        else what was seen."""
+        else what was seen (with the paused container's role: the rest of
+        that host is fine)."""
         used = {s.host for s in self.scenario.servers} | {self.scenario.placement.master} | set(
             self.scenario.placement.workers)
 
@@ -142,7 +143,8 @@ class Daemons:
                 except docker.errors.APIError:  # the daemon answered: gone is a lost worker's
                     continue
                 if state.get("Paused"):
-                    return f"container {container.name} is paused"
+                    role = container.labels.get("iolab.role", "?")
+                    return f"{role} container {container.name} is paused", frozenset({role})
             return None
 
         return {h: (lambda timeout, h=h: check(h, timeout)) for h in self.clients if h in used}
