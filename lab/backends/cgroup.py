@@ -17,6 +17,11 @@ The kernel also logs the kill to its ring buffer (``/dev/kmsg``, readable by
 root): ``oom-kill:...,oom_memcg=/iolab-...`` then ``Memory cgroup out of
 memory: Killed process PID (NAME) ...``; that line is kept as evidence.
 
+On v2 ``memory.oom.group`` is set: the OOM killer ends every task of the
+server together, as it ends a container, so a forking server does not live
+on without the child it lost (v1 has no such switch: it kills one task, the
+largest).
+
 One cgroup per server start, ``iolab-<run>-<server>`` under the root; the
 server joins it between fork and exec (``preexec``), so whatever it forks
 afterwards is charged there too. ``remove()`` kills what is left in it and
@@ -98,6 +103,8 @@ class MemoryCgroup:
         try:
             self.path.mkdir()
             (self.path / self.where.limit_file).write_text(str(limit_bytes))
+            if self.where.version == 2:  # the whole server goes, not one forked child
+                (self.path / "memory.oom.group").write_text("1")
         except OSError as exc:
             self.remove()
             raise CgroupUnavailable(f"cannot make {self.path} ({exc.strerror or exc})") from exc

@@ -67,3 +67,24 @@ def test_a_paused_worker_mid_ramp_is_worker_lost_within_the_bound(
     flt = {"label": f"iolab.run={run_dir.name}"}
     assert docker_client.containers.list(all=True, ignore_removed=True, filters=flt) == []
     assert docker_client.networks.list(filters=flt) == []
+
+
+@pytest.mark.timeout(180)
+def test_a_server_container_over_its_memory_limit_is_oom_with_dockers_evidence(
+        backend_factory, scenario_of, tmp_path, docker_client):
+    """forking at 48m: each child copies ~1.3 MiB of the parent's pages; the
+    container's memory cgroup runs out and Docker records ``OOMKilled``."""
+    from lab.scenario.types import Limits
+
+    spec = ServerSpec(name="forking", model="forking", limits=Limits(memory="48m"))
+    sc = scenario_of(spec, steps=((5, 1.0), (200, 1.0)), workers=1, spawn_rate=100.0,
+                     name="oom")
+    backend, _ctx = backend_factory(sc)
+    run_dir, outcomes = run_scenario(sc, backend, tmp_path / "out", report=lambda *_: None)
+    import json
+
+    model = json.loads((run_dir / "run.json").read_text())["models"]["forking"]
+    assert outcomes["forking"].limit == "oom", (outcomes["forking"], model["log_tail"])
+    assert model["oom_evidence"].startswith("Docker: State.OOMKilled true"), model
+    flt = {"label": f"iolab.run={run_dir.name}"}
+    assert docker_client.containers.list(all=True, ignore_removed=True, filters=flt) == []

@@ -106,6 +106,7 @@ def test_a_cgroups_limit_evidence_and_removal_on_a_fake_root(tmp_path):
     name = cgroup.cgroup_name("20261203-120000-lab", "hog")
     group = cgroup.MemoryCgroup(name, 48 * MiB, where)
     assert (tmp_path / name / "memory.max").read_text() == str(48 * MiB)
+    assert (tmp_path / name / "memory.oom.group").read_text() == "1"  # the server as a whole
     assert group.evidence() is None  # no memory.events, no kill
     (tmp_path / name / "memory.events").write_text("low 0\nhigh 0\nmax 12\noom 1\noom_kill 0\n")
     assert group.evidence() is None  # the limit was hit, nobody was killed
