@@ -125,4 +125,6 @@ def doctor_text(scenario: Scenario | None, docker: tuple[bool, str],
             if backend == "docker":
                 lines.append("  (Docker: containers get --ulimit nofile up to what the daemon "
                              "can grant; namespaced sysctls apply per container)")
+        lines += [f"run-lab refuses this scenario here: {why}"
+                  for why in memory_refusals(scenario, facts)]
     return "\n".join(lines) + "\n"

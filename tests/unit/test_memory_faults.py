@@ -47,6 +47,17 @@ def test_only_unlimited_servers_on_this_machine_are_refused():
     assert memory_refusals(remote, small) == []  # not this machine's memory
 
 
+def test_doctor_says_what_run_lab_will_refuse():
+    from lab.host.doctor import doctor_text
+
+    sc = parse_scenario("servers: [forking, epoll]\nload: {steps: [5000]}\n", "d.yaml")
+    text = doctor_text(sc, (False, "off"), facts=HostFacts(mem_available_bytes=512 * MiB))
+    (line,) = [x for x in text.splitlines() if x.startswith("run-lab refuses")]
+    assert "forking: the top step (5000 connections)" in line
+    roomy = doctor_text(sc, (False, "off"), facts=HostFacts(mem_available_bytes=64 << 30))
+    assert "run-lab refuses" not in roomy
+
+
 def test_run_lab_refuses_before_anything_starts(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(host_facts, "local_host_facts",
                         lambda: HostFacts(mem_available_bytes=256 * MiB))
