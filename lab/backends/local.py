@@ -84,8 +84,13 @@ class LocalServer(ServerHandle):
         self.stderr_log = logs / f"{stem}.server.stderr.log"
         self.cgroup = cgroup  # limits.memory: joined before exec (lab/backends/cgroup.py)
         self._oom: str | None = None  # the cgroup's evidence, kept once it is removed
-        self.proc = spawn(cmd, self.stderr_log, cwd=cwd, stdout=subprocess.PIPE,
-                          join=cgroup.preexec if cgroup else None)
+        try:
+            self.proc = spawn(cmd, self.stderr_log, cwd=cwd, stdout=subprocess.PIPE,
+                              join=cgroup.preexec if cgroup else None)
+        except BaseException:  # not started (no such command): its cgroup goes now
+            if cgroup is not None:
+                cgroup.remove()
+            raise
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
         self.ready_line: queue.Queue[str] = queue.Queue()
         self.final: dict[str, Any] | None = None
