@@ -128,6 +128,10 @@ class LoadHandle(ABC):
         (see :func:`worker_lost`)."""
         return []
 
+    def master_oom_evidence(self) -> str:
+        """The kernel's word for an OOM kill of the master ("" when none)."""
+        return ""
+
 
 def worker_lost(exit_code: int | None) -> bool:
     """Whether a Locust worker that ended with ``exit_code`` (None: still

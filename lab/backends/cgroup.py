@@ -202,12 +202,12 @@ def kernel_log_line(memcg: str | None = None, pid: int | None = None,
     return found
 
 
-def killed_by_oom(proc) -> str:
+def killed_by_oom(proc, kmsg: Path = KMSG) -> str:
     """A local child (``Popen``) ended by SIGKILL that the kernel's log names
     as an OOM kill: that line; else "" (a SIGKILL from someone else)."""
     if proc.poll() != -signal.SIGKILL:
         return ""
-    line = kernel_log_line(pid=proc.pid)
+    line = kernel_log_line(pid=proc.pid, kmsg=kmsg)
     return f"exit -9; kernel: {line}" if line else ""
 
 

@@ -241,6 +241,9 @@ class LocalLoad(LoadHandle):
     def log_tail(self, lines: int = 40) -> str:
         return tail_file(self.master_log, lines)
 
+    def master_oom_evidence(self) -> str:
+        return killed_by_oom(self.master)
+
     def lost_workers(self, lines: int = 12) -> list[LostWorker]:
         if self.master.poll() is not None:  # the master ended the run: workers follow it
             return []

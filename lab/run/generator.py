@@ -82,7 +82,7 @@ class GeneratorWatch:
         if not killed(code):
             return None
         master = LostWorker("the Locust master", self.load.master_host, code,
-                            self.load.log_tail(12))
+                            self.load.log_tail(12), self.load.master_oom_evidence())
         self._note(master, {"step": step})
         return self.lost[master.name]
 

@@ -161,9 +161,11 @@ def test_a_paused_worker_beside_the_server_is_the_loads_not_the_servers(tmp_path
 def test_a_killed_master_is_named_by_its_host():
     load = Load()
     load.exit, load.master_host = -9, "h3"
+    load.master_oom_evidence = lambda: "exit -9; kernel: Out of memory: Killed process 7"
     said: list[str] = []
     lost = GeneratorWatch(load, said.append).master_lost(1)
     assert lost["host"] == "h3" and "on host h3 (exit -9)" in said[0]
+    assert lost["evidence"].endswith("Killed process 7") and "Killed process 7" in said[0]
 
 
 def test_an_oom_killed_worker_is_worker_lost_with_the_evidence():

@@ -148,6 +148,22 @@ def test_the_kernel_line_is_the_one_after_our_cgroups_oom_kill(tmp_path):
     assert cgroup.kernel_log_line("x", kmsg=tmp_path / "absent") is None
 
 
+def test_a_local_child_sigkilled_by_the_oom_killer_has_the_kernels_line(tmp_path):
+    class Proc:
+        def __init__(self, pid, code):
+            self.pid, self.code = pid, code
+
+        def poll(self):
+            return self.code
+
+    kmsg = tmp_path / "kmsg"
+    kmsg.write_text("3,5,5,-;Out of memory: Killed process 99 (locust) anon-rss:9kB\n")
+    assert cgroup.killed_by_oom(Proc(99, -9), kmsg) == (
+        "exit -9; kernel: Out of memory: Killed process 99 (locust) anon-rss:9kB")
+    assert cgroup.killed_by_oom(Proc(98, -9), kmsg) == ""  # a SIGKILL from someone else
+    assert cgroup.killed_by_oom(Proc(99, 1), kmsg) == ""  # not killed
+
+
 def test_clean_finds_only_cgroups_of_runs_that_are_gone(tmp_path, monkeypatch):
     monkeypatch.setattr(cgroup, "layout", lambda root: cgroup.Layout(root, 2))
     mine = cgroup.cgroup_name("20261203-120000-lab", "hog")

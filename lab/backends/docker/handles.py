@@ -206,6 +206,9 @@ class DockerLoadHandle(LoadHandle):
     def log_tail(self, lines: int = 40) -> str:
         return _tail(self.master, lines)
 
+    def master_oom_evidence(self) -> str:
+        return oom_evidence(self.master) or ""
+
     def lost_workers(self, lines: int = 12) -> list[LostWorker]:
         if self._stopped or self.exit_code() is not None:
             return []
