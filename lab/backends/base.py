@@ -69,6 +69,12 @@ class ServerHandle(ABC):
         """True when the kernel's OOM killer ended this server (Docker says so)."""
         return False
 
+    def oom_evidence(self) -> str | None:
+        """The kernel's word for an OOM kill of this server (Docker's
+        ``State.OOMKilled``, the cgroup's ``oom_kill`` count, the kernel log
+        line), None when there is none."""
+        return None
+
     def net_proc(self) -> Path | None:
         """``/proc/.../net`` of the server's network namespace, when this machine
         can read it (lab/run/kernel.py); None otherwise."""
@@ -87,16 +93,19 @@ class LostWorker:
     host: str  # the scenario host it ran on
     exit_code: int | None
     log_tail: str
+    evidence: str = ""  # what the kernel or the host watch saw (an OOM kill, a host gone)
 
     def describe(self) -> str:
         code = "" if self.exit_code is None else f" (exit {self.exit_code})"
-        return f"{self.name} on host {self.host}{code}"
+        seen = f": {self.evidence}" if self.evidence else ""
+        return f"{self.name} on host {self.host}{code}{seen}"
 
 
 class LoadHandle(ABC):
     """A running Locust master plus its workers."""
 
     web_url: str | None = None
+    master_host: str = "local"  # the scenario host the Locust master runs on
 
     @abstractmethod
     def poll_step_results(self) -> list[dict[str, Any]]:
@@ -118,6 +127,10 @@ class LoadHandle(ABC):
         """Workers that exited while the master still ran, with their log tails
         (see :func:`worker_lost`)."""
         return []
+
+    def master_oom_evidence(self) -> str:
+        """The kernel's word for an OOM kill of the master ("" when none)."""
+        return ""
 
 
 def worker_lost(exit_code: int | None) -> bool:
@@ -151,6 +164,11 @@ class Backend(ABC):
     def start_load(self, server: ServerHandle, ctx: RunContext, *, ui: bool = False) -> LoadHandle:
         """Start the Locust master and workers against ``server``, running the
         scenario's steps (headless unless ``ui``)."""
+
+    def host_checks(self) -> dict[str, Any]:
+        """host -> ``check(timeout)``: None while that host answers, else what
+        was seen (lab/run/hostwatch.py). Empty: nothing here can go away."""
+        return {}
 
     @abstractmethod
     def cleanup(self) -> list[str]:

@@ -8,30 +8,28 @@ directory). The Locust master and workers are local processes; each worker
 binds its own 127.0.0.x source addresses, so one worker's ephemeral ports do
 not limit another's.
 
-What only containers can do (namespaced sysctls, a memory limit, a cpuset,
-several hosts) is listed by :meth:`LocalBackend.unapplied_settings` and
-recorded in ``run.json``. Every child gets ``PR_SET_PDEATHSIG``: if the lab
-dies, its servers and load generators die with it.
+A server's ``limits.memory`` is a memory cgroup made for it
+(``lab/backends/cgroup.py``; a machine that cannot make one refuses the
+scenario before anything starts). What only containers can do (namespaced
+sysctls, a cpuset, several hosts) is listed by
+:meth:`LocalBackend.unapplied_settings` and recorded in ``run.json``.
+Every child gets ``PR_SET_PDEATHSIG`` (``lab/backends/children.py``): if the
+lab dies, its servers and load generators die with it.
 """
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import queue
-import resource
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections import deque
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from contract.env import ALLOW_EXTERNAL_TARGETS, SERVER_EVENTS
 from lab import ROOT
@@ -43,11 +41,27 @@ from lab.backends.base import (
     ServerHandle,
     worker_lost,
 )
+from lab.backends.cgroup import (
+    CgroupUnavailable,
+    MemoryCgroup,
+    cgroup_name,
+    killed_by_oom,
+    layout,
+    parse_size,
+)
+from lab.backends.children import (  # noqa: F401 - free_port, tail_file: used by the tests
+    LOOPBACK,
+    free_port,
+    raise_nofile_soft_limit,
+    spawn,
+    tail_file,
+    terminate,
+)
 from lab.backends.listeners import foreign, listeners, listening_inodes
 from lab.backends.locust_cmd import WEB_HOST, WEB_PORT, master_command, worker_command
 from lab.backends.server_cmd import processes, server_command, substitute
 from lab.backends.server_output import parse_event, parse_ready
-from lab.errors import BackendError
+from lab.errors import BackendError, InputError
 from lab.host import limits as hostlimits
 from lab.host.facts import local_host_facts
 from lab.host.proctree import TreeSampler
@@ -57,81 +71,26 @@ from lab.scenario.types import Scenario, ServerSpec
 from lab.teardown import attempt
 
 READY_TIMEOUT_S = 30.0
-LOOPBACK = "127.0.0.1"
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
-
-
-def raise_nofile_soft_limit() -> int:
-    """Soft RLIMIT_NOFILE up to the hard limit (children inherit it); returns the hard limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        except (OSError, ValueError):
-            pass
-    return hard
-
-
-def free_port(host: str = LOOPBACK) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def tail_file(path: Path, lines: int) -> str:
-    try:
-        with path.open(errors="replace") as f:
-            return "".join(deque(f, maxlen=lines))
-    except OSError:
-        return ""
-
-
-def _spawn(cmd: list[str], log: Path, *, cwd: Path = ROOT, stdout: int | TextIO | None = None,
-           env: dict[str, str] | None = None) -> subprocess.Popen:
-    """Start a child with stderr (and stdout unless piped) into ``log``."""
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            cmd, cwd=cwd, stdin=subprocess.DEVNULL,
-            stdout=out if stdout is None else stdout, stderr=out,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-            preexec_fn=_die_with_parent, start_new_session=True)
-
-
-def _terminate(proc: subprocess.Popen, timeout: float) -> int | None:
-    """SIGTERM, wait, then SIGKILL; returns the exit code."""
-    if proc.poll() is None:
-        try:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-    # Each child leads its own process group (start_new_session): whatever it
-    # started (a forking server's children) goes with it.
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    return proc.returncode
 
 
 class LocalServer(ServerHandle):
     """A server subprocess; a reader thread turns its stdout into events."""
 
     def __init__(self, spec: ServerSpec, cmd: list[str], logs: Path, cwd: Path,
-                 stem: str | None = None):
+                 stem: str | None = None, cgroup: MemoryCgroup | None = None):
         self.spec = spec
         stem = stem or spec.name  # RunContext.stem: one set of logs per repeat
         self.stdout_log = logs / f"{stem}.server.stdout.log"
         self.stderr_log = logs / f"{stem}.server.stderr.log"
-        self.proc = _spawn(cmd, self.stderr_log, cwd=cwd, stdout=subprocess.PIPE)
+        self.cgroup = cgroup  # limits.memory: joined before exec (lab/backends/cgroup.py)
+        self._oom: str | None = None  # the cgroup's evidence, kept once it is removed
+        try:
+            self.proc = spawn(cmd, self.stderr_log, cwd=cwd, stdout=subprocess.PIPE,
+                              join=cgroup.preexec if cgroup else None)
+        except BaseException:  # not started (no such command): its cgroup goes now
+            if cgroup is not None:
+                cgroup.remove()
+            raise
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
         self.ready_line: queue.Queue[str] = queue.Queue()
         self.final: dict[str, Any] | None = None
@@ -181,9 +140,19 @@ class LocalServer(ServerHandle):
         return self.proc.poll()
 
     def stop(self, timeout: float = 10.0) -> dict[str, Any] | None:
-        _terminate(self.proc, timeout)
+        terminate(self.proc, timeout)
         self.reader.join(5)
+        if self.cgroup is not None:  # what the kernel said, then nothing left behind
+            self._oom = self.oom_evidence()
+            self.cgroup.remove()
+            self.cgroup = None
         return self.final
+
+    def oom_killed(self) -> bool:
+        return self.oom_evidence() is not None
+
+    def oom_evidence(self) -> str | None:
+        return self._oom or (self.cgroup.evidence() if self.cgroup else None)
 
     def log_tail(self, lines: int = 40) -> str:
         return tail_file(self.stderr_log, lines) or tail_file(self.stdout_log, lines)
@@ -265,18 +234,21 @@ class LocalLoad(LoadHandle):
         return self.master.poll()
 
     def stop(self, timeout: float = 15.0) -> None:
-        _terminate(self.master, timeout)
+        terminate(self.master, timeout)
         for worker in self.workers:  # the master tells them to quit; make sure
-            _terminate(worker, 5)
+            terminate(worker, 5)
 
     def log_tail(self, lines: int = 40) -> str:
         return tail_file(self.master_log, lines)
+
+    def master_oom_evidence(self) -> str:
+        return killed_by_oom(self.master)
 
     def lost_workers(self, lines: int = 12) -> list[LostWorker]:
         if self.master.poll() is not None:  # the master ended the run: workers follow it
             return []
         return [LostWorker(log.name.removesuffix(".log"), "local", proc.poll(),
-                           tail_file(log, lines))
+                           tail_file(log, lines), killed_by_oom(proc))
                 for proc, log in zip(self.workers, self.worker_logs, strict=True)
                 if worker_lost(proc.poll())]
 
@@ -297,6 +269,16 @@ class LocalBackend(Backend):
         self.scenario = scenario
         self.progress = progress or (lambda message: None)
         self.web_host, self.web_port = web_host, web_port  # --ui: the Locust web UI
+        self.memory = {s.name: parse_size(s.limits.memory) for s in scenario.servers
+                       if s.limits.memory}
+        if self.memory:
+            try:
+                self.cgroups = layout()
+            except CgroupUnavailable as exc:
+                raise InputError(f"limits.memory of {', '.join(self.memory)}: the local "
+                                 f"backend enforces it with a memory cgroup, and cannot here: "
+                                 f"{exc}; run as root on a host with cgroups, use --backend "
+                                 "docker, or remove the limit") from None
         self.nofile_hard = raise_nofile_soft_limit()
         self.servers: list[LocalServer] = []
         self.loads: list[LocalLoad] = []
@@ -312,7 +294,7 @@ class LocalBackend(Backend):
         for i, spec in enumerate(scenario.servers):
             limits = spec.limits
             for key, value in (("sysctls", dict(limits.sysctls) or None),
-                               ("memory", limits.memory), ("cpuset", limits.cpuset)):
+                               ("cpuset", limits.cpuset)):
                 if value is not None:
                     notes.append(f"servers[{i}].limits.{key} ({value}): only containers can "
                                  "apply it; the host's own settings hold")
@@ -335,7 +317,8 @@ class LocalBackend(Backend):
             busy = port_in_use(int(spec.port))
             if busy:
                 raise BackendError(f"custom server {spec.name}: {busy}")
-            server: LocalServer = CustomServer(spec, cmd, ctx.logs_dir, cwd, ctx.stem(spec.name))
+            server: LocalServer = CustomServer(spec, cmd, ctx.logs_dir, cwd, ctx.stem(spec.name),
+                                               self._cgroup(spec, ctx))
         else:
             nofile = self.nofile_hard if spec.limits.nofile == "max" else int(spec.limits.nofile)
             count = processes(spec, nofile, ctx.scenario.max_connections)
@@ -343,10 +326,20 @@ class LocalBackend(Backend):
                 self.progress(f"local: {spec.name}: processes auto = {count} (nofile {nofile}, "
                               f"top step {ctx.scenario.max_connections})")
             server = LocalServer(spec, self.server_command(spec, count), ctx.logs_dir, ROOT,
-                                 ctx.stem(spec.name))
+                                 ctx.stem(spec.name), self._cgroup(spec, ctx))
         self.servers.append(server)
         server.wait_ready()
         return server
+
+    def _cgroup(self, spec: ServerSpec, ctx: RunContext) -> MemoryCgroup | None:
+        """``limits.memory``: the server's own memory cgroup (lab/backends/cgroup.py)."""
+        if spec.name not in self.memory:
+            return None
+        try:
+            return MemoryCgroup(cgroup_name(ctx.stem(ctx.run_id), spec.name),
+                                self.memory[spec.name], self.cgroups)
+        except CgroupUnavailable as exc:
+            raise BackendError(f"{spec.name}: limits.memory: {exc}") from None
 
     @staticmethod
     def server_command(spec: ServerSpec, processes: int = 1) -> list[str]:
@@ -369,7 +362,7 @@ class LocalBackend(Backend):
         if ui and ctx.server_events:  # the web UI's Lab tab tails them
             master_env[SERVER_EVENTS] = os.pathsep.join(str(p) for p in ctx.server_events)
         master_log = ctx.logs_dir / f"{name}.locust-master.log"
-        master = _spawn(master_cmd, master_log, env=master_env)
+        master = spawn(master_cmd, master_log, env=master_env)
         shown = LOOPBACK if self.web_host in ("", "0.0.0.0", "::") else self.web_host
         web_url = f"http://{shown}:{self.web_port}" if ui else None
         # Registered before the workers start, so cleanup() stops the master
@@ -380,7 +373,7 @@ class LocalBackend(Backend):
             cmd = worker_command(load_spec, master_host=LOOPBACK, master_port=port,
                                  source_ips=source_ips(i), python=sys.executable)
             log = ctx.logs_dir / f"{name}.locust-worker-{i}.log"
-            load.workers.append(_spawn(cmd, log, env=env))
+            load.workers.append(spawn(cmd, log, env=env))
             load.worker_logs.append(log)
         return load
 

@@ -2,7 +2,9 @@
 
 Every container and network the lab creates is labelled with its run and its
 owner (``lab/owner.py``: host, run-lab pid, start time); a local run's temp
-directory carries the same in its name. ``clean`` removes what belongs to no
+directory and a local server's memory cgroup (``iolab-<pid>-<start>-<run>--<server>``
+under ``/sys/fs/cgroup``, ``lab/backends/cgroup.py``) carry the same in their
+names. ``clean`` removes what belongs to no
 live run — its owner process is gone, or it predates owner labels — and
 spares a run still going (in another terminal), or one owned by another
 machine, which this one cannot check. ``--all`` removes every iolab object
@@ -18,6 +20,8 @@ import tempfile
 from pathlib import Path
 
 from lab import RESULTS
+from lab.backends.cgroup import remove_dir
+from lab.backends.cgroup import stale as stale_cgroups
 from lab.cli.parser import LabParser
 from lab.owner import OWNER_LABEL, TEMP_PREFIX, is_live, temp_dir_owner
 from lab.scenario.loader import load_scenario
@@ -90,13 +94,21 @@ def command(argv: list[str]) -> int:
             removed_dirs += 1
         else:
             kept.append(f"{stale} (live)")
+    print(f"temp directories: removed {removed_dirs}")
+    cgroups = 0
+    for path in stale_cgroups(lambda owner: args.all or is_live(owner) is False):
+        try:
+            remove_dir(path)  # kills what is still inside, then removes it
+            cgroups += 1
+        except OSError as exc:
+            print(f"{path}: not removed ({exc.strerror or exc})")
+    print(f"memory cgroups: removed {cgroups}")
     endpoints = {"local"} | recent_endpoints(args.out)
     scenario = args.scenario or args.scenario_arg
     if scenario:
         endpoints |= {h.endpoint for h in load_scenario(scenario).hosts}
     from lab.backends.docker.hosts import clean_all, client_for, docker_available
 
-    print(f"temp directories: removed {removed_dirs}")
     for endpoint in sorted(endpoints):
         ok, why = docker_available(endpoint)
         if not ok:

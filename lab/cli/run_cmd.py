@@ -86,10 +86,24 @@ def resolve_scenario(path: Path, overrides: list[str], models: str | None = None
     return scenario
 
 
+def refuse_what_cannot_fit(scenario: Scenario) -> None:
+    """Exit 2 before anything starts when the doctor predicts a server's top
+    step cannot fit in this host's memory (lab/host/doctor.py)."""
+    from lab.host.doctor import memory_refusals
+    from lab.host.facts import local_host_facts
+
+    refusals = memory_refusals(scenario, local_host_facts())
+    if refusals:
+        raise InputError("the scenario cannot fit in this host's memory; nothing was "
+                         "started:\n  " + "\n  ".join(refusals))
+
+
 def command(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     overrides = [*args.set, *([f"load.repeat={args.repeat}"] if args.repeat is not None else [])]
     scenario = resolve_scenario(args.scenario, overrides, args.models)
+    if not args.ui:
+        refuse_what_cannot_fit(scenario)
     live = LiveView()
     backend = choose_backend(scenario, args.backend or scenario.backend, live,
                              web_host=args.web_host, web_port=args.web_port)

@@ -166,16 +166,44 @@ def server_ceilings(model: str | None, nofile: int | str | None, facts: HostFact
 def memory_ceiling(model: str | None, memory: int, available: bool,
                    load_on_host: bool) -> Ceiling:
     """Connections whose memory fits in ``memory`` (``available``: MemAvailable)."""
+    per_connection = connection_bytes(model, load_on_host)
+    return Ceiling(memory // per_connection, ENOMEM,
+                   f"~{cost_words(model, load_on_host)} in "
+                   f"{_size(memory)} {'available' if available else 'of memory'}")
+
+
+def cost_words(model: str | None, load_on_host: bool) -> str:
+    """One connection's memory and its parts, in words."""
     cost = model_facts(model).memory
     parts = [f"{_size(cost.userspace)} userspace"] if cost.userspace else []
     if cost.kernel:
         parts.append(f"{_size(cost.kernel)} kernel task")
     parts.append(f"2 x {_size(KERNEL_SOCKET_BYTES)} TCP socket: client and server on one host"
                  if load_on_host else f"{_size(KERNEL_SOCKET_BYTES)} TCP socket")
+    return f"{_size(connection_bytes(model, load_on_host))} per connection ({' + '.join(parts)})"
+
+
+def memory_shortfall(model: str | None, name: str, top: int, available: int | None,
+                     load_on_host: bool = True) -> str | None:
+    """Why ``top`` connections of ``model`` cannot fit in ``available`` bytes
+    (the host's MemAvailable), with the arithmetic; None when they fit or the
+    figure is unknown. Conservative: it speaks only when the prediction
+    exceeds *all* of MemAvailable, which the kernel can reclaim (page cache)
+    without swapping — past it the host's OOM killer chooses among all its
+    processes, the lab's own and others."""
+    if not available or top <= 0:
+        return None
     per_connection = connection_bytes(model, load_on_host)
-    return Ceiling(memory // per_connection, ENOMEM,
-                   f"~{_size(per_connection)} per connection ({' + '.join(parts)}) in "
-                   f"{_size(memory)} {'available' if available else 'of memory'}")
+    need = top * per_connection
+    if need <= available:
+        return None
+    fits = available // per_connection
+    return (f"{name}: the top step ({top} connections) needs ~{_size(need)} = {top} x "
+            f"{cost_words(model, load_on_host)}, more than the "
+            f"{_size(available)} this host has available (MemAvailable); about {fits} "
+            f"fit. Lower the top step to {fits} or fewer (--set load.steps=[...]), give "
+            f"the server a memory limit (limits.memory) to measure where it runs out, "
+            f"or run it on a host with more memory")
 
 
 def binding(ceilings: list[Ceiling]) -> Ceiling | None:

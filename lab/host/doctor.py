@@ -57,6 +57,21 @@ def load_ceiling(scenario: Scenario, facts: Facts, backend: str) -> Ceiling:
                                          f"{host.ephemeral_ports} ports")
 
 
+def memory_refusals(scenario: Scenario, facts: Facts) -> list[str]:
+    """Servers whose top step cannot fit in this host's available memory
+    (lab/host/ceiling.py ``memory_shortfall``), for a scenario whose hosts
+    are all this machine (load and server share its memory). A server with
+    ``limits.memory`` is left alone: its limit is the experiment, and its
+    OOM kill stays inside its cgroup."""
+    if any(h.endpoint != "local" for h in scenario.hosts):
+        return []
+    host = _facts(facts)
+    found = (ceiling.memory_shortfall(spec.model, spec.name, scenario.max_connections,
+                                      host.mem_available_bytes)
+             for spec in scenario.servers if not spec.limits.memory)
+    return [why for why in found if why]
+
+
 def _gib(n: int | None) -> str:
     return "?" if n is None else f"{n / 2**30:.1f} GiB"
 
@@ -110,4 +125,6 @@ def doctor_text(scenario: Scenario | None, docker: tuple[bool, str],
             if backend == "docker":
                 lines.append("  (Docker: containers get --ulimit nofile up to what the daemon "
                              "can grant; namespaced sysctls apply per container)")
+        lines += [f"run-lab refuses this scenario here: {why}"
+                  for why in memory_refusals(scenario, facts)]
     return "\n".join(lines) + "\n"

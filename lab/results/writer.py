@@ -50,6 +50,11 @@ run.json format versions (bump on any change readers must know about):
   stats events carry ``"source": "proc"`` or ``"docker"``), and
   ``models.<name>.measured_by`` says who measured them (``server``,
   ``proc``, ``docker``; lab/run/monitors.py ``MEASURED_BY``).
+  (2026-12, same version: ``models.<name>.oom_evidence`` is the kernel's
+  word for an OOM kill of the server — Docker's ``State.OOMKilled``, the
+  memory cgroup's ``oom_kill`` count, the kernel log line — else null; each
+  ``workers_lost`` entry adds ``evidence``: an OOM kill, or the host watch's
+  "host h2 stopped answering at ..."; readers that ignore them lose only them.)
 """
 
 from __future__ import annotations

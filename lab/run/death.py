@@ -3,14 +3,19 @@
 A death is named by the first of these that speaks:
 
 1. the server's own ``limit`` event (it saw the wall before it fell);
-2. its output tail, where the interpreter or libc said what killed it —
+2. the kernel's OOM killer, when the kernel says it acted: Docker's
+   ``State.OOMKilled``, or the ``oom_kill`` count of the memory cgroup the
+   local backend made for a ``limits.memory`` server
+   (``lab/backends/cgroup.py``). It comes before the output: memory running
+   out makes other calls fail first (``pthread_create`` with EAGAIN is "can't
+   start new thread"), but the SIGKILL is what ended the process;
+3. its output tail, where the interpreter or libc said what killed it —
    ``filedescriptor out of range in select()`` (CPython's select() raising
    ValueError for a descriptor ≥ FD_SETSIZE) → ``FD_SETSIZE``; ``Too many open
    files`` (EMFILE) → ``EMFILE``; ``can't start new thread`` → ``threads``;
    ``Cannot allocate memory``/``MemoryError`` → ``oom``;
-3. the kernel's OOM killer: Docker's ``OOMKilled`` state, or exit 137
-   (SIGKILL) under a memory limit → ``oom``;
-4. otherwise ``crash``: it died and nothing says why (the log tail is kept).
+4. exit 137 (a container's SIGKILL) under a memory limit → ``oom``;
+5. otherwise ``crash``: it died and nothing says why (the log tail is kept).
 """
 
 from __future__ import annotations
@@ -34,9 +39,11 @@ def cause(limit_event: str | None, log_tail: str, exit_code: int | None, *,
     """The limit kind that explains a death (see the module docstring)."""
     if limit_event:
         return limit_event
+    if oom_killed:
+        return OOM
     for pattern, kind in PATTERNS:
         if pattern.search(log_tail or ""):
             return kind
-    if oom_killed or (memory_limited and exit_code == SIGKILL_EXIT):
+    if memory_limited and exit_code == SIGKILL_EXIT:
         return OOM
     return CRASH

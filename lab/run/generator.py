@@ -21,8 +21,15 @@ draws them hollow and the capacity plan leaves them out.
 
 The master's death before the last step ends the model's load. If a signal
 killed it (SIGKILL, an OOM kill), the step in progress is ``worker_lost``
-too; a master that exited by itself is a loadgen failure, reported as the
-model's error with its log tail.
+too, named by its host; a master that exited by itself is a loadgen failure,
+reported as the model's error with its log tail.
+
+A worker the kernel's OOM killer ended is ``worker_lost`` with that evidence
+(Docker's ``State.OOMKilled``, or the kernel's log line for a local worker's
+SIGKILL): the load generator ran out of memory, not the server. A load host
+that stopped answering (``lab/run/hostwatch.py``) is ``worker_lost`` for
+every worker there, with what the watch saw; the backend's view is not asked
+then (its calls to that host would wait for their timeouts).
 """
 
 from __future__ import annotations
@@ -56,10 +63,11 @@ class GeneratorWatch:
     def __init__(self, load: LoadHandle, say: Any) -> None:
         self.load, self.say = load, say
         self.lost: dict[str, dict[str, Any]] = {}  # name -> what run.json keeps
+        self.hosts_gone: list[LostWorker] = []  # load hosts that stopped answering
 
     def limit(self, record: dict[str, Any]) -> str | None:
         """``worker_lost`` when this step lost a worker (either view), else None."""
-        gone = self.load.lost_workers()
+        gone = list(self.hosts_gone) or self.load.lost_workers()
         if not gone:  # no exit seen by the backend: the loadgen's names are all there is
             gone = [LostWorker(str(e.get("id", "?")), str(e.get("host", "?")), None, "")
                     for e in record.get("workers_lost") or [] if isinstance(e, dict)]
@@ -73,16 +81,24 @@ class GeneratorWatch:
         code = self.load.exit_code()
         if not killed(code):
             return None
-        master = LostWorker("the Locust master", "its host", code, self.load.log_tail(12))
+        master = LostWorker("the Locust master", self.load.master_host, code,
+                            self.load.log_tail(12), self.load.master_oom_evidence())
         self._note(master, {"step": step})
         return self.lost[master.name]
+
+    def host_lost(self, host: str, seen: str) -> dict[str, Any]:
+        """A load host that stopped answering (``seen``: the watch's sentence),
+        as the step record's lost worker; the step's row is then ``worker_lost``."""
+        self.hosts_gone.append(LostWorker(f"the load generator on host {host}", host, None, "",
+                                          seen))
+        return {"id": self.hosts_gone[-1].name, "host": host}
 
     def _note(self, worker: LostWorker, record: dict[str, Any]) -> None:
         if worker.name in self.lost:
             return
         self.lost[worker.name] = {"step": record.get("step"), "worker": worker.name,
                                   "host": worker.host, "exit_code": worker.exit_code,
-                                  "log_tail": worker.log_tail}
+                                  "log_tail": worker.log_tail, "evidence": worker.evidence or None}
         tail = worker.log_tail.strip().splitlines()[-3:]
         self.say(f"  load worker lost in step {record.get('step')}: {worker.describe()}; "
                  "the step measures the load, not the server, and is left out of the plan"

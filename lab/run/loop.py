@@ -30,6 +30,7 @@ from lab.errors import BackendError, ResultsError, interruption
 from lab.results.columns import step_of
 from lab.results.writer import RunRecord, create_run_dir, make_row
 from lab.run.generator import GeneratorWatch
+from lab.run.hostwatch import HostGone, HostWatch
 from lab.run.kernel import KernelSampler
 from lab.run.live import LiveView
 from lab.run.monitors import ServerMonitor, SockSampler
@@ -61,6 +62,7 @@ class Runner:
         self.sampler = SockSampler(enabled=local)
         self.kernel = KernelSampler(None)  # the model's server namespace, once it runs
         self.watch: GeneratorWatch | None = None  # the model's load generator, once it runs
+        self.hosts = HostWatch(backend.host_checks)  # hosts that stop answering mid-step
 
     def run(self) -> dict[str, ModelOutcome]:
         """Every model, ``load.repeat`` times, interleaved (A B C A B C ...) so
@@ -117,8 +119,8 @@ class Runner:
             outcome.interrupted = True
             self.teardown.begin()  # from here on the run only tears down (run_scenario ends it)
             raise
-        except ResultsError:
-            raise  # the run directory cannot take more: end the run, keep what is written
+        except (ResultsError, HostGone):
+            raise  # the run directory cannot take more, or a host is gone: end the run
         except BackendError as exc:
             outcome.error = str(exc)
         except Exception as exc:  # noqa: BLE001 - one model's failure must not end the run
@@ -139,7 +141,7 @@ class Runner:
         poller = StepPoller(
             spec, self.scenario, server, load, monitor, outcome,
             steps_path=self.ctx.logs_dir / f"{self.ctx.stem(spec.name)}.steps.jsonl",
-            clock=self.clock, sample=self._sample, watch=self.watch,
+            clock=self.clock, sample=self._sample, watch=self.watch, hosts=self.hosts,
             add_row=lambda record, death: self.add_row(spec, record, monitor, death, outcome))
         try:
             while not poller.tick():
@@ -149,6 +151,8 @@ class Runner:
             self.teardown.begin()
             poller.flush()  # steps the loadgen finished are measured: keep them
             raise
+        finally:
+            self.hosts.stop()
 
     def _sample(self, now: float) -> None:
         """What records while a step runs: the host's TCP socket memory, the
@@ -239,7 +243,10 @@ class Runner:
                 "exit_code": exit_code, "log_tail": tail, "final": final, "error": outcome.error,
                 "interrupted": outcome.interrupted, "measured": outcome.measured,
                 "measured_by": monitor.measured_by() if monitor else None,
-                "workers_lost": list(self.watch.lost.values()) if self.watch else []}
+                "workers_lost": list(self.watch.lost.values()) if self.watch else [],
+                "oom_evidence": server.oom_evidence() if server is not None else None}
+        if this["oom_evidence"]:
+            self.live.line(f"  {spec.name}: killed by the OOM killer: {this['oom_evidence']}")
         self.watch = None
         if self.scenario.load.repeat == 1:
             self.record.set_model(spec.name, **this)

@@ -21,6 +21,7 @@ from contract.limits import CRASH, GENERATOR_LIMITS, MISMATCH, WORKER_LOST
 from lab.backends.base import LoadHandle, ServerHandle
 from lab.run.death import cause
 from lab.run.generator import GeneratorWatch
+from lab.run.hostwatch import HostGone, HostWatch
 from lab.run.monitors import ServerMonitor, append_jsonl
 from lab.run.outcome import ModelOutcome
 from lab.scenario.types import Scenario, ServerSpec
@@ -75,7 +76,7 @@ class StepPoller:
                  steps_path: Path, clock: Callable[[], float],
                  sample: Callable[[float], None],
                  add_row: Callable[[dict[str, Any], str | None], dict[str, Any]],
-                 watch: GeneratorWatch | None = None):
+                 watch: GeneratorWatch | None = None, hosts: HostWatch | None = None):
         self.spec, self.scenario, self.server, self.load = spec, scenario, server, load
         self.monitor, self.outcome = monitor, outcome
         self.clock, self.sample, self.add_row, self.watch = clock, sample, add_row, watch
@@ -87,16 +88,26 @@ class StepPoller:
         self.dead_since: float | None = None  # when the poll first saw it dead
         self.alive_at = clock()  # the last poll that saw it running
         self._cause: str | None = None
+        self.hosts = hosts  # hosts that stop answering (lab/run/hostwatch.py)
+        if hosts is not None:
+            hosts.start()
 
     def tick(self) -> bool:
         """One poll; True when this model is done."""
         now = self.clock()
+        self._hosts_gone(now)  # before any call that a silent host would hold up
         # Read the exit states first: whatever a process wrote before exiting
         # is then certainly in the polls that follow.
-        server_dead = self.server.exit_code() is not None
+        server_code = self.server.exit_code()
+        server_dead = server_code is not None
+        if server_code == -1:  # Docker: its container, or its daemon, did not answer
+            self._hosts_gone(now, confirm=self.spec.host)
         if not server_dead:
             self.alive_at = now
-        load_done = self.load.exit_code() is not None
+        load_code = self.load.exit_code()
+        load_done = load_code is not None
+        if load_code == -1:
+            self._hosts_gone(now, confirm=self.load.master_host)
         records = self.load.poll_step_results()
         append_jsonl(self.steps_path, records)
         self.pending.extend((r, now) for r in records)
@@ -127,6 +138,38 @@ class StepPoller:
             self.outcome.error = f"stuck: the steps did not finish within {self.budget:.0f} s"
             return True
         return False
+
+    def _hosts_gone(self, now: float, confirm: str | None = None) -> None:
+        """A host of this model that stopped answering ends the model and the
+        run (HostGone, exit 1): a load host's is the step's ``worker_lost``,
+        the server's host's is the model's error and no limit of the server.
+        ``confirm``: a host a call just failed on, checked at once."""
+        if self.hosts is None:
+            return
+        if confirm:
+            self.hosts.confirm(confirm)
+        gone = self.hosts.gone()
+        if not gone:
+            return
+        step = min(len(self.outcome.rows), len(self.scenario.load.steps) - 1)
+        record = {"step": step, "target_users": self.scenario.load.steps[step].connections,
+                  "t_end": now, "connected": None, "echo_count": 0}
+        server_host = gone.get(self.spec.host)
+        if server_host is not None and not server_host.hits("server"):
+            server_host = None  # only load containers there (a paused worker)
+        said = "; ".join(g.sentence() for g in gone.values())
+        if server_host is None and self.watch is not None:
+            record["workers_lost"] = [self.watch.host_lost(g.host, g.sentence())
+                                      for g in gone.values()]
+        if len(self.outcome.rows) < len(self.scenario.load.steps):
+            row = self.add_row(record, None)
+            if server_host is None:
+                self._stop(row["limit"] or WORKER_LOST, step)
+        if server_host is not None:
+            self.outcome.error = (f"{server_host.sentence()}: the server's host, not a limit "
+                                  "of the server")
+        self.pending.clear()
+        raise HostGone(f"{said}; the run ends here")
 
     def death(self) -> str:
         """Why the server died, once (lab/run/death.py)."""

@@ -25,7 +25,7 @@ class Limits:
     # Namespaced sysctls, applied per container (Docker only; the local
     # backend records them as "could not apply").
     sysctls: tuple[tuple[str, str], ...] = ()
-    memory: str | None = None  # e.g. "1g" (Docker only)
+    memory: str | None = None  # e.g. "1g" (Docker; locally a memory cgroup, lab/backends/cgroup.py)
     cpuset: str | None = None  # e.g. "0" (Docker only)
 
 

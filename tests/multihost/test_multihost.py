@@ -280,3 +280,51 @@ def workers_on_both(harness, name: str) -> bool:
         return any(c.labels.get("iolab.run", "").endswith(name) for c in
                    harness.clients[host].containers.list(filters={"label": "iolab.role=worker"}))
     return running("h1") and running("h2")
+
+
+def test_a_paused_worker_host_mid_ramp_is_worker_lost_within_the_bound(testhosts, tmp_path):
+    """A worker container on h2 paused during a ramp (its daemon still
+    answers; the worker neither loads nor answers its master): the host watch
+    (lab/run/hostwatch.py) names h2 within DETECT_BOUND_S, the step in progress
+    is ``worker_lost`` with what was seen, the run exits 1, and after
+    ``run-lab clean --scenario`` nothing is left on any daemon."""
+    from lab.run.hostwatch import DETECT_BOUND_S
+
+    harness = testhosts
+    # Step 1's ramp takes (3000 - 50) / 50 = 59 s: the pause lands in it.
+    scenario = tmp_path / "pause.yaml"
+    scenario.write_text(SCENARIO.format(name=f"{MARK}-pause", hosts=harness.hosts_yaml(),
+                                        servers="epoll", steps="50, 3000", hold="1s")
+                        .replace("connect_rate: 2000", "connect_rate: 50"))
+    paused: list = []
+
+    def pause_h2_worker(run_dir: Path) -> None:
+        flt = {"label": [f"iolab.run={run_dir.name}", "iolab.role=worker"]}
+        (worker,) = harness.clients["h2"].containers.list(filters=flt)
+        worker.pause()
+        paused.append((worker, time.time()))
+
+    try:
+        code, text, run_dir = during_run(
+            [RUN_LAB, str(scenario), "--out", str(tmp_path / "out")], tmp_path / "out",
+            pause_h2_worker, timeout=180)
+    finally:
+        for worker, _ in paused:
+            try:
+                worker.unpause()
+            except Exception:  # noqa: BLE001 - removed by the run's teardown already
+                pass
+    assert code == 1, text
+    assert "internal error" not in text
+    assert "host h2 stopped answering at" in text and "is paused" in text, text
+    run = json.loads((run_dir / "run.json").read_text())
+    last = run["rows"][-1]
+    assert (last["step"], last["limit"]) == (1, "worker_lost"), run["rows"]
+    assert last["t_end"] - paused[0][1] <= DETECT_BOUND_S + 1.0  # + one poll and slack
+    (lost,) = run["models"]["epoll"]["workers_lost"]
+    assert lost["host"] == "h2" and "paused" in lost["evidence"], lost
+    assert run["status"] == "failed"
+    clean = subprocess.run([RUN_LAB, "clean", "--scenario", str(scenario)], cwd=ROOT,
+                           capture_output=True, text=True, timeout=120)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert harness.leftovers() == {}

@@ -121,6 +121,11 @@ class DockerBackend(Backend):
     def unapplied_settings(self, scenario: Scenario) -> list[str]:
         return self.daemons.unapplied_settings(scenario)
 
+    def host_checks(self) -> dict[str, Any]:
+        with self._lock:
+            running = [c for _, c in self._containers]
+        return self.daemons.checks(lambda: running)
+
     # ---- containers ------------------------------------------------------------
     def _run(self, host: str, ctx: RunContext, role: str, name: str, command: list[str], *,
              image: str | None = None, nofile: int, sysctls: dict[str, str] | None = None,

@@ -113,6 +113,42 @@ class Daemons:
                                    f"{self.endpoint(host)} failed: {type(exc).__name__}: "
                                    f"{short_reason(exc)}") from exc
 
+    def checks(self, containers: Callable[[], list]) -> dict[str, Callable[[float], Any]]:
+        """The host watch's check per host of the run (lab/run/hostwatch.py):
+        its daemon's ``/_ping`` within ``timeout``, then the run's containers
+        there (``containers()``) that are paused — a frozen worker neither
+        loads nor answers its master, while its daemon answers. None: fine;
+        else what was seen (with the paused container's role: the rest of
+        that host is fine)."""
+        used = {s.host for s in self.scenario.servers} | {self.scenario.placement.master} | set(
+            self.scenario.placement.workers)
+
+        import docker.errors
+
+        def check(host: str, timeout: float) -> str | None:
+            api = self.clients[host].api
+            try:
+                api._raise_for_status(api.get(api._url("/_ping"), timeout=timeout))
+            except Exception as exc:  # noqa: BLE001 - which ones: unanswered()
+                if not unanswered(exc):
+                    raise
+                return f"its Docker daemon at {self.endpoint(host)} did not answer: " \
+                       f"{short_reason(exc)}"
+            for container in containers():
+                if container.labels.get("iolab.host") != host:
+                    continue
+                url = api._url("/containers/{0}/json", container.id)
+                try:
+                    state = api._result(api.get(url, timeout=timeout), json=True)["State"]
+                except docker.errors.APIError:  # the daemon answered: gone is a lost worker's
+                    continue
+                if state.get("Paused"):
+                    role = container.labels.get("iolab.role", "?")
+                    return f"{role} container {container.name} is paused", frozenset({role})
+            return None
+
+        return {h: (lambda timeout, h=h: check(h, timeout)) for h in self.clients if h in used}
+
     def facts(self, host: str) -> dict[str, Any]:
         """Limits and metadata of ``host``'s daemon, read once per daemon."""
         key = self.daemon(host)
@@ -221,10 +257,15 @@ class Daemons:
                         raise  # the daemon answered: a real refusal, reported as it is
                     gone.add(host)
                     raise BackendError(f"{unreachable(host, self.endpoint(host), exc)}; what "
-                                       "this run left there stays until `run-lab clean` "
-                                       "reaches it") from exc
+                                       "this run left there stays until, with the host "
+                                       f"back, `{self.clean_command()}` removes it") from exc
             return guarded
         return on
+
+    def clean_command(self) -> str:
+        """The command that finishes a teardown a gone host interrupted."""
+        source = self.scenario.source_path
+        return f"run-lab clean --scenario {source}" if source else "run-lab clean"
 
     def remove_by_label(self, run_ids: set[str], problems: list[str], on=None) -> None:
         """Belt and braces: anything of this run's that bookkeeping missed, on every daemon."""

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.backends.base import LoadHandle, LostWorker, ServerHandle, worker_lost
+from lab.backends.cgroup import kernel_log_line
 from lab.backends.docker.container_io import CgroupEvents, LogFollower, fetch_file
 from lab.host.proctree import established_on
 from lab.scenario.types import ServerSpec
@@ -37,6 +38,20 @@ def exit_code_of(container) -> int | None:
     state = container.attrs.get("State", {})
     return None if state.get("Running") or state.get("Status") == "created" else state.get(
         "ExitCode")
+
+
+def oom_evidence(container) -> str | None:
+    """Docker's word for an OOM kill (``State.OOMKilled``, set when the
+    container's memory cgroup counted an oom_kill), with the kernel's log line
+    when the daemon shares this machine's kernel; None without a kill. Read
+    from the state of the last ``exit_code_of``."""
+    state = container.attrs.get("State", {})
+    if not state.get("OOMKilled"):
+        return None
+    said = f"Docker: State.OOMKilled true, exit {state.get('ExitCode')}"
+    local = str(getattr(container.client.api, "base_url", "")).startswith("http+docker://")
+    line = kernel_log_line(memcg=container.id) if local else None
+    return f"{said}; kernel: {line}" if line else said
 
 
 def save_logs(container, path: Path) -> None:
@@ -104,6 +119,9 @@ class DockerServerHandle(ServerHandle):
     def oom_killed(self) -> bool:
         return bool(self.container.attrs.get("State", {}).get("OOMKilled"))
 
+    def oom_evidence(self) -> str | None:
+        return oom_evidence(self.container)
+
     def net_proc(self) -> Path | None:
         """The container's namespace through its init pid's ``/proc/<pid>/net``,
         readable only when the daemon runs on this machine (a unix socket:
@@ -153,6 +171,7 @@ class DockerLoadHandle(LoadHandle):
         self.logs_dir = logs_dir
         self.reader = StepResultsReader(master, steps_path)
         self.worker_addresses: list[str] = []  # each worker's IP on its lab network
+        self.master_host = master.labels.get("iolab.host", "?")
         self._stopped = False
 
     def poll_step_results(self) -> list[dict[str, Any]]:
@@ -187,10 +206,14 @@ class DockerLoadHandle(LoadHandle):
     def log_tail(self, lines: int = 40) -> str:
         return _tail(self.master, lines)
 
+    def master_oom_evidence(self) -> str:
+        return oom_evidence(self.master) or ""
+
     def lost_workers(self, lines: int = 12) -> list[LostWorker]:
         if self._stopped or self.exit_code() is not None:
             return []
-        return [LostWorker(w.name, w.labels.get("iolab.host", "?"), code, _tail(w, lines))
+        return [LostWorker(w.name, w.labels.get("iolab.host", "?"), code, _tail(w, lines),
+                           oom_evidence(w) or "")
                 for w in self.workers if worker_lost(code := exit_code_of(w))]
 
 
