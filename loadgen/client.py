@@ -230,8 +230,7 @@ class TcpClient:
 
     # -- echo ---------------------------------------------------------------------
     def next_size(self) -> int:
-        """The next message's size: fixed, or a log-normal draw cut to [1, max]."""
-        opts = self.opts
+        opts = self.opts  # fixed, or a log-normal draw cut to [1, max]
         if not opts.sizes_vary:
             return opts.message_size
         size = round(self._rng.lognormvariate(self._mu, opts.size_sigma))
@@ -279,8 +278,7 @@ class TcpClient:
         return True
 
     def _receive(self, buf: bytearray, size: int, chunk: int = 0, gap: float = 0.0) -> int:
-        """Read ``size`` bytes into ``buf`` (at most ``chunk`` per recv, ``gap``
-        seconds apart); the kernel's receive stamp of the last packet read (0: none)."""
+        """Read ``size`` bytes (``chunk`` per recv, ``gap`` s apart); the last stamp or 0."""
         sock, got, stamp = self.sock, 0, 0
         whole = not chunk and size == len(buf)
         while got < size:
@@ -316,9 +314,8 @@ class TcpClient:
         return stamp
 
     def _send_all(self, data: bytearray | memoryview, chunk: int = 0, gap: float = 0.0) -> None:
-        """A small message leaves in one send(); a big one may need to wait for
-        the peer to drain its receive buffer. With ``chunk``, at most that many
-        bytes per send(), ``gap`` seconds apart (a slow sender)."""
+        """One send() for a small message; a big one waits for the peer to drain
+        its receive buffer. ``chunk``: at most that many per send(), ``gap`` s apart."""
         sent, size = 0, len(data)
         while sent < size:
             end = min(size, sent + chunk) if chunk else size
