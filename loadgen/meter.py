@@ -189,9 +189,11 @@ class Meter:
                              "received": repr(bytes(received[at:at + 16]))}
 
     # -- step boundaries --------------------------------------------------------
-    def snapshot(self, users: int) -> Snapshot:
-        """The step so far; then start counting the next step."""
-        window_s = time.monotonic() - self._window_start  # before the histogram is built
+    def snapshot(self, users: int, window_s: float | None = None) -> Snapshot:
+        """The step so far; then start counting the next step. The groups' windows
+        are this meter's (``window_s``), so their rates add up to its rate."""
+        if window_s is None:  # before the histogram is built
+            window_s = time.monotonic() - self._window_start
         cpu_s = cpu_seconds() - self._cpu_start
         lag = histogram_of(self._lateness)
         samples = lag.get_total_count()
@@ -217,7 +219,8 @@ class Meter:
             rss_bytes=rss_bytes(),
             host=HOST,
             phases=self.phases.message(),
-            groups={name: child.snapshot(child.users) for name, child in self.groups.items()},
+            groups={name: child.snapshot(child.users, window_s)
+                    for name, child in self.groups.items()},
         )
         self.reset_step()
         return snap

@@ -73,7 +73,8 @@ def test_bad_groups_name_the_key(spec, names):
 def test_groups_override_the_base_options_and_become_weighted_classes():
     groups = parse_groups('[{"name": "fast", "weight": 2, "user": "churn"},'
                           ' {"name": "slow", "weight": 1, "send_chunk": 1, "send_gap": 0.5,'
-                          '  "pace": 0.25, "message_size": 128}, {"name": "quiet", "user": "idle"}]')
+                          '  "pace": 0.25, "message_size": 128},'
+                          ' {"name": "quiet", "user": "idle"}]')
     base = LoadOptions(pace_s=1.0)
     slow = group_options(base, groups[1])
     assert (slow.send_chunk, slow.send_gap_s, slow.pace_s, slow.message_size) == (1, 0.5, 0.25, 128)
