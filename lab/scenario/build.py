@@ -32,6 +32,7 @@ from lab.scenario.schema import (
     STEP,
     TOP,
     address,
+    groups,
 )
 from lab.scenario.types import HostSpec, LoadSpec, Placement, Scenario, ServerSpec, Step
 
@@ -159,7 +160,7 @@ def _load(doc: Doc, node: yaml.Node, path: str) -> LoadSpec:
     def steps(d: Doc, n: yaml.Node, p: str) -> tuple[Step, ...]:  # hold is parsed before
         return _steps(d, n, p, got.get("hold", LOAD.default("hold")))
 
-    LOAD.given(doc, m, got, {"steps": steps})
+    LOAD.given(doc, m, got, {"steps": steps, "groups": groups})
     active = got.get("active_users", 0)
     if active and "user" not in m.failed and got.get("user", LOAD.default("user")) != USER_IDLE:
         doc.report(m.fields["active_users"], m.sub("active_users"),
