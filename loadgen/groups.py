@@ -28,6 +28,8 @@ from loadgen.options import (
     MIN_RECV_BUFFER,
     PACE_DISTS,
     LoadOptions,
+    _option,
+    _validated,
 )
 
 GROUP_OVERRIDES: dict[str, tuple[str, Any]] = {
@@ -114,6 +116,16 @@ def groups_in_argv(argv: list[str]) -> tuple[dict[str, Any], ...]:
         return parse_groups(text)
     except ValueError:
         return ()
+
+
+def add_groups_argument(parser: Any) -> None:
+    """``--groups`` in its own ``--help`` section (``init_command_line_parser``)."""
+    g = parser.add_argument_group("iolab user groups (loadgen/groups.py)")
+    _option(g, "--groups", type=_validated(parse_groups), default="", web_ui=False,
+            help='user groups as JSON, e.g. \'[{"name": "fast", "weight": 2, "user": "churn"}, '
+                 '{"name": "slow", "weight": 1, "send_chunk": 1, "send_gap": 0.5}]\'; '
+                 "give the same to the master and every worker, and select the classes "
+                 "Group_<name>")
 
 
 def group_options(opts: LoadOptions, group: dict[str, Any]) -> LoadOptions:

@@ -181,7 +181,8 @@ def add_arguments(parser: Any) -> None:
 
 
 def add_client_arguments(g: Any) -> None:
-    """How each user sends, reads and sizes its messages, and the user groups."""
+    """How each user sends, reads and sizes its messages (the user groups'
+    ``--groups`` is :func:`loadgen.groups.add_groups_argument`)."""
     _option(g, "--message-size-median", type=_between(0, MAX_MESSAGE_SIZE), default=0,
             help="log-normal message sizes with this median (0 = every message "
                  "--message-size bytes); needs --message-size-max")
@@ -203,12 +204,6 @@ def add_client_arguments(g: Any) -> None:
             help="most bytes per recv() of a reply; 0 = as much as has arrived")
     _option(g, "--read-gap", type=_at_least(0, float), default=0.0,
             help="seconds between the reads of one reply (a slow reader)")
-    from loadgen.groups import parse_groups  # it reads this module's bounds
-
-    _option(g, "--groups", type=_validated(parse_groups), default="", web_ui=False,
-            help="user groups as JSON, e.g. '[{\"name\": \"fast\", \"weight\": 2, "
-                 "\"user\": \"churn\"}, {\"name\": \"slow\", \"weight\": 1, "
-                 "\"send_chunk\": 1, \"send_gap\": 0.5}]' (master and workers alike)")
 
 
 def add_churn_arguments(g: Any) -> None:

@@ -79,6 +79,9 @@ class SizeDistribution(int):
         return (isinstance(other, SizeDistribution) and int(self) == int(other)
                 and self.max == other.max)
 
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
     def __hash__(self) -> int:
         return hash((int(self), self.max))
 
@@ -92,6 +95,9 @@ class ExponentialPace(float):
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ExponentialPace) and float(self) == float(other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
 
     def __hash__(self) -> int:
         return hash(("exponential", float(self)))

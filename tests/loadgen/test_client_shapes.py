@@ -11,7 +11,7 @@ import statistics
 import pytest
 
 from loadgen.client import TcpClient
-from loadgen.groups import Tee, group_options, groups_in_argv, parse_groups
+from loadgen.groups import Tee, add_groups_argument, group_options, groups_in_argv, parse_groups
 from loadgen.meter import Meter, merge
 from loadgen.options import MAX_MESSAGE_SIZE, LoadOptions, add_arguments
 from loadgen.schedule import Schedule, pace_gaps
@@ -21,6 +21,7 @@ from loadgen.users import ChurnUser, EchoUser, IdleUser, group_classes
 def parse(*args: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(exit_on_error=False)
     add_arguments(parser)
+    add_groups_argument(parser)
     return parser.parse_args(list(args))
 
 
