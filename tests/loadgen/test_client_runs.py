@@ -80,3 +80,36 @@ def test_two_groups_share_users_by_weight_and_merge_across_two_workers(tmp_path,
     assert slow["p50_ms"] >= 70 and fast["p99_ms"] < 50
     shares = {w["id"]: w["users"] for w in rec["worker_shares"]}
     assert sorted(shares.values()) == [6, 6]
+
+
+GROUPS_SCENARIO = """\
+name: groups
+backend: local
+servers: [epoll]
+load:
+  connect_rate: 1000
+  hold: 2s
+  pace: 100ms
+  steps: [6]
+  groups:
+    - {name: fast, weight: 1}
+    - {name: slow, weight: 2, send_chunk: 16, send_gap: 10ms, recv_buffer: 4096, read_chunk: 8}
+"""
+
+
+def test_a_lab_run_with_groups_writes_groups_csv(tmp_path):
+    """The scenario keys reach the loadgen through the lab's Locust command, and
+    the run directory gets one groups.csv row per model, step and group."""
+    from lab import cli
+    from lab.results.groups import read_groups_csv
+
+    scenario, out = tmp_path / "groups.yaml", tmp_path / "out"
+    scenario.write_text(GROUPS_SCENARIO)
+    assert cli.main([str(scenario), "--out", str(out)]) == 0
+    (run_dir,) = out.iterdir()
+    rows = read_groups_csv(run_dir / "groups.csv")
+    assert [(r["model"], r["step"], r["group"], r["users"]) for r in rows] == [
+        ("epoll", "0", "fast", "2"), ("epoll", "0", "slow", "4")]
+    fast, slow = rows
+    assert fast["error_rate"] == slow["error_rate"] == "0.0" and slow["failure_kinds"] == ""
+    assert float(slow["p50_ms"]) >= 30 > float(fast["p99_ms"])  # 3 gaps of 10 ms in 64 bytes
