@@ -43,6 +43,7 @@ from lab.scenario.errors import Invalid
 from lab.scenario.fields import Field, Section, is_none
 from lab.scenario.nodes import (
     Doc,
+    Parser,
     boolean,
     choice,
     duration,
@@ -301,21 +302,29 @@ GROUP = Section("group", GroupSpec, (
 ))
 
 
-def groups(doc: Doc, node: yaml.Node, path: str) -> tuple[GroupSpec, ...]:
-    """``load.groups``: a list of ``{name, weight, user?, load keys...}``; names unique."""
+def named_items(doc: Doc, node: yaml.Node, path: str, read: Parser,
+                what: str) -> tuple[Any, ...]:
+    """A non-empty list, each item through ``read`` (None: already reported),
+    each item's ``name`` unique (``hosts``, ``load.groups``)."""
     mark, out = doc.mark(), []
     for i, item in enumerate(items(doc, node, path)):
         try:
-            group = GROUP.read(doc, item, f"{path}[{i}]")
+            value = read(doc, item, f"{path}[{i}]")
         except Invalid as exc:
             doc.record(exc)
             continue
-        if any(g.name == group.name for g in out):
+        if value is not None and any(v.name == value.name for v in out):
             doc.report(item, f"{path}[{i}].name",
-                       f"'{group.name}' is used twice; give each group its own name")
-        out.append(group)
+                       f"'{value.name}' is used twice; give each {what} its own name")
+        elif value is not None:
+            out.append(value)
     doc.settle(mark)
     return tuple(out)
+
+
+def groups(doc: Doc, node: yaml.Node, path: str) -> tuple[GroupSpec, ...]:
+    """``load.groups``: a list of ``{name, weight, user?, load keys...}``; names unique."""
+    return named_items(doc, node, path, GROUP.read, "group")
 
 SLO_TABLE = Section("slo", SLO, (
     Field("p99_ms", positive),
