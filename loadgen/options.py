@@ -78,10 +78,10 @@ def parse_source_ips(text: str) -> tuple[str, ...]:
 
 DEFAULT_MESSAGES_PER_CONNECTION = 1  # ChurnUser
 DEFAULT_ARRIVAL_RATE = 0.0  # ChurnUser: 0 = closed model
-MAX_MESSAGE_SIZE = 1 << 20  # 1 MiB: the largest echo (buffers are sized for it per user)
-MIN_RECV_BUFFER = 1024  # below this SO_RCVBUF is not a slow reader but a broken one
-PACE_FIXED, PACE_EXPONENTIAL = "fixed", "exponential"
-PACE_DISTS = (PACE_FIXED, PACE_EXPONENTIAL)
+MAX_MESSAGE_SIZE = defaults.MAX_MESSAGE_SIZE  # buffers are sized for the largest, per user
+MIN_RECV_BUFFER = defaults.MIN_RECV_BUFFER
+PACE_FIXED, PACE_EXPONENTIAL, PACE_DISTS = (defaults.PACE_FIXED, defaults.PACE_EXPONENTIAL,
+                                            defaults.PACE_DISTS)
 # Log-normal sizes: the asked max is this many standard deviations above the
 # median in log space (the 99.9th percentile); the rarer larger draws are cut to max.
 LOGNORMAL_MAX_Z = 3.09

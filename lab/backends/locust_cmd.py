@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from contract.defaults import USER_IDLE
+from contract.defaults import PACE_EXPONENTIAL, PACE_FIXED, USER_IDLE
 from lab.scenario.types import ExponentialPace, GroupSpec, LoadSpec, SizeDistribution
 
 LOCUSTFILE = "loadgen/locustfile.py"
@@ -33,7 +33,7 @@ def user_classes(load: LoadSpec) -> list[str]:
 
 
 # LoadSpec attribute -> the loadgen option (and --groups key) that carries it; 0 is unset
-LOADGEN_DEFAULTS = {"message_size_median": 0, "pace_dist": "fixed"}  # not repeated on a command
+LOADGEN_DEFAULTS = {"message_size_median": 0, "pace_dist": PACE_FIXED}  # not repeated on a command
 CLIENT_OPTIONS = {"send_chunk": "send_chunk", "send_gap_s": "send_gap",
                   "recv_buffer": "recv_buffer", "read_chunk": "read_chunk",
                   "read_gap_s": "read_gap"}
@@ -51,8 +51,8 @@ def client_settings(spec: LoadSpec | GroupSpec) -> dict[str, Any]:
         out.update(message_size=int(size), message_size_median=0)
     if spec.pace_s is not None:
         out.update(pace=float(spec.pace_s),
-                   pace_dist="exponential" if isinstance(spec.pace_s, ExponentialPace)
-                   else "fixed")
+                   pace_dist=PACE_EXPONENTIAL if isinstance(spec.pace_s, ExponentialPace)
+                   else PACE_FIXED)
     for attr, key in CLIENT_OPTIONS.items():
         value = getattr(spec, attr)
         if value is not None and (value or isinstance(spec, GroupSpec)):

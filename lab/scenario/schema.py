@@ -146,7 +146,7 @@ def or_auto(parse: Any, auto: Any = "auto") -> Any:
 
 
 load_workers = or_auto(int_at_least(1, 512), None)
-MAX_MESSAGE_SIZE = 1 << 20  # 1 MiB; the load generator refuses more too
+MAX_MESSAGE_SIZE = defaults.MAX_MESSAGE_SIZE
 
 
 def _message_bytes(doc: Doc, node: yaml.Node, path: str) -> int:
@@ -290,7 +290,7 @@ LOAD = Section("load", LoadSpec, (
     Field("repeat", int_at_least(1, 100)),
     Field("send_chunk", int_at_least(1), omit=_unset),
     Field("send_gap", gap, attr="send_gap_s", dump=seconds, omit=_unset),
-    Field("recv_buffer", int_at_least(1024), omit=_unset),
+    Field("recv_buffer", int_at_least(defaults.MIN_RECV_BUFFER), omit=_unset),
     Field("read_chunk", int_at_least(1), omit=_unset),
     Field("read_gap", gap, attr="read_gap_s", dump=seconds, omit=_unset),
     Field("groups", None, dump=lambda groups: [GROUP.dump(g) for g in groups], omit=_unset),
