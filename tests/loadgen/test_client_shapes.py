@@ -158,3 +158,15 @@ def test_group_records_merge_exactly_across_processes():
     assert slow["echo_count"] == 0 and slow["p99_ms"] is None
     assert "worker_shares" not in fast and "loadgen_cpu_max" not in fast
     assert "groups" not in merge([Meter().snapshot(users=0)])
+
+
+def test_group_shares_travel_inside_the_process_share():
+    from loadgen.meter import Snapshot
+
+    meter = Meter()
+    Tee(meter, meter.group("slow")).echo_ok(0.5)
+    snap = Snapshot.from_message(meter.snapshot(users=1).to_message())
+    assert set(snap.groups) == {"slow"}
+    assert snap.groups["slow"].histogram.get_total_count() == 1
+    assert snap.groups["slow"].window_s == snap.window_s  # the process's window: rates add up
+    assert meter.group("slow").histogram.get_total_count() == 0  # the next step starts clean
