@@ -48,18 +48,38 @@ from the intended send to the actual one is added (the generator's lateness
 to send is counted there, as open-loop measuring requires). The stamp costs
 a ``recvmsg_into`` instead of a ``recv_into`` and one ``struct`` unpack:
 about a microsecond per echo.
+
+Clients that are not fast loopback ones (:class:`~loadgen.options.LoadOptions`):
+
+* a *slow sender* (``--send-chunk``, ``--send-gap``) sends each message in
+  chunks, a pause apart; latency runs from the first byte sent, dribbling
+  included. Slowloris (``--send-chunk 1 --send-gap 0.5``) keeps a thread or
+  pool worker tied to the connection blocked in ``recv()`` all that time;
+* a *slow reader* (``--recv-buffer``, ``--read-chunk``, ``--read-gap``) sets
+  ``SO_RCVBUF`` before ``connect()`` (the window scale is agreed in the
+  handshake) and reads at most ``read_chunk`` bytes per ``recv()``, a pause
+  apart. Its window closes, the server's send queue fills, and the server's
+  ``send()`` comes back short, then EAGAIN: a blocking thread waits in it; an
+  event loop must buffer the rest and wait for EPOLLOUT (memory per slow
+  connection) or stop reading that connection;
+* *varied sizes* (``--message-size-median``/``--message-size-max``): log-normal
+  draws from the user's seeded RNG; buffers sized once for the largest, every
+  byte of every reply compared.
 """
 
 from __future__ import annotations
 
 import _socket
 import errno
+import math
 import os
+import random
 import struct
 from collections.abc import Callable
 from time import perf_counter, time_ns
 from typing import Any
 
+from gevent import sleep
 from gevent.hub import Waiter, get_hub
 
 from contract.env import RX_TIMESTAMPS
@@ -89,12 +109,13 @@ class TcpClient:
 
     __slots__ = ("address", "source_ip", "opts", "meter", "budget", "_fire", "_context", "_hub",
                  "sock", "_readable", "_writable", "_payload", "_buf", "_bufs", "_seq",
-                 "_served", "_connect_failed")
+                 "_served", "_connect_failed", "_rng", "_mu", "_slow")
 
     def __init__(self, address: tuple[str, int], opts: LoadOptions, meter: Meter,
                  fire: Callable[..., Any], *, source_ip: str | None = None,
                  context: dict[str, Any] | None = None,
-                 budget: SocketBudget | None = None) -> None:
+                 budget: SocketBudget | None = None,
+                 rng: random.Random | None = None) -> None:
         self.address = address
         self.source_ip = source_ip
         self.opts = opts
@@ -107,7 +128,12 @@ class TcpClient:
         self._hub = get_hub()
         self.sock: _socket.socket | None = None
         self._readable = self._writable = None
-        size = opts.message_size
+        size = opts.largest_message
+        self._rng = rng if rng is not None else random.Random(0)
+        self._mu = math.log(opts.message_size_median) if opts.sizes_vary else 0.0
+        # anything but whole-message sends and reads of whatever has arrived
+        self._slow = bool(opts.send_chunk or opts.send_gap_s or opts.read_chunk
+                          or opts.read_gap_s or opts.sizes_vary)
         # A recognisable filler; the first 8 bytes carry a sequence number so a
         # stale or replayed echo is a mismatch, not a lucky match.
         self._payload = bytearray((b"iolab-echo:" * (size // 11 + 1))[:size])
@@ -166,6 +192,8 @@ class TcpClient:
                 self.budget.give()
                 raise
             sock.setblocking(False)
+            if self.opts.recv_buffer:  # before connect: the window scale is set in the SYN
+                sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_RCVBUF, self.opts.recv_buffer)
             if self.source_ip:
                 sock.setsockopt(_socket.SOL_IP, IP_BIND_ADDRESS_NO_PORT, 1)
                 sock.bind((self.source_ip, 0))
@@ -201,43 +229,40 @@ class TcpClient:
         return True
 
     # -- echo ---------------------------------------------------------------------
+    def next_size(self) -> int:
+        opts = self.opts  # fixed, or a log-normal draw cut to [1, max]
+        if not opts.sizes_vary:
+            return opts.message_size
+        size = round(self._rng.lognormvariate(self._mu, opts.size_sigma))
+        return min(max(size, 1), opts.largest_message)
+
     def echo(self, origin: float | None = None) -> bool:
         """Send one message and read it back; True if the same bytes returned.
 
         Latency runs from ``origin`` (the intended send time, for the fixed
-        schedule) or from now. On failure the connection is closed.
+        schedule) or from now (the first byte sent). On failure the
+        connection is closed.
         """
         sock = self.sock
         if sock is None:
             raise RuntimeError("echo() without a connection")
-        payload, buf, size = self._payload, self._buf, len(self._payload)
+        payload, buf = self._payload, self._buf
+        size = self.next_size() if self._slow else len(payload)
         if size >= _SEQ.size:
             self._seq += 1
             _SEQ.pack_into(payload, 0, self._seq)
         start = perf_counter()
         late = 0.0 if origin is None else max(start - origin, 0.0)  # fixed schedule
         sent_ns = time_ns()
-        stamp = 0
         try:
-            self._send_all(payload)
-            got = 0
-            while got < size:
-                try:
-                    n, anc, _, _ = sock.recvmsg_into(
-                        [memoryview(buf)[got:]] if got else self._bufs, _ANC_SPACE)
-                except BlockingIOError:
-                    if not self._wait(self._readable, self.opts.io_timeout_s):
-                        raise TimeoutError("no echo within --io-timeout") from None
-                    continue
-                if not n:
-                    raise ClosedByServer()
-                got += n
-                if anc:
-                    sec, nsec = _TIMESPEC.unpack_from(anc[0][2])
-                    stamp = sec * 1_000_000_000 + nsec
-            if buf != payload:
-                self.meter.mismatched(payload, buf)
-                raise EchoMismatch(f"{size} bytes sent, other bytes came back")
+            if self._slow:
+                stamp = self._echo_slowly(size)
+            else:
+                self._send_all(payload)
+                stamp = self._receive(buf, size)
+                if buf != payload:
+                    self.meter.mismatched(payload, buf)
+                    raise EchoMismatch(f"{size} bytes sent, other bytes came back")
         except Exception as exc:  # noqa: BLE001 - every failure is data
             self._lost("echo", start - late, failure(exc))
             return False
@@ -252,16 +277,57 @@ class TcpClient:
                    response_length=size, exception=None, context=self._context)
         return True
 
-    def _send_all(self, data: bytearray) -> None:
-        """A small message leaves in one send(); a big one may need to wait for
-        the peer to drain its receive buffer."""
-        sent = 0
-        while sent < len(data):
+    def _receive(self, buf: bytearray, size: int, chunk: int = 0, gap: float = 0.0) -> int:
+        """Read ``size`` bytes (``chunk`` per recv, ``gap`` s apart); the last stamp or 0."""
+        sock, got, stamp = self.sock, 0, 0
+        whole = not chunk and size == len(buf)
+        while got < size:
+            end = min(size, got + chunk) if chunk else size
             try:
-                sent += self.sock.send(memoryview(data)[sent:] if sent else data)
+                n, anc, _, _ = sock.recvmsg_into(
+                    self._bufs if whole and not got else [memoryview(buf)[got:end]],
+                    _ANC_SPACE)
+            except BlockingIOError:
+                if not self._wait(self._readable, self.opts.io_timeout_s):
+                    raise TimeoutError("no echo within --io-timeout") from None
+                continue
+            if not n:
+                raise ClosedByServer()
+            got += n
+            if anc:
+                sec, nsec = _TIMESPEC.unpack_from(anc[0][2])
+                stamp = sec * 1_000_000_000 + nsec
+            if gap and got < size:
+                sleep(gap)
+        return stamp
+
+    def _echo_slowly(self, size: int) -> int:
+        """One echo of ``size`` bytes as a slow sender and/or reader; the receive stamp."""
+        opts = self.opts
+        sent = memoryview(self._payload)[:size]
+        self._send_all(sent, opts.send_chunk, opts.send_gap_s)
+        stamp = self._receive(self._buf, size, opts.read_chunk, opts.read_gap_s)
+        came = memoryview(self._buf)[:size]
+        if came != sent:
+            self.meter.mismatched(sent, came)
+            raise EchoMismatch(f"{size} bytes sent, other bytes came back")
+        return stamp
+
+    def _send_all(self, data: bytearray | memoryview, chunk: int = 0, gap: float = 0.0) -> None:
+        """One send() for a small message; a big one waits for the peer to drain
+        its receive buffer. ``chunk``: at most that many per send(), ``gap`` s apart."""
+        sent, size = 0, len(data)
+        while sent < size:
+            end = min(size, sent + chunk) if chunk else size
+            try:
+                sent += self.sock.send(memoryview(data)[sent:end] if sent or end < size
+                                       else data)
             except BlockingIOError:
                 if not self._wait(self._writable, self.opts.io_timeout_s):
                     raise TimeoutError("send blocked beyond --io-timeout") from None
+                continue
+            if gap and sent < size:
+                sleep(gap)
 
     # -- holding --------------------------------------------------------------------
     def wait_quiet(self, until: float) -> bool:

@@ -1,7 +1,8 @@
 """Hooks into Locust's event system: what happens in every process, and when.
 
 ``init_command_line_parser``
-    add the loadgen options (:mod:`loadgen.options`).
+    add the loadgen options (:mod:`loadgen.options`, and ``--groups``:
+    :mod:`loadgen.groups`).
 ``init`` (every process, after its runner exists)
     raise the open-file soft limit to the hard limit; create the process's
     :class:`~loadgen.runtime.Runtime` (capturing worker-local
@@ -32,6 +33,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from contract.env import ALLOW_EXTERNAL_TARGETS
 from loadgen import collect
+from loadgen.groups import add_groups_argument
 from loadgen.limits import raise_nofile
 from loadgen.options import add_arguments, target_address
 from loadgen.runtime import runtime
@@ -47,7 +49,10 @@ def install(events: Any, *, echo_user: type, idle_user: type) -> None:
         return
     _installed.add(id(events))
 
-    events.init_command_line_parser.add_listener(lambda parser, **_: add_arguments(parser))
+    @events.init_command_line_parser.add_listener
+    def on_parser(parser: Any, **_: Any) -> None:
+        add_arguments(parser)
+        add_groups_argument(parser)
 
     @events.init.add_listener
     def on_init(environment: Any, runner: Any = None, **_: Any) -> None:

@@ -26,6 +26,13 @@ snapshot and whose keys :func:`merge` adds to the step line.
 
 ``connected`` is a live gauge (sockets this process holds open right now).
 
+User groups (``--groups``): each group has a child meter of its own
+(:meth:`Meter.group`), and each of the group's clients records into both, the
+process's meter and its group's (:class:`loadgen.groups.Tee`). The children's snapshots
+travel inside the process's, and :func:`merge` merges each group across the
+workers exactly as it merges the totals (:func:`merge_groups`): the totals stay
+all-groups.
+
 The window also times the process itself, so the master can tell a
 generator-bound step from a server-bound one (:mod:`contract.generator`):
 
@@ -92,8 +99,17 @@ class Meter:
     def __init__(self) -> None:
         self.connected = 0
         self.serving = 0  # open connections that had at least one echo
+        self.users = 0  # a group's meter: the group's running users
         self.phases = Phases()
+        self.groups: dict[str, Meter] = {}
         self.reset_step()
+
+    def group(self, name: str) -> Meter:
+        """The child meter of user group ``name`` (created on first use)."""
+        child = self.groups.get(name)
+        if child is None:
+            child = self.groups[name] = Meter()
+        return child
 
     def reset_step(self) -> None:
         self.connect_attempts = 0
@@ -107,6 +123,8 @@ class Meter:
         self.peak_connected = getattr(self, "connected", 0)
         self.peak_served = getattr(self, "serving", 0)
         self.phases.reset_step()
+        for child in getattr(self, "groups", {}).values():
+            child.reset_step()
         self.start_window()
 
     def start_window(self) -> None:
@@ -115,6 +133,8 @@ class Meter:
         self._window_start = time.monotonic()
         self._cpu_start = cpu_seconds()
         self.phases.start_window()
+        for child in self.groups.values():
+            child.start_window()
 
     @property
     def histogram(self) -> HdrHistogram:
@@ -169,9 +189,11 @@ class Meter:
                              "received": repr(bytes(received[at:at + 16]))}
 
     # -- step boundaries --------------------------------------------------------
-    def snapshot(self, users: int) -> Snapshot:
-        """The step so far; then start counting the next step."""
-        window_s = time.monotonic() - self._window_start  # before the histogram is built
+    def snapshot(self, users: int, window_s: float | None = None) -> Snapshot:
+        """The step so far; then start counting the next step. The groups' windows
+        are this meter's (``window_s``), so their rates add up to its rate."""
+        if window_s is None:  # before the histogram is built
+            window_s = time.monotonic() - self._window_start
         cpu_s = cpu_seconds() - self._cpu_start
         lag = histogram_of(self._lateness)
         samples = lag.get_total_count()
@@ -197,10 +219,11 @@ class Meter:
             rss_bytes=rss_bytes(),
             host=HOST,
             phases=self.phases.message(),
+            groups={name: child.snapshot(child.users, window_s)
+                    for name, child in self.groups.items()},
         )
         self.reset_step()
         return snap
-
 
 
 @dataclass
@@ -225,6 +248,7 @@ class Snapshot:
     host: str = ""  # socket.gethostname() of the process
     id: str = ""  # its Locust node id (set by the master's collector)
     phases: dict[str, Any] = field(default_factory=dict)  # Phases.message()
+    groups: dict[str, Snapshot] = field(default_factory=dict)  # each user group's own
 
     def to_message(self) -> dict[str, Any]:
         """Plain data for a Locust custom message (msgpack)."""
@@ -246,6 +270,7 @@ class Snapshot:
             "rss_bytes": self.rss_bytes,
             "host": self.host,
             "phases": self.phases,
+            "groups": {name: g.to_message() for name, g in self.groups.items()},
         }
 
     @classmethod
@@ -268,6 +293,7 @@ class Snapshot:
             rss_bytes=_int_or_none(data.get("rss_bytes")),
             host=str(data.get("host") or ""),
             phases=dict(data.get("phases") or {}),
+            groups={name: cls.from_message(g) for name, g in (data.get("groups") or {}).items()},
         )
 
     def share(self) -> dict[str, Any]:
@@ -340,4 +366,26 @@ def merge(snapshots: list[Snapshot], *, expected: int = 0,
         "peak_connected": sum(s.peak_connected for s in snapshots),
         "peak_served": sum(s.peak_served for s in snapshots),
         **merge_phases(snapshots),
+        **merge_groups(snapshots),
     }
+
+
+# What a group's record keeps of a merge: the load it saw, not the generator's accounting.
+GROUP_DROPS = ("workers", "loadgen_cpu_max", "loadgen_lag_p99_ms", "loadgen_rss_bytes",
+               "workers_expected", "workers_alive", "workers_lost", "worker_shares")
+
+
+def merge_groups(snapshots: list[Snapshot]) -> dict[str, Any]:
+    """``{"groups": {name: record}}`` when the load has user groups, else ``{}``.
+
+    Each group's shares are merged like the totals (HDR histograms added,
+    counters summed, rps over each process's own window); a worker that had
+    none of a group's users sent no share of it."""
+    names = sorted({name for s in snapshots for name in s.groups})
+    if not names:
+        return {}
+    out = {}
+    for name in names:
+        record = merge([s.groups[name] for s in snapshots if name in s.groups])
+        out[name] = {k: v for k, v in record.items() if k not in GROUP_DROPS}
+    return {"groups": out}

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import math
 import re
 import socket
 from dataclasses import dataclass
@@ -77,6 +78,13 @@ def parse_source_ips(text: str) -> tuple[str, ...]:
 
 DEFAULT_MESSAGES_PER_CONNECTION = 1  # ChurnUser
 DEFAULT_ARRIVAL_RATE = 0.0  # ChurnUser: 0 = closed model
+MAX_MESSAGE_SIZE = defaults.MAX_MESSAGE_SIZE  # buffers are sized for the largest, per user
+MIN_RECV_BUFFER = defaults.MIN_RECV_BUFFER
+PACE_FIXED, PACE_EXPONENTIAL, PACE_DISTS = (defaults.PACE_FIXED, defaults.PACE_EXPONENTIAL,
+                                            defaults.PACE_DISTS)
+# Log-normal sizes: the asked max is this many standard deviations above the
+# median in log space (the 99.9th percentile); the rarer larger draws are cut to max.
+LOGNORMAL_MAX_Z = 3.09
 
 
 def _at_least(least: float, kind: type):
@@ -109,6 +117,29 @@ def _validated(parse):
     return check
 
 
+def _between(least: int, most: int):
+    """An argparse ``type``: an int in ``[least, most]``."""
+    floor = _at_least(least, int)
+
+    def check(text: str) -> int:
+        value = floor(text)
+        if value > most:
+            raise argparse.ArgumentTypeError(f"{text} is above the most allowed, {most}")
+        return value
+
+    check.__name__ = "int"
+    return check
+
+
+def _recv_buffer(text: str) -> int:
+    value = _at_least(0, int)(text)
+    if 0 < value < MIN_RECV_BUFFER:
+        raise argparse.ArgumentTypeError(
+            f"{text} is below {MIN_RECV_BUFFER}; use 0 (the kernel's default) or at least "
+            f"{MIN_RECV_BUFFER}")
+    return value
+
+
 def add_arguments(parser: Any) -> None:
     """Register the loadgen options on Locust's parser (``init_command_line_parser``).
 
@@ -117,9 +148,10 @@ def add_arguments(parser: Any) -> None:
     :func:`_option` sets the attributes Locust's web UI looks for itself.
     """
     g = parser.add_argument_group("iolab load generator (loadgen/)")
-    _option(g, "--message-size", type=int, default=defaults.MESSAGE_SIZE,
-            help="bytes per echo (default %(default)s)")
-    _option(g, "--pace", type=float, default=defaults.PACE_S,
+    _option(g, "--message-size", type=_between(1, MAX_MESSAGE_SIZE),
+            default=defaults.MESSAGE_SIZE,
+            help="bytes per echo, at most 1 MiB (default %(default)s)")
+    _option(g, "--pace", type=_at_least(0, float), default=defaults.PACE_S,
             help="seconds between one user's echoes; 0 = flat out (default %(default)s)")
     _option(g, "--connect-timeout", type=float, default=defaults.CONNECT_TIMEOUT_S,
             help=f"seconds before a connect counts as '{TIMEOUT}' (default %(default)s)")
@@ -145,6 +177,33 @@ def add_arguments(parser: Any) -> None:
     _option(g, "--reconnect", choices=["yes", "no"], default="yes" if defaults.RECONNECT else "no",
             help="after a failure, reconnect after --pace seconds (yes) or stay closed")
     add_churn_arguments(g)
+    add_client_arguments(g)
+
+
+def add_client_arguments(g: Any) -> None:
+    """How each user sends, reads and sizes its messages (the user groups'
+    ``--groups`` is :func:`loadgen.groups.add_groups_argument`)."""
+    _option(g, "--message-size-median", type=_between(0, MAX_MESSAGE_SIZE), default=0,
+            help="log-normal message sizes with this median (0 = every message "
+                 "--message-size bytes); needs --message-size-max")
+    _option(g, "--message-size-max", type=_between(0, MAX_MESSAGE_SIZE), default=0,
+            help="the log-normal sizes' largest (its 99.9th percentile; larger draws "
+                 "are cut to it)")
+    _option(g, "--pace-dist", choices=list(PACE_DISTS), default=PACE_FIXED,
+            help="fixed: --pace apart; exponential: random gaps with mean --pace "
+                 "(Poisson arrivals per user)")
+    _option(g, "--send-chunk", type=_at_least(0, int), default=0,
+            help="bytes per send() of a message; 0 = the whole message (default)")
+    _option(g, "--send-gap", type=_at_least(0, float), default=0.0,
+            help="seconds between the chunks of one message (slowloris: "
+                 "--send-chunk 1 --send-gap 0.5)")
+    _option(g, "--recv-buffer", type=_recv_buffer, default=0,
+            help=f"SO_RCVBUF of each client socket, set before connect; 0 = the "
+                 f"kernel's default, else at least {MIN_RECV_BUFFER}")
+    _option(g, "--read-chunk", type=_at_least(0, int), default=0,
+            help="most bytes per recv() of a reply; 0 = as much as has arrived")
+    _option(g, "--read-gap", type=_at_least(0, float), default=0.0,
+            help="seconds between the reads of one reply (a slow reader)")
 
 
 def add_churn_arguments(g: Any) -> None:
@@ -175,6 +234,14 @@ class LoadOptions:
 
     message_size: int = defaults.MESSAGE_SIZE
     pace_s: float = defaults.PACE_S
+    message_size_median: int = 0  # 0: every message is message_size bytes
+    message_size_max: int = 0
+    pace_dist: str = PACE_FIXED
+    send_chunk: int = 0  # 0: the whole message in one send()
+    send_gap_s: float = 0.0
+    recv_buffer: int = 0  # 0: the kernel's default SO_RCVBUF
+    read_chunk: int = 0  # 0: as much as has arrived
+    read_gap_s: float = 0.0
     connect_timeout_s: float = defaults.CONNECT_TIMEOUT_S
     io_timeout_s: float = defaults.IO_TIMEOUT_S
     schedule: str = defaults.SCHEDULE
@@ -194,7 +261,39 @@ class LoadOptions:
             messages_per_connection=max(1, int(getattr(parsed, "messages_per_connection",
                                                        DEFAULT_MESSAGES_PER_CONNECTION))),
             arrival_rate=max(0.0, float(getattr(parsed, "arrival_rate", DEFAULT_ARRIVAL_RATE))),
+            **{attr: conv(getattr(parsed, key, getattr(cls, attr)))
+               for key, (attr, conv) in CLIENT_KEYS.items()},
         )
+
+    @property
+    def sizes_vary(self) -> bool:
+        return self.message_size_median > 0
+
+    @property
+    def largest_message(self) -> int:
+        """The buffers' size: every message fits."""
+        return max(self.message_size_max, self.message_size_median) if self.sizes_vary \
+            else self.message_size
+
+    @property
+    def size_sigma(self) -> float:
+        """The log-normal's sigma: ``max`` at ``LOGNORMAL_MAX_Z`` sigmas above the median."""
+        if not self.sizes_vary or self.largest_message <= self.message_size_median:
+            return 0.0
+        return math.log(self.largest_message / self.message_size_median) / LOGNORMAL_MAX_Z
+
+
+# parsed option (and group key) -> (LoadOptions attribute, conversion)
+CLIENT_KEYS: dict[str, tuple[str, Any]] = {
+    "message_size_median": ("message_size_median", int),
+    "message_size_max": ("message_size_max", int),
+    "pace_dist": ("pace_dist", str),
+    "send_chunk": ("send_chunk", int),
+    "send_gap": ("send_gap_s", float),
+    "recv_buffer": ("recv_buffer", int),
+    "read_chunk": ("read_chunk", int),
+    "read_gap": ("read_gap_s", float),
+}
 
 
 def split_host(host: str | None) -> tuple[str, int]:

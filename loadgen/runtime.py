@@ -17,6 +17,7 @@ import resource
 from typing import Any
 
 from contract.env import ALLOW_EXTERNAL_TARGETS
+from loadgen.groups import group_options
 from loadgen.limits import CapacityGuard, SocketBudget, ephemeral_ports
 from loadgen.meter import Meter
 from loadgen.options import LoadOptions, parse_source_ips, target_address
@@ -45,7 +46,9 @@ class Runtime:
         self.meter = Meter()
         self.budget = SocketBudget.for_this_process()
         self.users = 0
+        self.started = 0  # users started so far (each user's RNG seed)
         self._options: LoadOptions | None = None
+        self._group_options: dict[str, LoadOptions] = {}
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
         self.guard = CapacityGuard(soft, len(self.source_ips), ephemeral_ports())
         self.lag_probe = None
@@ -65,13 +68,20 @@ class Runtime:
     def fire(self):
         return self.environment.events.request.fire
 
-    def options(self) -> LoadOptions:
+    def options(self, group: dict[str, Any] | None = None) -> LoadOptions:
         """The current options, as one object shared by all users while they
-        stay the same (thousands of users, one copy)."""
+        stay the same (thousands of users, one copy); with a user group's
+        spec, those options with the group's overrides."""
         opts = LoadOptions.from_parsed(self.environment.parsed_options)
         if opts != self._options:
             self._options = opts
-        return self._options
+            self._group_options = {}
+        if group is None:
+            return self._options
+        got = self._group_options.get(group["name"])
+        if got is None:
+            got = self._group_options[group["name"]] = group_options(self._options, group)
+        return got
 
     def target(self) -> tuple[str, int]:
         """``--host`` resolved and checked; its port replaced by ``--target-port``."""
@@ -105,12 +115,17 @@ class Runtime:
         self._arrivals.start()
         return self._arrivals
 
-    def user_started(self) -> None:
+    def user_started(self, group: str | None = None) -> None:
         self.users += 1
+        self.started += 1
+        if group is not None:
+            self.meter.group(group).users += 1
         self.guard.check(self.users)
 
-    def user_stopped(self) -> None:
+    def user_stopped(self, group: str | None = None) -> None:
         self.users -= 1
+        if group is not None:
+            self.meter.group(group).users -= 1
 
 
 def runtime(environment: Any) -> Runtime:

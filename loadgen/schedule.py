@@ -13,6 +13,11 @@ intended time. After a 3 s stall at pace 1 s the three overdue echoes go out
 back to back and report about 3 s, 2 s and 1 s: the stall is counted as
 the users of the server experienced it.
 
+``--pace-dist exponential`` draws each gap from an exponential distribution
+with mean ``--pace`` (the user's own seeded RNG): each user's sends are then a
+Poisson process, so the server sees bursts and lulls instead of a metronome,
+and the load as a whole is Poisson at any number of users.
+
 The first echo of a connection is due at a random phase within one pace
 interval, so users spawned in one burst do not send in lockstep.
 """
@@ -20,13 +25,27 @@ interval, so users spawned in one burst do not send in lockstep.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+
+from loadgen.options import PACE_EXPONENTIAL
+
+
+def pace_gaps(pace_s: float, dist: str, rng: random.Random) -> Callable[[], float]:
+    """The gap before each next send: ``pace_s`` each time, or exponential draws
+    with mean ``pace_s``."""
+    if dist == PACE_EXPONENTIAL and pace_s > 0:
+        rate = 1.0 / pace_s
+        return lambda: rng.expovariate(rate)
+    return lambda: pace_s
 
 
 class Schedule:
-    __slots__ = ("pace", "fixed", "due")
+    __slots__ = ("pace", "fixed", "due", "gap")
 
-    def __init__(self, pace_s: float, fixed: bool, now: float) -> None:
+    def __init__(self, pace_s: float, fixed: bool, now: float,
+                 gap: Callable[[], float] | None = None) -> None:
         self.pace = pace_s
+        self.gap = gap if gap is not None else (lambda: pace_s)
         # An open loop needs a rate: at pace 0 "intended times" would all be t0.
         self.fixed = fixed and pace_s > 0
         self.due = now + random.random() * pace_s
@@ -37,4 +56,4 @@ class Schedule:
 
     def advance(self, sent_at: float) -> None:
         """Called once per echo sent (successful or not) at ``sent_at``."""
-        self.due = (self.due if self.fixed else sent_at) + self.pace
+        self.due = (self.due if self.fixed else sent_at) + self.gap()

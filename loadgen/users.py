@@ -21,6 +21,11 @@ the socket.
   how fast a server accepts: a thread- or process-per-connection server
   runs out of accept rate long before it runs out of descriptors.
 
+User groups (``--groups``, :func:`group_classes`): one subclass of the
+group's user class per group, with the group's Locust ``weight`` and its spec;
+its users take the options with the group's overrides and record into the
+group's own meter as well as the process's (:mod:`loadgen.meter`).
+
 After a failure the user records it and, with ``--reconnect yes`` (the
 default), reconnects after one pace interval (at least
 ``RECONNECT_FLOOR_S``, so a refused flat-out user does not spin); with
@@ -29,7 +34,9 @@ default), reconnects after one pace interval (at least
 
 from __future__ import annotations
 
+import random
 from time import perf_counter
+from typing import Any
 
 import gevent
 from gevent.event import Event
@@ -37,8 +44,9 @@ from locust import User, constant, task
 
 from contract.defaults import SCHEDULE_FIXED
 from loadgen.client import TcpClient
+from loadgen.groups import Tee
 from loadgen.runtime import runtime
-from loadgen.schedule import Schedule
+from loadgen.schedule import Schedule, pace_gaps
 
 RECONNECT_FLOOR_S = 0.1
 
@@ -48,18 +56,24 @@ class TcpUser(User):
 
     abstract = True
     wait_time = constant(0)  # never used: the one task runs for the user's life
+    group: dict[str, Any] | None = None  # a user group's spec (group_classes)
 
     def on_start(self) -> None:
         rt = runtime(self.environment)
-        self.opts = rt.options()
-        self.client = TcpClient(rt.target(), self.opts, rt.meter, rt.fire,
+        self.opts = rt.options(self.group)
+        name = self.group["name"] if self.group else None
+        meter = rt.meter if name is None else Tee(rt.meter, rt.meter.group(name))
+        # Each user its own RNG (message sizes, exponential pace), seeded by its
+        # group and start order: a rerun draws the same sequences.
+        self.rng = random.Random(f"{name or ''}/{rt.started}")
+        self.client = TcpClient(rt.target(), self.opts, meter, rt.fire,
                                 source_ip=rt.next_source_ip(), context=self.context(),
-                                budget=rt.budget)
-        rt.user_started()
+                                budget=rt.budget, rng=self.rng)
+        rt.user_started(name)
 
     def on_stop(self) -> None:
         self.client.close()
-        runtime(self.environment).user_stopped()
+        runtime(self.environment).user_stopped(self.group["name"] if self.group else None)
 
     @task
     def hold_connection(self) -> None:
@@ -89,7 +103,8 @@ class EchoUser(TcpUser):
 
     def use_connection(self) -> None:
         client, opts = self.client, self.opts
-        schedule = Schedule(opts.pace_s, opts.schedule == SCHEDULE_FIXED, perf_counter())
+        schedule = Schedule(opts.pace_s, opts.schedule == SCHEDULE_FIXED, perf_counter(),
+                            pace_gaps(opts.pace_s, opts.pace_dist, self.rng))
         while True:
             if opts.pace_s:
                 client.wait_quiet(schedule.due)
@@ -118,7 +133,8 @@ class ChurnUser(TcpUser):
     def on_start(self) -> None:
         super().on_start()
         rt = runtime(self.environment)
-        self.meter = rt.meter
+        self.meter = self.client.meter  # the group's too
+        self.gap = pace_gaps(self.opts.pace_s, self.opts.pace_dist, self.rng)
         self.arrivals = rt.arrivals() if self.opts.arrival_rate > 0 else None
         self.ticket = Event()
         if self.arrivals is not None:
@@ -137,7 +153,7 @@ class ChurnUser(TcpUser):
         client, opts = self.client, self.opts
         for i in range(opts.messages_per_connection):
             if i and opts.pace_s:
-                client.wait_quiet(perf_counter() + opts.pace_s)
+                client.wait_quiet(perf_counter() + self.gap())
             if not client.echo():
                 return False
         client.close()
@@ -148,3 +164,25 @@ class ChurnUser(TcpUser):
         if self.arrivals is None or not self.opts.reconnect:
             super().after_failure()
         # open model: the next arrival is the retry's pace
+
+
+USER_CLASSES: dict[str, type[TcpUser]] = {"echo": EchoUser, "idle": IdleUser, "churn": ChurnUser}
+
+
+def group_class_name(name: str) -> str:
+    """The Locust user class of group ``name`` (what the command line selects)."""
+    return f"Group_{name}"
+
+
+def group_classes(groups: tuple[dict[str, Any], ...]) -> dict[str, type[TcpUser]]:
+    """One user class per group: a subclass of the group's ``user`` (echo by
+    default) with the group's ``weight`` and spec. Locust's dispatcher shares
+    the users out by weight (1:2 gets a third and two thirds, rounded)."""
+    out: dict[str, type[TcpUser]] = {}
+    for g in groups:
+        base = USER_CLASSES[g.get("user", "echo")]
+        name = group_class_name(g["name"])
+        out[name] = type(name, (base,), {"weight": int(g.get("weight", 1)), "group": dict(g),
+                                         "__module__": __name__,
+                                         "__doc__": f"User group {g['name']!r}: {base.__doc__}"})
+    return out

@@ -7,8 +7,11 @@ contract's (see ``loadgen/options.py``).
 
 from __future__ import annotations
 
-from contract.defaults import USER_IDLE
-from lab.scenario.types import LoadSpec
+import json
+from typing import Any
+
+from contract.defaults import PACE_EXPONENTIAL, PACE_FIXED, USER_IDLE
+from lab.scenario.types import ExponentialPace, GroupSpec, LoadSpec, SizeDistribution
 
 LOCUSTFILE = "loadgen/locustfile.py"
 MASTER_PORT = 5557
@@ -22,22 +25,64 @@ def steps_arg(load: LoadSpec) -> str:
 
 
 def user_classes(load: LoadSpec) -> list[str]:
+    if load.groups:  # loadgen/users.py group_classes: one Locust class per group
+        return [f"Group_{g.name}" for g in load.groups]
     if load.user == USER_IDLE:
         return ["IdleUser", "EchoUser"] if load.active_users else ["IdleUser"]
     return ["ChurnUser"] if load.user == "churn" else ["EchoUser"]
 
 
+# LoadSpec attribute -> the loadgen option (and --groups key) that carries it; 0 is unset
+LOADGEN_DEFAULTS = {"message_size_median": 0, "pace_dist": PACE_FIXED}  # not repeated on a command
+CLIENT_OPTIONS = {"send_chunk": "send_chunk", "send_gap_s": "send_gap",
+                  "recv_buffer": "recv_buffer", "read_chunk": "read_chunk",
+                  "read_gap_s": "read_gap"}
+
+
+def client_settings(spec: LoadSpec | GroupSpec) -> dict[str, Any]:
+    """The loadgen keys (``--groups`` spelling) of a load's or a group's message
+    size, pace and slow-client settings; a group's unset (None) keys are left out."""
+    out: dict[str, Any] = {}
+    size = spec.message_size
+    if isinstance(size, SizeDistribution):
+        out.update(message_size=size.max, message_size_median=size.median,
+                   message_size_max=size.max)
+    elif size is not None:
+        out.update(message_size=int(size), message_size_median=0)
+    if spec.pace_s is not None:
+        out.update(pace=float(spec.pace_s),
+                   pace_dist=PACE_EXPONENTIAL if isinstance(spec.pace_s, ExponentialPace)
+                   else PACE_FIXED)
+    for attr, key in CLIENT_OPTIONS.items():
+        value = getattr(spec, attr)
+        if value is not None and (value or isinstance(spec, GroupSpec)):
+            out[key] = value
+    return out
+
+
+def groups_arg(load: LoadSpec) -> str:
+    """``--groups`` JSON: each group's weight, user kind (the load's when it
+    gives none) and its own settings over the load's."""
+    return json.dumps([{"name": g.name, "weight": g.weight, "user": g.user or load.user,
+                        **client_settings(g)} for g in load.groups], separators=(",", ":"))
+
+
 def load_options(load: LoadSpec) -> list[str]:
     """Options that describe the load itself (master and workers alike)."""
-    opts = [
-        "--message-size", str(load.message_size),
-        "--pace", f"{load.pace_s:g}",
+    opts = []
+    for key, value in client_settings(load).items():
+        if key not in LOADGEN_DEFAULTS or value != LOADGEN_DEFAULTS[key]:
+            opts += [f"--{key.replace('_', '-')}",
+                     f"{value:g}" if isinstance(value, float) else str(value)]
+    opts += [
         "--connect-timeout", f"{load.connect_timeout_s:g}",
         "--io-timeout", f"{load.io_timeout_s:g}",
         "--schedule", load.schedule,
     ]
     if load.active_users:
         opts += ["--active-users", str(load.active_users)]
+    if load.groups:
+        opts += ["--groups", groups_arg(load)]
     return opts
 
 

@@ -28,6 +28,7 @@ from contract.limits import CRASH
 from lab.backends.base import Backend, LoadHandle, RunContext, ServerHandle
 from lab.errors import BackendError, ResultsError, interruption
 from lab.results.columns import step_of
+from lab.results.groups import append_groups
 from lab.results.writer import RunRecord, create_run_dir, make_row
 from lab.run.generator import GeneratorWatch
 from lab.run.hostwatch import HostGone, HostWatch
@@ -167,6 +168,7 @@ class Runner:
         row = self._row(spec, record, monitor, death)
         outcome.rows.append(row)
         self.record.add_row(row)
+        append_groups(self.record.run_dir, spec.name, record, self.ctx.repeat)
         self.live.step_done(row)
         example = record.get("mismatch_example")
         if example and outcome.mismatch_example is None:

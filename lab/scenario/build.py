@@ -33,6 +33,8 @@ from lab.scenario.schema import (
     STEP,
     TOP,
     address,
+    groups,
+    named_items,
 )
 from lab.scenario.types import HostSpec, LoadSpec, Placement, Scenario, ServerSpec, Step
 
@@ -161,7 +163,7 @@ def _load(doc: Doc, node: yaml.Node, path: str) -> LoadSpec:
     def steps(d: Doc, n: yaml.Node, p: str) -> tuple[Step, ...]:  # hold is parsed before
         return _steps(d, n, p, got.get("hold", LOAD.default("hold")))
 
-    LOAD.given(doc, m, got, {"steps": steps})
+    LOAD.given(doc, m, got, {"steps": steps, "groups": groups})
     active = got.get("active_users", 0)
     if active and "user" not in m.failed and got.get("user", LOAD.default("user")) != USER_IDLE:
         doc.report(m.fields["active_users"], m.sub("active_users"),
@@ -174,22 +176,12 @@ def _load(doc: Doc, node: yaml.Node, path: str) -> LoadSpec:
 
 
 def _hosts(doc: Doc, node: yaml.Node, path: str, allow_external: bool) -> tuple[HostSpec, ...]:
-    mark, hosts = doc.mark(), []
     parsers = {"address": address(allow_external)}
-    for i, item in enumerate(items(doc, node, path)):
-        try:
-            m = HOST.open(doc, item, f"{path}[{i}]")
-        except Invalid as exc:
-            doc.record(exc)
-            continue
-        host = HOST.build(HOST.given(doc, m, parsers=parsers))
-        if host is not None and any(h.name == host.name for h in hosts):
-            doc.report(item, f"{path}[{i}].name",
-                       f"'{host.name}' is used twice; give each host its own name")
-        elif host is not None:
-            hosts.append(host)
-    doc.settle(mark)
-    return tuple(hosts)
+
+    def host(d: Doc, item: yaml.Node, p: str) -> HostSpec | None:
+        return HOST.build(HOST.given(d, HOST.open(d, item, p), parsers=parsers))
+
+    return named_items(doc, node, path, host, "host")
 
 
 def _placement(doc: Doc, node: yaml.Node, path: str, first_host: str) -> Placement:

@@ -23,6 +23,7 @@ the keys it depends on.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shlex
 from typing import Any
@@ -42,6 +43,7 @@ from lab.scenario.errors import Invalid
 from lab.scenario.fields import Field, Section, is_none
 from lab.scenario.nodes import (
     Doc,
+    Parser,
     boolean,
     choice,
     duration,
@@ -62,6 +64,8 @@ from lab.scenario.nodes import (
 from lab.scenario.types import (
     SLO,
     Expectation,
+    ExponentialPace,
+    GroupSpec,
     HostLimits,
     HostSpec,
     Limits,
@@ -69,6 +73,7 @@ from lab.scenario.types import (
     Placement,
     Scenario,
     ServerSpec,
+    SizeDistribution,
     Step,
 )
 
@@ -141,6 +146,63 @@ def or_auto(parse: Any, auto: Any = "auto") -> Any:
 
 
 load_workers = or_auto(int_at_least(1, 512), None)
+MAX_MESSAGE_SIZE = defaults.MAX_MESSAGE_SIZE
+
+
+def _message_bytes(doc: Doc, node: yaml.Node, path: str) -> int:
+    value = number(doc, node, path, integer=True, minimum=1)
+    if value > MAX_MESSAGE_SIZE:
+        doc.fail(node, path, f"{value} is above 1 MiB; give at most {MAX_MESSAGE_SIZE} bytes")
+    return value
+
+
+def message_size(doc: Doc, node: yaml.Node, path: str) -> int:
+    """Bytes per message, at most 1 MiB, or ``{median: 512, max: 65536}``
+    (log-normal sizes, :class:`SizeDistribution`)."""
+    if not isinstance(node, yaml.MappingNode):
+        return _message_bytes(doc, node, path)
+    got = SIZES.given(doc, m := SIZES.open(doc, node, path))
+    if m.failed or len(got) < 2:
+        raise Invalid(None)  # already reported
+    if got["median"] > got["max"]:
+        doc.fail(node, f"{path}.median", f"{got['median']} is above max ({got['max']}); "
+                                         "give a median of at most the max")
+    return SizeDistribution(got["median"], got["max"])
+
+
+def _message_size_dump(value: int) -> Any:
+    if isinstance(value, SizeDistribution):
+        return {"median": value.median, "max": value.max}
+    return value
+
+
+def pace(doc: Doc, node: yaml.Node, path: str) -> float:
+    """A duration, or ``{mean: 1s}``: exponential gaps with that mean (:class:`ExponentialPace`)."""
+    if not isinstance(node, yaml.MappingNode):
+        return duration(doc, node, path)
+    got = PACE_MEAN.given(doc, m := PACE_MEAN.open(doc, node, path))
+    if m.failed or "mean" not in got:
+        raise Invalid(None)
+    return ExponentialPace(got["mean"])
+
+
+def _pace_dump(value: float) -> Any:
+    return {"mean": seconds(float(value))} if isinstance(value, ExponentialPace) else seconds(value)
+
+
+def gap(doc: Doc, node: yaml.Node, path: str) -> float:
+    """A pause that may be zero: ``500ms``, ``0``."""
+    value = scalar(doc, node, path, "a duration")
+    text = str(value).strip()
+    if text.startswith("-"):
+        doc.fail(node, path, f"{text} is below zero; give 0 or a duration such as 500ms")
+    if text in ("0", "0.0") or re.fullmatch(r"0+(\.0*)?\s*(ms|s|m|h)", text):
+        return 0.0
+    return duration(doc, node, path)
+
+
+def _unset(value: Any, obj: Any) -> bool:
+    return not value
 
 
 def seconds(value: float) -> str:
@@ -206,10 +268,21 @@ STEP = Section("step", Step, (
     Field("hold", duration, attr="hold_s", dump=seconds),  # default: load.hold
 ))
 
+SIZES = Section("message_size", None, (
+    Field("median", _message_bytes, required="the median size in bytes"),
+    Field("max", _message_bytes, required="the largest size in bytes"),
+))
+PACE_MEAN = Section("pace", None, (
+    Field("mean", duration, required="the mean gap, e.g. mean: 1s"),
+))
+# The keys a user group may set for itself (load.groups[]), declared once in LOAD.
+GROUP_LOAD_KEYS = ("user", "message_size", "pace", "send_chunk", "send_gap", "recv_buffer",
+                   "read_chunk", "read_gap")
+
 LOAD = Section("load", LoadSpec, (
     Field("user", choice(defaults.USER_CHOICES, "user kind")),
-    Field("message_size", int_at_least(1, 1 << 20)),
-    Field("pace", duration, attr="pace_s", dump=seconds),
+    Field("message_size", message_size, dump=_message_size_dump),
+    Field("pace", pace, attr="pace_s", dump=_pace_dump),
     Field("connect_rate", positive, attr="spawn_rate"),
     Field("workers", load_workers, dump=lambda value: "auto" if value is None else value),
     Field("schedule", choice(defaults.SCHEDULE_CHOICES, "schedule")),
@@ -221,7 +294,43 @@ LOAD = Section("load", LoadSpec, (
     Field("active_users", int_at_least(0),
           omit=lambda value, load: load.user != defaults.USER_IDLE),
     Field("repeat", int_at_least(1, 100)),
+    Field("send_chunk", int_at_least(1), omit=_unset),
+    Field("send_gap", gap, attr="send_gap_s", dump=seconds, omit=_unset),
+    Field("recv_buffer", int_at_least(defaults.MIN_RECV_BUFFER), omit=_unset),
+    Field("read_chunk", int_at_least(1), omit=_unset),
+    Field("read_gap", gap, attr="read_gap_s", dump=seconds, omit=_unset),
+    Field("groups", None, dump=lambda groups: [GROUP.dump(g) for g in groups], omit=_unset),
 ))
+GROUP = Section("group", GroupSpec, (
+    Field("name", name, required="a name for the group's rows in groups.csv"),
+    Field("weight", int_at_least(1)),
+    *(dataclasses.replace(LOAD.field(key), omit=is_none) for key in GROUP_LOAD_KEYS),
+))
+
+
+def named_items(doc: Doc, node: yaml.Node, path: str, read: Parser,
+                what: str) -> tuple[Any, ...]:
+    """A non-empty list, each item through ``read`` (None: already reported),
+    each item's ``name`` unique (``hosts``, ``load.groups``)."""
+    mark, out = doc.mark(), []
+    for i, item in enumerate(items(doc, node, path)):
+        try:
+            value = read(doc, item, f"{path}[{i}]")
+        except Invalid as exc:
+            doc.record(exc)
+            continue
+        if value is not None and any(v.name == value.name for v in out):
+            doc.report(item, f"{path}[{i}].name",
+                       f"'{value.name}' is used twice; give each {what} its own name")
+        elif value is not None:
+            out.append(value)
+    doc.settle(mark)
+    return tuple(out)
+
+
+def groups(doc: Doc, node: yaml.Node, path: str) -> tuple[GroupSpec, ...]:
+    """``load.groups``: a list of ``{name, weight, user?, load keys...}``; names unique."""
+    return named_items(doc, node, path, GROUP.read, "group")
 
 SLO_TABLE = Section("slo", SLO, (
     Field("p99_ms", positive),

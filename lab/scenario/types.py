@@ -61,6 +61,70 @@ class Step:
     hold_s: float  # seconds held at this level after the ramp
 
 
+class SizeDistribution(int):
+    """``message_size: {median: 512, max: 65536}``: log-normal sizes per message,
+    the max their 99.9th percentile (larger draws cut to it). As an int it is the
+    median: a reader that wants one size (the live view's echo rate) gets that."""
+
+    max: int
+
+    def __new__(cls, median: int, max: int) -> SizeDistribution:
+        obj = super().__new__(cls, median)
+        obj.max = max
+        return obj
+
+    @property
+    def median(self) -> int:
+        return int(self)
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, SizeDistribution) and int(self) == int(other)
+                and self.max == other.max)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash((int(self), self.max))
+
+    def __repr__(self) -> str:
+        return f"SizeDistribution(median={int(self)}, max={self.max})"
+
+
+class ExponentialPace(float):
+    """``pace: {mean: 1s}``: exponential gaps with this mean (Poisson sends per
+    user). As a float it is the mean pace."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ExponentialPace) and float(self) == float(other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash(("exponential", float(self)))
+
+    def __repr__(self) -> str:
+        return f"ExponentialPace({float(self)!r})"
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    """One of ``load.groups``: a share of the users (``weight``) with its own
+    user kind and load keys; None keeps the load's own."""
+
+    name: str
+    weight: int = 1
+    user: str | None = None
+    message_size: int | None = None
+    pace_s: float | None = None
+    send_chunk: int | None = None
+    send_gap_s: float | None = None
+    recv_buffer: int | None = None
+    read_chunk: int | None = None
+    read_gap_s: float | None = None
+
+
 @dataclass(frozen=True)
 class LoadSpec:
     user: str = defaults.USER_ECHO  # one of defaults.USER_CHOICES
@@ -74,6 +138,12 @@ class LoadSpec:
     connect_timeout_s: float = defaults.CONNECT_TIMEOUT_S
     io_timeout_s: float = defaults.IO_TIMEOUT_S
     repeat: int = 1  # passes over all models, interleaved (lab/run/loop.py Runner.run)
+    send_chunk: int = 0  # bytes per send(); 0 = the whole message
+    send_gap_s: float = 0.0  # pause between the chunks of one message
+    recv_buffer: int = 0  # the client socket's SO_RCVBUF; 0 = the kernel's default
+    read_chunk: int = 0  # most bytes per recv(); 0 = as much as has arrived
+    read_gap_s: float = 0.0  # pause between the reads of one reply
+    groups: tuple[GroupSpec, ...] = ()  # user groups; () = one kind of user
 
 
 @dataclass(frozen=True)

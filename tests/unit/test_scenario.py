@@ -137,10 +137,10 @@ def _errors(text: str, filename: str = "t.yaml") -> list[str]:
 
 def test_messages_give_line_and_column_of_the_node():
     errors = _errors("servers:\n  - select\n  - model: epol\nload:\n  steps: [10]\n"
-                     "  pace: {every: 1s}\n")
+                     "  pace: [1s]\n")
     assert errors == [
         "t.yaml:3:12: servers[1].model: 'epol' is not a model; did you mean 'epoll'?",
-        "t.yaml:6:9: load.pace: expected a duration; got a mapping",
+        "t.yaml:6:9: load.pace: expected a duration; got a list",
     ]
 
 
