@@ -7,7 +7,7 @@ contract's (see ``loadgen/options.py``).
 
 from __future__ import annotations
 
-from contract.defaults import USER_IDLE
+from contract.defaults import USER_CHURN, USER_IDLE
 from lab.scenario.types import LoadSpec
 
 LOCUSTFILE = "loadgen/locustfile.py"
@@ -24,7 +24,7 @@ def steps_arg(load: LoadSpec) -> str:
 def user_classes(load: LoadSpec) -> list[str]:
     if load.user == USER_IDLE:
         return ["IdleUser", "EchoUser"] if load.active_users else ["IdleUser"]
-    return ["ChurnUser"] if load.user == "churn" else ["EchoUser"]
+    return ["ChurnUser"] if load.user == USER_CHURN else ["EchoUser"]
 
 
 def load_options(load: LoadSpec) -> list[str]:
@@ -38,6 +38,10 @@ def load_options(load: LoadSpec) -> list[str]:
     ]
     if load.active_users:
         opts += ["--active-users", str(load.active_users)]
+    if load.user == USER_CHURN:
+        # connect_rate is the whole load's arrivals per second (open model), not a ramp rate
+        opts += ["--messages-per-connection", str(load.messages_per_connection),
+                 "--arrival-rate", f"{load.spawn_rate:g}"]
     return opts
 
 

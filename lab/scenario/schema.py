@@ -214,12 +214,16 @@ LOAD = Section("load", LoadSpec, (
           required="a list of target connections, e.g. steps: [200, 1000]"),
     Field("active_users", int_at_least(0),
           omit=lambda value, load: load.user != defaults.USER_IDLE),
+    Field("messages_per_connection", int_at_least(1),
+          omit=lambda value, load: load.user != defaults.USER_CHURN),
     Field("repeat", int_at_least(1, 100)),
 ))
 
 SLO_TABLE = Section("slo", SLO, (
     Field("p99_ms", positive),
     Field("error_rate", fraction),
+    Field("connect_p99_ms", positive, omit=is_none),
+    Field("connect_error_rate", fraction, omit=is_none),
 ))
 
 HOST = Section("host", HostSpec, (
