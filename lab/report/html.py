@@ -22,7 +22,7 @@ from html import escape
 from pathlib import Path
 
 from contract.limits import explain
-from lab.analysis import capacity
+from lab.analysis import capacity, plan_table
 from lab.analysis.causes import slo_causes
 from lab.analysis.expect import check
 from lab.analysis.headline import headline
@@ -142,7 +142,7 @@ def timeline_section(run: Run) -> str:
 def capacity_section(run: Run) -> str:
     """The capacity plan at the scenario's SLO (no target: per-host numbers only)."""
     slo = capacity.slo_of(run)
-    head, cells = capacity.table_rows(capacity.plan_run(run, slo))
+    head, cells = plan_table.table_rows(capacity.plan_run(run, slo))
     cells = [[escape(c) for c in row] for row in cells]
     return (f"<h2>Capacity at the SLO (p99 ≤ {slo.p99_ms:g} ms, errors ≤ "
             f"{slo.error_rate:.2%})</h2><p>Per 1000 connections; <code>run-lab capacity "
