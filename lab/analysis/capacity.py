@@ -11,7 +11,12 @@ The rules (also written into capacity.md):
 
 - A step meets the SLO when p99 ≤ the SLO's p99 (a step with no echoes has no
   p99 and passes that test), error_rate ≤ the SLO's error rate, connections held
-  ≥ 99 % of the target, and no limit was hit. The model's capacity is the most
+  ≥ 99 % of the target, and no limit was hit. These are the hold phase's: its
+  error_rate counts the hold window only (since format 7), so connects that
+  failed and were retried during the ramp do not fail a step; they are the
+  connect phase's findings (lab/analysis/connect.py). "binds first" names the
+  phase: ``errors (hold)``, ``backlog (connect)``. A churn run's plan adds
+  connects/s: the best accept rate at a step meeting the SLO. The model's capacity is the most
   connections held at a passing step before the first failing one.
 - Memory per 1000 connections is the slope of a least-squares line of bytes
   against connections over every usable step, intercept free (so the
@@ -61,9 +66,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from contract.defaults import USER_CHURN
 from contract.limits import BACKLOG, GENERATOR_LIMITS, LIMITS, explain
 from lab.analysis import metrics as m
 from lab.analysis.causes import cause, cores_available
+from lab.analysis.connect import best_connects_per_s
 from lab.analysis.fits import Fit
 from lab.analysis.plan_costs import (
     band_rows,
@@ -113,6 +120,8 @@ class ModelPlan:
     ceiling_messages_per_s: float | None = None  # messages/s the full core(s) served there
     host_band: list[int] | None = None  # [low, high] per-host capacity over the repeats
     messages_per_conn_s: float | None = None  # the pace measured at the capacity step
+    failing_step: int | None = None  # the first step that missed the SLO
+    connects_per_s: float | None = None  # churn: the best accept rate at a passing step
 
 
 def _truthy(value: Any) -> bool:
@@ -243,7 +252,9 @@ def plan_model(model: str, rows: list[Row], slo: SLO, host: dict[str, Any] | Non
     wall = m.held(failing) if failing is not None and failing.get("limit") else capacity
     plan = ModelPlan(model=model, capacity=capacity,
                      capacity_step=best.get("step") if best else None,
-                     swept_to=swept_to, wall=wall, binds=binds, why=reason, left_out=left_out)
+                     swept_to=swept_to, wall=wall, binds=binds, why=reason, left_out=left_out,
+                     failing_step=failing.get("step") if failing is not None else None,
+                     connects_per_s=best_connects_per_s(ok))
     cores = cores_available(model_kind, (host or {}).get("cpus"), processes)
     # Memory is a measurement, valid at failing steps too: a line over every usable step.
     plan.rss_fit = memory_fit(kept, "server_rss_bytes")
@@ -317,6 +328,11 @@ def model_setting(run: Run, model: str) -> dict[str, Any]:
 
 def plan_run(run: Run, slo: SLO, target: int | None = None,
              rate: float | None = None) -> list[ModelPlan]:
-    """Plans for every model in ``run``."""
-    return [plan_model(model, run.rows_for(model), slo, target=target, rate=rate,
-                       **model_setting(run, model)) for model in run.models]
+    """Plans for every model in ``run``; connects/s only for a churn run (an
+    echo run's hold has connects only from reconnects after failures)."""
+    plans = [plan_model(model, run.rows_for(model), slo, target=target, rate=rate,
+                        **model_setting(run, model)) for model in run.models]
+    if run.scenario is None or run.scenario.load.user != USER_CHURN:
+        for plan in plans:
+            plan.connects_per_s = None
+    return plans

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from lab.analysis import capacity
 from lab.analysis.capacity import ModelPlan
+from lab.analysis.connect import binds_phase
 from lab.analysis.fits import Fit
 from lab.results.reader import Run
 from lab.scenario.types import SLO
@@ -25,18 +26,20 @@ def table_rows(plans: list[ModelPlan]) -> tuple[list[str], list[list[str]]]:
     """Header and cells of the plan table (used by capacity.md, stdout and the report)."""
     head = ["model", "max conns @SLO", "binds first", "server RSS /1000", "kernel /1000",
             "cores /1000", "CPU/msg µs", "per host", "hosts", "host limit"]
+    churn = any(p.connects_per_s is not None for p in plans)  # a churn run's accept rate
     cells = []
     for p in plans:
         per_host = p.host_capacity.get(p.host_binding) if p.host_binding else None
         cells.append([
-            p.model, _num(p.capacity, "d"), p.binds, _mib(p.rss_per_1000),
+            p.model, _num(p.capacity, "d"), binds_phase(p.binds), _mib(p.rss_per_1000),
             _mib(p.kernel_per_1000), _num(p.cores_per_1000, ".3f"),
             _num(None if p.cpu_per_message_s is None else p.cpu_per_message_s * 1e6, ".0f"),
             _num(per_host, "d") + (f" ({p.host_band[0]}–{p.host_band[1]})"
                                    if p.host_band else ""),
             _num(p.hosts, "d"), p.host_binding or "–",
+            *([_num(p.connects_per_s, ".0f")] if churn else []),
         ])
-    return head, cells
+    return head + (["connects/s @SLO"] if churn else []), cells
 
 
 def fits_note(p: ModelPlan) -> str:
@@ -81,7 +84,7 @@ def to_markdown(run: Run, plans: list[ModelPlan], slo: SLO, target: int | None,
               "(leave-one-out).", ""]
     lines += [f"- **{p.model}**: {fits_note(p)}" for p in plans]
     lines += ["", "## Why each model stops", ""]
-    lines += [f"- **{p.model}** ({p.binds}): {p.why}" for p in plans]
+    lines += [f"- **{p.model}** ({binds_phase(p.binds)}): {p.why}" for p in plans]
     if extra:
         lines += ["", extra.rstrip()]
     rules = (capacity.__doc__ or "").partition("The rules (also written into capacity.md):")[2]

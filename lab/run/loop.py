@@ -25,6 +25,7 @@ from typing import Any
 
 from contract.defaults import USER_IDLE
 from contract.limits import CRASH
+from lab.analysis.connect import finding as connect_finding
 from lab.backends.base import Backend, LoadHandle, RunContext, ServerHandle
 from lab.errors import BackendError, ResultsError, interruption
 from lab.results.columns import step_of
@@ -163,7 +164,7 @@ class Runner:
         row = self._row(spec, record, monitor, death)
         outcome.rows.append(row)
         self.record.add_row(row)
-        self.live.step_done(row)
+        self.live.step_done(row, connect_finding(row, self.scenario.slo))
         example = record.get("mismatch_example")
         if example and outcome.mismatch_example is None:
             outcome.mismatch_example = example
