@@ -24,6 +24,7 @@ from pathlib import Path
 from contract.limits import explain
 from lab.analysis import capacity, plan_table
 from lab.analysis.causes import slo_causes
+from lab.analysis.connect import finding as connect_finding
 from lab.analysis.expect import check
 from lab.analysis.headline import headline
 from lab.report import charts, figures, generator, holdout, memory, timeline
@@ -71,6 +72,29 @@ def _model_label(model: str) -> str:
     return f'<span class="swatch" style="background:{color}"></span>{escape(model)}'
 
 
+def _held_at_limit(row: dict) -> int | None:
+    """What the server held at its limit: its own count where it reports one
+    (the clients' count also has sockets whose refusal is still on its way)."""
+    server = row.get("server_connections")
+    return server if server is not None else row.get("connected")
+
+
+def connect_section(run: Run) -> str:
+    """The connect phase's findings per step (lab/analysis/connect.py): what
+    opening the connections cost, apart from the hold the SLO judges. Empty
+    when every connect of the run was clean."""
+    slo = capacity.slo_of(run)
+    rows = [[_model_label(r["model"]), cell(r.get("step")), escape(text)]
+            for r in run.rows if (text := connect_finding(r, slo))]
+    if not rows:
+        return ""
+    return ("<h2>Connect phase</h2><p>Connects that were slow, retried or dropped by the "
+            "listener while the step's connections were opened. The hold verdict does not "
+            "count them; a step gets <code>backlog</code> only when connections were still "
+            "not made at its end.</p>" + html_table(["model", "step", "finding"], rows,
+                                                    text_cols={2}))
+
+
 def limits_section(run: Run) -> str:
     """Each model's first limit (step, connections held) and its mechanism."""
     rows = []
@@ -79,7 +103,7 @@ def limits_section(run: Run) -> str:
         if found := run.first_limit(model):
             r, kind = found
             rows.append([_model_label(model), escape(kind), cell(r.get("step")),
-                         cell(r.get("target_connections")), cell(r.get("connected")),
+                         cell(r.get("target_connections")), cell(_held_at_limit(r)),
                          escape(explain(kind))])
         else:
             top = max((r.get("target_connections") or 0 for r in mrows), default=0)
@@ -243,7 +267,8 @@ def render_html(run: Run) -> str:
         status_banner(run),
         "".join(f'<p class="headline">{escape(s)}</p>' for s in headline(run)),
         "" if run.rows else '<p class="warn">No step finished in this run: nothing to plot.</p>',
-        limits_section(run), generator.section(run), expect_section(run), charts_section(run),
+        limits_section(run), connect_section(run), generator.section(run), expect_section(run),
+        charts_section(run),
         timeline_section(run), capacity_section(run), holdout.section(run), memory.section(run),
         steps_section(run),
         metadata_section(run),
