@@ -4,7 +4,6 @@ and a churn load measures epoll's accept rate."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,14 +12,14 @@ from lab import cli
 from lab.backends.local import free_port
 from lab.results.writer import read_steps_csv
 
-HERE = Path(__file__).resolve().parent
+SERVER = Path(__file__).resolve().parents[1] / "data/servers/tutorial_select_server.py"
 
 TEXTBOOK = """\
 name: textbook
 backend: local
 servers:
   - name: textbook
-    command: ["{{python}}", "{server}", "{{port}}"]
+    command: ["{{python}}", "{server}", "--port", "{{port}}", "--backlog", "5"]
     port: {port}
 load:
   connect_rate: 1000
@@ -52,7 +51,7 @@ def _run(tmp_path: Path, text: str, capsys) -> tuple[list[dict[str, str]], str]:
 @pytest.mark.slow
 @pytest.mark.timeout(90)
 def test_a_listen_5_server_that_made_every_connection_has_no_backlog_wall(tmp_path, capsys):
-    text = TEXTBOOK.format(server=HERE / "textbook_select.py", port=free_port())
+    text = TEXTBOOK.format(server=SERVER, port=free_port())
     rows, _ = _run(tmp_path, text, capsys)
     top = rows[-1]
     assert [r["step"] for r in rows] == ["0", "1"]  # not dropped after its first step
@@ -70,7 +69,3 @@ def test_churn_against_epoll_reports_its_accept_rate(tmp_path, capsys):
     (row,) = rows
     assert float(row["connects_per_s"]) > 0 and row["dropped"] != ""
     assert row["limit"] == ""
-
-
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__, "-q"]))

@@ -4,6 +4,7 @@ lab/analysis/connect.py), and the kernel's SYN-side counters."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from lab_fakes import stats, step_record
@@ -17,6 +18,7 @@ from lab.analysis.plan_table import table_rows
 from lab.results.reader import load_run
 from lab.results.writer import RunRecord, create_run_dir, make_row
 from lab.run.kernel import KernelSampler
+from lab.run.live import LiveView
 from lab.run.verdict import step_limit
 from lab.scenario.loader import parse_scenario
 
@@ -131,6 +133,17 @@ def test_json_connect_object_carries_each_step_finding(tmp_path):
     assert entry["findings"] == [
         {"step": 0, "finding": "connect p99 1,012 ms: the accept queue overflowed 9 times"}]
     assert entry["syn_drops"] == 9
+
+
+def test_the_console_prints_the_connect_finding_under_the_step():
+    row = _row(_record(0, 600, 600, connect_p99=1012.0), {"listen_overflows": 1204,
+                                                          "syn_drops": 1204})
+    out = io.StringIO()
+    LiveView(out, tty=False).step_done(row, connect.finding(row, SLO()))
+    first, second = out.getvalue().splitlines()
+    assert first.startswith("  epoll step 0: 600/600 connected") and "limit" not in first
+    assert second == ("    connect phase: connect p99 1,012 ms: the accept queue overflowed "
+                      "1,204 times")
 
 
 def _netstat(path: Path, values: dict[str, int]) -> None:
