@@ -190,7 +190,7 @@ def _key(row: dict) -> tuple:
 
 def steps_section(run: Run) -> str:
     """Every row, with the cause of each step that missed the SLO (lab/analysis/causes.py)."""
-    slo = capacity.slo_of(run)
+    slo, churn = capacity.slo_of(run), capacity.is_churn(run)
     causes: dict[tuple, str | None] = {}
     for model in run.models:
         server = run.server(model)
@@ -198,7 +198,7 @@ def steps_section(run: Run) -> str:
         every = run.pass_rows(model)
         for repeat in sorted({r.get("repeat") or 0 for r in every}):
             rows = [r for r in every if (r.get("repeat") or 0) == repeat]
-            found = slo_causes(rows, [capacity.passes(r, slo) for r in rows], kind,
+            found = slo_causes(rows, [capacity.passes(r, slo, churn) for r in rows], kind,
                                run.host.get("cpus"), capacity.processes_of(run, server, kind))
             causes.update({_key(r): c for r, c in zip(rows, found, strict=True)})
     rows = [[escape(cell(r.get(c.name), c.name)) for c in EVERY_STEP]

@@ -73,8 +73,14 @@ def short_of_target(record: dict[str, Any]) -> bool:
 
 def step_limit(*, event: str | None, death: str | None, lost: str | None,
                record: dict[str, Any], evidence: dict[str, Any],
-               echoing: int | None = None) -> str | None:
-    """The step's limit from the evidence, in the order of the module docstring."""
+               echoing: int | None = None, churn: bool = False) -> str | None:
+    """The step's limit from the evidence, in the order of the module docstring.
+
+    ``churn``: the load connects and closes all the time, so its users are
+    not held at the hold's end and "short of the target" means nothing; a
+    load-side connect failure (the client's ports: EADDRNOTAVAIL) is the
+    load's limit whenever it happens, and a full accept queue is what the
+    accept rate measures — a connect-phase finding, never ``backlog``."""
     if event:
         return event
     if death:
@@ -83,9 +89,9 @@ def step_limit(*, event: str | None, death: str | None, lost: str | None,
         return lost
     if int((record.get("failures") or {}).get(MISMATCH) or 0):
         return MISMATCH
-    short = short_of_target(record)
+    short = short_of_target(record) and not churn
     side = load_side_limit(record.get("connect_failures"))
-    if side and short:
+    if side and (short or churn):
         return side
     if short and ((evidence.get("listen_overflows") or 0) or (evidence.get("listen_drops") or 0)):
         return BACKLOG  # the kernel dropped handshakes and some never got through

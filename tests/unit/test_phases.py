@@ -40,7 +40,7 @@ def _record(step: int, target: int, connected: int, *, connect_failed: int = 0,
                connect_max_ms=connect_p99, t_connect_start=rec["t_start"],
                t_connect_end=rec["t_ramp_end"], hold_failures=hold_failures or {},
                hold_attempts=echoes + sum((hold_failures or {}).values()),
-               connects_per_s=0.0, arrivals=0, dropped=0, closes=0, **extra)
+               **{"connects_per_s": 0.0, "arrivals": 0, "dropped": 0, "closes": 0, **extra})
     return rec
 
 
@@ -179,3 +179,47 @@ def test_syn_drops_stay_empty_when_the_kernel_does_not_count_them(tmp_path):
     sampler.sample(1.0)
     got = sampler.step(1.0, 2.0)
     assert got["listen_drops"] == 0 and got["syn_drops"] is None  # never a made-up 0
+
+
+CHURN = parse_scenario("servers: [epoll]\nload: {user: churn, connect_rate: 400, "
+                       "steps: [50, 200]}\n", "churn.yaml")
+
+
+def test_a_churn_step_is_not_judged_by_connections_held(tmp_path):
+    """Churn users close after their message: few are connected when the
+    hold ends, and a full accept queue is what the accept rate measures."""
+    records = [_record(0, 50, 3, connects_per_s=380.0), _record(1, 200, 12, connects_per_s=250.0)]
+    rows = []
+    for rec in records:
+        evidence = {**QUIET, "listen_overflows": 40, "listen_drops": 40}
+        limit = step_limit(event=None, death=None, lost=None, record=rec, evidence=evidence,
+                           churn=True)
+        assert limit is None
+        rows.append(make_row(CHURN.servers[0], rec, stats(rec["t_end"], 3), limit, 4096,
+                             evidence=evidence))
+    assert passes(rows[0], SLO(), churn=True) == [] and passes(rows[0], SLO()) != []
+    run = _run(tmp_path, rows, CHURN)
+    (plan,) = plan_run(run, slo_of(run))
+    assert plan.binds == "none" and plan.connects_per_s == 380.0
+    head, cells = table_rows([plan])
+    assert head[-1] == "connects/s @SLO" and cells[0][-1] == "380"
+
+
+def test_client_port_exhaustion_is_the_churn_load_limit_even_when_users_are_few():
+    rec = _record(0, 200, 5)
+    rec["connect_failures"] = {EADDRNOTAVAIL: 3}
+    assert step_limit(event=None, death=None, lost=None, record=rec, evidence=QUIET,
+                      churn=True) == EADDRNOTAVAIL
+
+
+def test_an_echo_run_plan_has_no_connects_column(tmp_path):
+    run = _run(tmp_path, [_row(_record(0, 10000, 10000, connects_per_s=5.0))])
+    (plan,) = plan_run(run, slo_of(run))
+    assert plan.connects_per_s is None and "connects/s @SLO" not in table_rows([plan])[0]
+
+
+def test_slo_of_keeps_the_connect_slo(tmp_path):
+    scenario = parse_scenario("servers: [epoll]\nslo: {connect_p99_ms: 300}\n"
+                              "load: {steps: [10]}\n", "s.yaml")
+    run = _run(tmp_path, [_row(_record(0, 10, 10), scenario=scenario)], scenario)
+    assert slo_of(run).connect_p99_ms == 300.0 and slo_of(run, 5.0).connect_p99_ms == 300.0
