@@ -39,20 +39,20 @@ load:
 """
 
 
-def _run(tmp_path: Path, text: str, capsys) -> tuple[list[dict[str, str]], str]:
+def _run(tmp_path: Path, text: str) -> tuple[list[dict[str, str]], Path]:
     scenario = tmp_path / "s.yaml"
     scenario.write_text(text)
     out = tmp_path / "out"
     assert cli.main([str(scenario), "--out", str(out)]) == 0
     (run_dir,) = out.iterdir()
-    return read_steps_csv(run_dir / "steps.csv"), capsys.readouterr().out
+    return read_steps_csv(run_dir / "steps.csv"), run_dir
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(90)
-def test_a_listen_5_server_that_made_every_connection_has_no_backlog_wall(tmp_path, capsys):
+def test_a_listen_5_server_that_made_every_connection_has_no_backlog_wall(tmp_path):
     text = TEXTBOOK.format(server=SERVER, port=free_port())
-    rows, _ = _run(tmp_path, text, capsys)
+    rows, _ = _run(tmp_path, text)
     top = rows[-1]
     assert [r["step"] for r in rows] == ["0", "1"]  # not dropped after its first step
     assert top["connected"] == "600" and top["limit"] == ""
@@ -64,8 +64,11 @@ def test_a_listen_5_server_that_made_every_connection_has_no_backlog_wall(tmp_pa
 
 @pytest.mark.slow
 @pytest.mark.timeout(60)
-def test_churn_against_epoll_reports_its_accept_rate(tmp_path, capsys):
-    rows, _ = _run(tmp_path, CHURN, capsys)
+def test_churn_against_epoll_reports_its_accept_rate(tmp_path):
+    rows, run_dir = _run(tmp_path, CHURN)
     (row,) = rows
     assert float(row["connects_per_s"]) > 0 and row["dropped"] != ""
     assert row["limit"] == ""
+    plan = (run_dir / "capacity.md").read_text()
+    assert "connects/s @SLO" in plan and "| epoll | 40 | none |" in plan
+    assert (run_dir / "chart-accept.png").exists()
