@@ -70,5 +70,6 @@ def test_churn_against_epoll_reports_its_accept_rate(tmp_path):
     assert float(row["connects_per_s"]) > 0 and row["dropped"] != ""
     assert row["limit"] == ""
     plan = (run_dir / "capacity.md").read_text()
-    assert "connects/s @SLO" in plan and "| epoll | 40 | none |" in plan
+    (line,) = [x for x in plan.splitlines() if x.startswith("| epoll |")]
+    assert "connects/s @SLO" in plan and "| none |" in line  # met the SLO: not judged by held
     assert (run_dir / "chart-accept.png").exists()
