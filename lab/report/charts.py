@@ -144,6 +144,7 @@ def chart_accept(run: Run) -> Figure:
     series = rs.accept_rate_vs_target(run)
     _plot(ax, series)
     _autolog(ax, series, "x")
+    ax.set_ylim(bottom=0)  # from zero: models that all kept up with the arrivals look alike
     _finish(ax, "Accept rate vs users", "target users", "connects per second")
     return fig
 
