@@ -15,6 +15,8 @@ from lab.analysis.capacity import SLO, passes, plan_run, slo_of
 from lab.analysis.expect import summary
 from lab.analysis.headline import headline
 from lab.analysis.plan_table import table_rows
+from lab.analysis.series import has_accept_rate
+from lab.report.html import connect_section, limits_section
 from lab.results.reader import load_run
 from lab.results.writer import RunRecord, create_run_dir, make_row
 from lab.run.kernel import KernelSampler
@@ -223,3 +225,18 @@ def test_slo_of_keeps_the_connect_slo(tmp_path):
                               "load: {steps: [10]}\n", "s.yaml")
     run = _run(tmp_path, [_row(_record(0, 10, 10), scenario=scenario)], scenario)
     assert slo_of(run).connect_p99_ms == 300.0 and slo_of(run, 5.0).connect_p99_ms == 300.0
+
+
+def test_the_report_shows_the_connect_phase_and_the_server_count_at_a_limit(tmp_path):
+    found = _row(_record(0, 600, 600, connect_p99=1012.0), {"listen_overflows": 1204,
+                                                            "syn_drops": 1204})
+    wall = _row(_record(1, 900, 700), {"listen_overflows": 50, "listen_drops": 50})
+    wall["server_connections"] = 650  # the clients' count has refusals still on their way
+    run = _run(tmp_path, [found, wall])
+    section = connect_section(run)
+    assert "<h2>Connect phase</h2>" in section
+    assert "the accept queue overflowed 1,204 times" in section
+    limits = limits_section(run)
+    assert ">650<" in limits
+    assert ">700<" not in limits
+    assert not has_accept_rate(run)  # no row measured a connect rate: no accept chart
