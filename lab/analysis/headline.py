@@ -76,7 +76,10 @@ def _sentence(run: Run, plan: ModelPlan, cheapest: ModelPlan | None,
         start = f"{plan.model} met the SLO at every step up to {plan.swept_to:,} connections"
     best = next((r for r in rows if r.get("step") == plan.capacity_step), None)
     p99 = best.get("p99_ms") if best else None
-    within = (f"; it held {_n(plan.capacity)} within the SLO"
+    # A churn run holds nothing by design: its figure is the accept rate.
+    held = (f"accepted {plan.connects_per_s:,.0f} connects/s" if plan.connects_per_s is not None
+            else f"held {_n(plan.capacity)}")
+    within = (f"; it {held} within the SLO"
               + (f" at p99 {p99:.1f} ms" if p99 is not None else ""))
     cost = f", {_us(plan.cpu_per_message_s)} of CPU per message"
     if cheapest is not None and plan.cpu_per_message_s and cheapest is not plan:
@@ -87,7 +90,7 @@ def _sentence(run: Run, plan: ModelPlan, cheapest: ModelPlan | None,
     left = sum(plan.left_out.values())
     note = (f" ({left} step{'s' * (left > 1)} left out: the load generator, not the server, "
             "set their numbers)") if left else ""
-    return start + (within + cost if plan.capacity else "") + note + "."
+    return start + (within + cost if plan.capacity or plan.connects_per_s else "") + note + "."
 
 
 def headline(run: Run) -> list[str]:

@@ -205,6 +205,7 @@ def test_a_churn_step_is_not_judged_by_connections_held(tmp_path):
     assert plan.binds == "none" and plan.connects_per_s == 380.0
     head, cells = table_rows([plan])
     assert head[-1] == "connects/s @SLO" and cells[0][-1] == "380"
+    assert "; it accepted 380 connects/s within the SLO at p99 2.0 ms" in headline(run)[0]
 
 
 def test_client_port_exhaustion_is_the_churn_load_limit_even_when_users_are_few():
