@@ -29,7 +29,9 @@ PROCESSES = 1  # listening processes (--processes)
 
 USER_ECHO = "echo"
 USER_IDLE = "idle"
-USER_CHOICES: tuple[str, ...] = (USER_ECHO, USER_IDLE)
+USER_CHURN = "churn"  # connect, echo messages_per_connection messages, close, again
+USER_CHOICES: tuple[str, ...] = (USER_ECHO, USER_IDLE, USER_CHURN)
+MESSAGES_PER_CONNECTION = 1  # with user=churn: echoes per connection before it closes
 MESSAGE_SIZE = 64  # bytes per echo
 PACE_S = 1.0  # seconds between one user's echoes
 MAX_MESSAGE_SIZE = 1 << 20  # 1 MiB: the largest echo (the scenario and the loadgen refuse more)

@@ -11,7 +11,12 @@ The rules (also written into capacity.md):
 
 - A step meets the SLO when p99 ≤ the SLO's p99 (a step with no echoes has no
   p99 and passes that test), error_rate ≤ the SLO's error rate, connections held
-  ≥ 99 % of the target, and no limit was hit. The model's capacity is the most
+  ≥ 99 % of the target, and no limit was hit. These are the hold phase's: its
+  error_rate counts the hold window only (since format 7), so connects that
+  failed and were retried during the ramp do not fail a step; they are the
+  connect phase's findings (lab/analysis/connect.py). "binds first" names the
+  phase: ``errors (hold)``, ``backlog (connect)``. A churn run's plan adds
+  connects/s: the best accept rate at a step meeting the SLO. The model's capacity is the most
   connections held at a passing step before the first failing one.
 - Memory per 1000 connections is the slope of a least-squares line of bytes
   against connections over every usable step, intercept free (so the
@@ -58,12 +63,14 @@ The rules (also written into capacity.md):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from contract.defaults import USER_CHURN
 from contract.limits import BACKLOG, GENERATOR_LIMITS, LIMITS, explain
 from lab.analysis import metrics as m
 from lab.analysis.causes import cause, cores_available
+from lab.analysis.connect import best_connects_per_s
 from lab.analysis.fits import Fit
 from lab.analysis.plan_costs import (
     band_rows,
@@ -113,6 +120,8 @@ class ModelPlan:
     ceiling_messages_per_s: float | None = None  # messages/s the full core(s) served there
     host_band: list[int] | None = None  # [low, high] per-host capacity over the repeats
     messages_per_conn_s: float | None = None  # the pace measured at the capacity step
+    failing_step: int | None = None  # the first step that missed the SLO
+    connects_per_s: float | None = None  # churn: the best accept rate at a passing step
 
 
 def _truthy(value: Any) -> bool:
@@ -141,16 +150,18 @@ def usable_rows(rows: list[Row]) -> tuple[list[Row], dict[str, int]]:
 def slo_of(run: Run, p99_ms: float | None = None) -> SLO:
     """The run's SLO from its scenario (defaults where missing), p99 optionally overridden."""
     base = run.slo
-    return SLO(p99_ms if p99_ms is not None else base.p99_ms, base.error_rate)
+    return base if p99_ms is None else replace(base, p99_ms=p99_ms)
 
 
-def passes(row: Row, slo: SLO) -> list[str]:
-    """Why ``row`` misses the SLO (empty list: it meets it)."""
+def passes(row: Row, slo: SLO, churn: bool = False) -> list[str]:
+    """Why ``row`` misses the SLO (empty list: it meets it). A churn step
+    (``churn``) holds nothing by design: its users close after their
+    messages, so connections held are not judged."""
     why = []
     if row.get("limit"):
         why.append(f"limit {row['limit']}")
     target, held = row.get("target_connections") or 0, m.held(row) or 0
-    if held < 0.99 * target:
+    if held < 0.99 * target and not churn:
         why.append(f"held {held} of {target} connections")
     p99 = row.get("p99_ms")
     if p99 is not None and p99 > slo.p99_ms:
@@ -219,13 +230,13 @@ def host_capacity(plan: ModelPlan, host: dict[str, Any], nofile: Any, model_kind
 def plan_model(model: str, rows: list[Row], slo: SLO, host: dict[str, Any] | None = None,
                nofile: Any = None, model_kind: str | None = None,
                target: int | None = None, rate: float | None = None,
-               processes: int = 1, band: bool = True) -> ModelPlan:
+               processes: int = 1, band: bool = True, churn: bool = False) -> ModelPlan:
     """The plan for one model from its rows sorted by step (see the module docstring)."""
     kept, left_out = usable_rows(rows)
     ok: list[Row] = []
     failing, why = None, []
     for r in kept:
-        why = passes(r, slo)
+        why = passes(r, slo, churn)
         if why:
             failing = r
             break
@@ -243,7 +254,9 @@ def plan_model(model: str, rows: list[Row], slo: SLO, host: dict[str, Any] | Non
     wall = m.held(failing) if failing is not None and failing.get("limit") else capacity
     plan = ModelPlan(model=model, capacity=capacity,
                      capacity_step=best.get("step") if best else None,
-                     swept_to=swept_to, wall=wall, binds=binds, why=reason, left_out=left_out)
+                     swept_to=swept_to, wall=wall, binds=binds, why=reason, left_out=left_out,
+                     failing_step=failing.get("step") if failing is not None else None,
+                     connects_per_s=best_connects_per_s(ok))
     cores = cores_available(model_kind, (host or {}).get("cpus"), processes)
     # Memory is a measurement, valid at failing steps too: a line over every usable step.
     plan.rss_fit = memory_fit(kept, "server_rss_bytes")
@@ -277,13 +290,13 @@ def plan_model(model: str, rows: list[Row], slo: SLO, host: dict[str, Any] | Non
             plan.hosts = math.ceil(target / per_host) if per_host > 0 else None
         if band:
             plan.host_band = _band(plan, rows, slo, host, nofile, model_kind, target, rate,
-                                   processes)
+                                   processes, churn)
     return plan
 
 
 def _band(plan: ModelPlan, rows: list[Row], slo: SLO, host: dict[str, Any] | None,
           nofile: Any, model_kind: str | None, target: int | None, rate: float | None,
-          processes: int) -> list[int] | None:
+          processes: int, churn: bool) -> list[int] | None:
     """[low, high] connections per host: the plan again with every cost at its
     repeats' ``_max`` and at its ``_min`` (``band_rows``); the median's figure is
     inside by construction. None without repeats."""
@@ -292,7 +305,7 @@ def _band(plan: ModelPlan, rows: list[Row], slo: SLO, host: dict[str, Any] | Non
         if (varied := band_rows(rows, side)) is None:
             return None
         other = plan_model(plan.model, varied, slo, host, nofile, model_kind, target, rate,
-                           processes, band=False)
+                           processes, band=False, churn=churn)
         if other.host_binding:
             per_host.append(other.host_capacity[other.host_binding])
     return [min(per_host), max(per_host)]
@@ -317,84 +330,17 @@ def model_setting(run: Run, model: str) -> dict[str, Any]:
 
 def plan_run(run: Run, slo: SLO, target: int | None = None,
              rate: float | None = None) -> list[ModelPlan]:
-    """Plans for every model in ``run``."""
-    return [plan_model(model, run.rows_for(model), slo, target=target, rate=rate,
-                       **model_setting(run, model)) for model in run.models]
+    """Plans for every model in ``run``; connects/s only for a churn run (an
+    echo run's hold has connects only from reconnects after failures)."""
+    churn = is_churn(run)
+    plans = [plan_model(model, run.rows_for(model), slo, target=target, rate=rate,
+                        churn=churn, **model_setting(run, model)) for model in run.models]
+    if not churn:
+        for plan in plans:
+            plan.connects_per_s = None
+    return plans
 
 
-def _mib(v: float | None) -> str:
-    if v is None:
-        return "–"
-    return f"{v / 2**20:.1f} MiB" if v >= 2**20 else f"{v / 1024:.0f} KiB"
-
-
-def _num(v: float | None, fmt: str) -> str:
-    return "–" if v is None else format(v, fmt)
-
-
-def table_rows(plans: list[ModelPlan]) -> tuple[list[str], list[list[str]]]:
-    """Header and cells of the plan table (used by capacity.md, stdout and the report)."""
-    head = ["model", "max conns @SLO", "binds first", "server RSS /1000", "kernel /1000",
-            "cores /1000", "CPU/msg µs", "per host", "hosts", "host limit"]
-    cells = []
-    for p in plans:
-        per_host = p.host_capacity.get(p.host_binding) if p.host_binding else None
-        cells.append([
-            p.model, _num(p.capacity, "d"), p.binds, _mib(p.rss_per_1000),
-            _mib(p.kernel_per_1000), _num(p.cores_per_1000, ".3f"),
-            _num(None if p.cpu_per_message_s is None else p.cpu_per_message_s * 1e6, ".0f"),
-            _num(per_host, "d") + (f" ({p.host_band[0]}–{p.host_band[1]})"
-                                   if p.host_band else ""),
-            _num(p.hosts, "d"), p.host_binding or "–",
-        ])
-    return head, cells
-
-
-def fits_note(p: ModelPlan) -> str:
-    """One line: which fit each cost got, its error, the CPU ceiling and the band."""
-    def fit(f: Fit | None, unit: float, suffix: str) -> str:
-        return "–" if f is None else f.describe(unit, suffix)
-
-    parts = [f"server RSS {fit(p.rss_fit, 1.0, ' B')}",
-             f"kernel memory {fit(p.kernel_fit, 1.0, ' B')}",
-             f"CPU per message {fit(p.cpu_fit, 1e6, ' µs')}"]
-    if p.saturated_at is not None:
-        parts.append(f"CPU at its ceiling from {p.saturated_at} connections "
-                     f"({p.ceiling_messages_per_s or 0:.0f} messages/s): a cap, not a cost")
-    if p.host_band:
-        parts.append(f"per host {p.host_band[0]}–{p.host_band[1]} over the repeats")
-    return "; ".join(parts) + "."
-
-
-def left_out_note(left_out: dict[str, dict[str, int]]) -> str:
-    """One line: how many rows were left out of the fit ({model: {why: rows}}), "" if none."""
-    parts = [f"{model} {n} {why}" for model, whys in left_out.items() for why, n in whys.items()]
-    if not parts:
-        return ""
-    total = sum(sum(whys.values()) for whys in left_out.values())
-    return f"Left out of the fit: {total} row(s): " + "; ".join(parts) + "."
-
-
-def to_markdown(run: Run, plans: list[ModelPlan], slo: SLO, target: int | None,
-                rate: float | None, extra: str = "") -> str:
-    """capacity.md; ``extra`` (markdown, e.g. the holdout check) goes before the rules."""
-    head, cells = table_rows(plans)
-    lines = [f"# Capacity plan: {run.name}", "",
-             f"SLO: p99 ≤ {slo.p99_ms:g} ms, error rate ≤ {slo.error_rate:.2%}, "
-             "≥ 99 % of target connections held, no limit hit.",
-             f"Target: {target or '–'} connections" + (f" at {rate:g} messages/s" if rate else ""),
-             "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(c) + " |" for c in cells]
-    if note := left_out_note({p.model: p.left_out for p in plans}):
-        lines += ["", note]
-    lines += ["", "## Cost fits", "", "Chosen by the rule in lab/analysis/fits.py; the error is "
-              "the mean |relative error| predicting each fitted step from a fit of the others "
-              "(leave-one-out).", ""]
-    lines += [f"- **{p.model}**: {fits_note(p)}" for p in plans]
-    lines += ["", "## Why each model stops", ""]
-    lines += [f"- **{p.model}** ({p.binds}): {p.why}" for p in plans]
-    if extra:
-        lines += ["", extra.rstrip()]
-    rules = (__doc__ or "").partition("The rules (also written into capacity.md):")[2]
-    lines += ["", "## How this is computed", "", rules.strip()]
-    return "\n".join(lines) + "\n"
+def is_churn(run: Run) -> bool:
+    """A run of ``user: churn``: every user connects, echoes and closes."""
+    return run.scenario is not None and run.scenario.load.user == USER_CHURN

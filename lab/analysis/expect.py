@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from lab.analysis import connect
 from lab.analysis.capacity import plan_run, slo_of
 from lab.results.columns import COLUMNS
 from lab.results.reader import Run
@@ -91,7 +92,8 @@ def check(run: Run) -> list[Verdict]:
 def summary(run: Run, verdicts: list[Verdict], exit_code: int) -> dict[str, Any]:
     """The machine-readable summary ``--json`` prints: per model its limit, its
     capacity at the SLO, the p99 of its top step and its expectations."""
-    plans = {p.model: p for p in plan_run(run, slo_of(run))}
+    slo = slo_of(run)
+    plans = {p.model: p for p in plan_run(run, slo)}
     models = {}
     for name in run.models:
         rows = run.rows_for(name)
@@ -101,11 +103,12 @@ def summary(run: Run, verdicts: list[Verdict], exit_code: int) -> dict[str, Any]
             "limit": hit[1] if hit else None,
             "capacity_at_slo": plan.capacity if plan else None,
             "binds": plan.binds if plan else None,
+            "connect": connect.model_summary(rows, slo),
             # the columns declared with a --json key, at the model's top step
             **{c.json: rows[-1].get(c.name) if rows else None for c in COLUMNS if c.json},
             "expectations": [asdict(v) for v in verdicts if v.server == name],
             "expectations_met": not any(v.failed for v in verdicts if v.server == name),
         }
-    return {"run": str(run.path), "exit_code": exit_code, "slo": asdict(slo_of(run)),
+    return {"run": str(run.path), "exit_code": exit_code, "slo": asdict(slo),
             "models": models, "expectations_met": not any(v.failed for v in verdicts),
             "expect_not_checked": [asdict(v) for v in verdicts if not v.checked]}

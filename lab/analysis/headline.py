@@ -1,8 +1,9 @@
 """The finding of a run in plain sentences, generated from its numbers.
 
 One sentence per model: where it stopped and why (the first limit it hit, or
-the SLO criterion it missed first), how many connections it held within the
-SLO and at what p99, and its CPU per message against the cheapest model's
+the SLO criterion it missed first, at the step that missed it), how many
+connections it held within the SLO and at what p99, and its CPU per message
+against the cheapest model's
 (a superlative is said only among the models whose CPU was measured, and
 names those whose CPU was not) —
 the numbers of the capacity plan (``lab/analysis/capacity.py``), so the
@@ -36,6 +37,16 @@ def _stopped_at(row: dict) -> str:
     return f"{_n(server)} connections (the server's count; the load had {_n(clients)} open)"
 
 
+def _step(rows: list[dict], step: int | None) -> str:
+    """The step a sentence is about, by number and target: the step that
+    missed the SLO, not the sweep's top (a transient at step 3 is not a miss
+    at the top step)."""
+    row = next((r for r in rows if r.get("step") == step), None)
+    if row is None:
+        return "an unknown step"
+    return f"step {step} ({row.get('target_connections') or 0:,} connections)"
+
+
 def _names(models: list[str]) -> str:
     return models[0] if len(models) == 1 else ", ".join(models[:-1]) + " and " + models[-1]
 
@@ -60,12 +71,15 @@ def _sentence(run: Run, plan: ModelPlan, cheapest: ModelPlan | None,
         row, kind = hit
         start = f"{plan.model} stopped at {_stopped_at(row)}: {kind}"
     elif plan.binds != "none":
-        start = f"{plan.model} missed the SLO at {plan.swept_to:,} connections ({plan.why})"
+        start = f"{plan.model} missed the SLO at {_step(rows, plan.failing_step)} ({plan.why})"
     else:
         start = f"{plan.model} met the SLO at every step up to {plan.swept_to:,} connections"
     best = next((r for r in rows if r.get("step") == plan.capacity_step), None)
     p99 = best.get("p99_ms") if best else None
-    within = (f"; it held {_n(plan.capacity)} within the SLO"
+    # A churn run holds nothing by design: its figure is the accept rate.
+    held = (f"accepted {plan.connects_per_s:,.0f} connects/s" if plan.connects_per_s is not None
+            else f"held {_n(plan.capacity)}")
+    within = (f"; it {held} within the SLO"
               + (f" at p99 {p99:.1f} ms" if p99 is not None else ""))
     cost = f", {_us(plan.cpu_per_message_s)} of CPU per message"
     if cheapest is not None and plan.cpu_per_message_s and cheapest is not plan:
@@ -76,7 +90,7 @@ def _sentence(run: Run, plan: ModelPlan, cheapest: ModelPlan | None,
     left = sum(plan.left_out.values())
     note = (f" ({left} step{'s' * (left > 1)} left out: the load generator, not the server, "
             "set their numbers)") if left else ""
-    return start + (within + cost if plan.capacity else "") + note + "."
+    return start + (within + cost if plan.capacity or plan.connects_per_s else "") + note + "."
 
 
 def headline(run: Run) -> list[str]:

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from lab.analysis import holdout as ho
-from lab.analysis.capacity import plan_run, slo_of, to_markdown
+from lab.analysis.capacity import plan_run, slo_of
+from lab.analysis.plan_table import to_markdown
 from lab.results.reader import load_run
 
 

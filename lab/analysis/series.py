@@ -50,6 +50,17 @@ def rate_vs_held(run: Run) -> Series:
     return _series(run, _held, _col("rps"))
 
 
+def accept_rate_vs_target(run: Run) -> Series:
+    """The accept-rate chart: connections made per second in the hold
+    (``connects_per_s``; churn's accept rate) against the step's target users."""
+    return _series(run, _col("target_connections"), _col("connects_per_s"))
+
+
+def has_accept_rate(run: Run) -> bool:
+    """The accept-rate chart is drawn only when some row measured a connect rate."""
+    return any(r.get("connects_per_s") for r in run.rows)
+
+
 def memory_per_conn(run: Run, key: str = "server_rss_bytes") -> Series:
     """Chart 4a: KiB per connection added since the first step (server RSS, or
     ``kernel_sock_bytes``); see ``report_metrics.marginal_per_connection``."""

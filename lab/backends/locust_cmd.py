@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from contract.defaults import PACE_EXPONENTIAL, PACE_FIXED, USER_IDLE
+from contract.defaults import PACE_EXPONENTIAL, PACE_FIXED, USER_CHURN, USER_IDLE
 from lab.scenario.types import ExponentialPace, GroupSpec, LoadSpec, SizeDistribution
 
 LOCUSTFILE = "loadgen/locustfile.py"
@@ -29,7 +29,7 @@ def user_classes(load: LoadSpec) -> list[str]:
         return [f"Group_{g.name}" for g in load.groups]
     if load.user == USER_IDLE:
         return ["IdleUser", "EchoUser"] if load.active_users else ["IdleUser"]
-    return ["ChurnUser"] if load.user == "churn" else ["EchoUser"]
+    return ["ChurnUser"] if load.user == USER_CHURN else ["EchoUser"]
 
 
 # LoadSpec attribute -> the loadgen option (and --groups key) that carries it; 0 is unset
@@ -81,6 +81,10 @@ def load_options(load: LoadSpec) -> list[str]:
     ]
     if load.active_users:
         opts += ["--active-users", str(load.active_users)]
+    if load.user == USER_CHURN:
+        # connect_rate is the whole load's arrivals per second (open model), not a ramp rate
+        opts += ["--messages-per-connection", str(load.messages_per_connection),
+                 "--arrival-rate", f"{load.spawn_rate:g}"]
     if load.groups:
         opts += ["--groups", groups_arg(load)]
     return opts

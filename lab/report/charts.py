@@ -138,6 +138,17 @@ def chart_rate(run: Run) -> Figure:
     return fig
 
 
+def chart_accept(run: Run) -> Figure:
+    """Connects per second (the accept rate) vs the step's users: churn's capacity."""
+    fig, ax = _figure()
+    series = rs.accept_rate_vs_target(run)
+    _plot(ax, series)
+    _autolog(ax, series, "x")
+    ax.set_ylim(bottom=0)  # from zero: models that all kept up with the arrivals look alike
+    _finish(ax, "Accept rate vs users", "target users", "connects per second")
+    return fig
+
+
 def chart_cost(run: Run) -> Figure:
     """Left: KiB per connection (server RSS solid, kernel socket memory dashed).
     Right: server CPU µs per echoed message."""
@@ -174,6 +185,7 @@ CHARTS: tuple[tuple[str, str, Callable[[Run], Figure], Callable[[Run], bool]], .
     ("rate", "Echo rate vs connections", chart_rate, lambda run: True),
     ("cost", "Memory per connection and CPU per message", chart_cost, lambda run: True),
     ("idle", "Latency vs idle connections", chart_idle, lambda run: run.is_idle_vs_active),
+    ("accept", "Accept rate vs users", chart_accept, rs.has_accept_rate),
 )
 
 
@@ -191,6 +203,9 @@ NOTES: dict[str, str] = {
             "of a connection on one machine count and other traffic adds noise). Right: server "
             "CPU time in the step divided by the echoes in it (upper bound: it includes "
             "accepting and holding connections).",
+    "accept": "Connections established per second in each step's hold (connects_per_s): with "
+              "user: churn every user connects, echoes and closes, so this is how fast the "
+              "model accepts; a thread or process per connection pays its creation here.",
     "idle": "Latency of the active users while idle connections grow: with poll/select the "
             "cost of every call grows with the idle set; with epoll it does not.",
 }

@@ -172,9 +172,15 @@ def fig_idle(run: Run) -> list[Panel]:
                     "idle (solid p99, dashed p50)", "idle connections", wall=False)
 
 
+def fig_accept(run: Run) -> list[Panel]:
+    return [panel(run, "Accept rate vs users", "target users", "connects per second",
+                  [Spec(_col("target_connections"), _col("connects_per_s"))],
+                  ylog_ratio=float("inf"))]
+
+
 FIGURES: dict[str, Callable[[Run], list[Panel]]] = {
     "held": fig_held, "latency": fig_latency, "rate": fig_rate, "cost": fig_cost,
-    "idle": fig_idle,
+    "idle": fig_idle, "accept": fig_accept,
 }
 
 

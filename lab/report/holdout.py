@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from html import escape
 
-from lab.analysis import capacity
+from lab.analysis import capacity, plan_table
 from lab.analysis import holdout as ho
 from lab.report.tables import html_table
 from lab.results.reader import Run
@@ -20,7 +20,7 @@ def section(run: Run) -> str:
     checks = ho.holdout_run(run, capacity.slo_of(run))
     head, cells = ho.table(checks)
     table = html_table(head, [[escape(c) for c in row] for row in cells], {7}) if cells else ""
-    left_out = capacity.left_out_note({h.model: h.left_out for h in checks})
+    left_out = plan_table.left_out_note({h.model: h.left_out for h in checks})
     verdicts = "".join(f"<li>{escape(h.verdict)}</li>" for h in checks)
     return (f'<h3 id="holdout">Holdout: do these costs predict the steps they were not '
             f"fitted on?</h3><p>Each model's costs fitted by the plan on the lower half of its "

@@ -22,8 +22,9 @@ from html import escape
 from pathlib import Path
 
 from contract.limits import explain
-from lab.analysis import capacity
+from lab.analysis import capacity, plan_table
 from lab.analysis.causes import slo_causes
+from lab.analysis.connect import finding as connect_finding
 from lab.analysis.expect import check
 from lab.analysis.headline import headline
 from lab.report import charts, figures, generator, holdout, memory, timeline
@@ -71,6 +72,29 @@ def _model_label(model: str) -> str:
     return f'<span class="swatch" style="background:{color}"></span>{escape(model)}'
 
 
+def _held_at_limit(row: dict) -> int | None:
+    """What the server held at its limit: its own count where it reports one
+    (the clients' count also has sockets whose refusal is still on its way)."""
+    server = row.get("server_connections")
+    return server if server is not None else row.get("connected")
+
+
+def connect_section(run: Run) -> str:
+    """The connect phase's findings per step (lab/analysis/connect.py): what
+    opening the connections cost, apart from the hold the SLO judges. Empty
+    when every connect of the run was clean."""
+    slo = capacity.slo_of(run)
+    rows = [[_model_label(r["model"]), cell(r.get("step")), escape(text)]
+            for r in run.rows if (text := connect_finding(r, slo))]
+    if not rows:
+        return ""
+    return ("<h2>Connect phase</h2><p>Connects that were slow, retried or dropped by the "
+            "listener while the step's connections were opened. The hold verdict does not "
+            "count them; a step gets <code>backlog</code> only when connections were still "
+            "not made at its end.</p>" + html_table(["model", "step", "finding"], rows,
+                                                    text_cols={2}))
+
+
 def limits_section(run: Run) -> str:
     """Each model's first limit (step, connections held) and its mechanism."""
     rows = []
@@ -79,7 +103,7 @@ def limits_section(run: Run) -> str:
         if found := run.first_limit(model):
             r, kind = found
             rows.append([_model_label(model), escape(kind), cell(r.get("step")),
-                         cell(r.get("target_connections")), cell(r.get("connected")),
+                         cell(r.get("target_connections")), cell(_held_at_limit(r)),
                          escape(explain(kind))])
         else:
             top = max((r.get("target_connections") or 0 for r in mrows), default=0)
@@ -142,7 +166,7 @@ def timeline_section(run: Run) -> str:
 def capacity_section(run: Run) -> str:
     """The capacity plan at the scenario's SLO (no target: per-host numbers only)."""
     slo = capacity.slo_of(run)
-    head, cells = capacity.table_rows(capacity.plan_run(run, slo))
+    head, cells = plan_table.table_rows(capacity.plan_run(run, slo))
     cells = [[escape(c) for c in row] for row in cells]
     return (f"<h2>Capacity at the SLO (p99 ≤ {slo.p99_ms:g} ms, errors ≤ "
             f"{slo.error_rate:.2%})</h2><p>Per 1000 connections; <code>run-lab capacity "
@@ -166,7 +190,7 @@ def _key(row: dict) -> tuple:
 
 def steps_section(run: Run) -> str:
     """Every row, with the cause of each step that missed the SLO (lab/analysis/causes.py)."""
-    slo = capacity.slo_of(run)
+    slo, churn = capacity.slo_of(run), capacity.is_churn(run)
     causes: dict[tuple, str | None] = {}
     for model in run.models:
         server = run.server(model)
@@ -174,7 +198,7 @@ def steps_section(run: Run) -> str:
         every = run.pass_rows(model)
         for repeat in sorted({r.get("repeat") or 0 for r in every}):
             rows = [r for r in every if (r.get("repeat") or 0) == repeat]
-            found = slo_causes(rows, [capacity.passes(r, slo) for r in rows], kind,
+            found = slo_causes(rows, [capacity.passes(r, slo, churn) for r in rows], kind,
                                run.host.get("cpus"), capacity.processes_of(run, server, kind))
             causes.update({_key(r): c for r, c in zip(rows, found, strict=True)})
     rows = [[escape(cell(r.get(c.name), c.name)) for c in EVERY_STEP]
@@ -245,7 +269,8 @@ def render_html(run: Run) -> str:
         status_banner(run),
         "".join(f'<p class="headline">{escape(s)}</p>' for s in headline(run)),
         "" if run.rows else '<p class="warn">No step finished in this run: nothing to plot.</p>',
-        limits_section(run), generator.section(run), expect_section(run), charts_section(run),
+        limits_section(run), connect_section(run), generator.section(run), expect_section(run),
+        charts_section(run),
         timeline_section(run), capacity_section(run), holdout.section(run), memory.section(run),
         steps_section(run),
         metadata_section(run),

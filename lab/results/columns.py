@@ -13,8 +13,10 @@ them; ``python -m lab.results.columns`` prints both).
 ``COLUMNS`` is in ``steps.csv`` order, which is a format: a new column goes at
 the end (and bumps ``FORMAT_VERSION`` in the writer), never in between.
 
-Each column has a *phase*, when in a step its value is taken (``PHASES``;
-columns measured while connecting will add a ``connect`` phase).
+Each column has a *phase*, when in a step its value is taken (``PHASES``). A
+step has two measured phases: the *connect* phase (every connect of the step,
+ramp included, and the kernel's SYN-side counters) and the *hold* phase (the
+steady state the SLO and the capacity plan judge, lab/analysis/capacity.py).
 
 Steps are numbered from 0, in steps.csv and everywhere the lab shows a step
 (:func:`step_of`).
@@ -29,7 +31,10 @@ PHASES: dict[str, str] = {
     "key": "which row it is: the model, the step, the pass",
     "plan": "what the scenario asked of the step (its target, hold, echoing users)",
     "step": "counted over the whole step, ramp and hold (failures, the limit hit)",
-    "hold": "measured during the step's hold only (echo rate, latency)",
+    "hold": "measured during the step's hold only (echo rate, latency, hold errors): what the "
+            "SLO and the capacity plan judge",
+    "connect": "the step's connect phase, ramp included, from its first connect attempt to its "
+               "last established connection (connect latency, attempts, retries, SYN drops)",
     "end": "read at the step's end (connections held, the server's last stats)",
     "kernel": "the kernel's own counters in the server's network namespace "
               "(lab/run/kernel.py): increases over the step, then socket counts at its end",
@@ -93,8 +98,11 @@ COLUMNS: tuple[Column, ...] = (
     Column("connect_failures", int, "step", "", "connect failures",
            "failed connects among `failures`"),
     Column("failure_kinds", str, "step", "", "failure kinds", "`kind=n;kind=n`", report=True),
-    Column("error_rate", float, "step", "", "error rate", "failures / (echo_count + failures)",
-           report=True, band=True),
+    Column("error_rate", float, "hold", "", "error rate",
+           "the hold's error rate: failed echoes and held connections lost in the hold window / "
+           "echoes attempted there (`hold_failures / hold_attempts`); connect failures are the "
+           "connect phase's (`connect_error_rate`). Format 6 and older: failures / (echo_count "
+           "+ failures), connects included", report=True, band=True),
     Column("limit", str, "step", "", "limit",
            "empty, or the limit kind the model hit in the step", report=True),
     Column("server_rss_bytes", int, "end", "bytes", "RSS",
@@ -154,6 +162,35 @@ COLUMNS: tuple[Column, ...] = (
     Column("server_threads", int, "end", "", "tasks",
            "threads (kernel tasks) in a custom server's tree at the step's end: the most "
            "cores it can use at once (on Docker, the cgroup's tasks); empty for a built-in model"),
+    Column("connect_p50_ms", float, "connect", "ms", "connect p50",
+           "connect latency median (`socket()` to established) over every successful connect of "
+           "the step, merged exactly across workers; a SYN the listener dropped is retransmitted "
+           "after 1 s, 3 s, ...: it shows here as a slow connect"),
+    Column("connect_p99_ms", float, "connect", "ms", "connect p99", "connect latency p99",
+           report=True),
+    Column("connect_max_ms", float, "connect", "ms", "connect max", "the slowest connect"),
+    Column("connect_attempts", int, "connect", "", "connect attempts",
+           "connect attempts in the step (retries included)"),
+    Column("connect_count", int, "connect", "", "connects", "successful connects in the step"),
+    Column("connect_retries", int, "connect", "", "connect retries",
+           "attempts whose user's previous connect attempt had failed"),
+    Column("connect_error_rate", float, "connect", "", "connect error rate",
+           "failed connect attempts / connect attempts (`connect_failures / connect_attempts`)",
+           report=True),
+    Column("connect_s", float, "connect", "s", "connect phase",
+           "the connect phase's length: the step's last established connect minus its first "
+           "attempt (`t_connect_end - t_connect_start`)"),
+    Column("syn_drops", int, "kernel", "", "SYN drops",
+           "TCPReqQFullDrop + ListenDrops: SYNs and handshakes a listener dropped (SYN queue or "
+           "accept queue full), over the step"),
+    Column("syncookies_sent", int, "kernel", "", "syncookies",
+           "SyncookiesSent: SYNs answered with a cookie because the SYN queue was full, over the "
+           "step"),
+    Column("connects_per_s", float, "hold", "1/s", "connects/s",
+           "successful connects per second in the hold window (churn: the accept rate)",
+           json="connects_per_s_at_top_step"),
+    Column("dropped", int, "hold", "", "dropped",
+           "churn arrivals in the hold window that found no free user (open model; 0 otherwise)"),
 )
 
 BY_NAME: dict[str, Column] = {c.name: c for c in COLUMNS}

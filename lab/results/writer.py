@@ -55,6 +55,18 @@ run.json format versions (bump on any change readers must know about):
   memory cgroup's ``oom_kill`` count, the kernel log line — else null; each
   ``workers_lost`` entry adds ``evidence``: an OOM kill, or the host watch's
   "host h2 stopped answering at ..."; readers that ignore them lose only them.)
+- 7 (2026-12): two phases per step. ``error_rate`` is now the *hold's*:
+  hold failures / hold attempts (echoes and held connections in the hold
+  window; loadgen/phases.py), no longer failures / (echoes + failures) with
+  connects included; rows of older runs keep their old error_rate. Rows (and
+  steps.csv) add the connect phase: ``connect_p50_ms, connect_p99_ms,
+  connect_max_ms, connect_attempts, connect_count, connect_retries,
+  connect_error_rate, connect_s``; the kernel's SYN side ``syn_drops``
+  (TCPReqQFullDrop + ListenDrops growth) and ``syncookies_sent``; churn's
+  ``connects_per_s`` and ``dropped``. ``backlog`` is a limit only when the
+  step held fewer connections than its target; otherwise the accept queue's
+  effect is a connect-phase finding (lab/analysis/connect.py), which
+  ``models.<name>`` does not store (it is derived from the rows).
 """
 
 from __future__ import annotations
@@ -73,12 +85,13 @@ from contract.limits import GENERATOR_LIMITS, LOAD_SIDE_LIMITS
 from lab.errors import InputError, ResultsError
 from lab.host.proctree import THREADS
 from lab.results.columns import NAMES, Row, names
+from lab.results.phases import connect_columns, count, hold_error_rate
 from lab.scenario.dump import not_checked_to_list
 from lab.scenario.loader import scenario_to_dict, scenario_to_yaml
 from lab.scenario.types import Scenario, ServerSpec
 from lab.versions import installed_versions
 
-FORMAT_VERSION = 6
+FORMAT_VERSION = 7
 
 # The column names in steps.csv order (declared in lab/results/columns.py).
 COLUMNS: tuple[str, ...] = NAMES
@@ -90,6 +103,8 @@ KERNEL_COLUMNS = names("kernel")
 # kernel's socket memory. ``kernel_sock_bytes`` is the server host's: on one
 # host it covers both ends of every connection, on several only the server's.
 MEMORY_COLUMNS = names("memory")
+# The kernel's SYN side (format 7): in KERNEL_COLUMNS, after the connect phase on disk.
+SYN_COLUMNS = ("syn_drops", "syncookies_sent")
 
 
 def now_iso() -> str:
@@ -136,10 +151,6 @@ def kernel_sock_bytes(path: str = "/proc/net/sockstat",
     return None
 
 
-def _count(kinds: dict[str, Any] | None) -> int:
-    return sum(int(n) for n in (kinds or {}).values())
-
-
 def load_side_limit(connect_failures: dict[str, Any] | None) -> str | None:
     """The load-side limit kind among connect failures, the most frequent first."""
     found = [(int(n), k) for k, n in (connect_failures or {}).items()
@@ -179,9 +190,9 @@ def make_row(spec: ServerSpec, step: dict[str, Any], stats: dict[str, Any] | Non
         **{k: step.get(k) for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms")},
         "echo_count": echo_count,
         "failures": failures,
-        "connect_failures": _count(connect_failures),
+        "connect_failures": count(connect_failures),
         "failure_kinds": ";".join(f"{k}={n}" for k, n in sorted(kinds.items())),
-        "error_rate": failures / (echo_count + failures) if echo_count + failures else 0.0,
+        "error_rate": hold_error_rate(step, echo_count, failures),
         "limit": limit,
         "server_rss_bytes": stats.get("rss_bytes"),
         "server_cpu_s": (cpu_user + cpu_sys) if None not in (cpu_user, cpu_sys) else None,
@@ -191,7 +202,7 @@ def make_row(spec: ServerSpec, step: dict[str, Any], stats: dict[str, Any] | Non
         "active_users": active_users,
         "kernel_sock_bytes": sock_bytes,
         "t_end": step.get("t_end"),
-        **{k: (evidence or {}).get(k) for k in KERNEL_COLUMNS},
+        **{k: (evidence or {}).get(k) for k in KERNEL_COLUMNS if k not in SYN_COLUMNS},
         "repeat": repeat,
         **generator_columns(step, limit),
         **memory_columns(stats.get("rss_bytes"), step.get("loadgen_rss_bytes"), sock_bytes),
@@ -199,6 +210,10 @@ def make_row(spec: ServerSpec, step: dict[str, Any], stats: dict[str, Any] | Non
         # --processes server's "processes" is a list of its children's stats.
         **{f"server_{k}": stats.get(k) if isinstance(stats.get(k), int) else None
            for k in ("processes", THREADS)},
+        **connect_columns(step),
+        **{k: (evidence or {}).get(k) for k in SYN_COLUMNS},  # format 7's, at the end
+        "connects_per_s": step.get("connects_per_s"),
+        "dropped": step.get("dropped"),
     }
 
 

@@ -12,6 +12,15 @@ The kernel counts it (``/proc/net/netstat``, ``TcpExt``):
   (the softirq-to-user queue) was full; ``TCPTimeouts`` — retransmission
   timers that fired; ``RetransSegs`` (``/proc/net/snmp``, ``Tcp``).
 
+The SYN side, which says why SYNs were dropped when ListenOverflows is 0:
+``TCPReqQFullDrop`` — a SYN dropped because the SYN (request) queue was full
+and syncookies were off or not allowed; ``TCPReqQFullDoCookies`` — the SYN
+queue was full and the kernel answered with a syncookie instead;
+``SyncookiesSent``/``SyncookiesRecv``/``SyncookiesFailed`` — cookies sent,
+and the ACKs carrying one that validated or did not. A step's ``syn_drops``
+is the growth of TCPReqQFullDrop + ListenDrops (ListenDrops already counts
+the accept-queue overflows), ``syncookies_sent`` that of SyncookiesSent.
+
 These are namespace-wide counters, so the lab reads them where the server
 lives: ``/proc/net`` for the local backend (the host's namespace, shared with
 the load generator: its listeners count too, which are few), and
@@ -28,7 +37,12 @@ import bisect
 from pathlib import Path
 
 NETSTAT_KEYS = {"ListenOverflows": "listen_overflows", "ListenDrops": "listen_drops",
-                "TCPBacklogDrop": "tcp_backlog_drop", "TCPTimeouts": "tcp_timeouts"}
+                "TCPBacklogDrop": "tcp_backlog_drop", "TCPTimeouts": "tcp_timeouts",
+                "TCPReqQFullDrop": "reqq_full_drop", "TCPReqQFullDoCookies": "reqq_full_cookies",
+                "SyncookiesSent": "syncookies_sent", "SyncookiesRecv": "syncookies_recv",
+                "SyncookiesFailed": "syncookies_failed"}
+# The step's SYN drops: the counters whose growth adds up to ``syn_drops``.
+SYN_DROP_KEYS = ("reqq_full_drop", "listen_drops")
 SNMP_KEYS = {"RetransSegs": "retrans_segs"}
 STATES = {"01": "tcp_estab", "03": "tcp_syn_recv", "06": "tcp_time_wait", "08": "tcp_close_wait"}
 CONNTRACK = Path("/proc/sys/net/netfilter/nf_conntrack_count")
@@ -110,6 +124,8 @@ class KernelSampler:
                 out[key] = None
             else:
                 out[key] = max(end[key] - start[key], 0)
+        drops = [out.get(k) for k in SYN_DROP_KEYS]
+        out["syn_drops"] = None if None in drops else sum(drops)  # type: ignore[arg-type]
         states = socket_states(self.net) if self.net is not None else None
         out.update(states or dict.fromkeys(STATES.values()))
         out["conntrack_count"] = conntrack_count()

@@ -88,13 +88,17 @@ class LiveView:
             self._last_plain = self.clock()
             self.line(text)
 
-    def step_done(self, row: dict[str, Any]) -> None:
+    def step_done(self, row: dict[str, Any], connect: str | None = None) -> None:
+        """The step's result line; ``connect`` is its connect-phase finding
+        (lab/analysis/connect.py), on a line of its own."""
         limit = f"  limit {row['limit']}" if row.get("limit") else ""
         server = _num(row.get("server_connections"))
         self.line(f"  {row['model']} step {row['step']}: {row['connected']}/"
                   f"{row['target_connections']} connected, server {server}"
                   f", {_num(row.get('rps'))} rps, p99 {_ms(row.get('p99_ms'))}, errors "
                   f"{row['error_rate']:.2%}{limit}")
+        if connect:
+            self.line(f"    connect phase: {connect}")
 
     def model_done(self, name: str, limit: str | None, stopped_at: int | None,
                    error: str | None = None) -> None:

@@ -23,8 +23,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from contract.defaults import USER_IDLE
+from contract.defaults import USER_CHURN, USER_IDLE
 from contract.limits import CRASH
+from lab.analysis.connect import finding as connect_finding
 from lab.backends.base import Backend, LoadHandle, RunContext, ServerHandle
 from lab.errors import BackendError, ResultsError, interruption
 from lab.results.columns import step_of
@@ -169,7 +170,7 @@ class Runner:
         outcome.rows.append(row)
         self.record.add_row(row)
         append_groups(self.record.run_dir, spec.name, record, self.ctx.repeat)
-        self.live.step_done(row)
+        self.live.step_done(row, connect_finding(row, self.scenario.slo))
         example = record.get("mismatch_example")
         if example and outcome.mismatch_example is None:
             outcome.mismatch_example = example
@@ -190,7 +191,8 @@ class Runner:
             int(record.get("target_users") or 0))
         limit = step_limit(event=monitor.first_limit(until=t_end), death=death,
                            lost=self.watch.limit(record) if self.watch else None,
-                           record=record, evidence=evidence, echoing=active)
+                           record=record, evidence=evidence, echoing=active,
+                           churn=self.scenario.load.user == USER_CHURN)
         return make_row(spec, record, monitor.stats_at(t_end), limit, self.sampler.at(t_end),
                         active_users=active, evidence=evidence, repeat=self.ctx.repeat)
 

@@ -10,9 +10,16 @@ first:
    smaller load than planned;
 4. replies that were not the bytes sent (``mismatch``);
 5. a load-side connect failure (the client's own descriptors or ports, or a
-   refused connection: contract ``LOAD_SIDE_LIMITS``);
+   refused connection: contract ``LOAD_SIDE_LIMITS``), when the load was
+   still below its target at the hold's end;
 6. the kernel's listen counters (``ListenOverflows``/``ListenDrops`` grew in
-   the server's namespace: ``backlog``);
+   the server's namespace: ``backlog``), when connections were still not
+   established at the hold's end.
+
+Steps 5 and 6 are the connect phase's: a connect that failed and was retried
+until it got through cost latency, not capacity. When every connection was
+made, a full accept queue is a connect-phase *finding* with its evidence
+(lab/analysis/connect.py), not a wall at a step that held its target.
 7. ``serialized``: see :func:`serialized`.
 
 None of them: the step hit no limit. A step that misses the SLO without one
@@ -55,10 +62,25 @@ def serialized(record: dict[str, Any], echoing: int | None = None) -> bool:
             and served <= SERIALIZED_SERVED_FRACTION * opened)
 
 
+def short_of_target(record: dict[str, Any]) -> bool:
+    """Fewer connections held at the hold's end than the step asked for (a
+    record without counts is taken as short: the older rule)."""
+    held, target = record.get("connected"), record.get("target_users")
+    if not isinstance(held, int) or not isinstance(target, int):
+        return True
+    return held < target
+
+
 def step_limit(*, event: str | None, death: str | None, lost: str | None,
                record: dict[str, Any], evidence: dict[str, Any],
-               echoing: int | None = None) -> str | None:
-    """The step's limit from the evidence, in the order of the module docstring."""
+               echoing: int | None = None, churn: bool = False) -> str | None:
+    """The step's limit from the evidence, in the order of the module docstring.
+
+    ``churn``: the load connects and closes all the time, so its users are
+    not held at the hold's end and "short of the target" means nothing; a
+    load-side connect failure (the client's ports: EADDRNOTAVAIL) is the
+    load's limit whenever it happens, and a full accept queue is what the
+    accept rate measures — a connect-phase finding, never ``backlog``."""
     if event:
         return event
     if death:
@@ -67,11 +89,12 @@ def step_limit(*, event: str | None, death: str | None, lost: str | None,
         return lost
     if int((record.get("failures") or {}).get(MISMATCH) or 0):
         return MISMATCH
+    short = short_of_target(record) and not churn
     side = load_side_limit(record.get("connect_failures"))
-    if side:
+    if side and (short or churn):
         return side
-    if (evidence.get("listen_overflows") or 0) or (evidence.get("listen_drops") or 0):
-        return BACKLOG  # the kernel dropped handshakes: the accept queue was full
+    if short and ((evidence.get("listen_overflows") or 0) or (evidence.get("listen_drops") or 0)):
+        return BACKLOG  # the kernel dropped handshakes and some never got through
     if serialized(record, echoing):
         return SERIALIZED
     return None

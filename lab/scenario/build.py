@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from contract.defaults import USER_IDLE
+from contract.defaults import USER_CHURN, USER_IDLE
 from lab.scenario.errors import Invalid
 from lab.scenario.nodes import Doc, Map, did_you_mean, int_at_least, items, spelled
 from lab.scenario.schema import (
@@ -165,9 +165,19 @@ def _load(doc: Doc, node: yaml.Node, path: str) -> LoadSpec:
 
     LOAD.given(doc, m, got, {"steps": steps, "groups": groups})
     active = got.get("active_users", 0)
-    if active and "user" not in m.failed and got.get("user", LOAD.default("user")) != USER_IDLE:
+    user = got.get("user", LOAD.default("user"))
+    if active and "user" not in m.failed and user == USER_CHURN:
+        doc.report(m.fields["active_users"], m.sub("active_users"),
+                   "does not apply with 'user: churn' (every churn user echoes); remove "
+                   "active_users, or use 'user: idle'")
+    elif active and "user" not in m.failed and user != USER_IDLE:
         doc.report(m.fields["active_users"], m.sub("active_users"),
                    "only applies with 'user: idle' (active users among idle ones)")
+    if ("messages_per_connection" in m.fields and "user" not in m.failed
+            and user != USER_CHURN):
+        doc.report(m.fields["messages_per_connection"], m.sub("messages_per_connection"),
+                   "only applies with 'user: churn' (echoes per connection before it "
+                   "closes); remove it, or set 'user: churn'")
     steps = got.get("steps")
     if active and steps and active > steps[0].connections:
         doc.report(m.fields["active_users"], m.sub("active_users"),

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import shlex
 from typing import Any
 
 import yaml
@@ -34,9 +33,7 @@ from contract import defaults
 from contract.limits import LIMIT_KINDS
 from contract.models import MODELS, ON_FD_LIMIT_MODELS, REUSEPORT_MODELS, WORKERS_MODELS
 from contract.network import (
-    NAMESPACED_SYSCTL_PREFIXES,
     SAFE_TARGETS_TEXT,
-    is_namespaced_sysctl,
     is_safe_target,
 )
 from lab.scenario.errors import Invalid
@@ -61,6 +58,7 @@ from lab.scenario.nodes import (
     string,
     text,
 )
+from lab.scenario.server_values import command, nofile, sysctls
 from lab.scenario.types import (
     SLO,
     Expectation,
@@ -84,47 +82,6 @@ DEFAULT_HOLD_S = 10.0
 
 
 # -- parsers for one key ------------------------------------------------------------------------
-
-def nofile(doc: Doc, node: yaml.Node, path: str) -> int | str:
-    value = scalar(doc, node, path, "'max' or an integer")
-    if value == "max":
-        return "max"
-    if isinstance(value, str):
-        doc.fail(node, path, f"{value!r} is not 'max' or a number of open files")
-    return number(doc, node, path, integer=True, minimum=32)
-
-
-def sysctls(doc: Doc, node: yaml.Node, path: str) -> tuple[tuple[str, str], ...]:
-    if not isinstance(node, yaml.MappingNode):
-        doc.fail(node, path, f"expected a mapping of sysctl: value; got {kind(doc, node)}")
-    mark, out = doc.mark(), []
-    for key_node, value_node in node.value:
-        try:
-            key = string(doc, key_node, path)
-            if not is_namespaced_sysctl(key):
-                prefixes = ", ".join(p + "*" for p in NAMESPACED_SYSCTL_PREFIXES)
-                doc.fail(key_node, f"{path}.{spelled(key)}",
-                         f"is not a namespaced sysctl (a container can set only {prefixes}); "
-                         "host-wide limits go under host_limits")
-            out.append((key, string(doc, value_node, f"{path}.{spelled(key)}")))
-        except Invalid as exc:
-            doc.record(exc)
-    doc.settle(mark)
-    return tuple(sorted(out))
-
-
-def command(doc: Doc, node: yaml.Node, path: str) -> tuple[str, ...]:
-    if isinstance(node, yaml.SequenceNode):
-        words = tuple(string(doc, n, f"{path}[{i}]") for i, n in enumerate(items(doc, node, path)))
-    else:
-        try:
-            words = tuple(shlex.split(string(doc, node, path)))
-        except ValueError as exc:  # an unclosed quote
-            doc.fail(node, path, f"cannot split it into words: {exc}")
-    if not words:
-        doc.fail(node, path, "is empty; give the program and its arguments")
-    return words
-
 
 def address(allow_external: bool) -> Any:
     def parse(doc: Doc, node: yaml.Node, path: str) -> str:
@@ -293,6 +250,8 @@ LOAD = Section("load", LoadSpec, (
           required="a list of target connections, e.g. steps: [200, 1000]"),
     Field("active_users", int_at_least(0),
           omit=lambda value, load: load.user != defaults.USER_IDLE),
+    Field("messages_per_connection", int_at_least(1),
+          omit=lambda value, load: load.user != defaults.USER_CHURN),
     Field("repeat", int_at_least(1, 100)),
     Field("send_chunk", int_at_least(1), omit=_unset),
     Field("send_gap", gap, attr="send_gap_s", dump=seconds, omit=_unset),
@@ -335,6 +294,8 @@ def groups(doc: Doc, node: yaml.Node, path: str) -> tuple[GroupSpec, ...]:
 SLO_TABLE = Section("slo", SLO, (
     Field("p99_ms", positive),
     Field("error_rate", fraction),
+    Field("connect_p99_ms", positive, omit=is_none),
+    Field("connect_error_rate", fraction, omit=is_none),
 ))
 
 HOST = Section("host", HostSpec, (

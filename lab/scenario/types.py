@@ -129,6 +129,8 @@ class GroupSpec:
 class LoadSpec:
     user: str = defaults.USER_ECHO  # one of defaults.USER_CHOICES
     active_users: int = defaults.ACTIVE_USERS  # with user=idle: EchoUsers among the idle ones
+    # with user=churn: echoes per connection; spawn_rate is then the whole load's arrivals/s
+    messages_per_connection: int = defaults.MESSAGES_PER_CONNECTION
     message_size: int = defaults.MESSAGE_SIZE
     pace_s: float = defaults.PACE_S
     spawn_rate: float = defaults.SPAWN_RATE  # users started per second, across all workers
@@ -149,7 +151,11 @@ class LoadSpec:
 @dataclass(frozen=True)
 class SLO:
     p99_ms: float = 100.0
-    error_rate: float = 0.01  # failures / requests
+    error_rate: float = 0.01  # the hold's failures / its attempts
+    # Optional connect-phase bounds (none by default): a step that misses one
+    # gets a connect finding; the hold verdict does not change.
+    connect_p99_ms: float | None = None
+    connect_error_rate: float | None = None  # failed connect attempts / attempts
 
 
 @dataclass(frozen=True)

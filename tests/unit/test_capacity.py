@@ -13,9 +13,10 @@ import pytest
 from contract.limits import FD_SETSIZE_LIMIT, explain
 from contract.models import BY_NAME
 from lab import cli
-from lab.analysis.capacity import SLO, passes, plan_model, table_rows
+from lab.analysis.capacity import SLO, passes, plan_model
 from lab.analysis.fits import FLAT, LINEAR, Fit, choose, flat, line
 from lab.analysis.plan_costs import band_rows, cpu_connections, saturated
+from lab.analysis.plan_table import table_rows
 from lab.results.repeats import fold
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "runs" / "synthetic-select-poll-epoll"

@@ -35,7 +35,7 @@ SCENARIO = parse_scenario("servers: [epoll]\nload: {steps: [10, 20]}\n", "r.yaml
 
 # steps.csv of format version 5, as written on disk: the declaration must keep
 # it (a new column goes at the end, with a FORMAT_VERSION bump and this line).
-HEADER_V6 = (
+HEADER_V6 = (  # format 6; format 7 appends the connect phase
     "model,server_kind,step,target_connections,connected,server_connections,peak_connections,"
     "rps,p50_ms,p90_ms,p99_ms,max_ms,echo_count,failures,connect_failures,failure_kinds,"
     "error_rate,limit,server_rss_bytes,server_cpu_s,server_cpu_user_s,server_cpu_sys_s,hold_s,"
@@ -43,6 +43,10 @@ HEADER_V6 = (
     "tcp_timeouts,retrans_segs,tcp_estab,tcp_syn_recv,tcp_time_wait,tcp_close_wait,"
     "conntrack_count,repeat,loadgen_cpu_max,loadgen_lag_p99_ms,workers_alive,workers_expected,"
     "client_bound,loadgen_rss_bytes,lab_mem_bytes,server_processes,server_threads"
+)
+HEADER_V7 = HEADER_V6 + (
+    ",connect_p50_ms,connect_p99_ms,connect_max_ms,connect_attempts,connect_count,"
+    "connect_retries,connect_error_rate,connect_s,syn_drops,syncookies_sent,connects_per_s,dropped"
 )
 
 
@@ -52,14 +56,15 @@ def test_every_column_is_declared_once_and_completely():
         assert c.type in TYPES and c.phase in PHASES, c
         assert c.label and c.meaning and "|" not in c.meaning and "\n" not in c.meaning, c
     assert set(Row.__optional_keys__) == set(NAMES) and not Row.__required_keys__
-    assert names("kernel")[0] == "listen_overflows" and len(names("kernel")) == 10
+    assert names("kernel")[0] == "listen_overflows" and len(names("kernel")) == 12
+    assert names("kernel")[-2:] == ("syn_drops", "syncookies_sent")
     assert names("memory") == ("loadgen_rss_bytes", "lab_mem_bytes")
 
 
 def test_the_csv_header_is_the_declaration_in_its_on_disk_order(tmp_path):
     record = RunRecord(create_run_dir(tmp_path, "lab"), SCENARIO, "local")
-    assert record.csv_path.read_text().splitlines() == [HEADER_V6]
-    assert ",".join(NAMES) == HEADER_V6
+    assert record.csv_path.read_text().splitlines() == [HEADER_V7]
+    assert ",".join(NAMES) == HEADER_V7 and HEADER_V7.startswith(HEADER_V6)
 
 
 def test_the_reader_types_every_column_as_declared(tmp_path):
@@ -92,10 +97,11 @@ def test_json_summary_keys_come_from_the_declaration():
     run = load_run(GOLDEN)
     data = summary(run, [], 0)
     declared = {c.json: c.name for c in COLUMNS if c.json}
-    assert set(declared) == {"top_step_connections", "p99_ms_at_top_step"}
+    assert set(declared) == {"top_step_connections", "p99_ms_at_top_step",
+                             "connects_per_s_at_top_step"}
     for model, entry in data["models"].items():
         top = run.rows_for(model)[-1]
-        assert {key: entry[key] for key in declared} == {k: top[n] for k, n in declared.items()}
+        assert {key: entry[key] for key in declared} == {k: top.get(n) for k, n in declared.items()}
 
 
 def _readme_list() -> list[str]:
