@@ -7,7 +7,7 @@ mechanism (quoted by the report and the capacity plan) and what a plan must add
 more of to get past it.
 
 Code names a kind by its constant (``EMFILE``, ``CRASH``, ``FD_SETSIZE_LIMIT``
-...), never by the bare string: ``tests/unit/test_contract.py`` fails on a
+...), never by the bare string: ``tests/contract/test_contract.py`` fails on a
 limit-kind string literal outside ``contract/``. The sentence for a kind is
 :func:`explain`; everything else about it (its resource) is ``LIMITS[kind]``.
 """

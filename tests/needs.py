@@ -2,7 +2,7 @@
 
 The markers say what a test needs: ``docker`` (a daemon answering), ``browser``
 (Debian's ``chromium`` driven by Playwright), ``multihost`` (root, dockerd,
-iptables: ``tests/multihost``), ``slow`` (more than ~10 s). ``quick`` is not
+iptables: ``tests/lab/backends/docker/multihost``), ``slow`` (more than ~10 s). ``quick`` is not
 written on any test: ``tests/conftest.py`` puts it on every test that has none
 of those four, so ``-m quick`` is the loop that does not load the machine.
 
@@ -33,19 +33,18 @@ CHROMIUM_ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-component-update", "--disable-sync")
 
 
-# Parts whose tests may run two at a time (scripts/test runs them with
-# pytest-xdist's -n 2): each starts at most one server or none, measures nothing
-# that another test's CPU would change beyond its bound, and uses port 0. The
-# others run one at a time: whole lab runs, Locust runs (CPU and lag bounds),
-# faults that count every lab process on the machine, Docker and the browser.
-PARALLEL_PARTS = ("unit", "servers", "report")
+# What keeps a test from sharing the machine with another (scripts/test runs
+# the rest with pytest-xdist's -n 2): Docker (one daemon, the images, the
+# leftover checks), the browser, the multi-host harness, and ``load``: the tests
+# that run Locust or a whole lab, bound the generator's CPU and lag, or count
+# every lab process on the machine. The others start at most one server on
+# port 0 and measure nothing another test's CPU would move past its bound.
+SOLO = ("docker", "browser", "multihost", "load")
 
 
 def parallel_safe(item: pytest.Item) -> bool:
-    """A test in one of ``PARALLEL_PARTS`` that needs no Docker, browser or hosts."""
-    part = Path(str(item.path)).relative_to(TESTS).parts[0]
-    return part in PARALLEL_PARTS and not any(
-        item.get_closest_marker(need) for need in ("docker", "browser", "multihost"))
+    """A test marked none of ``SOLO``."""
+    return not any(item.get_closest_marker(need) for need in SOLO)
 
 
 def ci() -> bool:
@@ -77,16 +76,16 @@ def chromium() -> tuple[str | None, str]:
 
 def docker() -> tuple[bool, str]:
     """(True, "Docker 20.10.24 (linux/x86_64)") or (False, why): the daemon probe
-    ``tests/integration`` skips on."""
+    the Docker tests skip on."""
     from lab.backends.docker.hosts import docker_available
 
     return docker_available()
 
 
 def multihost() -> tuple[bool, str]:
-    """The multi-host harness's own check (``tests/multihost/mhharness.py``)."""
-    spec = importlib.util.spec_from_file_location("mhharness",
-                                                  TESTS / "multihost" / "mhharness.py")
+    """The multi-host harness's own check (its ``mhharness.py``)."""
+    spec = importlib.util.spec_from_file_location(
+        "mhharness", TESTS / "lab/backends/docker/multihost/mhharness.py")
     assert spec is not None and spec.loader is not None
     harness = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(harness)
@@ -119,6 +118,8 @@ def browser_session() -> Iterator[Any]:
 
 def _part(item: pytest.Item) -> str:
     rel = item.path.relative_to(TESTS) if item.path.is_relative_to(TESTS) else item.path
+    if len(rel.parts) > 2 and rel.parts[0] == "lab":
+        return "/".join(rel.parts[:2])  # lab/run, lab/report, ...: the subsystem
     return rel.parts[0] if len(rel.parts) > 1 else rel.stem
 
 

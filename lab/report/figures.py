@@ -4,7 +4,7 @@ Each figure plots, per model, exactly the points of the matching
 ``lab.analysis.series`` function; points here also carry their step and row,
 so the hover text names model, step, x and y, and a row whose ``limit`` is set
 is drawn as a ringed X labelled with the limit kind (it stays on the chart, it
-is not dropped). ``tests/unit/test_report.py`` checks that the points equal the
+is not dropped). ``tests/lab/report/test_report.py`` checks that the points equal the
 series functions' output, so the two cannot drift apart.
 
 Colours are ``charts.color_for(model)`` (one per model everywhere). Lines are

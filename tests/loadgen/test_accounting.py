@@ -28,6 +28,8 @@ from test_runs import RUN_TIMEOUT, no_tracebacks
 from loadgen.meter import Meter, Snapshot, merge
 from loadgen.steps import COLLECT_TIMEOUT_S
 
+pytestmark = pytest.mark.load  # runs Locust or a lab: one at a time
+
 ACCOUNTING = ("loadgen_cpu_max", "loadgen_lag_p99_ms", "workers_expected", "workers_alive",
               "workers_lost", "worker_shares")
 

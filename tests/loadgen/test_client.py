@@ -30,6 +30,8 @@ from loadgen.limits import SocketBudget
 from loadgen.meter import Meter
 from loadgen.options import LoadOptions
 
+pytestmark = pytest.mark.load  # runs Locust or a lab: one at a time
+
 
 @pytest.fixture
 def env():

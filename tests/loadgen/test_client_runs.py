@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from locust_runs import finish, free_port, load_args, read_steps, run_headless, start, tail
+
+pytestmark = pytest.mark.load  # runs Locust or a lab: one at a time
 
 RUN_TIMEOUT = 60
 

@@ -17,6 +17,8 @@ from loadgen.options import MAX_MESSAGE_SIZE, LoadOptions, add_arguments
 from loadgen.schedule import Schedule, pace_gaps
 from loadgen.users import ChurnUser, EchoUser, IdleUser, group_classes
 
+pytestmark = pytest.mark.load  # runs Locust or a lab: one at a time
+
 
 def parse(*args: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(exit_on_error=False)

@@ -20,6 +20,8 @@ import pytest
 from loadgen import lab_tab
 from loadgen.lab_tab import EventTail
 
+pytestmark = pytest.mark.load  # runs Locust or a lab: one at a time
+
 ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILE = """
 from locust import User, constant, task

@@ -26,6 +26,8 @@ from loadgen.meter import Meter, Snapshot, merge
 from loadgen.options import LoadOptions, add_arguments
 from loadgen.users import ChurnUser
 
+pytestmark = pytest.mark.load  # runs Locust or a lab: one at a time
+
 echo = stall_once_then_echo(0)
 
 

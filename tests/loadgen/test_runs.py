@@ -19,6 +19,8 @@ from locust_runs import (
 )
 from serverproc import ServerProcess
 
+pytestmark = pytest.mark.load  # runs Locust or a lab: one at a time
+
 RUN_TIMEOUT = 180
 
 # What the step record's times and rates guarantee, and how far (loadgen/steps.py,

@@ -23,6 +23,8 @@ from loadgen.options import (
 )
 from loadgen.schedule import Schedule
 
+pytestmark = pytest.mark.load  # runs Locust or a lab: one at a time
+
 
 def test_steps_parse_with_units():
     assert parse_steps("500:20s, 1000:1.5m,2000:30,10:250ms") == (

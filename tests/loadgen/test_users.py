@@ -14,6 +14,8 @@ from rogue_servers import RogueServer, close_at_once, stall_once_then_echo
 from loadgen.runtime import runtime
 from loadgen.users import EchoUser, IdleUser
 
+pytestmark = pytest.mark.load  # runs Locust or a lab: one at a time
+
 STALL_S = 1.0
 PACE_S = 0.1
 

@@ -11,6 +11,8 @@ import pytest
 from locust_runs import free_port, read_steps, start, tail, wait_for
 from serverproc import ServerProcess
 
+pytestmark = pytest.mark.load  # runs Locust or a lab: one at a time
+
 
 def http(url: str, form: dict[str, str] | None = None) -> dict:
     data = urllib.parse.urlencode(form).encode() if form is not None else None

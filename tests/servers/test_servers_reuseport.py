@@ -21,7 +21,8 @@ from contract.models import REUSEPORT_MODELS
 from lab.host.ceiling import binding, server_ceilings
 from lab.host.facts import HostFacts
 
-pytestmark = pytest.mark.timeout(120)
+# load: N processes at their walls at once; run alone (a count fell short under -n 2)
+pytestmark = [pytest.mark.load, pytest.mark.timeout(120)]
 
 MODELS = [m for m in AVAILABLE if m in REUSEPORT_MODELS]
 FACTS = HostFacts(nofile_hard=20000, file_max=1 << 40, pid_max=1 << 20, threads_max=1 << 20)

@@ -10,7 +10,7 @@ not an echo server, so the lab must stop it after one step with ``mismatch``.
 ``--backlog 5`` is the textbook's ``listen(5)``: a burst of connects overflows
 the accept queue, the kernel drops handshakes (ListenOverflows) and the
 clients' SYNs are retransmitted after 1 s, 3 s, ... — every connection is
-made, late (tests/lab/test_phases_run.py).
+made, late (tests/lab/run/test_phases_run.py).
 
 Run: python tutorial_select_server.py --port 9100 [--reply echo|upper] [--backlog N]
 """
