@@ -1,4 +1,4 @@
-"""Shared pieces of the property-based tests (tests/lab/scenario/test_fuzz_scenarios.py, tests/lab/results/test_fuzz_rundirs.py).
+"""Shared pieces of the property-based tests (test_fuzz_scenarios.py, test_fuzz_rundirs.py).
 
 Values are drawn from two pools: what the schema accepts, harvested from the
 dumps of the project's own scenarios (the tables say which key each value
