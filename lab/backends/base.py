@@ -165,6 +165,11 @@ class Backend(ABC):
         """Start the Locust master and workers against ``server``, running the
         scenario's steps (headless unless ``ui``)."""
 
+    def on_this_machine(self, host: str) -> bool:
+        """Whether ``host`` is the machine the lab runs on (its /proc is ours to
+        read). The local backend: always."""
+        return True
+
     def host_checks(self) -> dict[str, Any]:
         """host -> ``check(timeout)``: None while that host answers, else what
         was seen (lab/run/hostwatch.py). Empty: nothing here can go away."""

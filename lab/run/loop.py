@@ -60,8 +60,7 @@ class Runner:
         self.ctx = RunContext(run_id=record.run_dir.name, run_dir=record.run_dir,
                               scenario=scenario)
         self.poll_s, self.clock = poll_s, clock
-        local = all(h.endpoint == "local" for h in scenario.hosts)
-        self.sampler = SockSampler(enabled=local)
+        self.sampler = SockSampler(enabled=False)  # the model's server host, once it runs
         self.kernel = KernelSampler(None)  # the model's server namespace, once it runs
         self.watch: GeneratorWatch | None = None  # the model's load generator, once it runs
         self.hosts = HostWatch(backend.host_checks)  # hosts that stop answering mid-step
@@ -110,6 +109,9 @@ class Runner:
         monitor: ServerMonitor | None = None
         try:
             server = self.backend.start_server(spec, self.ctx)
+            # This machine's /proc/net/sockstat is the server host's only when the
+            # server runs here: the backend decides, by the one marker test.
+            self.sampler = SockSampler(enabled=self.backend.on_this_machine(spec.host))
             self.kernel = KernelSampler(server.net_proc())
             self.kernel.sample(self.clock())
             monitor = ServerMonitor(

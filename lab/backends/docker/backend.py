@@ -121,6 +121,10 @@ class DockerBackend(Backend):
     def unapplied_settings(self, scenario: Scenario) -> list[str]:
         return self.daemons.unapplied_settings(scenario)
 
+    def on_this_machine(self, host: str) -> bool:
+        """By the marker test (``Daemons.here``), not by the endpoint's spelling."""
+        return host in self.daemons.here()
+
     def host_checks(self) -> dict[str, Any]:
         with self._lock:
             running = [c for _, c in self._containers]
