@@ -43,13 +43,17 @@ LINEAR = "a + b·N"
 class Fit:
     """``y = a + b·N``; ``b`` is 0 for a flat fit. ``error`` is the mean
     |relative error| of leave-one-out predictions on the fitted points
-    (None when there were too few points to leave one out)."""
+    (None when there were too few points to leave one out); ``spread`` is
+    their mean |error| in ``y``'s own unit (bytes, CPU seconds per message):
+    how far the fitted steps themselves scatter from a fit that did not see
+    them, the noise any prediction from them carries."""
 
     kind: str
     a: float
     b: float = 0.0
     error: float | None = None
     points: int = 0
+    spread: float | None = None
 
     def at(self, n: float) -> float:
         return self.a + self.b * n
@@ -75,9 +79,11 @@ def _line(points: list[tuple[float, float]]) -> tuple[float, float] | None:
     return my - b * mx, b
 
 
-def _loo(points: list[tuple[float, float]], linear: bool) -> float | None:
-    """Mean |relative error| predicting each point from a fit of the others."""
-    errs = []
+def _loo(points: list[tuple[float, float]],
+         linear: bool) -> tuple[float | None, float | None]:
+    """Mean |relative error| and mean |error| predicting each point from a fit
+    of the others."""
+    errs: list[tuple[float, float]] = []
     for i, (x, y) in enumerate(points):
         rest = points[:i] + points[i + 1:]
         if not rest or y == 0:
@@ -85,19 +91,21 @@ def _loo(points: list[tuple[float, float]], linear: bool) -> float | None:
         if linear:
             ab = _line(rest) if len(rest) >= 2 else None
             if ab is None:
-                return None
+                return None, None
             pred = ab[0] + ab[1] * x
         else:
             pred = statistics.median(y for _, y in rest)
-        errs.append(abs(pred - y) / abs(y))
-    return statistics.fmean(errs) if errs else None
+        errs.append((abs(pred - y) / abs(y), abs(pred - y)))
+    if not errs:
+        return None, None
+    return statistics.fmean(e for e, _ in errs), statistics.fmean(d for _, d in errs)
 
 
 def flat(points: list[tuple[float, float]]) -> Fit:
     """The median of the points, as a constant cost: on a shared machine one step
     disturbed by another process should not move a constant cost."""
-    return Fit(FLAT, statistics.median(y for _, y in points), 0.0, _loo(points, False),
-               len(points))
+    error, spread = _loo(points, False)
+    return Fit(FLAT, statistics.median(y for _, y in points), 0.0, error, len(points), spread)
 
 
 def choose(points: list[tuple[float, float]]) -> Fit | None:
@@ -107,7 +115,8 @@ def choose(points: list[tuple[float, float]]) -> Fit | None:
     best = flat(points)
     ab = _line(points) if len(points) >= 3 else None
     if ab is not None and ab[1] > 0:
-        linear = Fit(LINEAR, ab[0], ab[1], _loo(points, True), len(points))
+        error, spread = _loo(points, True)
+        linear = Fit(LINEAR, ab[0], ab[1], error, len(points), spread)
         if linear.error is not None and (best.error is None or linear.error < best.error):
             best = linear
     return best
@@ -147,11 +156,13 @@ def line(points: list[tuple[float, float]]) -> Fit | None:
         return None
     x0, y0 = min(points)
     growth = [(x, y - y0) for x, y in points if x != x0]
-    errs = []
+    errs: list[tuple[float, float]] = []
     for x, g in growth:
         rest = [p for p in points if p[0] != x]
         fit = _line(rest) if len(rest) >= 2 else None
         if fit is not None and g > 0:
-            errs.append(abs(fit[0] + fit[1] * x - y0 - g) / g)
-    return Fit(LINEAR, ab[0], max(ab[1], 0.0), statistics.fmean(errs) if errs else None,
-               len(points))
+            miss = abs(fit[0] + fit[1] * x - y0 - g)
+            errs.append((miss / g, miss))
+    return Fit(LINEAR, ab[0], max(ab[1], 0.0),
+               statistics.fmean(e for e, _ in errs) if errs else None, len(points),
+               statistics.fmean(d for _, d in errs) if errs else None)

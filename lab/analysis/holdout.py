@@ -23,6 +23,24 @@ upper half:
 Each figure names the fit chosen and its leave-one-out error on the fitted
 steps, so a bad extrapolation can be told from a bad fit.
 
+**Noise.** A prediction cannot be closer than the measurements it is made
+from and compared with. Each check carries the noise it has to beat
+(``Check.noise``, relative to the measured value), the larger of:
+
+- the fitted steps' own scatter: each fitted step predicted from a fit of
+  the others (``Fit.spread``, ``Fit.error``). Memory's is in bytes (RSS moves
+  in pages and allocator arenas, the same few hundred KiB at any step), so
+  it shrinks relative to a held-out step's larger growth; CPU per message's
+  is relative (another process taking the core for a moment disturbs a
+  step's CPU in proportion);
+- with ``load.repeat``, the held-out step's own min–max band over its passes
+  (half its width), the spread a second measurement of the same step gave.
+
+A check at the ceiling predicts no cost, only the cores, so only its band
+counts. A figure whose every miss (|error| > ``TOLERANCE``) is within a
+noise larger than ``TOLERANCE`` is "not predictable from these steps: noise
+±x%" rather than a failed extrapolation; a miss above the noise is one.
+
 The error is (predicted − measured) / measured, so it is the fitted cost's
 relative error against the cost measured at that step (not diluted by the
 interpreter's fixed footprint). A model with fewer than ``MIN_STEPS`` usable
@@ -40,6 +58,7 @@ from lab.analysis import metrics as m
 from lab.analysis.capacity import ModelPlan, model_setting, passes, plan_model, usable_rows
 from lab.analysis.causes import cores_available
 from lab.analysis.fits import Fit
+from lab.analysis.plan_costs import band_rows
 from lab.results.reader import Row, Run
 from lab.scenario.types import SLO
 
@@ -65,6 +84,17 @@ class Check:
     measured: float | None
     error: float | None  # (predicted - measured) / measured
     note: str = ""  # why there is no error
+    noise: float | None = None  # relative noise the prediction has to beat (module docstring)
+
+    @property
+    def missed(self) -> bool:
+        return self.error is not None and abs(self.error) > TOLERANCE
+
+    @property
+    def in_noise(self) -> bool:
+        """A miss no honest fit could avoid: within a noise above the tolerance."""
+        return (self.missed and self.noise is not None and self.noise > TOLERANCE
+                and abs(self.error or 0.0) <= 2 * self.noise)
 
 
 @dataclass
@@ -73,11 +103,30 @@ class FigureHoldout:
     fitted: float | None  # bytes per connection, or CPU seconds per message (the fit's a)
     checks: list[Check] = field(default_factory=list)
     fit: str = "–"  # the chosen fit and its leave-one-out error (lab/analysis/fits.py)
+    why: str = ""  # for a memory miss: the slopes the held-out steps grew at
 
     @property
     def worst(self) -> Check | None:
         scored = [c for c in self.checks if c.error is not None]
         return max(scored, key=lambda c: abs(c.error or 0.0), default=None)
+
+    @property
+    def status(self) -> str:
+        """``within`` (every scored check within ``TOLERANCE``), ``noise`` (every
+        miss within a noise above it: not predictable from these steps),
+        ``miss`` (a miss above the noise), or ``unchecked``."""
+        if self.worst is None:
+            return "unchecked"
+        misses = [c for c in self.checks if c.missed]
+        if not misses:
+            return "within"
+        return "noise" if all(c.in_noise for c in misses) else "miss"
+
+    @property
+    def noise(self) -> float | None:
+        """The largest noise among the checks that missed (else among all)."""
+        pool = [c for c in self.checks if c.missed] or self.checks
+        return max((c.noise for c in pool if c.noise is not None), default=None)
 
 
 @dataclass
@@ -102,6 +151,17 @@ def _relative(predicted: float, measured: float | None) -> tuple[float | None, s
     return (predicted - measured) / measured, ""
 
 
+def _band(low: float | None, high: float | None, measured: float | None) -> float | None:
+    """Half the min–max band of a step's passes, relative to the measured value."""
+    if low is None or high is None or not measured or measured <= 0:
+        return None
+    return abs(high - low) / 2 / measured
+
+
+def _larger(*noises: float | None) -> float | None:
+    return max((n for n in noises if n is not None), default=None)
+
+
 def _memory(fig: str, plan: ModelPlan, fit: list[Row], held_out: list[Row]) -> FigureHoldout:
     attr = FIGURES[fig][1]
     key = MEMORY_KEYS[fig]
@@ -116,16 +176,39 @@ def _memory(fig: str, plan: ModelPlan, fit: list[Row], held_out: list[Row]) -> F
         predicted = line.at(m.held(r) or 0) - base[key]
         measured = None if r.get(key) is None else r[key] - base[key]
         error, note = _relative(predicted, measured)
-        out.checks.append(Check(r.get("step"), m.held(r), predicted, measured, error, note))
+        # bytes of scatter are the same at any step: relative to this step's growth
+        scatter = line.spread / measured if line.spread is not None and measured else None
+        noise = _larger(scatter, _band(r.get(f"{key}_min"), r.get(f"{key}_max"), measured))
+        out.checks.append(Check(r.get("step"), m.held(r), predicted, measured, error, note,
+                                noise))
+    if line is not None and out.status == "miss":
+        out.why = _slopes(line, [fit[-1], *held_out], key)
     return out
+
+
+def _slopes(line: Fit, rows: list[Row], key: str) -> str:
+    """What a memory miss looked like: bytes per connection between consecutive
+    steps from the last fitted one on, against the fitted slope. A line cannot
+    follow growth whose slope changes (a table that doubles past the fitted
+    steps, a new allocator arena), and this says by how much it changed."""
+    pts = sorted((m.held(r) or 0, r[key]) for r in rows if r.get(key) is not None)
+    slopes = [(y1 - y0) / (x1 - x0)
+              for (x0, y0), (x1, y1) in zip(pts, pts[1:], strict=False) if x1 > x0]
+    if not slopes:
+        return ""
+    return (f"between steps it grew {min(slopes):.0f}–{max(slopes):.0f} B per connection, "
+            f"the fit {line.b:.0f} B")
 
 
 def _cpu(plan: ModelPlan, rows: list[Row], held_out: list[Row], slo: SLO,
          cores: int) -> FigureHoldout:
     fit = plan.cpu_fit
-    out = FigureHoldout("cpu", None if fit is None else fit.a, fit=_described(fit, "cpu"))
+    out = FigureHoldout("cpu", None if fit is None else fit.a, fit=_described(fit, "cpu") + (
+        f"; ceiling {cores} core{'s' if cores != 1 else ''}" if fit is not None else ""))
     deltas = dict(zip(map(id, rows), m.cpu_deltas(rows), strict=True))  # every row: true steps
     secs = dict(zip(map(id, rows), m.step_seconds(rows), strict=True))
+    bands = {side: dict(zip(map(id, rows), m.cpu_deltas(varied), strict=True))
+             for side in ("min", "max") if (varied := band_rows(rows, side)) is not None}
     for r in held_out:
         step, held = r.get("step"), m.held(r)
         if why := passes(r, slo):
@@ -141,9 +224,19 @@ def _cpu(plan: ModelPlan, rows: list[Row], held_out: list[Row], slo: SLO,
             ceiling = cores * secs[id(r)] if secs[id(r)] else None
             capped = ceiling is not None and demand > ceiling
             predicted = ceiling if capped and ceiling is not None else demand
-            error, note = _relative(predicted, deltas[id(r)])
-            out.checks.append(Check(step, held, predicted, deltas[id(r)], error,
-                                    note or ("at the ceiling" if capped else "")))
+            measured = deltas[id(r)]
+            error, note = _relative(predicted, measured)
+            band = _band(*(bands[s].get(id(r)) if s in bands else None for s in ("min", "max")),
+                         measured)
+            if capped and measured is not None and ceiling:
+                # the ceiling predicts no cost, only the cores: the fit's scatter is not in it
+                used = measured / ceiling * cores
+                note = note or (f"at the ceiling: the server used {used:.2f} of {cores} "
+                                f"core{'s' if cores != 1 else ''}")
+                noise = band
+            else:
+                noise = _larger(fit.error, band)
+            out.checks.append(Check(step, held, predicted, measured, error, note, noise))
     return out
 
 
@@ -155,16 +248,31 @@ def _described(fit: Fit | None, fig: str) -> str:
 
 
 def _verdict(h: ModelHoldout) -> str:
+    """One sentence per model: a miss above the noise fails the extrapolation;
+    misses within a noise above ``TOLERANCE`` are named as not predictable from
+    these steps (with the noise), never passed."""
     scored = [(f, f.worst) for f in h.figures if f.worst is not None]
     if not scored:
         return f"{h.model}: nothing to compare (no fitted cost met a measured held-out step)."
-    bad = [(f, c) for f, c in scored if abs(c.error or 0.0) > TOLERANCE]
-    f, c = max(bad or scored, key=lambda p: abs(p[1].error or 0.0))
-    where = f"{FIGURES[f.figure][0]} {_error(c)} at {c.held} connections"
-    unchecked = [FIGURES[x.figure][0] for x in h.figures if x.worst is None]
+    label = lambda f: FIGURES[f.figure][0]  # noqa: E731
+    missed = [f for f, _ in scored if f.status == "miss"]
+    noisy = [f for f, _ in scored if f.status == "noise"]
+    f, c = max([p for p in scored if p[0] in missed] or scored,
+               key=lambda p: abs(p[1].error or 0.0))
+    where = f"{label(f)} {_error(c)} at {c.held} connections"
+    unchecked = [label(x) for x in h.figures if x.worst is None]
     rest = f"; not checked: {', '.join(unchecked)}" if unchecked else ""
-    if bad:
-        return f"{h.model}: does NOT extrapolate within ±{TOLERANCE:.0%}: worst {where}{rest}."
+    noise = "".join(f"; {label(x)}: not predictable from these steps: noise ±{x.noise:.0%}, "
+                    f"error up to {_error(x.worst) if x.worst else '–'}"
+                    for x in noisy if x.noise is not None)
+    why = "".join(f"; {label(x)}: {x.why}" for x in missed if x.why)
+    if missed:
+        return (f"{h.model}: does NOT extrapolate within ±{TOLERANCE:.0%}: worst "
+                f"{where}{why}{noise}{rest}.")
+    if noisy:
+        within = [label(x) for x, _ in scored if x.status == "within"]
+        return (f"{h.model}: within ±{TOLERANCE:.0%}: {', '.join(within) or 'none'}"
+                f"{noise}{rest}.")
     return f"{h.model}: extrapolates within ±{TOLERANCE:.0%} (worst {where}){rest}."
 
 
@@ -227,11 +335,11 @@ def _amount(fig: str, v: float | None) -> str:
 def table(holdouts: list[ModelHoldout]) -> tuple[list[str], list[list[str]]]:
     """Header and cells of the holdout table (markdown here, HTML in lab/report/holdout.py)."""
     head = ["model", "figure", "fit (chosen; leave-one-out error)", "step", "connections",
-            "predicted", "measured", "error"]
+            "predicted", "measured", "error", "noise"]
     return head, [
         [h.model, FIGURES[f.figure][0], f.fit, str(c.step), str(c.held),
          _amount(f.figure, c.predicted), _amount(f.figure, c.measured),
-         _error(c)]
+         _error(c), "–" if c.noise is None else f"±{c.noise:.1%}"]
         for h in holdouts for f in h.figures for c in f.checks]
 
 
@@ -244,7 +352,10 @@ def to_markdown(holdouts: list[ModelHoldout]) -> str:
              "model can use: \"at the ceiling\"). The fit column names the shape chosen "
              "(lab/analysis/fits.py) and its leave-one-out error on the fitted steps. Error = "
              f"(predicted − measured) / measured; within ±{TOLERANCE:.0%} the cost "
-             "extrapolates.", ""]
+             "extrapolates. Noise: the scatter of the fitted steps around a fit that left "
+             "each out (and with repeats the step's own min–max band), relative to the "
+             "measured value; a miss within twice a noise above "
+             f"{TOLERANCE:.0%} is \"not predictable from these steps\", not a pass.", ""]
     head, cells = table(holdouts)
     if cells:
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
