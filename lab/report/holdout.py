@@ -27,6 +27,9 @@ def section(run: Run) -> str:
             f"steps (by connections held), predicting the upper half; the fit column names "
             f"the shape chosen (flat or a + b·N for CPU per message, a line for memory) and "
             f"its leave-one-out error; CPU is capped at the cores the model can use (\"at "
-            f"the ceiling\"); error = (predicted − measured) / measured "
-            f"(<code>run-lab capacity RUN_DIR --holdout</code>).</p>"
+            f"the ceiling\"); error = (predicted − measured) / measured; noise = how far the "
+            f"fitted steps scatter from a fit that left each out (and, with repeats, the "
+            f"step's own band): a miss within a noise above the tolerance is \"not "
+            f"predictable from these steps\" (<code>run-lab capacity RUN_DIR --holdout</code>)."
+            f"</p>"
             f"{table}<ul>{verdicts}</ul>" + (f"<p>{escape(left_out)}</p>" if left_out else ""))

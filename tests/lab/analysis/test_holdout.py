@@ -181,32 +181,72 @@ def test_golden_run_errors_per_figure_for_epoll(tmp_path, capsys):
     assert "- epoll: extrapolates within ±10%" in out
 
 
-LAB = RUNS.parent / "holdout" / "20261203-190203-lab"  # a real lab.yaml run (README there)
+HOLDOUT = RUNS.parent / "holdout"  # real lab.yaml runs (README there)
+LAB = HOLDOUT / "20261203-190203-lab"  # local backend
+DOCKER_LAB = HOLDOUT / "20261203-224214-lab"  # Docker backend
+
+# Per recorded run, model and figure: the fit chosen, the worst held-out error
+# (its size rounded to 0.1 %) and the figure's status. Recomputed by hand from steps.csv
+# in tests/data/holdout/README.md; a change here is a change of what the plan says.
+RECORDED = {
+    LAB: {
+        "poll": {"rss": ("a + b·N", -0.134, "miss"), "kernel": ("a + b·N", -0.024, "within"),
+                 "cpu": ("flat", 0.93, "miss")},
+        "epoll": {"rss": ("a + b·N", -0.143, "miss"), "kernel": ("a + b·N", -0.004, "within"),
+                  "cpu": ("flat", 0.32, "noise")},
+    },
+    DOCKER_LAB: {
+        "poll": {"rss": ("a + b·N", -0.072, "within"), "kernel": ("a + b·N", 0.017, "within"),
+                 "cpu": ("a + b·N", 0.26, "miss")},
+        "epoll": {"rss": ("a + b·N", -0.158, "miss"), "kernel": ("a + b·N", 0.017, "within"),
+                  "cpu": ("flat", 0.481, "miss")},
+    },
+}
 
 
-def test_the_recorded_lab_run_holdout(tmp_path, capsys):
+@pytest.mark.parametrize("run", RECORDED, ids=lambda p: p.name)
+def test_the_recorded_lab_runs_holdout(run, tmp_path, capsys):
     """lab.yaml's 8 steps: fit on 500-4000, predict 8000-19000. Kernel memory
-    extrapolates; server RSS comes within 15 %, not 10 (the doubling of the
-    server's connection table falls in the held-out half); CPU per message
-    does not reach 10 % for poll (see tests/data/holdout/README.md), but capping
-    it at a full core beats the constant cost the plan used to extrapolate."""
+    extrapolates; server RSS misses where the held-out half holds growth in
+    steps (a table resize) the fitted half does not; CPU per message misses at
+    the ceiling (the server used less than the full core the plan allows) and
+    is not predictable for epoll locally (its fitted steps scatter ±33 %)."""
+    run_dir = tmp_path / run.name
+    shutil.copytree(run, run_dir)
+    assert cli.main(["capacity", str(run_dir), "--holdout"]) == 0
+    out = capsys.readouterr().out
+    h = holdout_run(load_run(run_dir), SLO(p99_ms=100, error_rate=0.01))
+    for model, want in RECORDED[run].items():
+        mh = next(x for x in h if x.model == model)
+        assert mh.fit_steps == [0, 1, 2, 3] and mh.held_out_steps == [4, 5, 6, 7]
+        for f in mh.figures:
+            kind, worst, status = want[f.figure]
+            assert f.fit.startswith(kind + " (") and "LOO error" in f.fit
+            assert f.worst is not None and f.worst.error is not None
+            assert round(abs(f.worst.error), 3) == pytest.approx(abs(worst))
+            assert f.status == status, (model, f.figure)
+        assert ("does NOT extrapolate" in mh.verdict) == any(
+            s == "miss" for _, _, s in want.values())
+        assert f"- {mh.verdict}" in out
+    cpu = next(f for f in next(x for x in h if x.model == "poll").figures if f.figure == "cpu")
+    capped = [c for c in cpu.checks if c.note.startswith("at the ceiling: the server used")]
+    assert capped and all(c.noise is None for c in capped)  # the fit's scatter excuses no ceiling
+    assert "| noise |" in out
+
+
+def test_the_old_constant_cost_missed_poll_by_more(tmp_path, capsys):
+    """The plan used to extrapolate the last fitted step's CPU per message as a
+    constant: on the local run that is +55 … +370 %; the fit capped at the
+    core at least halves every error."""
     run_dir = tmp_path / LAB.name
     shutil.copytree(LAB, run_dir)
     assert cli.main(["capacity", str(run_dir), "--holdout"]) == 0
     capsys.readouterr()
     by_model = {h["model"]: h for h in json.loads((run_dir / "capacity.json").read_text())
                 ["holdout"]}
-    for model in ("poll", "epoll"):
-        h = by_model[model]
-        assert h["fit_steps"] == [0, 1, 2, 3] and h["held_out_steps"] == [4, 5, 6, 7]
-        figs = {f["figure"]: f for f in h["figures"]}
-        assert all(abs(c["error"]) <= 0.10 for c in figs["kernel"]["checks"])
-        assert all(abs(c["error"]) <= 0.15 for c in figs["rss"]["checks"])
-        assert "LOO error" in figs["cpu"]["fit"]
     rows = _csv(run_dir, "poll")
     cpu_s = [float(r["server_cpu_s"]) for r in rows]
     echo = [int(r["echo_count"]) for r in rows]
-    # the old plan: CPU per message of the last fitted step (4000), constant
     constant = (cpu_s[3] - cpu_s[2]) / echo[3]
     cpu = {c["held"]: c for c in next(f for f in by_model["poll"]["figures"]
                                       if f["figure"] == "cpu")["checks"]}
@@ -216,9 +256,75 @@ def test_the_recorded_lab_run_holdout(tmp_path, capsys):
         c = cpu[int(rows[i]["connected"])]
         assert old > 0.5 and abs(c["error"]) < old / 2
     # from 12000 on the fitted cost asks more than the one core poll can use
-    assert [cpu[n]["note"] for n in (12000, 16000, 19000)] == ["at the ceiling"] * 3
+    assert [cpu[n]["note"][:14] for n in (12000, 16000, 19000)] == ["at the ceiling"] * 3
     assert cpu[12000]["predicted"] == pytest.approx(
         float(rows[5]["t_end"]) - float(rows[4]["t_end"]), rel=1e-5)
+    used = (cpu_s[5] - cpu_s[4]) / (float(rows[5]["t_end"]) - float(rows[4]["t_end"]))
+    assert cpu[12000]["note"] == f"at the ceiling: the server used {used:.2f} of 1 core"
+
+
+def _with_cpu(rows: list[dict], per_msg: list[float]) -> list[dict]:
+    """``rows`` with each step's CPU at ``per_msg[i]`` seconds per echo (cumulative)."""
+    total = 0.0
+    for r, cost in zip(rows, per_msg, strict=True):
+        total += cost * r["echo_count"]
+        r["server_cpu_s"] = total
+    return rows
+
+
+def test_a_miss_within_noise_above_the_tolerance_is_not_predictable(tmp_path):
+    """CPU per message that scatters ±20 % over the fitted steps: a 17 % miss
+    on the held-out ones cannot be told from the noise, and the verdict says
+    so with the noise instead of failing or passing the extrapolation."""
+    c = CPU_PER_MSG
+    rows = _with_cpu(sweep(conns=(500, 1000, 2000, 4000, 8000, 12000, 16000, 20000)),
+                     [c, c * 1.2, c * 0.8, c, *[c * 1.2] * 4])
+    h = holdout_model("m", rows, SLO())
+    cpu = next(f for f in h.figures if f.figure == "cpu")
+    # leave-one-out on 1.2, 0.8, 1.0 (the first step is the start-up's): the
+    # median of the other two predicts 0.9, 1.1, 1.0
+    assert cpu.fit.startswith("flat (50 µs; 3 steps")
+    assert cpu.noise == pytest.approx((0.3 / 1.2 + 0.3 / 0.8 + 0) / 3)
+    assert errors(h, "cpu") == pytest.approx([1 / 1.2 - 1] * 4)
+    assert cpu.status == "noise"
+    assert "CPU / message: not predictable from these steps: noise ±21%" in h.verdict
+    assert "does NOT extrapolate" not in h.verdict
+    assert h.verdict.startswith("m: within ±10%: server RSS / connection, kernel memory")
+    # the same miss on steps that do not scatter is a failed extrapolation
+    exact = holdout_model("m", _with_cpu(sweep(conns=(500, 1000, 2000, 4000, 8000, 12000,
+                                                      16000, 20000)),
+                                         [c, c, c, c, *[c * 1.2] * 4]), SLO())
+    assert next(f for f in exact.figures if f.figure == "cpu").status == "miss"
+    assert "does NOT extrapolate" in exact.verdict
+
+
+def test_a_miss_above_the_noise_fails_and_says_how_the_slope_moved(tmp_path):
+    """RSS that grows 1,500 B per connection up to 2,000 and 3,500 after, on
+    exact steps: no noise, so the miss is the extrapolation's."""
+    rows = sweep(rss_per_conn=lambda n: 1500 if n <= 2000 else 3500)
+    h = holdout_model("m", rows, SLO())
+    rss = next(f for f in h.figures if f.figure == "rss")
+    assert rss.status == "miss" and all(c.noise == pytest.approx(0, abs=1e-9)
+                                        for c in rss.checks)
+    assert rss.why == "between steps it grew 3500–3500 B per connection, the fit 1500 B"
+    assert "does NOT extrapolate" in h.verdict and rss.why in h.verdict
+
+
+def test_a_repeats_band_is_noise_too(tmp_path):
+    """With ``load.repeat`` each held-out step's min–max band over its passes
+    counts as noise: a band of ±40 % at the held-out steps makes an RSS miss
+    of the bend above not predictable from these steps."""
+    rows = sweep(rss_per_conn=lambda n: 1500 if n <= 2000 else 2000)
+    base = rows[0]["server_rss_bytes"]
+    for r in rows:
+        growth = r["server_rss_bytes"] - base
+        r["server_rss_bytes_min"] = base + growth * 0.6
+        r["server_rss_bytes_max"] = base + growth * 1.4
+    h = holdout_model("m", rows, SLO())
+    rss = next(f for f in h.figures if f.figure == "rss")
+    assert all(c.noise == pytest.approx(0.4) for c in rss.checks)
+    assert all(c.error < -0.1 for c in rss.checks[1:]) and rss.status == "noise"
+    assert "server RSS / connection: not predictable from these steps: noise ±40%" in h.verdict
 
 
 def test_the_real_golden_run_has_too_few_steps(tmp_path, capsys):

@@ -57,3 +57,5 @@ def test_report_names_each_fit_and_the_ceiling(tmp_path):
     assert len(poll_cpu) == 4 and all("flat (600 µs; 3 steps, LOO error 40.4%)" in r
                                       for r in poll_cpu)
     assert sum("at the ceiling" in r for r in poll_cpu) == 3
+    assert "<th>noise</th>" in section and "±40.4%" in poll_cpu[0]  # the flat fit's scatter
+    assert "<li>epoll: does NOT extrapolate" in section and "not predictable" in section
