@@ -196,19 +196,20 @@ def _slopes(line: Fit, rows: list[Row], key: str) -> str:
               for (x0, y0), (x1, y1) in zip(pts, pts[1:], strict=False) if x1 > x0]
     if not slopes:
         return ""
-    return (f"between steps it grew {min(slopes):.0f}–{max(slopes):.0f} B per connection, "
-            f"the fit {line.b:.0f} B")
+    return (f"between steps it grew {_span(min(slopes), max(slopes), '.0f')} B per "
+            f"connection, the fit {line.b:.0f} B")
 
 
 def _cpu(plan: ModelPlan, rows: list[Row], held_out: list[Row], slo: SLO,
          cores: int) -> FigureHoldout:
     fit = plan.cpu_fit
     out = FigureHoldout("cpu", None if fit is None else fit.a, fit=_described(fit, "cpu") + (
-        f"; ceiling {cores} core{'s' if cores != 1 else ''}" if fit is not None else ""))
+        f"; ceiling {_cores(cores)}" if fit is not None else ""))
     deltas = dict(zip(map(id, rows), m.cpu_deltas(rows), strict=True))  # every row: true steps
     secs = dict(zip(map(id, rows), m.step_seconds(rows), strict=True))
     bands = {side: dict(zip(map(id, rows), m.cpu_deltas(varied), strict=True))
              for side in ("min", "max") if (varied := band_rows(rows, side)) is not None}
+    costs: list[tuple[int, float, float | None]] = []  # _cpu_why: N, per message, cores used
     for r in held_out:
         step, held = r.get("step"), m.held(r)
         if why := passes(r, slo):
@@ -228,16 +229,50 @@ def _cpu(plan: ModelPlan, rows: list[Row], held_out: list[Row], slo: SLO,
             error, note = _relative(predicted, measured)
             band = _band(*(bands[s].get(id(r)) if s in bands else None for s in ("min", "max")),
                          measured)
-            if capped and measured is not None and ceiling:
+            used = measured / ceiling * cores if capped and measured is not None and ceiling \
+                else None
+            if used is not None:
                 # the ceiling predicts no cost, only the cores: the fit's scatter is not in it
-                used = measured / ceiling * cores
-                note = note or (f"at the ceiling: the server used {used:.2f} of {cores} "
-                                f"core{'s' if cores != 1 else ''}")
+                note = note or f"at the ceiling: the server used {used:.2f} of {_cores(cores)}"
                 noise = band
             else:
                 noise = _larger(fit.error, band)
             out.checks.append(Check(step, held, predicted, measured, error, note, noise))
+            if measured is not None:
+                costs.append((held or 0, measured / r["echo_count"], used))
+    if fit is not None and out.status == "miss":
+        out.why = _cpu_why(fit, costs, cores)
     return out
+
+
+def _span(lo: float, hi: float, fmt: str) -> str:
+    """``lo–hi`` in ``fmt``, or one number when they print alike."""
+    a, b = format(lo, fmt), format(hi, fmt)
+    return a if a == b else f"{a}–{b}"
+
+
+def _cores(n: int) -> str:
+    return f"{n} core{'s' if n != 1 else ''}"
+
+
+def _cpu_why(fit: Fit, costs: list[tuple[int, float, float | None]], cores: int) -> str:
+    """What a CPU miss looked like: the cost per message the held-out steps
+    measured against the fit's there, and at the ceiling the share of the
+    cores the server got (on a host shared with the load generator a busy
+    loop does not get the whole core, and a loop that batches several ready
+    descriptors per wake-up is not busy all the time)."""
+    parts = []
+    below = [(n, c) for n, c, used in costs if used is None]
+    if below:
+        lo, hi = min(c for _, c in below), max(c for _, c in below)
+        want = [fit.at(n) for n, _ in below]
+        parts.append(f"below the ceiling it cost {_span(lo * 1e6, hi * 1e6, '.0f')} µs per "
+                     f"message, the fit {_span(min(want) * 1e6, max(want) * 1e6, '.0f')} µs")
+    shares = [used for _, _, used in costs if used is not None]
+    if shares:
+        parts.append(f"at the ceiling the server used {_span(min(shares), max(shares), '.2f')} "
+                     f"of the {_cores(cores)} the plan allows")
+    return "; ".join(parts)
 
 
 def _described(fit: Fit | None, fig: str) -> str:

@@ -231,6 +231,9 @@ def test_the_recorded_lab_runs_holdout(run, tmp_path, capsys):
     cpu = next(f for f in next(x for x in h if x.model == "poll").figures if f.figure == "cpu")
     capped = [c for c in cpu.checks if c.note.startswith("at the ceiling: the server used")]
     assert capped and all(c.noise is None for c in capped)  # the fit's scatter excuses no ceiling
+    shares = sorted(float(c.note.split()[-4]) for c in capped)
+    assert cpu.why.endswith(f"at the ceiling the server used {shares[0]:.2f}–{shares[-1]:.2f} "
+                            "of the 1 core the plan allows")
     assert "| noise |" in out
 
 
@@ -294,8 +297,10 @@ def test_a_miss_within_noise_above_the_tolerance_is_not_predictable(tmp_path):
     exact = holdout_model("m", _with_cpu(sweep(conns=(500, 1000, 2000, 4000, 8000, 12000,
                                                       16000, 20000)),
                                          [c, c, c, c, *[c * 1.2] * 4]), SLO())
-    assert next(f for f in exact.figures if f.figure == "cpu").status == "miss"
-    assert "does NOT extrapolate" in exact.verdict
+    cpu = next(f for f in exact.figures if f.figure == "cpu")
+    assert cpu.status == "miss" and "does NOT extrapolate" in exact.verdict
+    assert cpu.why == "below the ceiling it cost 60 µs per message, the fit 50 µs"
+    assert f"CPU / message: {cpu.why}" in exact.verdict
 
 
 def test_a_miss_above_the_noise_fails_and_says_how_the_slope_moved(tmp_path):
@@ -306,7 +311,7 @@ def test_a_miss_above_the_noise_fails_and_says_how_the_slope_moved(tmp_path):
     rss = next(f for f in h.figures if f.figure == "rss")
     assert rss.status == "miss" and all(c.noise == pytest.approx(0, abs=1e-9)
                                         for c in rss.checks)
-    assert rss.why == "between steps it grew 3500–3500 B per connection, the fit 1500 B"
+    assert rss.why == "between steps it grew 3500 B per connection, the fit 1500 B"
     assert "does NOT extrapolate" in h.verdict and rss.why in h.verdict
 
 
