@@ -37,9 +37,12 @@ from and compared with. Each check carries the noise it has to beat
   (half its width), the spread a second measurement of the same step gave.
 
 A check at the ceiling predicts no cost, only the cores, so only its band
-counts. A figure whose every miss (|error| > ``TOLERANCE``) is within a
-noise larger than ``TOLERANCE`` is "not predictable from these steps: noise
-±x%" rather than a failed extrapolation; a miss above the noise is one.
+counts. A figure whose every miss (|error| > ``TOLERANCE``) is within
+``NOISE_SPAN`` times a noise larger than ``TOLERANCE`` is "not predictable
+from these steps: noise ±x%" rather than a failed extrapolation; a miss
+beyond that is one. Twice, because the noise is a mean deviation of the
+fitted steps, and the held-out step is measured with a noise of its own:
+twice a mean deviation covers about nine draws in ten of a normal scatter.
 
 The error is (predicted − measured) / measured, so it is the fitted cost's
 relative error against the cost measured at that step (not diluted by the
@@ -64,6 +67,7 @@ from lab.scenario.types import SLO
 
 MIN_STEPS = 4
 TOLERANCE = 0.10  # |error| within this: the cost extrapolates
+NOISE_SPAN = 2.0  # a miss within this many noises (above TOLERANCE) is not predictable
 
 # figure -> (label, the ModelPlan fit it checks)
 FIGURES = {
@@ -92,9 +96,10 @@ class Check:
 
     @property
     def in_noise(self) -> bool:
-        """A miss no honest fit could avoid: within a noise above the tolerance."""
+        """A miss no honest fit could avoid: within ``NOISE_SPAN`` noises, the
+        noise above the tolerance."""
         return (self.missed and self.noise is not None and self.noise > TOLERANCE
-                and abs(self.error or 0.0) <= 2 * self.noise)
+                and abs(self.error or 0.0) <= NOISE_SPAN * self.noise)
 
 
 @dataclass
