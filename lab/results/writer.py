@@ -67,6 +67,13 @@ run.json format versions (bump on any change readers must know about):
   step held fewer connections than its target; otherwise the accept queue's
   effect is a connect-phase finding (lab/analysis/connect.py), which
   ``models.<name>`` does not store (it is derived from the rows).
+- 8 (2026-12): rows (and steps.csv) add the server's own evidence about slow
+  clients (servers/events.py, servers/core.py): ``server_blocked_per_s``
+  (an event loop's share of time slept in handler waits),
+  ``server_buffered_bytes``, ``server_buffered_conns`` and
+  ``buffered_per_conn_bytes`` (echo held for slow readers), and
+  ``server_workers, server_busy, server_waiting, server_wait_s,
+  server_session_s`` (a pool or blocking server's workers and queue).
 """
 
 from __future__ import annotations
@@ -91,7 +98,7 @@ from lab.scenario.loader import scenario_to_dict, scenario_to_yaml
 from lab.scenario.types import Scenario, ServerSpec
 from lab.versions import installed_versions
 
-FORMAT_VERSION = 7
+FORMAT_VERSION = 8
 
 # The column names in steps.csv order (declared in lab/results/columns.py).
 COLUMNS: tuple[str, ...] = NAMES
@@ -214,7 +221,20 @@ def make_row(spec: ServerSpec, step: dict[str, Any], stats: dict[str, Any] | Non
         **{k: (evidence or {}).get(k) for k in SYN_COLUMNS},  # format 7's, at the end
         "connects_per_s": step.get("connects_per_s"),
         "dropped": step.get("dropped"),
+        **serving_columns(stats),
     }
+
+
+def serving_columns(stats: dict[str, Any]) -> dict[str, Any]:
+    """Format 8's columns: the server's own stats about slow clients (empty
+    where its model reports none)."""
+    held, conns = stats.get("buffered_bytes"), stats.get("buffered_conns")
+    return {"server_blocked_per_s": stats.get("blocked_per_s"),
+            "server_buffered_bytes": held, "server_buffered_conns": conns,
+            "buffered_per_conn_bytes": held // conns if held is not None and conns else None,
+            **{f"server_{k}": stats.get(k) for k in ("workers", "busy", "waiting")},
+            "server_wait_s": stats.get("wait_oldest_s"),
+            "server_session_s": stats.get("session_oldest_s")}
 
 
 def memory_columns(server_rss: int | None, loadgen_rss: int | None,
