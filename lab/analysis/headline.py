@@ -7,12 +7,15 @@ against the cheapest model's
 (a superlative is said only among the models whose CPU was measured, and
 names those whose CPU was not) —
 the numbers of the capacity plan (``lab/analysis/capacity.py``), so the
-headline, the plan and the charts never disagree. Nothing here is written by
+headline, the plan and the charts never disagree. A load with user groups
+adds, per model, the group that suffered and the best model's figure for it
+(``lab/analysis/group_findings.py``). Nothing here is written by
 hand: a run without a number says "not measured" rather than guess.
 """
 
 from __future__ import annotations
 
+from lab.analysis import group_findings
 from lab.analysis import metrics as m
 from lab.analysis.capacity import ModelPlan, plan_run, slo_of
 from lab.results.reader import Run
@@ -94,11 +97,13 @@ def _sentence(run: Run, plan: ModelPlan, cheapest: ModelPlan | None,
 
 
 def headline(run: Run) -> list[str]:
-    """The run's finding, one sentence per model in run order."""
+    """The run's finding, one sentence per model in run order, then one per
+    model whose user group suffered (none without ``load.groups``)."""
     plans = plan_run(run, slo_of(run))
     costed = [p for p in plans if p.cpu_per_message_s and p.capacity]
     # Held connections within the SLO but no CPU figure: its server reported
     # no CPU (lab/run/monitors.py MEASURED_BY says who measures what).
     unmeasured = [p.model for p in plans if p.capacity and not p.cpu_per_message_s]
     cheapest = min(costed, key=lambda p: p.cpu_per_message_s, default=None)
-    return [_sentence(run, p, cheapest, costed, unmeasured) for p in plans]
+    return ([_sentence(run, p, cheapest, costed, unmeasured) for p in plans]
+            + [f.text for f in group_findings.findings(run)])

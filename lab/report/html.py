@@ -140,7 +140,7 @@ def charts_section(run: Run) -> str:
         stem = path.stem.removeprefix("chart-")
         note = charts.NOTES.get(stem, "")
         svg = figures.figure_svg(run, stem)
-        leg = figures.legend(models, figures.STYLE_KEYS.get(stem),
+        leg = figures.legend(models, figures.style_keys(run, stem),
                              hollow=any(r.get("client_bound") for r in run.rows))
         figs.append(f'<figure id="{escape(path.stem)}" class="chart"><div class="chartrow">'
                     f"{svg}{leg}</div><figcaption><b>{escape(title)}</b> (PNG copy: "

@@ -67,13 +67,9 @@ run.json format versions (bump on any change readers must know about):
   step held fewer connections than its target; otherwise the accept queue's
   effect is a connect-phase finding (lab/analysis/connect.py), which
   ``models.<name>`` does not store (it is derived from the rows).
-- 8 (2026-12): rows (and steps.csv) add the server's own evidence about slow
-  clients (servers/events.py, servers/core.py): ``server_blocked_per_s``
-  (an event loop's share of time slept in handler waits),
-  ``server_buffered_bytes``, ``server_buffered_conns`` and
-  ``buffered_per_conn_bytes`` (echo held for slow readers), and
-  ``server_workers, server_busy, server_waiting, server_wait_s,
-  server_session_s`` (a pool or blocking server's workers and queue).
+- 8 (2026-12): rows (and steps.csv) add the server's own stats about slow
+  clients (lab/results/serving.py): loop blocked share, echo buffered for
+  slow readers, a pool's workers, queue and longest session.
 """
 
 from __future__ import annotations
@@ -93,6 +89,7 @@ from lab.errors import InputError, ResultsError
 from lab.host.proctree import THREADS
 from lab.results.columns import NAMES, Row, names
 from lab.results.phases import connect_columns, count, hold_error_rate
+from lab.results.serving import serving_columns
 from lab.scenario.dump import not_checked_to_list
 from lab.scenario.loader import scenario_to_dict, scenario_to_yaml
 from lab.scenario.types import Scenario, ServerSpec
@@ -224,17 +221,6 @@ def make_row(spec: ServerSpec, step: dict[str, Any], stats: dict[str, Any] | Non
         **serving_columns(stats),
     }
 
-
-def serving_columns(stats: dict[str, Any]) -> dict[str, Any]:
-    """Format 8's columns: the server's own stats about slow clients (empty
-    where its model reports none)."""
-    held, conns = stats.get("buffered_bytes"), stats.get("buffered_conns")
-    return {"server_blocked_per_s": stats.get("blocked_per_s"),
-            "server_buffered_bytes": held, "server_buffered_conns": conns,
-            "buffered_per_conn_bytes": held // conns if held is not None and conns else None,
-            **{f"server_{k}": stats.get(k) for k in ("workers", "busy", "waiting")},
-            "server_wait_s": stats.get("wait_oldest_s"),
-            "server_session_s": stats.get("session_oldest_s")}
 
 
 def memory_columns(server_rss: int | None, loadgen_rss: int | None,
