@@ -186,26 +186,26 @@ class Ticker:
         self.server = server
         self.interval = interval
         self.next = time.monotonic() + interval
-        self._last_passes = (time.monotonic(), 0)
-        self._last_blocked = (time.monotonic(), 0.0)
+        start = time.monotonic()
+        self._last: dict[str, tuple[float, float]] = {"passes": (start, 0), "blocked": (start, 0)}
         self._stop = threading.Event()
+
+    def _per_s(self, key: str, value: float) -> float:
+        """A cumulative counter's growth per second since the previous event."""
+        now = time.monotonic()
+        then, before = self._last[key]
+        self._last[key] = (now, value)
+        return (value - before) / max(now - then, 1e-9)
 
     def fields(self) -> dict[str, Any]:
         fields = self.server.snapshot()
-        passes = self.server.stats.loop_passes
-        if passes is not None:
-            now = time.monotonic()
-            then, before = self._last_passes
-            fields["loop_passes_per_s"] = round((passes - before) / max(now - then, 1e-9), 1)
-            self._last_passes = (now, passes)
-        blocked = self.server.stats.blocked_s
-        if blocked is not None:
+        stats = self.server.stats
+        if stats.loop_passes is not None:
+            fields["loop_passes_per_s"] = round(self._per_s("passes", stats.loop_passes), 1)
+        if stats.blocked_s is not None:
             # The share of the last interval the one thread slept in handler
             # waits: 1.0 means the loop served no one at all.
-            now = time.monotonic()
-            then, before = self._last_blocked
-            fields["blocked_per_s"] = round((blocked - before) / max(now - then, 1e-9), 4)
-            self._last_blocked = (now, blocked)
+            fields["blocked_per_s"] = round(self._per_s("blocked", stats.blocked_s), 4)
         return fields
 
     def tick(self) -> float:
