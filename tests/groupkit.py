@@ -1,4 +1,5 @@
-"""A run directory with user groups, written by the lab's own writers
+"""Run directories written by the lab's own writers for analysis and report
+tests (``written_run``), and one with user groups, written by the lab's own writers
 (``RunRecord`` for steps.csv/run.json, ``append_groups`` for groups.csv):
 a slowloris group next to a churning fast group, on a thread pool of 8
 workers that starves the fast group at step 1, and on epoll, which serves it.
@@ -6,6 +7,7 @@ The figures are made up; the files are the lab's."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -60,18 +62,29 @@ STEPS = {
 }
 
 
-def slow_clients_run(dest: Path, steps: dict = STEPS, groups: bool = True) -> Run:
-    """Write the run under ``dest`` and read it back."""
-    scenario = parse_scenario(SCENARIO, "slow-clients.yaml")
-    record = RunRecord(create_run_dir(dest, "slow-clients"), scenario, "local")
+def written_run(dest: Path, text: str, steps: dict, groups: bool = True) -> Run:
+    """A run of the scenario ``text`` written under ``dest`` and read back:
+    ``steps[server]`` lists, per step, the groups' figures (``{}``: a load
+    without groups) and the server's stats fields; the totals are the groups'
+    failures and their worst p99, or ``step_record``'s without groups."""
+    scenario = parse_scenario(text, "run.yaml")
+    record = RunRecord(create_run_dir(dest, scenario.name), scenario, "local")
     for spec in scenario.servers:
         for i, (by_group, server) in enumerate(steps[spec.name]):
             target = scenario.load.steps[i].connections
-            line = {**step_record(i, target, target), "groups": by_group}
-            failed = sum(sum(g.get("failures", {}).values()) for g in by_group.values())
-            line["failures"] = {"timeout": failed} if failed else {}
-            line["p99_ms"] = max(g["p99_ms"] or 0 for g in by_group.values())
+            server = dict(server)  # "line": fields of the step line itself
+            line = {**step_record(i, target, target), **server.pop("line", {})}
+            if by_group:
+                line["groups"] = by_group
+                failed = sum(sum(g.get("failures", {}).values()) for g in by_group.values())
+                line["failures"] = {"timeout": failed} if failed else {}
+                line["p99_ms"] = max(g["p99_ms"] or 0 for g in by_group.values())
             record.add_row(make_row(spec, line, {**stats(0, target), **server}, None, None))
             if groups:
                 append_groups(record.run_dir, spec.name, line)
     return load_run(record.run_dir)
+
+
+def slow_clients_run(dest: Path, steps: dict = STEPS, groups: bool = True) -> Run:
+    """The slow-clients run (``STEPS``) under ``dest``."""
+    return written_run(dest, SCENARIO, copy.deepcopy(steps), groups)
