@@ -77,3 +77,19 @@ def test_a_damaged_groups_csv_is_bad_input_naming_the_line(tmp_path):
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(InputError, match=r"groups.csv: line 2: column echo_count"):
         gf.findings(run)
+
+
+def test_a_collapsed_echo_rate_is_suffering_even_with_a_fine_p99(tmp_path):
+    """As measured here: the fast clients that got a worker echoed quickly
+    (p99 17 ms), but 32 of them managed 2 echoes/s where epoll gave 2,137/s."""
+    steps = copy.deepcopy(STEPS)
+    steps["threadpool"][1][0]["fast"].update(p99_ms=16.9, p50_ms=10.0, echo_count=24, rps=2.0,
+                                             failures={}, connect_failures={})
+    steps["epoll"][1][0]["fast"]["rps"] = 2137.2
+    steps["epoll"][1][0]["slowloris"] = dict(steps["epoll"][1][0]["slowloris"], rps=4.0)
+    (found,) = gf.findings(slow_clients_run(tmp_path, steps))
+    assert found.text == (
+        "threadpool at step 1 (48 users): the fast group's echoes fell to 2.0/s (epoll gave "
+        "the same group 2,137/s) while 16 slowloris clients held its 8 workers; epoll: p99 "
+        "0.4 ms, no errors.")
+    assert found.group == "fast"  # slowloris at 1/s against 4/s is not a tenth
