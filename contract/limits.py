@@ -103,7 +103,8 @@ _LIMITS = (
     Limit(SERIALIZED,
           "the server completed the handshakes (the kernel queued them) but served only a few "
           "connections at a time: most connections never got a reply before the client's "
-          "timeout, because the server handles one (or a fixed few) until it closes.",
+          "timeout, because the server handles one (or a fixed few) until it closes; slow "
+          "clients (slowloris) hold those workers for their whole sessions.",
           "concurrency"),
     Limit(WORKER_LOST,
           "a load-generator worker (or the master) died or stopped answering during the step: "

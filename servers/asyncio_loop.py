@@ -5,7 +5,8 @@ Phase 1 (waiting for data): the loop sleeps in ``epoll_wait`` (asyncio's
 transport's ``recv`` hands a fresh ``bytes`` object to ``data_received``,
 which hands it to ``transport.write``; what the socket does not take is
 buffered by the transport, which calls ``pause_writing`` above its high-water
-mark (we then pause reading: bounded memory).
+mark (we then pause reading: bounded memory). The stats sum those transport
+buffers (``buffered_bytes``, ``buffered_conns``): what slow readers cost.
 
 Cost per connection: epoll's, plus a transport and a protocol object and the
 per-event overhead of the pure-Python loop (handles, callbacks, the ready
@@ -46,6 +47,7 @@ class Echo(asyncio.Protocol):
         if sock is not None:  # uvloop sets TCP_NODELAY itself, asyncio here does not: say it
             set_nodelay(sock, self.server.nodelay)
         self.server.stats.opened(sock.fileno() if sock is not None else -1)
+        self.server.live.add(self)
 
     def data_received(self, data):
         stats = self.server.stats
@@ -70,11 +72,25 @@ class Echo(asyncio.Protocol):
 
     def connection_lost(self, exc):
         self.server.stats.closed += 1
+        self.server.live.discard(self)
 
 
 class Server(BaseServer):
     model = "asyncio"
     blocking_listener = False
+
+    def prepare(self) -> None:
+        self.live: set[Echo] = set()  # the open connections' protocols
+
+    def buffered(self) -> tuple[int, int] | None:
+        """The transports' write buffers; ``list()`` copies the set in one C call."""
+        total = held = 0
+        for proto in list(self.live):
+            n = proto.transport.get_write_buffer_size()
+            if n:
+                total += n
+                held += 1
+        return total, held
 
     @staticmethod
     def new_loop() -> asyncio.AbstractEventLoop:

@@ -11,21 +11,29 @@ client completes the TCP handshake (the kernel queues it in the listen
 backlog) but gets no echo until the first one closes.
 
 Where it breaks: at the second concurrent client. Latency for client k is the
-sum of the sessions of clients 1..k-1; one idle client stalls everyone.
+sum of the sessions of clients 1..k-1; one idle client stalls everyone. The
+stats say how long the current session has held the one thread
+(``session_oldest_s``, ``servers/events.py`` ``Serving``).
 """
 
 from __future__ import annotations
 
 from servers.blocking_echo import serve_blocking
 from servers.core import Server as BaseServer
+from servers.events import Serving
 
 
 class Server(BaseServer):
     model = "blocking"
 
     def serve(self) -> None:
+        self.serving = Serving(1, queue=False)
         self.accept_forever(self.handle)
 
     def handle(self, conn) -> None:
         self.stats.opened(conn.fileno())
-        serve_blocking(conn, self, main_thread=True)
+        self.serving.started()
+        try:
+            serve_blocking(conn, self, main_thread=True)
+        finally:
+            self.serving.ended()

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from typing import Any
 
 from contract.limits import CRASH
-from servers.events import Emitter, Stats
+from servers.events import Emitter, Serving, Stats
 from servers.gate import Shutdown, blocking, on_signal, start_thread
 from servers.listener import Acceptor, make_listener
 from servers.process import rss_of, set_nofile
@@ -69,6 +69,7 @@ class Server:
     model = "?"
     blocking_listener = True  # event-driven models set False
     stats_thread = True  # the stats ticker runs in a thread unless the model ticks itself
+    serving: Serving | None = None  # set by the models whose threads hold a connection each
 
     def __init__(self, listener: socket.socket, stats: Stats, opts):
         self.listener = listener
@@ -125,6 +126,22 @@ class Server:
             elif conn is not Acceptor.REFUSED:
                 handle(conn)
 
+    def buffered(self) -> tuple[int, int] | None:
+        """(bytes, connections): echo the server holds because ``send()`` did
+        not take it, summed over connections, and how many connections hold
+        some. None where the model has no such buffer of its own.
+
+        A client that reads slowly (a small ``SO_RCVBUF``, long pauses between
+        reads) closes its TCP window; the server's socket send buffer fills and
+        ``send()`` comes back short, then with EAGAIN. A blocking server's
+        thread then waits inside ``sendall`` (the bytes stay in its 16 KiB
+        buffer, one thread per slow client); an event loop cannot wait, so it
+        keeps the rest in user space until EPOLLOUT and stops reading that
+        connection above ``HIGH_WATER``: memory per slow connection, which
+        these fields show. Read by the stats ticker (a thread in most models)
+        while the loop runs, so an override copies before it iterates."""
+        return None
+
     def usage(self) -> tuple[float, float, int]:
         """(cpu_user_s, cpu_sys_s, rss_bytes) for the whole server."""
         ru = resource.getrusage(resource.RUSAGE_SELF)
@@ -148,7 +165,18 @@ class Server:
             "rss_bytes": rss,
             "max_fd": s.max_fd,
             **({} if s.blocked_s is None else {"blocked_s": round(s.blocked_s, 6)}),
+            **self.serving_fields(),
         }
+
+    def serving_fields(self) -> dict[str, Any]:
+        """The optional stats of ``buffered()`` and ``serving``."""
+        out: dict[str, Any] = {}
+        held = self.buffered()
+        if held is not None:
+            out["buffered_bytes"], out["buffered_conns"] = held
+        if self.serving is not None:
+            out.update(self.serving.fields())
+        return out
 
 
 class Ticker:
@@ -158,17 +186,26 @@ class Ticker:
         self.server = server
         self.interval = interval
         self.next = time.monotonic() + interval
-        self._last_passes = (time.monotonic(), 0)
+        start = time.monotonic()
+        self._last: dict[str, tuple[float, float]] = {"passes": (start, 0), "blocked": (start, 0)}
         self._stop = threading.Event()
+
+    def _per_s(self, key: str, value: float) -> float:
+        """A cumulative counter's growth per second since the previous event."""
+        now = time.monotonic()
+        then, before = self._last[key]
+        self._last[key] = (now, value)
+        return (value - before) / max(now - then, 1e-9)
 
     def fields(self) -> dict[str, Any]:
         fields = self.server.snapshot()
-        passes = self.server.stats.loop_passes
-        if passes is not None:
-            now = time.monotonic()
-            then, before = self._last_passes
-            fields["loop_passes_per_s"] = round((passes - before) / max(now - then, 1e-9), 1)
-            self._last_passes = (now, passes)
+        stats = self.server.stats
+        if stats.loop_passes is not None:
+            fields["loop_passes_per_s"] = round(self._per_s("passes", stats.loop_passes), 1)
+        if stats.blocked_s is not None:
+            # The share of the last interval the one thread slept in handler
+            # waits: 1.0 means the loop served no one at all.
+            fields["blocked_per_s"] = round(self._per_s("blocked", stats.blocked_s), 4)
         return fields
 
     def tick(self) -> float:

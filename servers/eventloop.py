@@ -11,7 +11,8 @@ What every event-driven model inherits:
 * partial writes: what ``send`` did not take is kept in ``conn.out`` and the
   descriptor is watched for ``OUT`` until it drained; while more than
   ``HIGH_WATER`` bytes wait (the client is not reading) the connection is not
-  read, so memory stays bounded;
+  read, so memory stays bounded; the stats report those bytes
+  (``buffered_bytes``, ``buffered_conns``: the memory slow readers cost);
 * half-close: ``recv`` returning b"" marks the connection ``eof``; it is
   closed once everything received has been echoed, so the client reads the
   rest and then EOF;
@@ -77,6 +78,18 @@ class EventLoopServer(Server):
     def wait(self, timeout: float | None):
         """Block until something is ready; an iterable of (fd, mask)."""
         raise NotImplementedError
+
+    def buffered(self) -> tuple[int, int] | None:
+        """The bytes in every ``conn.out``. ``list()`` of the dict's values is
+        one C call under the GIL, so the ticker's thread never sees the dict
+        change size while the loop adds or closes connections."""
+        total = held = 0
+        for c in list(getattr(self, "conns", {}).values()):
+            out = c.out
+            if out:
+                total += len(out)
+                held += 1
+        return total, held
 
     def admit(self, sock) -> bool:
         """Last check before a new connection is watched (select: FD_SETSIZE)."""

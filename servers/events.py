@@ -8,6 +8,9 @@
   closed at a limit is counted under ``refused[kind]`` instead.
 * ``Stats.refuse(kind, fd)`` — counts a limit hit and prints the limit event
   the first time each kind is seen.
+* ``Serving`` — who is being served and who waits, in the models whose
+  threads each serve one connection until it closes (threadpool, blocking):
+  a starved pool shows as every worker busy and connections waiting.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import json
 import sys
 import threading
 import time
+from collections import deque
 from typing import Any
 
 
@@ -84,3 +88,54 @@ class Stats:
                 self.max_fd = fd
         if first:
             self.emitter.event("limit", {"kind": kind, "fd": fd, "connections": self.connections})
+
+
+class Serving:
+    """The serving side of a model whose threads each hold one connection
+    until it closes (a thread pool, the blocking server's one thread).
+
+    Such a thread is taken for the whole session, not per message: a client
+    that dribbles one byte every 500 ms (slowloris) or reads its reply
+    slowly keeps its worker as long as a fast one would, so a few slow
+    clients can hold every worker while new connections, accepted by the
+    kernel, wait. The stats say so: ``workers``, ``busy`` (serving a
+    connection now), ``waiting`` (accepted, queued for a worker now; the
+    pool only: the blocking server's waiting connections are in the
+    kernel's accept queue, where it cannot count them), ``wait_oldest_s``
+    (how long the longest of those has waited) and ``session_oldest_s``
+    (how long the longest session now served has held its worker).
+    """
+
+    def __init__(self, workers: int, queue: bool):
+        self.workers = workers
+        self.lock = threading.Lock()
+        self.sessions: dict[int, float] = {}  # thread ident -> session start (monotonic)
+        self.queue: deque[float] | None = deque() if queue else None  # FIFO enqueue times
+
+    def queued(self) -> None:
+        """A connection was handed to the pool's queue (call before the put)."""
+        with self.lock:
+            self.queue.append(time.monotonic())  # type: ignore[union-attr]
+
+    def started(self) -> None:
+        """This thread took a connection (the queue's oldest: it is FIFO)."""
+        now = time.monotonic()
+        with self.lock:
+            if self.queue:
+                self.queue.popleft()
+            self.sessions[threading.get_ident()] = now
+
+    def ended(self) -> None:
+        with self.lock:
+            self.sessions.pop(threading.get_ident(), None)
+
+    def fields(self) -> dict[str, Any]:
+        now = time.monotonic()
+        with self.lock:
+            oldest = min(self.sessions.values(), default=now)
+            out: dict[str, Any] = {"workers": self.workers, "busy": len(self.sessions),
+                                   "session_oldest_s": round(now - oldest, 3)}
+            if self.queue is not None:
+                out["waiting"] = len(self.queue)
+                out["wait_oldest_s"] = round(now - self.queue[0], 3) if self.queue else 0.0
+        return out

@@ -205,5 +205,11 @@ class Server(BaseServer):
         c.sock.close()
         self.stats.closed += 1
 
+    def buffered(self) -> tuple[int, int] | None:
+        """Echo queued in a send the kernel has not completed (``c.out``). The
+        ticker runs in this loop's thread, so the dict is not changing."""
+        held = [len(c.out) for c in self.conns.values() if c.out]
+        return sum(held), len(held)
+
     def close(self) -> None:
         L.io_uring_queue_exit(self.ring)

@@ -45,7 +45,8 @@ What the parent does:
   ``processes=N``) once every child printed its own, and then one merged
   event stream: every interval a ``stats`` event summing the children
   (connections, accepted, closed, bytes, CPU and RSS, plus the parent's CPU
-  and RSS; ``refused`` and ``blocked_s`` summed; ``max_fd`` the highest;
+  and RSS; ``refused``, ``blocked_s``, ``blocked_per_s``, ``buffered_bytes``
+  and ``buffered_conns`` summed (``OPTIONAL_SUMS``); ``max_fd`` the highest;
   ``peak_connections`` the highest sum seen, since the sum of the children's
   peaks overstates it) with ``processes``, each child's own numbers; the
   first ``limit`` event of each kind, with the child's ``pid`` and the
@@ -86,6 +87,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Stats fields the server's event has as the sum of its children's.
 SUMMED = ("connections", "accepted", "closed", "bytes_in", "bytes_out", "cpu_user_s",
           "cpu_sys_s", "rss_bytes")
+# Fields only some models report, summed when any child has them: the loops'
+# blocked seconds (and share of time: above 1 over N loops) and the echo held
+# for slow readers.
+OPTIONAL_SUMS = ("blocked_s", "blocked_per_s", "buffered_bytes", "buffered_conns")
 # Each child's own numbers in the ``processes`` list.
 DETAIL = ("connections", "accepted", "refused", "rss_bytes", "max_fd")
 
@@ -263,8 +268,9 @@ class Supervisor:
                    accepted=sums["accepted"], closed=sums["closed"], refused=refused)
         out.update({key: sums[key] for key in SUMMED[3:]})
         out["max_fd"] = max(c.value("max_fd") for c in self.children)
-        if any("blocked_s" in c.stats for c in self.children):
-            out["blocked_s"] = round(self.total("blocked_s"), 6)
+        for key in OPTIONAL_SUMS:
+            if any(key in c.stats for c in self.children):
+                out[key] = round(self.total(key), 6)
         out["processes"] = [{"pid": c.pid, **{k: c.value(k, {} if k == "refused" else 0)
                                               for k in DETAIL}} for c in self.children]
         return out

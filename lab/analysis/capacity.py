@@ -230,8 +230,10 @@ def host_capacity(plan: ModelPlan, host: dict[str, Any], nofile: Any, model_kind
 def plan_model(model: str, rows: list[Row], slo: SLO, host: dict[str, Any] | None = None,
                nofile: Any = None, model_kind: str | None = None,
                target: int | None = None, rate: float | None = None,
-               processes: int = 1, band: bool = True, churn: bool = False) -> ModelPlan:
-    """The plan for one model from its rows sorted by step (see the module docstring)."""
+               processes: int = 1, band: bool = True, churn: bool = False,
+               server: ServerSpec | None = None) -> ModelPlan:
+    """The plan for one model from its rows sorted by step (see the module docstring);
+    ``server`` (its scenario entry) lets the failing step's cause name its settings."""
     kept, left_out = usable_rows(rows)
     ok: list[Row] = []
     failing, why = None, []
@@ -246,7 +248,7 @@ def plan_model(model: str, rows: list[Row], slo: SLO, host: dict[str, Any] | Non
     if failing is not None:
         i = next(i for i, r in enumerate(rows) if r is failing)
         evidence = cause(failing, why, m.cores_used(rows)[i],
-                         cores_available(model_kind, (host or {}).get("cpus"), processes))
+                         cores_available(model_kind, (host or {}).get("cpus"), processes), server)
     binds, reason = _binding(failing, why, swept_to, evidence)
     best = ok[-1] if ok else None
     capacity = m.held(best) if best else None
@@ -334,7 +336,8 @@ def plan_run(run: Run, slo: SLO, target: int | None = None,
     echo run's hold has connects only from reconnects after failures)."""
     churn = is_churn(run)
     plans = [plan_model(model, run.rows_for(model), slo, target=target, rate=rate,
-                        churn=churn, **model_setting(run, model)) for model in run.models]
+                        churn=churn, server=run.server(model), **model_setting(run, model))
+             for model in run.models]
     if not churn:
         for plan in plans:
             plan.connects_per_s = None

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from lab.analysis import connect
+from lab.analysis import connect, group_findings
 from lab.analysis.capacity import plan_run, slo_of
 from lab.results.columns import COLUMNS
 from lab.results.reader import Run
@@ -110,5 +110,6 @@ def summary(run: Run, verdicts: list[Verdict], exit_code: int) -> dict[str, Any]
             "expectations_met": not any(v.failed for v in verdicts if v.server == name),
         }
     return {"run": str(run.path), "exit_code": exit_code, "slo": asdict(slo),
-            "models": models, "expectations_met": not any(v.failed for v in verdicts),
+            "models": models, "groups": group_findings.summary(run),
+            "expectations_met": not any(v.failed for v in verdicts),
             "expect_not_checked": [asdict(v) for v in verdicts if not v.checked]}

@@ -7,14 +7,21 @@ against the cheapest model's
 (a superlative is said only among the models whose CPU was measured, and
 names those whose CPU was not) —
 the numbers of the capacity plan (``lab/analysis/capacity.py``), so the
-headline, the plan and the charts never disagree. Nothing here is written by
+headline, the plan and the charts never disagree. A latency mode near the
+40 ms delayed-ACK interval is said even where the SLO was met (a 42 ms p99
+within a 100 ms SLO still reads as a difference between models, and is
+TCP's: ``causes.delayed_ack_mode``). A load with user groups
+adds, per model, the group that suffered and the best model's figure for it
+(``lab/analysis/group_findings.py``). Nothing here is written by
 hand: a run without a number says "not measured" rather than guess.
 """
 
 from __future__ import annotations
 
+from lab.analysis import group_findings
 from lab.analysis import metrics as m
 from lab.analysis.capacity import ModelPlan, plan_run, slo_of
+from lab.analysis.causes import delayed_ack_mode
 from lab.results.reader import Run
 
 
@@ -93,12 +100,30 @@ def _sentence(run: Run, plan: ModelPlan, cheapest: ModelPlan | None,
     return start + (within + cost if plan.capacity or plan.connects_per_s else "") + note + "."
 
 
+def tcp_modes(run: Run, plans: list[ModelPlan]) -> list[str]:
+    """Per model, the first step whose latency has the delayed-ACK mode,
+    unless its plan already gave it as the cause of a missed SLO."""
+    out = []
+    for plan in plans:
+        for row in run.rows_for(plan.model):
+            mode = delayed_ack_mode(row, run.server(plan.model))
+            if mode:
+                if mode not in plan.why:
+                    out.append(f"{plan.model} at {_step([row], row.get('step'))}: {mode}; "
+                               "a TCP effect, not the I/O model's.")
+                break
+    return out
+
+
 def headline(run: Run) -> list[str]:
-    """The run's finding, one sentence per model in run order."""
+    """The run's finding, one sentence per model in run order, then one per
+    model with the delayed-ACK latency mode, then one per model whose user
+    group suffered (none without ``load.groups``)."""
     plans = plan_run(run, slo_of(run))
     costed = [p for p in plans if p.cpu_per_message_s and p.capacity]
     # Held connections within the SLO but no CPU figure: its server reported
     # no CPU (lab/run/monitors.py MEASURED_BY says who measures what).
     unmeasured = [p.model for p in plans if p.capacity and not p.cpu_per_message_s]
     cheapest = min(costed, key=lambda p: p.cpu_per_message_s, default=None)
-    return [_sentence(run, p, cheapest, costed, unmeasured) for p in plans]
+    return ([_sentence(run, p, cheapest, costed, unmeasured) for p in plans]
+            + tcp_modes(run, plans) + [f.text for f in group_findings.findings(run)])

@@ -21,12 +21,16 @@ from matplotlib.figure import Figure
 
 from contract.limits import FD_SETSIZE
 from contract.models import BY_NAME, MODELS
+from lab.analysis import group_findings as gf
 from lab.analysis import series as rs
 from lab.results.reader import Run
 
 # Custom servers: a stable hash of the label into these.
 CUSTOM_PALETTE = ("#000000", "#e7298a", "#66a61e", "#a6761d", "#1b9e77", "#7570b3")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p", "d", "8")
+# User groups share their model's colour and differ by dash (SVG dasharray;
+# the PNG's matplotlib linestyle is the same pattern).
+GROUP_DASHES = ("", "5 3", "1 3", "8 3 2 3")
 
 
 def color_for(model: str) -> str:
@@ -178,6 +182,29 @@ def chart_idle(run: Run) -> Figure:
                     "idle connections", wall=False)
 
 
+def chart_groups(run: Run) -> Figure:
+    """p99 per user group vs the step's users: colour per model, dash per group."""
+    fig, ax = _figure()
+    series = gf.latency_series(run)
+    dashes = {name: GROUP_DASHES[i % len(GROUP_DASHES)] for i, name in
+              enumerate(dict.fromkeys(group for _model, group in series))}
+    for (model, group), (xs, ys) in series.items():
+        dash = dashes[group]
+        style = (0, tuple(float(v) for v in dash.split())) if dash else "-"
+        ax.plot(xs, ys, linestyle=style, marker=marker_for(model), ms=5, lw=1.8,
+                color=color_for(model), label=f"{model} · {group}")
+    _slo_line(ax, run)
+    ys = [y for _xs, ys in series.values() for y in ys if y > 0]
+    if ys and max(ys) / min(ys) > 10:
+        ax.set_yscale("log")
+    _finish(ax, "Echo p99 per user group", "users (every group)", "echo p99 (ms)")
+    return fig
+
+
+def has_groups(run: Run) -> bool:
+    return bool(gf.latency_series(run))
+
+
 # (file stem, title for the report, drawing function, applies to this run?)
 CHARTS: tuple[tuple[str, str, Callable[[Run], Figure], Callable[[Run], bool]], ...] = (
     ("held", "Connections held vs target", chart_held, lambda run: True),
@@ -186,6 +213,7 @@ CHARTS: tuple[tuple[str, str, Callable[[Run], Figure], Callable[[Run], bool]], .
     ("cost", "Memory per connection and CPU per message", chart_cost, lambda run: True),
     ("idle", "Latency vs idle connections", chart_idle, lambda run: run.is_idle_vs_active),
     ("accept", "Accept rate vs users", chart_accept, rs.has_accept_rate),
+    ("groups", "Echo latency per user group", chart_groups, has_groups),
 )
 
 
@@ -206,6 +234,11 @@ NOTES: dict[str, str] = {
     "accept": "Connections established per second in each step's hold (connects_per_s): with "
               "user: churn every user connects, echoes and closes, so this is how fast the "
               "model accepts; a thread or process per connection pays its creation here.",
+    "groups": "Each user group's echo p99 (groups.csv), one colour per model and one line "
+              "style per group, against the users of the step (every group). A ringed X "
+              "marks a step whose group broke the error SLO, labelled with its commonest "
+              "failure; a group with no echo at a step has no point there (the finding above "
+              "names it).",
     "idle": "Latency of the active users while idle connections grow: with poll/select the "
             "cost of every call grows with the idle set; with epoll it does not.",
 }

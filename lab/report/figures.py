@@ -20,6 +20,7 @@ from html import escape
 
 from contract.generator import client_bound_reasons
 from contract.limits import FD_SETSIZE
+from lab.analysis import group_findings as gf
 from lab.analysis import metrics as m
 from lab.report import charts
 from lab.report.svg import Line, Panel, Point, Rule, auto_log, fmt, render_figure
@@ -178,9 +179,47 @@ def fig_accept(run: Run) -> list[Panel]:
                   ylog_ratio=float("inf"))]
 
 
+def group_dashes(run: Run) -> dict[str, str]:
+    """A dash pattern per user group (the colour stays the model's), in the
+    order the groups first appear in groups.csv."""
+    names = list(dict.fromkeys(group for _model, group in gf.latency_series(run)))
+    return {name: charts.GROUP_DASHES[i % len(charts.GROUP_DASHES)]
+            for i, name in enumerate(names)}
+
+
+def fig_groups(run: Run) -> list[Panel]:
+    """p99 per user group against the step's users: one line per model and
+    group, exactly ``group_findings.latency_series``; a point whose group's
+    errors broke the SLO is marked with its dominant failure kind."""
+    p = Panel("Echo p99 per user group (line style: group)", "users (every group)",
+              "echo p99 (ms)", rules=_slo(run))
+    rows = gf.group_rows(run)
+    steps = gf.by_step(rows)
+    dashes = group_dashes(run)
+    for (model, group), (xs, ys) in gf.latency_series(run, rows).items():
+        pts = []
+        for (step, g), x, y in zip(sorted((s, gs[group]) for (mdl, s), gs in steps.items()
+                                          if mdl == model and gs.get(group, {}).get("p99_ms")
+                                          is not None), xs, ys, strict=True):
+            err = g.get("error_rate") or 0.0
+            mark = None
+            if err > run.slo.error_rate:
+                kinds = gf.parse_failure_kinds(g.get("failure_kinds"))
+                mark = max(kinds, key=kinds.__getitem__, default="errors")
+            title = (f"{model} · {group} group · step {step}\nusers: {fmt(x)}\n"
+                     f"p99: {fmt(y)} ms\nerror rate: {err:.2%}")
+            pts.append(Point(x, y, title, mark))
+        p.lines.append(Line(model, charts.color_for(model), pts, dash=dashes[group],
+                            label_limits=True))
+    ys = [pt.y for ln in p.lines for pt in ln.points]
+    p.ylog = auto_log(ys, 10) and min(ys, default=1) > 0
+    p.empty_text = "no group had an echo"
+    return [p]
+
+
 FIGURES: dict[str, Callable[[Run], list[Panel]]] = {
     "held": fig_held, "latency": fig_latency, "rate": fig_rate, "cost": fig_cost,
-    "idle": fig_idle, "accept": fig_accept,
+    "idle": fig_idle, "accept": fig_accept, "groups": fig_groups,
 }
 
 
@@ -210,6 +249,13 @@ STYLE_KEYS: dict[str, list[tuple[str, str]]] = {
     "idle": [("p99", ""), ("p50", "5 3")],
     "cost": [("server RSS", ""), ("kernel sockets", "5 3")],
 }
+
+
+def style_keys(run: Run, stem: str) -> list[tuple[str, str]] | None:
+    """The line styles a chart's legend explains (the groups' are the run's own)."""
+    if stem == "groups":
+        return [(f"{name} group", dash) for name, dash in group_dashes(run).items()]
+    return STYLE_KEYS.get(stem)
 
 
 def figure_svg(run: Run, stem: str) -> str:

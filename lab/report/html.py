@@ -140,7 +140,7 @@ def charts_section(run: Run) -> str:
         stem = path.stem.removeprefix("chart-")
         note = charts.NOTES.get(stem, "")
         svg = figures.figure_svg(run, stem)
-        leg = figures.legend(models, figures.STYLE_KEYS.get(stem),
+        leg = figures.legend(models, figures.style_keys(run, stem),
                              hollow=any(r.get("client_bound") for r in run.rows))
         figs.append(f'<figure id="{escape(path.stem)}" class="chart"><div class="chartrow">'
                     f"{svg}{leg}</div><figcaption><b>{escape(title)}</b> (PNG copy: "
@@ -199,7 +199,8 @@ def steps_section(run: Run) -> str:
         for repeat in sorted({r.get("repeat") or 0 for r in every}):
             rows = [r for r in every if (r.get("repeat") or 0) == repeat]
             found = slo_causes(rows, [capacity.passes(r, slo, churn) for r in rows], kind,
-                               run.host.get("cpus"), capacity.processes_of(run, server, kind))
+                               run.host.get("cpus"), capacity.processes_of(run, server, kind),
+                               server)
             causes.update({_key(r): c for r, c in zip(rows, found, strict=True)})
     rows = [[escape(cell(r.get(c.name), c.name)) for c in EVERY_STEP]
             + [escape(causes.get(_key(r)) or "")] for r in run.rows]

@@ -191,6 +191,32 @@ COLUMNS: tuple[Column, ...] = (
            json="connects_per_s_at_top_step"),
     Column("dropped", int, "hold", "", "dropped",
            "churn arrivals in the hold window that found no free user (open model; 0 otherwise)"),
+    Column("server_blocked_per_s", float, "end", "s/s", "loop blocked",
+           "the share of the server's last stats interval before the step's end (the hold) "
+           "that its one thread slept in `block_us` handler waits, serving no one (event-driven "
+           "models; summed over `--processes` loops); empty for other models"),
+    Column("server_buffered_bytes", int, "end", "bytes", "buffered",
+           "echo the server held at the step's end because `send()` hit EAGAIN (a slow "
+           "reader's closed window), summed over connections (event-driven models' own "
+           "buffers); empty where the model keeps none (a blocking thread waits in `sendall`)"),
+    Column("server_buffered_conns", int, "end", "", "buffering conns",
+           "connections the server held such echo for at the step's end"),
+    Column("buffered_per_conn_bytes", int, "end", "bytes", "buffered/conn",
+           "`server_buffered_bytes / server_buffered_conns`: the server's memory per slow "
+           "connection; empty when no connection held any"),
+    Column("server_workers", int, "end", "", "workers",
+           "threads that serve one connection each until it closes (threadpool's pool, the "
+           "blocking server's one); empty for other models"),
+    Column("server_busy", int, "end", "", "busy",
+           "of `server_workers`, those serving a connection at the step's end"),
+    Column("server_waiting", int, "end", "", "waiting",
+           "threadpool: connections accepted and queued for a worker at the step's end"),
+    Column("server_wait_s", float, "end", "s", "waited",
+           "threadpool: how long the longest-queued of `server_waiting` had waited for a "
+           "worker at the step's end"),
+    Column("server_session_s", float, "end", "s", "session",
+           "how long the longest session then served had held its worker (a slowloris client "
+           "holds one as long as it dribbles)"),
 )
 
 BY_NAME: dict[str, Column] = {c.name: c for c in COLUMNS}

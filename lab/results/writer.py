@@ -67,6 +67,9 @@ run.json format versions (bump on any change readers must know about):
   step held fewer connections than its target; otherwise the accept queue's
   effect is a connect-phase finding (lab/analysis/connect.py), which
   ``models.<name>`` does not store (it is derived from the rows).
+- 8 (2026-12): rows (and steps.csv) add the server's own stats about slow
+  clients (lab/results/serving.py): loop blocked share, echo buffered for
+  slow readers, a pool's workers, queue and longest session.
 """
 
 from __future__ import annotations
@@ -86,12 +89,13 @@ from lab.errors import InputError, ResultsError
 from lab.host.proctree import THREADS
 from lab.results.columns import NAMES, Row, names
 from lab.results.phases import connect_columns, count, hold_error_rate
+from lab.results.serving import serving_columns
 from lab.scenario.dump import not_checked_to_list
 from lab.scenario.loader import scenario_to_dict, scenario_to_yaml
 from lab.scenario.types import Scenario, ServerSpec
 from lab.versions import installed_versions
 
-FORMAT_VERSION = 7
+FORMAT_VERSION = 8
 
 # The column names in steps.csv order (declared in lab/results/columns.py).
 COLUMNS: tuple[str, ...] = NAMES
@@ -214,7 +218,9 @@ def make_row(spec: ServerSpec, step: dict[str, Any], stats: dict[str, Any] | Non
         **{k: (evidence or {}).get(k) for k in SYN_COLUMNS},  # format 7's, at the end
         "connects_per_s": step.get("connects_per_s"),
         "dropped": step.get("dropped"),
+        **serving_columns(stats),
     }
+
 
 
 def memory_columns(server_rss: int | None, loadgen_rss: int | None,

@@ -48,6 +48,10 @@ HEADER_V7 = HEADER_V6 + (
     ",connect_p50_ms,connect_p99_ms,connect_max_ms,connect_attempts,connect_count,"
     "connect_retries,connect_error_rate,connect_s,syn_drops,syncookies_sent,connects_per_s,dropped"
 )
+HEADER_V8 = HEADER_V7 + (  # the server's own evidence about slow clients
+    ",server_blocked_per_s,server_buffered_bytes,server_buffered_conns,buffered_per_conn_bytes,"
+    "server_workers,server_busy,server_waiting,server_wait_s,server_session_s"
+)
 
 
 def test_every_column_is_declared_once_and_completely():
@@ -63,8 +67,8 @@ def test_every_column_is_declared_once_and_completely():
 
 def test_the_csv_header_is_the_declaration_in_its_on_disk_order(tmp_path):
     record = RunRecord(create_run_dir(tmp_path, "lab"), SCENARIO, "local")
-    assert record.csv_path.read_text().splitlines() == [HEADER_V7]
-    assert ",".join(NAMES) == HEADER_V7 and HEADER_V7.startswith(HEADER_V6)
+    assert record.csv_path.read_text().splitlines() == [HEADER_V8]
+    assert ",".join(NAMES) == HEADER_V8 and HEADER_V8.startswith(HEADER_V7)
 
 
 def test_the_reader_types_every_column_as_declared(tmp_path):
