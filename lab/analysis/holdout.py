@@ -287,6 +287,14 @@ def _described(fit: Fit | None, fig: str) -> str:
     return fit.describe(1e6, " µs") if fig == "cpu" else fit.describe(1.0, " B")
 
 
+def error_text(c: Check) -> str:
+    """A check's relative error as signed percent, with its note."""
+    if c.error is None:
+        return c.note
+    error = f"{c.error if abs(c.error) >= 5e-4 else 0.0:+.1%}"  # no "-0.0%"
+    return f"{error} ({c.note})" if c.note else error
+
+
 def _verdict(h: ModelHoldout) -> str:
     """One sentence per model: a miss above the noise fails the extrapolation;
     misses within a noise above ``TOLERANCE`` are named as not predictable from
@@ -299,11 +307,11 @@ def _verdict(h: ModelHoldout) -> str:
     noisy = [f for f, _ in scored if f.status == "noise"]
     f, c = max([p for p in scored if p[0] in missed] or scored,
                key=lambda p: abs(p[1].error or 0.0))
-    where = f"{label(f)} {_error(c)} at {c.held} connections"
+    where = f"{label(f)} {error_text(c)} at {c.held} connections"
     unchecked = [label(x) for x in h.figures if x.worst is None]
     rest = f"; not checked: {', '.join(unchecked)}" if unchecked else ""
     noise = "".join(f"; {label(x)}: not predictable from these steps: noise ±{x.noise:.0%}, "
-                    f"error up to {_error(x.worst) if x.worst else '–'}"
+                    f"error up to {error_text(x.worst) if x.worst else '–'}"
                     for x in noisy if x.noise is not None)
     why = "".join(f"; {label(x)}: {x.why}" for x in missed if x.why)
     if missed:
@@ -348,58 +356,3 @@ def holdout_run(run: Run, slo: SLO) -> list[ModelHoldout]:
     """The holdout check for every model in ``run``."""
     return [holdout_model(model, run.rows_for(model), slo, **model_setting(run, model))
             for model in run.models]
-
-
-def _bytes(v: float | None) -> str:
-    if v is None:
-        return "–"
-    if abs(v) < 1024:
-        return f"{v:.0f} B"
-    return f"{v / 2**20:.2f} MiB" if abs(v) >= 2**20 else f"{v / 1024:.1f} KiB"
-
-
-def _error(c: Check) -> str:
-    if c.error is None:
-        return c.note
-    error = f"{c.error if abs(c.error) >= 5e-4 else 0.0:+.1%}"  # no "-0.0%"
-    return f"{error} ({c.note})" if c.note else error
-
-
-def _amount(fig: str, v: float | None) -> str:
-    """A predicted or measured value: bytes of growth, or CPU seconds in the step."""
-    if fig != "cpu" or v is None:
-        return _bytes(v)
-    return f"{v:.3f} s"
-
-
-def table(holdouts: list[ModelHoldout]) -> tuple[list[str], list[list[str]]]:
-    """Header and cells of the holdout table (markdown here, HTML in lab/report/holdout.py)."""
-    head = ["model", "figure", "fit (chosen; leave-one-out error)", "step", "connections",
-            "predicted", "measured", "error", "noise"]
-    return head, [
-        [h.model, FIGURES[f.figure][0], f.fit, str(c.step), str(c.held),
-         _amount(f.figure, c.predicted), _amount(f.figure, c.measured),
-         _error(c), "–" if c.noise is None else f"±{c.noise:.1%}"]
-        for h in holdouts for f in h.figures for c in f.checks]
-
-
-def to_markdown(holdouts: list[ModelHoldout]) -> str:
-    """The ``--holdout`` section of capacity.md (and of the command's output)."""
-    lines = ["## Holdout: do the costs predict the steps they were not fitted on?", "",
-             "Each model's costs fitted by the plan on the lower half of its usable steps "
-             "(by connections held), predicting the upper half: memory as growth since the "
-             "first fitted step, CPU as the step's server CPU seconds (at most the cores the "
-             "model can use: \"at the ceiling\"). The fit column names the shape chosen "
-             "(lab/analysis/fits.py) and its leave-one-out error on the fitted steps. Error = "
-             f"(predicted − measured) / measured; within ±{TOLERANCE:.0%} the cost "
-             "extrapolates. Noise: the scatter of the fitted steps around a fit that left "
-             "each out (and with repeats the step's own min–max band), relative to the "
-             "measured value; a miss within twice a noise above "
-             f"{TOLERANCE:.0%} is \"not predictable from these steps\", not a pass.", ""]
-    head, cells = table(holdouts)
-    if cells:
-        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        lines += ["| " + " | ".join(c) + " |" for c in cells]
-        lines.append("")
-    lines += [f"- {h.verdict}" for h in holdouts]
-    return "\n".join(lines) + "\n"

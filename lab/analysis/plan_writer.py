@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.analysis import holdout as ho
+from lab.analysis import holdout_table
 from lab.analysis.capacity import plan_run, slo_of
 from lab.analysis.plan_table import to_markdown
 from lab.results.reader import load_run
@@ -31,7 +32,7 @@ def write_capacity(run_dir: Path, target: int | None = None, rate: float | None 
     extra = ""
     if holdout:
         checks = ho.holdout_run(run, slo)
-        extra = ho.to_markdown(checks)
+        extra = holdout_table.to_markdown(checks)
         payload["holdout"] = [h.to_dict() for h in checks]
     md = to_markdown(run, plans, slo, target, rate, extra)
     md_path = run.path / "capacity.md"
