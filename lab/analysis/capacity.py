@@ -16,7 +16,9 @@ The rules (also written into capacity.md):
   failed and were retried during the ramp do not fail a step; they are the
   connect phase's findings (lab/analysis/connect.py). "binds first" names the
   phase: ``errors (hold)``, ``backlog (connect)``. A churn run's plan adds
-  connects/s: the best accept rate at a step meeting the SLO. The model's capacity is the most
+  connects/s: the best accept rate at a step meeting the SLO, and no memory per connection
+  ("n/a: churn": a churn step's open connections are whichever were in flight when it
+  ended, so bytes per connection would divide by chance). The model's capacity is the most
   connections held at a passing step before the first failing one.
 - Memory per 1000 connections is the slope of a least-squares line of bytes
   against connections over every usable step, intercept free (so the
@@ -122,6 +124,7 @@ class ModelPlan:
     messages_per_conn_s: float | None = None  # the pace measured at the capacity step
     failing_step: int | None = None  # the first step that missed the SLO
     connects_per_s: float | None = None  # churn: the best accept rate at a passing step
+    churn: bool = False  # a churn run: no memory per held connection (its users close)
 
 
 def _truthy(value: Any) -> bool:
@@ -256,11 +259,14 @@ def plan_model(model: str, rows: list[Row], slo: SLO, host: dict[str, Any] | Non
                      capacity_step=best.get("step") if best else None,
                      swept_to=swept_to, wall=wall, binds=binds, why=reason, left_out=left_out,
                      failing_step=failing.get("step") if failing is not None else None,
-                     connects_per_s=best_connects_per_s(ok))
+                     connects_per_s=best_connects_per_s(ok), churn=churn)
     cores = cores_available(model_kind, (host or {}).get("cpus"), processes)
     # Memory is a measurement, valid at failing steps too: a line over every usable step.
-    plan.rss_fit = memory_fit(kept, "server_rss_bytes")
-    plan.kernel_fit = memory_fit(kept, "kernel_sock_bytes")
+    # Not for churn: the connections open at a step's end are whichever were in
+    # flight at that instant, so bytes per connection would divide by chance.
+    if not churn:
+        plan.rss_fit = memory_fit(kept, "server_rss_bytes")
+        plan.kernel_fit = memory_fit(kept, "kernel_sock_bytes")
     if best:
         plan.rss_per_1000 = None if plan.rss_fit is None else plan.rss_fit.b * 1000
         plan.kernel_per_1000 = None if plan.kernel_fit is None else plan.kernel_fit.b * 1000

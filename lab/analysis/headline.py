@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from lab.analysis import metrics as m
 from lab.analysis.capacity import ModelPlan, plan_run, slo_of
+from lab.analysis.connect import limit_words
 from lab.results.reader import Run
 
 
@@ -69,7 +70,7 @@ def _sentence(run: Run, plan: ModelPlan, cheapest: ModelPlan | None,
     hit = run.first_limit(plan.model)
     if hit:
         row, kind = hit
-        start = f"{plan.model} stopped at {_stopped_at(row)}: {kind}"
+        start = f"{plan.model} stopped at {_stopped_at(row)}: {limit_words(kind)}"
     elif plan.binds != "none":
         start = f"{plan.model} missed the SLO at {_step(rows, plan.failing_step)} ({plan.why})"
     else:

@@ -67,6 +67,9 @@ run.json format versions (bump on any change readers must know about):
   step held fewer connections than its target; otherwise the accept queue's
   effect is a connect-phase finding (lab/analysis/connect.py), which
   ``models.<name>`` does not store (it is derived from the rows).
+- 8 (2026-12): rows add the load's sockets (``load_time_wait``,
+  ``load_ports_max``: lab/run/load_ports.py) and the server's accept queue
+  (``accept_queue_max``, ``accept_queue_peak``: lab/run/accept_queue.py).
 """
 
 from __future__ import annotations
@@ -91,7 +94,7 @@ from lab.scenario.loader import scenario_to_dict, scenario_to_yaml
 from lab.scenario.types import Scenario, ServerSpec
 from lab.versions import installed_versions
 
-FORMAT_VERSION = 7
+FORMAT_VERSION = 8
 
 # The column names in steps.csv order (declared in lab/results/columns.py).
 COLUMNS: tuple[str, ...] = NAMES
@@ -103,8 +106,12 @@ KERNEL_COLUMNS = names("kernel")
 # kernel's socket memory. ``kernel_sock_bytes`` is the server host's: on one
 # host it covers both ends of every connection, on several only the server's.
 MEMORY_COLUMNS = names("memory")
-# The kernel's SYN side (format 7): in KERNEL_COLUMNS, after the connect phase on disk.
+# The kernel's evidence that came after the others on disk: the SYN side (format
+# 7), then the load's own sockets (lab/run/load_ports.py) and the server's
+# accept queue (lab/run/accept_queue.py), format 8.
 SYN_COLUMNS = ("syn_drops", "syncookies_sent")
+FORMAT_8_EVIDENCE = NAMES[NAMES.index("load_time_wait"):]
+LATER_EVIDENCE = (*SYN_COLUMNS, *FORMAT_8_EVIDENCE)
 
 
 def now_iso() -> str:
@@ -202,7 +209,7 @@ def make_row(spec: ServerSpec, step: dict[str, Any], stats: dict[str, Any] | Non
         "active_users": active_users,
         "kernel_sock_bytes": sock_bytes,
         "t_end": step.get("t_end"),
-        **{k: (evidence or {}).get(k) for k in KERNEL_COLUMNS if k not in SYN_COLUMNS},
+        **{k: (evidence or {}).get(k) for k in KERNEL_COLUMNS if k not in LATER_EVIDENCE},
         "repeat": repeat,
         **generator_columns(step, limit),
         **memory_columns(stats.get("rss_bytes"), step.get("loadgen_rss_bytes"), sock_bytes),
@@ -214,6 +221,7 @@ def make_row(spec: ServerSpec, step: dict[str, Any], stats: dict[str, Any] | Non
         **{k: (evidence or {}).get(k) for k in SYN_COLUMNS},  # format 7's, at the end
         "connects_per_s": step.get("connects_per_s"),
         "dropped": step.get("dropped"),
+        **{k: (evidence or {}).get(k) for k in FORMAT_8_EVIDENCE},
     }
 
 

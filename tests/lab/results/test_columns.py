@@ -48,6 +48,9 @@ HEADER_V7 = HEADER_V6 + (
     ",connect_p50_ms,connect_p99_ms,connect_max_ms,connect_attempts,connect_count,"
     "connect_retries,connect_error_rate,connect_s,syn_drops,syncookies_sent,connects_per_s,dropped"
 )
+HEADER_V8 = HEADER_V7 + (  # the load's sockets and the server's accept queue
+    ",load_time_wait,load_ports_max,accept_queue_max,accept_queue_peak"
+)
 
 
 def test_every_column_is_declared_once_and_completely():
@@ -56,15 +59,17 @@ def test_every_column_is_declared_once_and_completely():
         assert c.type in TYPES and c.phase in PHASES, c
         assert c.label and c.meaning and "|" not in c.meaning and "\n" not in c.meaning, c
     assert set(Row.__optional_keys__) == set(NAMES) and not Row.__required_keys__
-    assert names("kernel")[0] == "listen_overflows" and len(names("kernel")) == 12
-    assert names("kernel")[-2:] == ("syn_drops", "syncookies_sent")
+    assert names("kernel")[0] == "listen_overflows" and len(names("kernel")) == 14
+    assert names("kernel")[-4:] == ("syn_drops", "syncookies_sent", "accept_queue_max",
+                                    "accept_queue_peak")
+    assert names("load") == ("load_time_wait", "load_ports_max")
     assert names("memory") == ("loadgen_rss_bytes", "lab_mem_bytes")
 
 
 def test_the_csv_header_is_the_declaration_in_its_on_disk_order(tmp_path):
     record = RunRecord(create_run_dir(tmp_path, "lab"), SCENARIO, "local")
-    assert record.csv_path.read_text().splitlines() == [HEADER_V7]
-    assert ",".join(NAMES) == HEADER_V7 and HEADER_V7.startswith(HEADER_V6)
+    assert record.csv_path.read_text().splitlines() == [HEADER_V8]
+    assert ",".join(NAMES) == HEADER_V8 and HEADER_V7.startswith(HEADER_V6)
 
 
 def test_the_reader_types_every_column_as_declared(tmp_path):
