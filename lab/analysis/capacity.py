@@ -16,9 +16,10 @@ The rules (also written into capacity.md):
   failed and were retried during the ramp do not fail a step; they are the
   connect phase's findings (lab/analysis/connect.py). "binds first" names the
   phase: ``errors (hold)``, ``backlog (connect)``. A churn run's plan adds
-  connects/s: the best accept rate at a step meeting the SLO, and no memory per connection
-  ("n/a: churn": a churn step's open connections are whichever were in flight when it
-  ended, so bytes per connection would divide by chance). The model's capacity is the most
+  connects/s: the best accept rate at a step meeting the SLO, and nothing per connection
+  held ("n/a: churn": connections held, memory and cores per 1000, hosts): a churn step's
+  open connections are whichever were in flight when it ended, so a figure per
+  connection would divide by chance. The model's capacity is the most
   connections held at a passing step before the first failing one.
 - Memory per 1000 connections is the slope of a least-squares line of bytes
   against connections over every usable step, intercept free (so the
@@ -274,7 +275,7 @@ def plan_model(model: str, rows: list[Row], slo: SLO, host: dict[str, Any] | Non
         # CPU is not charged to the next one.
         idx = next(i for i, r in enumerate(rows) if r is best)
         used = m.cores_used(rows)[idx]
-        if used is not None and m.held(best):
+        if used is not None and m.held(best) and not churn:
             plan.cores_per_1000 = used / m.held(best) * 1000
         plan.cpu_per_message_s = m.cpu_per_message(rows)[idx]
         plan.cpu_fit = cpu_fit(rows, ok, cores)
@@ -285,8 +286,9 @@ def plan_model(model: str, rows: list[Row], slo: SLO, host: dict[str, Any] | Non
             plan.saturated_at = m.held(full[0])
             plan.ceiling_messages_per_s = max(
                 (r.get("echo_count") or 0) / (r.get("hold_s") or 1) for r in full)
-    plan.host_capacity = host_capacity(plan, host or {}, nofile, model_kind, target, rate,
-                                       processes)
+    # Every per-host cap is in connections held, which a churn run does not measure.
+    plan.host_capacity = {} if churn else host_capacity(plan, host or {}, nofile, model_kind,
+                                                        target, rate, processes)
     if plan.host_capacity:
         # On a tie the measured wall names the binding: it is evidence, the rest arithmetic.
         plan.host_binding = min(plan.host_capacity, key=lambda k: (

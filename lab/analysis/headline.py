@@ -97,9 +97,12 @@ def _sentence(run: Run, plan: ModelPlan, cheapest: ModelPlan | None,
 def headline(run: Run) -> list[str]:
     """The run's finding, one sentence per model in run order."""
     plans = plan_run(run, slo_of(run))
-    costed = [p for p in plans if p.cpu_per_message_s and p.capacity]
-    # Held connections within the SLO but no CPU figure: its server reported
-    # no CPU (lab/run/monitors.py MEASURED_BY says who measures what).
-    unmeasured = [p.model for p in plans if p.capacity and not p.cpu_per_message_s]
+    # A model that passed some step: held connections within the SLO, or (churn,
+    # whose users close by design) accepted connects within it.
+    passed = [p for p in plans if p.capacity or p.connects_per_s]
+    costed = [p for p in passed if p.cpu_per_message_s]
+    # Passed but no CPU figure: its server reported no CPU (lab/run/monitors.py
+    # MEASURED_BY says who measures what).
+    unmeasured = [p.model for p in passed if not p.cpu_per_message_s]
     cheapest = min(costed, key=lambda p: p.cpu_per_message_s, default=None)
     return [_sentence(run, p, cheapest, costed, unmeasured) for p in plans]

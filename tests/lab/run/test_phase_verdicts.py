@@ -298,4 +298,40 @@ def test_a_churn_plan_has_no_memory_per_connection(tmp_path):
     head, cells = table_rows([plan])
     assert cells[0][head.index("server RSS /1000")] == "n/a: churn"
     assert cells[0][head.index("kernel /1000")] == "n/a: churn"
-    assert "memory" not in plan.host_capacity
+    assert cells[0][head.index("max conns @SLO")] == "n/a: churn"
+    assert cells[0][head.index("cores /1000")] == "n/a: churn"
+    assert plan.host_capacity == {} and cells[0][head.index("per host")] == "–"
+
+
+CHURN2 = parse_scenario("servers: [select, epoll]\nload: {user: churn, connect_rate: 1500, "
+                        "steps: [50, 200]}\n", "churn2.yaml")
+
+
+def test_a_churn_headline_compares_cpu_among_models_that_accepted_within_the_slo(tmp_path):
+    """On Docker, churn.yaml's select had 0 connections open at its steps' ends and
+    85 µs per message against epoll's 92 µs: select is the least, whatever it held."""
+    record = RunRecord(create_run_dir(tmp_path, "churn2"), CHURN2, "local")
+    for spec, open_at_end, cpu in ((CHURN2.servers[0], 0, (0.5, 1.35)),
+                                   (CHURN2.servers[1], 1, (0.5, 1.42))):
+        for i in (0, 1):
+            rec = _record(i, (50, 200)[i], open_at_end, echoes=10000, connects_per_s=1500.0)
+            row = make_row(spec, rec, stats(rec["t_end"], open_at_end), None, 4096,
+                           evidence=QUIET)
+            record.add_row({**row, "server_cpu_s": cpu[i]})
+        record.set_model(spec.name, kind=spec.model)
+    record.finish(complete=True, interrupted=False)
+    select, epoll = headline(load_run(record.run_dir))
+    assert "it accepted 1,500 connects/s within the SLO" in select
+    assert select.endswith("85 µs of CPU per message (the least).")
+    assert "92 µs of CPU per message, 1.1× select's" in epoll
+
+
+def test_the_run_summary_of_a_churn_model_gives_its_accept_rate():
+    from lab.cli.run_cmd import summarize
+    from lab.run.outcome import ModelOutcome
+
+    rec = _record(1, 200, 0, connects_per_s=1499.8)
+    outcome = ModelOutcome(rows=[make_row(CHURN.servers[0], rec, stats(rec["t_end"], 0), None,
+                                          4096)])
+    assert summarize(outcome, churn=True) == "ran every step; last step 1,500 connects/s, errors 0.0%"
+    assert "0/200 connected" in summarize(outcome)
