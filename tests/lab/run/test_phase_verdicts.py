@@ -333,5 +333,6 @@ def test_the_run_summary_of_a_churn_model_gives_its_accept_rate():
     rec = _record(1, 200, 0, connects_per_s=1499.8)
     outcome = ModelOutcome(rows=[make_row(CHURN.servers[0], rec, stats(rec["t_end"], 0), None,
                                           4096)])
-    assert summarize(outcome, churn=True) == "ran every step; last step 1,500 connects/s, errors 0.0%"
+    assert summarize(outcome, churn=True) == (
+        "ran every step; last step 1,500 connects/s, errors 0.0%")
     assert "0/200 connected" in summarize(outcome)
