@@ -1,12 +1,18 @@
 """A textbook fork-per-connection echo server, run by the tests as a custom
 server: ``python tests/forking_echo.py PORT`` (127.0.0.1 only). The parent
 accepts and forks; each child echoes one connection and exits; the parent
-reaps its children from SIGCHLD, so their CPU lands in its ``cutime``."""
+reaps its children from SIGCHLD, so their CPU lands in its ``cutime``.
+
+``python tests/forking_echo.py PORT ACCEPT_DELAY_MS BACKLOG``: a server that
+accepts slower than a ramp opens connections (it waits ``ACCEPT_DELAY_MS``
+after each fork, like a server whose fork is costly) with a small accept
+queue, so a burst of connects overflows it and SYNs are retried."""
 
 import os
 import signal
 import socket
 import sys
+import time
 
 PATH = os.path.abspath(__file__)
 
@@ -19,12 +25,12 @@ def reap(signum, frame):
         pass
 
 
-def serve(port: int) -> None:
+def serve(port: int, accept_delay_s: float = 0.0, backlog: int = 128) -> None:
     signal.signal(signal.SIGCHLD, reap)
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", port))
-    listener.listen(128)
+    listener.listen(backlog)
     while True:
         try:
             conn, _ = listener.accept()
@@ -36,7 +42,10 @@ def serve(port: int) -> None:
                 conn.sendall(data)
             os._exit(0)
         conn.close()
+        if accept_delay_s:
+            time.sleep(accept_delay_s)
 
 
 if __name__ == "__main__":
-    serve(int(sys.argv[1]))
+    delay_ms = float(sys.argv[2]) if len(sys.argv) > 2 else 0.0
+    serve(int(sys.argv[1]), delay_ms / 1000, int(sys.argv[3]) if len(sys.argv) > 3 else 128)

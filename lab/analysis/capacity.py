@@ -16,7 +16,10 @@ The rules (also written into capacity.md):
   failed and were retried during the ramp do not fail a step; they are the
   connect phase's findings (lab/analysis/connect.py). "binds first" names the
   phase: ``errors (hold)``, ``backlog (connect)``. A churn run's plan adds
-  connects/s: the best accept rate at a step meeting the SLO. The model's capacity is the most
+  connects/s: the best accept rate at a step meeting the SLO, and nothing per connection
+  held ("n/a: churn": connections held, memory and cores per 1000, hosts): a churn step's
+  open connections are whichever were in flight when it ended, so a figure per
+  connection would divide by chance. The model's capacity is the most
   connections held at a passing step before the first failing one.
 - Memory per 1000 connections is the slope of a least-squares line of bytes
   against connections over every usable step, intercept free (so the
@@ -122,6 +125,7 @@ class ModelPlan:
     messages_per_conn_s: float | None = None  # the pace measured at the capacity step
     failing_step: int | None = None  # the first step that missed the SLO
     connects_per_s: float | None = None  # churn: the best accept rate at a passing step
+    churn: bool = False  # a churn run: no memory per held connection (its users close)
 
 
 def _truthy(value: Any) -> bool:
@@ -258,11 +262,14 @@ def plan_model(model: str, rows: list[Row], slo: SLO, host: dict[str, Any] | Non
                      capacity_step=best.get("step") if best else None,
                      swept_to=swept_to, wall=wall, binds=binds, why=reason, left_out=left_out,
                      failing_step=failing.get("step") if failing is not None else None,
-                     connects_per_s=best_connects_per_s(ok))
+                     connects_per_s=best_connects_per_s(ok), churn=churn)
     cores = cores_available(model_kind, (host or {}).get("cpus"), processes)
     # Memory is a measurement, valid at failing steps too: a line over every usable step.
-    plan.rss_fit = memory_fit(kept, "server_rss_bytes")
-    plan.kernel_fit = memory_fit(kept, "kernel_sock_bytes")
+    # Not for churn: the connections open at a step's end are whichever were in
+    # flight at that instant, so bytes per connection would divide by chance.
+    if not churn:
+        plan.rss_fit = memory_fit(kept, "server_rss_bytes")
+        plan.kernel_fit = memory_fit(kept, "kernel_sock_bytes")
     if best:
         plan.rss_per_1000 = None if plan.rss_fit is None else plan.rss_fit.b * 1000
         plan.kernel_per_1000 = None if plan.kernel_fit is None else plan.kernel_fit.b * 1000
@@ -270,7 +277,7 @@ def plan_model(model: str, rows: list[Row], slo: SLO, host: dict[str, Any] | Non
         # CPU is not charged to the next one.
         idx = next(i for i, r in enumerate(rows) if r is best)
         used = m.cores_used(rows)[idx]
-        if used is not None and m.held(best):
+        if used is not None and m.held(best) and not churn:
             plan.cores_per_1000 = used / m.held(best) * 1000
         plan.cpu_per_message_s = m.cpu_per_message(rows)[idx]
         plan.cpu_fit = cpu_fit(rows, ok, cores)
@@ -281,8 +288,9 @@ def plan_model(model: str, rows: list[Row], slo: SLO, host: dict[str, Any] | Non
             plan.saturated_at = m.held(full[0])
             plan.ceiling_messages_per_s = max(
                 (r.get("echo_count") or 0) / (r.get("hold_s") or 1) for r in full)
-    plan.host_capacity = host_capacity(plan, host or {}, nofile, model_kind, target, rate,
-                                       processes)
+    # Every per-host cap is in connections held, which a churn run does not measure.
+    plan.host_capacity = {} if churn else host_capacity(plan, host or {}, nofile, model_kind,
+                                                        target, rate, processes)
     if plan.host_capacity:
         # On a tie the measured wall names the binding: it is evidence, the rest arithmetic.
         plan.host_binding = min(plan.host_capacity, key=lambda k: (

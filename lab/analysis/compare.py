@@ -134,6 +134,23 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+# error_rate's meaning changed at this format: the hold's only (loadgen/phases.py).
+HOLD_ERROR_RATE_FORMAT = 7
+
+
+def meaning_changes(a: Run, b: Run) -> list[str]:
+    """Columns whose meaning differs between the two runs' formats, in words."""
+    versions = [r.meta.get("format_version") for r in (a, b)]
+    if not all(isinstance(v, int) for v in versions):
+        return []
+    if min(versions) < HOLD_ERROR_RATE_FORMAT <= max(versions):
+        return [f"error_rate changed meaning at format {HOLD_ERROR_RATE_FORMAT}: since then it "
+                "is the hold phase's (failed echoes / echoes attempted in the hold window); "
+                f"the format-{min(versions)} run's counts every failure of the step, connects "
+                "in the ramp included, so the two are not the same figure"]
+    return []
+
+
 def _describe(diffs: list[tuple[str, Any, Any]], a: Run, b: Run) -> str:
     return "\n".join(f"  {name}: A ({a.name}) = {va!r}, B ({b.name}) = {vb!r}"
                      for name, va, vb in diffs)
@@ -144,10 +161,12 @@ def compare(run_a: Path, run_b: Path, force: bool = False) -> str:
     a, b = load_run(run_a), load_run(run_b)
     diffs = metadata_diffs(a, b)
     header = f"A = {a.path}\nB = {b.path}\n"
+    changed = "".join(f"WARNING: {c}\n" for c in meaning_changes(a, b))
     if diffs and not force:
         raise InputError("the runs differ in metadata that matters, so their numbers do not "
-                         f"compare:\n{_describe(diffs, a, b)}\nRe-run with matching settings, "
-                         "or pass --force to compare anyway.")
+                         f"compare:\n{_describe(diffs, a, b)}\n{changed}Re-run with matching "
+                         "settings, or pass --force to compare anyway.")
     if diffs:
         header += f"WARNING (--force): metadata differs:\n{_describe(diffs, a, b)}\n"
+    header += changed
     return header + "\n" + format_table(compare_rows(a, b))

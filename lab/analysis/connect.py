@@ -9,7 +9,11 @@ the connection is made late, or the attempt times out and the user retries.
 When every connection was made by the hold's end, that is latency in the
 connect phase, not a wall: the step gets no ``backlog`` limit
 (lab/run/verdict.py) but a finding with its evidence, e.g. "connect p99
-1,012 ms: 1,220 connects retried; the accept queue overflowed 1,204 times".
+1,012 ms: 1,220 connects retried; the accept queue of 5 overflowed 1,204
+times (6 waiting at most, sampled)" — the queue's size and the most seen in
+it are the kernel's (lab/run/accept_queue.py). A connect that failed with
+EADDRNOTAVAIL is the client's: its source ports ran out, said with the
+load's own sockets (lab/run/load_ports.py), never the server's.
 
 ``slo.connect_p99_ms`` and ``slo.connect_error_rate`` (none by default) are
 the connect phase's own bounds: a step that misses one gets "missed the
@@ -24,8 +28,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from contract.limits import BACKLOG, LOAD_SIDE_LIMITS
-from lab.results.reader import Row
+from contract.limits import BACKLOG, EADDRNOTAVAIL, LOAD_SIDE_LIMITS
+from lab.results.reader import Row, parse_failure_kinds
 from lab.scenario.types import SLO
 
 CONNECT_PHASE_LIMITS = frozenset({BACKLOG, *LOAD_SIDE_LIMITS})
@@ -57,15 +61,32 @@ def evidence(row: Row) -> list[str]:
         out.append(f"{retries:,} connects retried")
     elif failed:
         out.append(f"{failed:,} connect attempts failed")
+    out += client_ports(row)
     overflows = row.get("listen_overflows") or 0
+    size, peak = row.get("accept_queue_max"), row.get("accept_queue_peak")
+    queue = "the accept queue" + (f" of {size:,}" if size is not None else "")
     if overflows:
-        out.append(f"the accept queue overflowed {overflows:,} times")
+        seen = f" ({peak:,} waiting at most, sampled)" if peak is not None else ""
+        out.append(f"{queue} overflowed {overflows:,} times{seen}")
     syn = row.get("syn_drops") or 0
     if syn > overflows:
         out.append(f"the listener dropped {syn:,} SYNs or handshakes")
     if cookies := row.get("syncookies_sent") or 0:
         out.append(f"{cookies:,} syncookies sent (the SYN queue was full)")
     return out
+
+
+def client_ports(row: Row) -> list[str]:
+    """EADDRNOTAVAIL among the connect failures, named as the client's limit
+    with the load's own sockets (lab/run/load_ports.py) as its evidence."""
+    failed = parse_failure_kinds(row.get("failure_kinds")).get(EADDRNOTAVAIL, 0)
+    if not failed:
+        return []
+    ports, waiting = row.get("load_ports_max"), row.get("load_time_wait")
+    seen = ", ".join([*([f"{ports:,} ports in use on one source address"] if ports else []),
+                      *([f"{waiting:,} in TIME_WAIT"] if waiting else [])])
+    return [f"{failed:,} connects failed with EADDRNOTAVAIL: the client ran out of source ports"
+            + (f" ({seen})" if seen else "") + ", the client's limit, not the server's"]
 
 
 def finding(row: Row, slo: SLO) -> str | None:
@@ -97,6 +118,14 @@ def model_summary(rows: list[Row], slo: SLO) -> dict[str, Any]:
                      if (f := finding(r, slo))],
         "slo_met": (not any(missed_connect_slo(r, slo) for r in rows)) if set_slo else None,
     }
+
+
+def limit_words(kind: str) -> str:
+    """A limit as a sentence names it: EADDRNOTAVAIL says whose it is (the
+    load's source ports ran out; the server never saw those connects)."""
+    if kind == EADDRNOTAVAIL:
+        return f"{kind}, the client's limit (its source ports ran out), not the server's"
+    return kind
 
 
 def binds_phase(binds: str) -> str:

@@ -22,6 +22,7 @@ from lab.analysis import group_findings
 from lab.analysis import metrics as m
 from lab.analysis.capacity import ModelPlan, plan_run, slo_of
 from lab.analysis.causes import delayed_ack_mode
+from lab.analysis.connect import limit_words
 from lab.results.reader import Run
 
 
@@ -76,7 +77,7 @@ def _sentence(run: Run, plan: ModelPlan, cheapest: ModelPlan | None,
     hit = run.first_limit(plan.model)
     if hit:
         row, kind = hit
-        start = f"{plan.model} stopped at {_stopped_at(row)}: {kind}"
+        start = f"{plan.model} stopped at {_stopped_at(row)}: {limit_words(kind)}"
     elif plan.binds != "none":
         start = f"{plan.model} missed the SLO at {_step(rows, plan.failing_step)} ({plan.why})"
     else:
@@ -120,10 +121,13 @@ def headline(run: Run) -> list[str]:
     model with the delayed-ACK latency mode, then one per model whose user
     group suffered (none without ``load.groups``)."""
     plans = plan_run(run, slo_of(run))
-    costed = [p for p in plans if p.cpu_per_message_s and p.capacity]
-    # Held connections within the SLO but no CPU figure: its server reported
-    # no CPU (lab/run/monitors.py MEASURED_BY says who measures what).
-    unmeasured = [p.model for p in plans if p.capacity and not p.cpu_per_message_s]
+    # A model that passed some step: held connections within the SLO, or (churn,
+    # whose users close by design) accepted connects within it.
+    passed = [p for p in plans if p.capacity or p.connects_per_s]
+    costed = [p for p in passed if p.cpu_per_message_s]
+    # Passed but no CPU figure: its server reported no CPU (lab/run/monitors.py
+    # MEASURED_BY says who measures what).
+    unmeasured = [p.model for p in passed if not p.cpu_per_message_s]
     cheapest = min(costed, key=lambda p: p.cpu_per_message_s, default=None)
     return ([_sentence(run, p, cheapest, costed, unmeasured) for p in plans]
             + tcp_modes(run, plans) + [f.text for f in group_findings.findings(run)])

@@ -11,6 +11,11 @@ from lab.analysis.fits import Fit
 from lab.results.reader import Run
 from lab.scenario.types import SLO
 
+# A churn plan's cells per connection held: its users close by design, so the
+# connections open at a step's end are a sample of those in flight, not a load
+# the memory or the CPU grew with (its figure is connects/s @SLO).
+CHURN_NA = "n/a: churn"
+
 
 def _mib(v: float | None) -> str:
     if v is None:
@@ -31,8 +36,9 @@ def table_rows(plans: list[ModelPlan]) -> tuple[list[str], list[list[str]]]:
     for p in plans:
         per_host = p.host_capacity.get(p.host_binding) if p.host_binding else None
         cells.append([
-            p.model, _num(p.capacity, "d"), binds_phase(p.binds), _mib(p.rss_per_1000),
-            _mib(p.kernel_per_1000), _num(p.cores_per_1000, ".3f"),
+            p.model, CHURN_NA if p.churn else _num(p.capacity, "d"), binds_phase(p.binds),
+            *([CHURN_NA] * 3 if p.churn else [_mib(p.rss_per_1000), _mib(p.kernel_per_1000),
+                                              _num(p.cores_per_1000, ".3f")]),
             _num(None if p.cpu_per_message_s is None else p.cpu_per_message_s * 1e6, ".0f"),
             _num(per_host, "d") + (f" ({p.host_band[0]}–{p.host_band[1]})"
                                    if p.host_band else ""),
@@ -47,8 +53,8 @@ def fits_note(p: ModelPlan) -> str:
     def fit(f: Fit | None, unit: float, suffix: str) -> str:
         return "–" if f is None else f.describe(unit, suffix)
 
-    parts = [f"server RSS {fit(p.rss_fit, 1.0, ' B')}",
-             f"kernel memory {fit(p.kernel_fit, 1.0, ' B')}",
+    parts = [f"server RSS {CHURN_NA if p.churn else fit(p.rss_fit, 1.0, ' B')}",
+             f"kernel memory {CHURN_NA if p.churn else fit(p.kernel_fit, 1.0, ' B')}",
              f"CPU per message {fit(p.cpu_fit, 1e6, ' µs')}"]
     if p.saturated_at is not None:
         parts.append(f"CPU at its ceiling from {p.saturated_at} connections "

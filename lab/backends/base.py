@@ -132,6 +132,11 @@ class LoadHandle(ABC):
         """The kernel's word for an OOM kill of the master ("" when none)."""
         return ""
 
+    def net_procs(self) -> list[Path]:
+        """``/proc/.../net`` of each network namespace the load's sockets are
+        in, those this machine can read (lab/run/load_ports.py); empty when none."""
+        return []
+
 
 def worker_lost(exit_code: int | None) -> bool:
     """Whether a Locust worker that ended with ``exit_code`` (None: still

@@ -244,6 +244,9 @@ class LocalLoad(LoadHandle):
     def master_oom_evidence(self) -> str:
         return killed_by_oom(self.master)
 
+    def net_procs(self) -> list[Path]:
+        return [Path("/proc/net")]  # local workers share this machine's namespace
+
     def lost_workers(self, lines: int = 12) -> list[LostWorker]:
         if self.master.poll() is not None:  # the master ended the run: workers follow it
             return []

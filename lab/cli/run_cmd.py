@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from contract.defaults import USER_CHURN
 from lab import RESULTS
 from lab.cli.parser import PROG, LabParser
 from lab.errors import InputError, Interrupted
@@ -121,7 +122,7 @@ def command(argv: list[str]) -> int:
     say = sys.stderr if args.json else sys.stdout  # --json: stdout is the summary alone
     print(f"run: {run_dir}", file=say)
     for name, outcome in outcomes.items():
-        print(f"  {name}: {summarize(outcome)}", file=say)
+        print(f"  {name}: {summarize(outcome, scenario.load.user == USER_CHURN)}", file=say)
     missing = [f for f in REPORT_FILES if not (run_dir / f).exists()]
     if not missing:
         print(f"report: {run_dir / 'report.html'}", file=say)
@@ -162,8 +163,9 @@ def command(argv: list[str]) -> int:
     return code
 
 
-def summarize(outcome: Any) -> str:
-    """One line per model: how it ended and what its last step saw."""
+def summarize(outcome: Any, churn: bool = False) -> str:
+    """One line per model: how it ended and what its last step saw (a churn
+    load its accept rate: its users close by design, few are connected at the end)."""
     if outcome.error:
         state = f"failed: {outcome.error.splitlines()[0]}"
     elif outcome.stopped_at_step is not None:
@@ -172,6 +174,8 @@ def summarize(outcome: Any) -> str:
         state = "ran every step" + (f" (limit seen: {outcome.limit})" if outcome.limit else "")
     if outcome.rows:
         last = outcome.rows[-1]
-        state += (f"; last step {last['connected']}/{last['target_connections']} connected, "
-                  f"errors {last['error_rate']:.1%}")
+        rate = last.get("connects_per_s")
+        held = (f"{rate or 0:,.0f} connects/s" if churn else
+                f"{last['connected']}/{last['target_connections']} connected")
+        state += f"; last step {held}, errors {last['error_rate']:.1%}"
     return state

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from html import escape
 
-from lab.analysis import capacity, plan_table
+from lab.analysis import capacity, holdout_table, plan_table
 from lab.analysis import holdout as ho
 from lab.report.tables import html_table
 from lab.results.reader import Run
@@ -18,7 +18,7 @@ def section(run: Run) -> str:
     if not run.models:
         return ""
     checks = ho.holdout_run(run, capacity.slo_of(run))
-    head, cells = ho.table(checks)
+    head, cells = holdout_table.table(checks)
     table = html_table(head, [[escape(c) for c in row] for row in cells], {7}) if cells else ""
     left_out = plan_table.left_out_note({h.model: h.left_out for h in checks})
     verdicts = "".join(f"<li>{escape(h.verdict)}</li>" for h in checks)

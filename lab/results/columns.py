@@ -11,7 +11,7 @@ and the column list in README.md and docs/design.md (a unit test compares
 them; ``python -m lab.results.columns`` prints both).
 
 ``COLUMNS`` is in ``steps.csv`` order, which is a format: a new column goes at
-the end (and bumps ``FORMAT_VERSION`` in the writer), never in between.
+the end (and bumps ``FORMAT_VERSION`` in lab/results/formats.py), never in between.
 
 Each column has a *phase*, when in a step its value is taken (``PHASES``). A
 step has two measured phases: the *connect* phase (every connect of the step,
@@ -36,11 +36,14 @@ PHASES: dict[str, str] = {
     "connect": "the step's connect phase, ramp included, from its first connect attempt to its "
                "last established connection (connect latency, attempts, retries, SYN drops)",
     "end": "read at the step's end (connections held, the server's last stats)",
-    "kernel": "the kernel's own counters in the server's network namespace "
-              "(lab/run/kernel.py): increases over the step, then socket counts at its end",
+    "kernel": "the kernel's own view of the server's network namespace (lab/run/kernel.py, "
+              "lab/run/accept_queue.py): counters' increases over the step, socket counts at "
+              "its end, the accept queue's size and the most it held",
     "generator": "the load generator's accounting of itself (contract/generator.py): "
                  "whether the step's numbers are the server's",
     "memory": "the whole lab's memory at the step's end, both ends of every connection",
+    "load": "the kernel's view of the load's own sockets toward the server, in the load "
+            "generator's network namespace(s) (lab/run/load_ports.py): the most seen over the step",
 }
 TYPES: tuple[type, ...] = (int, float, bool, str)
 
@@ -217,6 +220,22 @@ COLUMNS: tuple[Column, ...] = (
     Column("server_session_s", float, "end", "s", "session",
            "how long the longest session then served had held its worker (a slowloris client "
            "holds one as long as it dribbles)"),
+    Column("load_time_wait", int, "load", "", "load TIME_WAIT",
+           "the most of the load's sockets toward the server in TIME_WAIT at once during the "
+           "step: the client closed first and each holds its source port for 60 s"),
+    Column("load_ports_max", int, "load", "", "load ports",
+           "the most source ports one load address had in use toward the server at once "
+           "during the step (any state but LISTEN), the busiest address; past "
+           "`ip_local_port_range` (28,232 by default) `connect()` fails with EADDRNOTAVAIL, "
+           "the client's limit"),
+    Column("accept_queue_max", int, "kernel", "", "accept queue",
+           "the size of the server's accept queue as the kernel holds it "
+           "(`min(backlog, net.core.somaxconn)`, sock_diag's `idiag_wqueue` of its listening "
+           "socket; with `processes`, the largest)"),
+    Column("accept_queue_peak", int, "kernel", "", "accept queue peak",
+           "the most connections seen waiting in the server's accept queue during the step's "
+           "connect phase (sock_diag's `idiag_rqueue`, sampled every 20 ms: a shorter burst "
+           "can be missed)"),
 )
 
 BY_NAME: dict[str, Column] = {c.name: c for c in COLUMNS}

@@ -33,7 +33,7 @@ from lab.errors import InputError
 from lab.host.facts import HostFacts
 from lab.results.columns import BY_NAME, Row
 from lab.results.repeats import fold
-from lab.results.writer import FORMAT_VERSION
+from lab.results.formats import FORMAT_VERSION
 from lab.scenario.loader import parse_scenario
 from lab.scenario.types import SLO, LoadSpec, Scenario, ServerSpec
 

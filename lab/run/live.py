@@ -88,13 +88,21 @@ class LiveView:
             self._last_plain = self.clock()
             self.line(text)
 
-    def step_done(self, row: dict[str, Any], connect: str | None = None) -> None:
+    def step_done(self, row: dict[str, Any], connect: str | None = None,
+                  churn: bool = False) -> None:
         """The step's result line; ``connect`` is its connect-phase finding
-        (lab/analysis/connect.py), on a line of its own."""
+        (lab/analysis/connect.py), on a line of its own. A churn step
+        (``churn``) says its accept rate: its users close by design, so the
+        few connected at the instant the step ended say nothing of it."""
         limit = f"  limit {row['limit']}" if row.get("limit") else ""
         server = _num(row.get("server_connections"))
-        self.line(f"  {row['model']} step {row['step']}: {row['connected']}/"
-                  f"{row['target_connections']} connected, server {server}"
+        if churn:
+            held = (f"{_num(row.get('connects_per_s'))} connects/s by "
+                    f"{row['target_connections']} users, {_num(row.get('connected'))} in "
+                    f"flight at the end, {_num(row.get('dropped'))} arrivals dropped")
+        else:
+            held = f"{row['connected']}/{row['target_connections']} connected, server {server}"
+        self.line(f"  {row['model']} step {row['step']}: {held}"
                   f", {_num(row.get('rps'))} rps, p99 {_ms(row.get('p99_ms'))}, errors "
                   f"{row['error_rate']:.2%}{limit}")
         if connect:

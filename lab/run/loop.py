@@ -26,15 +26,18 @@ from typing import Any
 from contract.defaults import USER_CHURN, USER_IDLE
 from contract.limits import CRASH
 from lab.analysis.connect import finding as connect_finding
+from lab.analysis.connect import limit_words
 from lab.backends.base import Backend, LoadHandle, RunContext, ServerHandle
 from lab.errors import BackendError, ResultsError, interruption
 from lab.results.columns import step_of
 from lab.results.groups import append_groups
 from lab.results.writer import RunRecord, create_run_dir, make_row
+from lab.run.accept_queue import AcceptQueueWatch
 from lab.run.generator import GeneratorWatch
 from lab.run.hostwatch import HostGone, HostWatch
 from lab.run.kernel import KernelSampler
 from lab.run.live import LiveView
+from lab.run.load_ports import LoadPorts
 from lab.run.monitors import ServerMonitor, SockSampler
 from lab.run.outcome import ModelOutcome, merged
 from lab.run.poller import StepPoller, planned_s
@@ -62,6 +65,8 @@ class Runner:
         self.poll_s, self.clock = poll_s, clock
         self.sampler = SockSampler(enabled=False)  # the model's server host, once it runs
         self.kernel = KernelSampler(None)  # the model's server namespace, once it runs
+        self.queue = AcceptQueueWatch(None, None)  # its listeners' accept queue, likewise
+        self.ports = LoadPorts([], 0)  # the load's own sockets, once it runs
         self.watch: GeneratorWatch | None = None  # the model's load generator, once it runs
         self.hosts = HostWatch(backend.host_checks)  # hosts that stop answering mid-step
 
@@ -114,9 +119,11 @@ class Runner:
             self.sampler = SockSampler(enabled=self.backend.on_this_machine(spec.host))
             self.kernel = KernelSampler(server.net_proc())
             self.kernel.sample(self.clock())
+            self.queue = AcceptQueueWatch(server.net_proc(), server.ready.get("port")).start()
             monitor = ServerMonitor(
                 server, self.ctx.logs_dir / f"{self.ctx.stem(spec.name)}.events.jsonl")
             load = self.backend.start_load(server, self.ctx)
+            self.ports = LoadPorts(load.net_procs(), server.target_port)
             self.watch = GeneratorWatch(load, self.live.line)
             self._poll_steps(spec, server, load, monitor, outcome)
         except KeyboardInterrupt:
@@ -163,6 +170,7 @@ class Runner:
         server namespace's kernel counters."""
         self.sampler.sample(now)
         self.kernel.sample(now)
+        self.ports.sample(now)
 
     def add_row(self, spec: ServerSpec, record: dict[str, Any], monitor: ServerMonitor,
                 death: str | None, outcome: ModelOutcome) -> dict[str, Any]:
@@ -172,7 +180,8 @@ class Runner:
         outcome.rows.append(row)
         self.record.add_row(row)
         append_groups(self.record.run_dir, spec.name, record, self.ctx.repeat)
-        self.live.step_done(row, connect_finding(row, self.scenario.slo))
+        self.live.step_done(row, connect_finding(row, self.scenario.slo),
+                            churn=self.scenario.load.user == USER_CHURN)
         example = record.get("mismatch_example")
         if example and outcome.mismatch_example is None:
             outcome.mismatch_example = example
@@ -187,8 +196,10 @@ class Runner:
         t_end = float(record.get("t_end") or self.clock())
         outcome = self.outcomes.get(spec.name)
         previous = outcome.rows[-1].get("t_end") if outcome and outcome.rows else None
-        evidence = self.kernel.step(previous if previous is not None else self.model_started,
-                                    t_end)
+        start = previous if previous is not None else self.model_started
+        evidence = {**self.kernel.step(start, t_end), **self.ports.step(start, t_end),
+                    **self.queue.step(record.get("t_connect_start") or start,
+                                      record.get("t_connect_end") or t_end)}
         active = self.scenario.load.active_users if self.scenario.load.user == USER_IDLE else (
             int(record.get("target_users") or 0))
         limit = step_limit(event=monitor.first_limit(until=t_end), death=death,
@@ -223,6 +234,7 @@ class Runner:
                       outcome: ModelOutcome) -> None:
         """Stop the load and the server; record how the model ended."""
         exit_code = final = tail = None
+        self.queue.stop()
         try:
             if load is not None:
                 load.stop()
@@ -244,7 +256,8 @@ class Runner:
         if outcome.interrupted:
             self.live.line(f"  {spec.name}: interrupted {self.where(name=False)}")
         else:
-            self.live.model_done(spec.name, limit, outcome.stopped_at_step, outcome.error)
+            self.live.model_done(spec.name, limit and limit_words(limit),
+                                 outcome.stopped_at_step, outcome.error)
         this = {"limit": limit, "stopped_at_step": outcome.stopped_at_step,
                 "exit_code": exit_code, "log_tail": tail, "final": final, "error": outcome.error,
                 "interrupted": outcome.interrupted, "measured": outcome.measured,

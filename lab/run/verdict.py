@@ -47,7 +47,10 @@ def serialized(record: dict[str, Any], echoing: int | None = None) -> bool:
     is at most half of those open, and echoes timed out. The blocking model
     (one connection until it closes) and a fixed thread pool smaller than the
     load both look like this from the client; an event-driven server that is
-    merely slow still answers every connection once, so it does not.
+    merely slow still answers every connection once, so it does not. Only
+    echo timeouts count: connects that timed out were never the server's to
+    serve (c100k, 2026-12-03: a full conntrack table dropped SYNs and 840
+    connect timeouts read as ``serialized`` at 285 of 1,000).
 
     ``echoing``: how many of the connections send at all (with idle users,
     only the active ones can ever have an echo back; the idle ones must not
@@ -55,7 +58,11 @@ def serialized(record: dict[str, Any], echoing: int | None = None) -> bool:
     opened, served = record.get("peak_connected"), record.get("peak_served")
     if isinstance(opened, int) and echoing is not None:
         opened = min(opened, echoing)
-    timeouts = int((record.get("failures") or {}).get(TIMEOUT) or 0)
+    # Replies that timed out, not connects: a SYN the kernel dropped (a full
+    # conntrack table, a full queue) times out in connect(), before any server
+    # could serve it; "failures" counts those too, "connect_failures" them alone.
+    timeouts = (int((record.get("failures") or {}).get(TIMEOUT) or 0)
+                - int((record.get("connect_failures") or {}).get(TIMEOUT) or 0))
     if not isinstance(opened, int) or not isinstance(served, int):
         return False
     return (opened >= SERIALIZED_MIN_CONNECTIONS and timeouts > 0

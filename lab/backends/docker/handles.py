@@ -75,6 +75,25 @@ def stop_quietly(container, timeout: float) -> None:
         pass
 
 
+def container_net(container, reload: bool = False) -> Path | None:
+    """A container's namespace through its init pid's ``/proc/<pid>/net``,
+    readable only when the daemon runs on this machine (a unix socket:
+    docker-py's ``http+docker://`` base URL); a remote pid means nothing here."""
+    import docker.errors
+
+    local = str(getattr(container.client.api, "base_url", "")).startswith("http+docker://")
+    if not local:
+        return None
+    if reload:  # a container just started: its attrs may predate its pid
+        try:
+            container.reload()
+        except (docker.errors.APIError, OSError):
+            return None
+    pid = container.attrs.get("State", {}).get("Pid")
+    net = Path(f"/proc/{pid}/net")
+    return net if pid and net.exists() else None
+
+
 class DockerServerHandle(ServerHandle):
     """A server container. A custom server prints no events: its stats come
     from its cgroup (``CgroupEvents``) and its connections from its network
@@ -123,14 +142,7 @@ class DockerServerHandle(ServerHandle):
         return oom_evidence(self.container)
 
     def net_proc(self) -> Path | None:
-        """The container's namespace through its init pid's ``/proc/<pid>/net``,
-        readable only when the daemon runs on this machine (a unix socket:
-        docker-py's ``http+docker://`` base URL); a remote pid means nothing here."""
-        pid = self.container.attrs.get("State", {}).get("Pid")
-        local = str(getattr(self.container.client.api, "base_url", "")).startswith(
-            "http+docker://")
-        net = Path(f"/proc/{pid}/net")
-        return net if pid and local and net.exists() else None
+        return container_net(self.container)
 
 
 class StepResultsReader:
@@ -208,6 +220,9 @@ class DockerLoadHandle(LoadHandle):
 
     def master_oom_evidence(self) -> str:
         return oom_evidence(self.master) or ""
+
+    def net_procs(self) -> list[Path]:
+        return [net for w in self.workers if (net := container_net(w, reload=True))]
 
     def lost_workers(self, lines: int = 12) -> list[LostWorker]:
         if self._stopped or self.exit_code() is not None:

@@ -101,3 +101,21 @@ def test_message_size_counts_but_description_does_not(pair):
 def test_not_a_run_exits_2(tmp_path, capsys):
     assert cli.main(["compare", str(GOLDEN), str(tmp_path / "nope")]) == 2
     assert str(tmp_path / "nope") in capsys.readouterr().err
+
+
+def test_compare_across_format_7_warns_that_error_rate_changed_meaning(pair, capsys):
+    """Format 7 made error_rate the hold's: a format-6 run's counts connects in
+    the ramp too, so the two columns are not the same figure."""
+    a, b = pair
+    edit_meta(a, lambda m: m.update(format_version=6))
+    edit_meta(b, lambda m: m.update(format_version=7))
+    assert cli.main(["compare", str(a), str(b)]) == 2  # the format differs: refused ...
+    assert "error_rate changed meaning at format 7" in capsys.readouterr().err
+    assert cli.main(["compare", str(a), str(b), "--force"]) == 0  # ... or compared, warned
+    out = capsys.readouterr().out
+    assert "WARNING: error_rate changed meaning at format 7" in out
+    assert "the format-6 run's counts every failure of the step" in out
+    edit_meta(a, lambda m: m.update(format_version=7))
+    edit_meta(b, lambda m: m.update(format_version=8))
+    assert cli.main(["compare", str(a), str(b), "--force"]) == 0
+    assert "error_rate changed meaning" not in capsys.readouterr().out

@@ -63,7 +63,7 @@ def test_t_end_comes_from_run_json_when_csv_rounds_it(tmp_path):
 
 def test_a_newer_format_is_refused_with_the_fix(tmp_path):
     from lab.errors import InputError
-    from lab.results.writer import FORMAT_VERSION
+    from lab.results.formats import FORMAT_VERSION
 
     (tmp_path / "steps.csv").write_text(HEADER + "epoll,1,500,500,1.5,,\n")
     (tmp_path / "run.json").write_text(json.dumps({"format_version": FORMAT_VERSION + 1}))

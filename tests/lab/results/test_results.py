@@ -9,9 +9,9 @@ import os
 import pytest
 from lab_fakes import stats, step_record
 
+from lab.results.formats import FORMAT_VERSION
 from lab.results.writer import (
     COLUMNS,
-    FORMAT_VERSION,
     RunRecord,
     create_run_dir,
     kernel_sock_bytes,

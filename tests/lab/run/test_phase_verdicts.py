@@ -241,3 +241,98 @@ def test_the_report_shows_the_connect_phase_and_the_server_count_at_a_limit(tmp_
     assert ">650<" in limits
     assert ">700<" not in limits
     assert not has_accept_rate(run)  # no row measured a connect rate: no accept chart
+
+
+def test_the_finding_names_the_accept_queue_size_and_its_peak():
+    """issue 18's sentence: "the accept queue of 5 overflowed N times", with
+    the kernel's size and the most seen waiting (lab/run/accept_queue.py)."""
+    row = _row(_record(0, 600, 600, connect_p99=1012.0),
+               {"listen_overflows": 1204, "syn_drops": 1204, "accept_queue_max": 5,
+                "accept_queue_peak": 6})
+    assert row["accept_queue_max"] == 5 and row["accept_queue_peak"] == 6
+    assert connect.finding(row, SLO()) == (
+        "connect p99 1,012 ms: the accept queue of 5 overflowed 1,204 times "
+        "(6 waiting at most, sampled)")
+
+
+def test_eaddrnotavail_is_named_the_clients_limit_in_the_finding_headline_and_console(tmp_path):
+    short = _record(0, 30000, 28232)
+    short["connect_failures"] = {EADDRNOTAVAIL: 1768}
+    short["failures"] = {EADDRNOTAVAIL: 1768}
+    row = _row(short, {"load_ports_max": 28232, "load_time_wait": 0})
+    assert row["limit"] == EADDRNOTAVAIL
+    assert row["load_ports_max"] == 28232
+    assert connect.finding(row, SLO()) == (
+        "connect p99 3.0 ms: 1,768 connect attempts failed; 1,768 connects failed with "
+        "EADDRNOTAVAIL: the client ran out of source ports (28,232 ports in use on one source "
+        "address), the client's limit, not the server's")
+    run = _run(tmp_path, [row])
+    assert headline(run)[0].startswith(
+        "epoll stopped at 28,232 connections: EADDRNOTAVAIL, the client's limit (its source "
+        "ports ran out), not the server's")
+    (plan,) = plan_run(run, slo_of(run))
+    assert plan.binds == EADDRNOTAVAIL and "client ran out" in plan.why
+    assert table_rows([plan])[1][0][2] == "EADDRNOTAVAIL (connect)"
+
+
+def test_a_churn_step_line_says_its_accept_rate_not_connections_held():
+    rec = _record(1, 200, 3, connects_per_s=987.0, dropped=12)
+    row = make_row(CHURN.servers[0], rec, stats(rec["t_end"], 3), None, 4096)
+    out = io.StringIO()
+    LiveView(out, tty=False).step_done(row, None, churn=True)
+    line = out.getvalue()
+    assert line.startswith("  epoll step 1: 987 connects/s by 200 users, 3 in flight at the "
+                           "end, 12 arrivals dropped")
+    assert "connected" not in line
+
+
+def test_a_churn_plan_has_no_memory_per_connection(tmp_path):
+    rows = []
+    for i, (target, held, rss) in enumerate([(50, 3, 20_000_000), (200, 40, 21_000_000)]):
+        rec = _record(i, target, held, connects_per_s=300.0 + i)
+        row = make_row(CHURN.servers[0], rec, stats(rec["t_end"], held), None, 4096 * held,
+                       evidence=QUIET)
+        rows.append({**row, "server_rss_bytes": rss})
+    (plan,) = plan_run(_run(tmp_path, rows, CHURN), SLO())
+    assert plan.churn and plan.rss_per_1000 is None and plan.kernel_per_1000 is None
+    head, cells = table_rows([plan])
+    assert cells[0][head.index("server RSS /1000")] == "n/a: churn"
+    assert cells[0][head.index("kernel /1000")] == "n/a: churn"
+    assert cells[0][head.index("max conns @SLO")] == "n/a: churn"
+    assert cells[0][head.index("cores /1000")] == "n/a: churn"
+    assert plan.host_capacity == {} and cells[0][head.index("per host")] == "–"
+
+
+CHURN2 = parse_scenario("servers: [select, epoll]\nload: {user: churn, connect_rate: 1500, "
+                        "steps: [50, 200]}\n", "churn2.yaml")
+
+
+def test_a_churn_headline_compares_cpu_among_models_that_accepted_within_the_slo(tmp_path):
+    """On Docker, churn.yaml's select had 0 connections open at its steps' ends and
+    85 µs per message against epoll's 92 µs: select is the least, whatever it held."""
+    record = RunRecord(create_run_dir(tmp_path, "churn2"), CHURN2, "local")
+    for spec, open_at_end, cpu in ((CHURN2.servers[0], 0, (0.5, 1.35)),
+                                   (CHURN2.servers[1], 1, (0.5, 1.42))):
+        for i in (0, 1):
+            rec = _record(i, (50, 200)[i], open_at_end, echoes=10000, connects_per_s=1500.0)
+            row = make_row(spec, rec, stats(rec["t_end"], open_at_end), None, 4096,
+                           evidence=QUIET)
+            record.add_row({**row, "server_cpu_s": cpu[i]})
+        record.set_model(spec.name, kind=spec.model)
+    record.finish(complete=True, interrupted=False)
+    select, epoll = headline(load_run(record.run_dir))
+    assert "it accepted 1,500 connects/s within the SLO" in select
+    assert select.endswith("85 µs of CPU per message (the least).")
+    assert "92 µs of CPU per message, 1.1× select's" in epoll
+
+
+def test_the_run_summary_of_a_churn_model_gives_its_accept_rate():
+    from lab.cli.run_cmd import summarize
+    from lab.run.outcome import ModelOutcome
+
+    rec = _record(1, 200, 0, connects_per_s=1499.8)
+    outcome = ModelOutcome(rows=[make_row(CHURN.servers[0], rec, stats(rec["t_end"], 0), None,
+                                          4096)])
+    assert summarize(outcome, churn=True) == (
+        "ran every step; last step 1,500 connects/s, errors 0.0%")
+    assert "0/200 connected" in summarize(outcome)
