@@ -194,6 +194,8 @@ class TcpClient:
             sock.setblocking(False)
             if self.opts.recv_buffer:  # before connect: the window scale is set in the SYN
                 sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_RCVBUF, self.opts.recv_buffer)
+            if self.opts.so_priority:  # lab/host/tc.py: its group's htb class (its link)
+                sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_PRIORITY, self.opts.so_priority)
             if self.source_ip:
                 sock.setsockopt(_socket.SOL_IP, IP_BIND_ADDRESS_NO_PORT, 1)
                 sock.bind((self.source_ip, 0))

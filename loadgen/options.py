@@ -204,6 +204,10 @@ def add_client_arguments(g: Any) -> None:
             help="most bytes per recv() of a reply; 0 = as much as has arrived")
     _option(g, "--read-gap", type=_at_least(0, float), default=0.0,
             help="seconds between the reads of one reply (a slow reader)")
+    _option(g, "--so-priority", type=_at_least(0, int), default=0, web_ui=False,
+            help="SO_PRIORITY of each client socket, set before connect: the lab's htb "
+                 "class of a shaped group (lab/host/tc.py; above 6 needs CAP_NET_ADMIN); "
+                 "0 = the kernel's default")
 
 
 def add_churn_arguments(g: Any) -> None:
@@ -242,6 +246,7 @@ class LoadOptions:
     recv_buffer: int = 0  # 0: the kernel's default SO_RCVBUF
     read_chunk: int = 0  # 0: as much as has arrived
     read_gap_s: float = 0.0
+    so_priority: int = 0  # 0: the default; lab/host/tc.py: a shaped group's htb class
     connect_timeout_s: float = defaults.CONNECT_TIMEOUT_S
     io_timeout_s: float = defaults.IO_TIMEOUT_S
     schedule: str = defaults.SCHEDULE
@@ -293,6 +298,7 @@ CLIENT_KEYS: dict[str, tuple[str, Any]] = {
     "recv_buffer": ("recv_buffer", int),
     "read_chunk": ("read_chunk", int),
     "read_gap": ("read_gap_s", float),
+    "so_priority": ("so_priority", int),
 }
 
 
