@@ -271,6 +271,15 @@ class LoadOptions:
         )
 
     @property
+    def before_connect(self) -> tuple[tuple[int, int, int], ...]:
+        """Socket options set before ``connect()``: ``SO_RCVBUF`` (the window
+        scale is agreed in the SYN) and ``SO_PRIORITY`` (lab/host/tc.py: a
+        shaped group's htb class, its link, for every packet from the SYN on)."""
+        return tuple((socket.SOL_SOCKET, option, value) for option, value in
+                     ((socket.SO_RCVBUF, self.recv_buffer),
+                      (socket.SO_PRIORITY, self.so_priority)) if value)
+
+    @property
     def sizes_vary(self) -> bool:
         return self.message_size_median > 0
 
