@@ -111,3 +111,17 @@ def test_each_shaped_group_gets_its_class_priority_and_an_unshaped_load_none():
     assert opts[opts.index("--so-priority") + 1] == str(0x1AB00001)
     plain = parse_scenario("servers: [epoll]\nload:\n  steps: [1]\n").load
     assert "--so-priority" not in load_options(plain) and priority_of(plain) == 0
+
+
+def test_a_shaped_docker_worker_runs_tc_first_as_root_with_net_admin_only():
+    from lab.backends.docker.specs import worker_options
+
+    load = parse_scenario(SHAPED, "n.yaml").load
+    opts = worker_options(load, ["python", "-m", "locust", "--worker"])
+    assert opts["user"] == "0" and opts["cap_add"] == ["NET_ADMIN"]
+    sh, flag, script, zero, *command = opts["command"]
+    assert (sh, flag, zero, command) == ("sh", "-c", "sh", ["python", "-m", "locust", "--worker"])
+    assert "tc qdisc add dev eth0 root handle 1ab0: htb" in script
+    assert "command -v tc" in script and script.endswith('exec "$@"')
+    plain = parse_scenario("servers: [epoll]\nload:\n  steps: [1]\n").load
+    assert worker_options(plain, ["locust"]) == {"command": ["locust"]}  # unchanged, unprivileged
