@@ -191,6 +191,20 @@ class Shaper:
         self.applied = False
 
 
+def remove_leftover(dev: str, run: Runner = run_tc) -> str:
+    """``run-lab clean``: delete the lab's root qdisc from ``dev`` (a run killed
+    with SIGKILL could not); what was done, in words."""
+    try:
+        current = root_qdisc(dev, run)
+        if not is_lab_qdisc(current):
+            return "no qdisc of the lab's"
+        done = run(remove_command(dev))
+    except (BackendError, OSError, subprocess.TimeoutExpired) as exc:
+        return f"not checked ({exc})"
+    return ("removed the lab's qdisc (1ab0:)" if done.returncode == 0 else
+            f"the lab's qdisc not removed: {(done.stderr or '').strip()}")
+
+
 @lru_cache(maxsize=1)
 def netem_missing() -> str | None:
     """Why this kernel cannot add a netem qdisc, or None when it can. Asked

@@ -20,6 +20,7 @@ from lab.host.tc import (
     ShapedClass,
     Shaper,
     netem_missing,
+    remove_leftover,
     setup_commands,
     shaped_classes,
     shaping_summary,
@@ -157,3 +158,12 @@ def test_netem_detection_agrees_with_the_kernels_config():
         assert netem_missing() is None
     else:
         pytest.skip("the config does not say")
+
+
+def test_clean_removes_a_leftover_lab_qdisc_and_nothing_else():
+    tc = FakeTc(root=ROOT_LAB)
+    assert remove_leftover("lo", run=tc) == "removed the lab's qdisc (1ab0:)"
+    assert tc.root == ROOT_NOQUEUE
+    other = FakeTc(root="qdisc tbf 8001: root refcnt 2")
+    assert remove_leftover("lo", run=other) == "no qdisc of the lab's"
+    assert not any("del" in c for c in other.calls)
