@@ -68,18 +68,18 @@ def test_a_rate_limited_group_is_bounded_by_its_rate_and_the_other_is_not(tmp_pa
 def test_ctrl_c_mid_run_removes_the_qdisc_from_lo(tmp_path):
     scenario = tmp_path / "s.yaml"
     scenario.write_text(SHAPED.format(hold="60s"))
-    proc = subprocess.Popen([sys.executable, "-m", "lab", str(scenario), "--out",
-                             str(tmp_path / "out")], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        while not _lab_qdisc_on_lo():
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
-            time.sleep(0.2)
-        time.sleep(2)  # the load is running through it
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(60) == 130
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    with subprocess.Popen([sys.executable, "-m", "lab", str(scenario), "--out",
+                           str(tmp_path / "out")], cwd=ROOT, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            deadline = time.monotonic() + 60
+            while not _lab_qdisc_on_lo():
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+                time.sleep(0.2)
+            time.sleep(2)  # the load is running through it
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(60) == 130
+        finally:
+            if proc.poll() is None:
+                proc.kill()
     assert not _lab_qdisc_on_lo(), "an interrupted run left its qdisc on lo"
