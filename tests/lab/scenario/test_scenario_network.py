@@ -11,7 +11,7 @@ import pytest
 from lab.backends.locust_cmd import load_options
 from lab.cli.run_cmd import refuse_what_the_network_needs
 from lab.errors import InputError
-from lab.host.tc import netem_refusals, priority_of
+from lab.host.tc import netem_missing, netem_refusals, priority_of
 from lab.scenario.loader import parse_scenario, scenario_to_yaml
 from lab.scenario.types import NetworkSpec
 from loadgen.groups import parse_groups
@@ -125,3 +125,19 @@ def test_a_shaped_docker_worker_runs_tc_first_as_root_with_net_admin_only():
     assert "command -v tc" in script and script.endswith('exec "$@"')
     plain = parse_scenario("servers: [epoll]\nload:\n  steps: [1]\n").load
     assert worker_options(plain, ["locust"]) == {"command": ["locust"]}  # unchanged, unprivileged
+
+
+@pytest.mark.skipif(netem_missing() is None,
+                    reason="this kernel has netem: delay is applied, not refused")
+def test_run_lab_exits_2_on_delay_here_and_starts_nothing(tmp_path, capsys):
+    from lab import cli
+
+    scenario = tmp_path / "delay.yaml"
+    scenario.write_text("backend: local\nservers: [epoll]\nload:\n  steps: [1]\n"
+                        "  network: {delay: 50ms, rate: 1mbit}\n")
+    out = tmp_path / "out"
+    assert cli.main([str(scenario), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{scenario}: load.network.delay: needs netem, and this kernel has no netem" in err
+    assert "nothing was started" in err
+    assert not out.exists() or not any(out.iterdir())
