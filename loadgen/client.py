@@ -192,8 +192,8 @@ class TcpClient:
                 self.budget.give()
                 raise
             sock.setblocking(False)
-            if self.opts.recv_buffer:  # before connect: the window scale is set in the SYN
-                sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_RCVBUF, self.opts.recv_buffer)
+            for level, option, value in self.opts.before_connect:  # SO_RCVBUF, SO_PRIORITY
+                sock.setsockopt(level, option, value)
             if self.source_ip:
                 sock.setsockopt(_socket.SOL_IP, IP_BIND_ADDRESS_NO_PORT, 1)
                 sock.bind((self.source_ip, 0))

@@ -204,6 +204,10 @@ def add_client_arguments(g: Any) -> None:
             help="most bytes per recv() of a reply; 0 = as much as has arrived")
     _option(g, "--read-gap", type=_at_least(0, float), default=0.0,
             help="seconds between the reads of one reply (a slow reader)")
+    _option(g, "--so-priority", type=_at_least(0, int), default=0, web_ui=False,
+            help="SO_PRIORITY of each client socket, set before connect: the lab's htb "
+                 "class of a shaped group (lab/host/tc.py; above 6 needs CAP_NET_ADMIN); "
+                 "0 = the kernel's default")
 
 
 def add_churn_arguments(g: Any) -> None:
@@ -242,6 +246,7 @@ class LoadOptions:
     recv_buffer: int = 0  # 0: the kernel's default SO_RCVBUF
     read_chunk: int = 0  # 0: as much as has arrived
     read_gap_s: float = 0.0
+    so_priority: int = 0  # 0: the default; lab/host/tc.py: a shaped group's htb class
     connect_timeout_s: float = defaults.CONNECT_TIMEOUT_S
     io_timeout_s: float = defaults.IO_TIMEOUT_S
     schedule: str = defaults.SCHEDULE
@@ -264,6 +269,15 @@ class LoadOptions:
             **{attr: conv(getattr(parsed, key, getattr(cls, attr)))
                for key, (attr, conv) in CLIENT_KEYS.items()},
         )
+
+    @property
+    def before_connect(self) -> tuple[tuple[int, int, int], ...]:
+        """Socket options set before ``connect()``: ``SO_RCVBUF`` (the window
+        scale is agreed in the SYN) and ``SO_PRIORITY`` (lab/host/tc.py: a
+        shaped group's htb class, its link, for every packet from the SYN on)."""
+        return tuple((socket.SOL_SOCKET, option, value) for option, value in
+                     ((socket.SO_RCVBUF, self.recv_buffer),
+                      (socket.SO_PRIORITY, self.so_priority)) if value)
 
     @property
     def sizes_vary(self) -> bool:
@@ -293,6 +307,7 @@ CLIENT_KEYS: dict[str, tuple[str, Any]] = {
     "recv_buffer": ("recv_buffer", int),
     "read_chunk": ("read_chunk", int),
     "read_gap": ("read_gap_s", float),
+    "so_priority": ("so_priority", int),
 }
 
 

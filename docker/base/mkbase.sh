@@ -15,9 +15,10 @@ set -eu
 
 TAG=${1:?usage: mkbase.sh TAG}
 SUITE=bookworm
+# iproute2: tc, with which a shaped load's workers shape their eth0 (load.network).
 # python3-venv: `python3 -m venv` + ensurepip's bundled pip, which installs the
 # wheelhouse inside the image build with no network.
-PACKAGES=python3,python3-venv,ca-certificates
+PACKAGES=python3,python3-venv,ca-certificates,iproute2
 
 # Prints the first URI of each apt source whose suite is $1 (deb822 *.sources
 # files, then the one-line sources.list format "deb [opts] URI SUITE ...").

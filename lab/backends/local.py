@@ -65,6 +65,7 @@ from lab.errors import BackendError, InputError
 from lab.host import limits as hostlimits
 from lab.host.facts import local_host_facts
 from lab.host.proctree import TreeSampler
+from lab.host.tc import Shaper, shaped_classes, shaping_summary
 from lab.host.workers import workers_needed
 from lab.owner import temp_prefix
 from lab.scenario.types import Scenario, ServerSpec
@@ -285,6 +286,8 @@ class LocalBackend(Backend):
         self.nofile_hard = raise_nofile_soft_limit()
         self.servers: list[LocalServer] = []
         self.loads: list[LocalLoad] = []
+        # load.network: the lab's qdisc on lo, for the whole run (lab/host/tc.py)
+        self.shaper = Shaper("lo", shaped_classes(scenario.load), where="lo (loopback)")
         self.tmp = Path(tempfile.mkdtemp(prefix=temp_prefix()))  # names its owner for clean
 
     def describe_hosts(self) -> dict[str, Any]:
@@ -354,6 +357,9 @@ class LocalBackend(Backend):
         name = ctx.stem(server.spec.name)
         count = workers_needed(load_spec, self.nofile_hard)
         port = free_port()
+        if self.shaper.classes and not self.shaper.applied:
+            self.shaper.apply()
+            self.progress(f"local: load.network on lo: {shaping_summary(load_spec)}")
         step_results = self.tmp / f"{name}-{len(self.loads)}.steps.jsonl"
         master_cmd = master_command(load_spec, target_host=server.target_host,
                                     target_port=server.target_port, workers=count,
@@ -391,5 +397,6 @@ class LocalBackend(Backend):
             attempt("stopping the load", lambda ld=load: ld.stop(5), problems)
         for server in servers:
             attempt(f"stopping {server.spec.name}", lambda s=server: s.stop(5), problems)
+        attempt("removing load.network's qdisc from lo", self.shaper.remove, problems)
         shutil.rmtree(self.tmp, ignore_errors=True)
         return problems

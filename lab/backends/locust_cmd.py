@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from contract.defaults import PACE_EXPONENTIAL, PACE_FIXED, USER_CHURN, USER_IDLE
+from lab.host.tc import priority_of
 from lab.scenario.types import ExponentialPace, GroupSpec, LoadSpec, SizeDistribution
 
 LOCUSTFILE = "loadgen/locustfile.py"
@@ -64,7 +65,9 @@ def groups_arg(load: LoadSpec) -> str:
     """``--groups`` JSON: each group's weight, user kind (the load's when it
     gives none) and its own settings over the load's."""
     return json.dumps([{"name": g.name, "weight": g.weight, "user": g.user or load.user,
-                        **client_settings(g)} for g in load.groups], separators=(",", ":"))
+                        **client_settings(g),
+                        **({"so_priority": prio} if (prio := priority_of(load, g.name)) else {})}
+                       for g in load.groups], separators=(",", ":"))
 
 
 def load_options(load: LoadSpec) -> list[str]:
@@ -87,6 +90,8 @@ def load_options(load: LoadSpec) -> list[str]:
                  "--arrival-rate", f"{load.spawn_rate:g}"]
     if load.groups:
         opts += ["--groups", groups_arg(load)]
+    elif priority_of(load):  # lab/host/tc.py: the whole load's sockets are shaped
+        opts += ["--so-priority", str(priority_of(load))]
     return opts
 
 

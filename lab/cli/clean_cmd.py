@@ -95,6 +95,10 @@ def command(argv: list[str]) -> int:
         else:
             kept.append(f"{stale} (live)")
     print(f"temp directories: removed {removed_dirs}")
+    if args.all or not kept:  # no live local run: a qdisc of the lab's on lo is a leftover
+        from lab.host.tc import remove_leftover
+
+        print(f"lo: {remove_leftover('lo')}")
     cgroups = 0
     for path in stale_cgroups(lambda owner: args.all or is_live(owner) is False):
         try:

@@ -99,6 +99,22 @@ def refuse_what_cannot_fit(scenario: Scenario) -> None:
                          "started:\n  " + "\n  ".join(refusals))
 
 
+def refuse_what_the_network_needs(scenario: Scenario, backend_name: str) -> None:
+    """Exit 2 before anything starts when ``load.network`` asks for what this
+    kernel or this process cannot do (lab/host/tc.py): delay/loss without
+    netem; a class priority (SO_PRIORITY) without CAP_NET_ADMIN (local workers)."""
+    from lab.host.tc import netem_missing, netem_refusals, priority_refusal, shaped_classes
+
+    if not shaped_classes(scenario.load):
+        return
+    refusals = netem_refusals(scenario, netem_missing())
+    if backend_name == "local" and (why := priority_refusal()):
+        refusals.append(why)
+    if refusals:
+        raise InputError("load.network cannot be applied here; nothing was started:\n  "
+                         + "\n  ".join(refusals))
+
+
 def command(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     overrides = [*args.set, *([f"load.repeat={args.repeat}"] if args.repeat is not None else [])]
@@ -108,6 +124,11 @@ def command(argv: list[str]) -> int:
     live = LiveView()
     backend = choose_backend(scenario, args.backend or scenario.backend, live,
                              web_host=args.web_host, web_port=args.web_port)
+    try:
+        refuse_what_the_network_needs(scenario, backend.name)
+    except InputError:
+        backend.cleanup()  # its temp directory; nothing else was started
+        raise
     from lab.run.loop import run_scenario
     from lab.run.ui import run_ui
 

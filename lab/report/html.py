@@ -27,6 +27,7 @@ from lab.analysis.causes import slo_causes
 from lab.analysis.connect import finding as connect_finding
 from lab.analysis.expect import check
 from lab.analysis.headline import headline
+from lab.host.tc import shaping_summary
 from lab.report import charts, figures, generator, holdout, memory, timeline
 from lab.report.tables import EVERY_STEP, cell, heading, html_table
 from lab.results.reader import Run, load_run
@@ -224,6 +225,8 @@ def metadata_section(run: Run) -> str:
         ("load", escape(", ".join(f"{k}={v}" for k, v in load.items() if k != "steps"))),
         ("steps", escape(", ".join(f"{s.get('connections')} for {s.get('hold', s.get('hold_s'))}"
                                    for s in load.get("steps") or []))),
+        ("network", escape(shaping_summary(run.scenario.load)) if run.scenario
+         and shaping_summary(run.scenario.load) else "– (not shaped)"),
         ("not applied", escape("; ".join(map(str, meta.get("unapplied") or []))) or "–"),
     ]
     parts = ["<h2>Run</h2>", html_table(["", ""], [[k, v] for k, v in facts], {1})]

@@ -38,6 +38,7 @@ from contract.network import (
 )
 from lab.scenario.errors import Invalid
 from lab.scenario.fields import Field, Section, is_none
+from lab.scenario.network_values import NETWORK, network
 from lab.scenario.nodes import (
     Doc,
     Parser,
@@ -234,7 +235,7 @@ PACE_MEAN = Section("pace", None, (
 ))
 # The keys a user group may set for itself (load.groups[]), declared once in LOAD.
 GROUP_LOAD_KEYS = ("user", "message_size", "pace", "send_chunk", "send_gap", "recv_buffer",
-                   "read_chunk", "read_gap")
+                   "read_chunk", "read_gap", "network")
 
 LOAD = Section("load", LoadSpec, (
     Field("user", choice(defaults.USER_CHOICES, "user kind")),
@@ -259,6 +260,7 @@ LOAD = Section("load", LoadSpec, (
     Field("read_chunk", int_at_least(1), omit=_unset),
     Field("read_gap", gap, attr="read_gap_s", dump=seconds, omit=_unset),
     Field("groups", None, dump=lambda groups: [GROUP.dump(g) for g in groups], omit=_unset),
+    Field("network", network, dump=NETWORK.dump, omit=is_none),  # lab/host/tc.py applies it
 ))
 GROUP = Section("group", GroupSpec, (
     Field("name", name, required="a name for the group's rows in groups.csv"),

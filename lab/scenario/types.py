@@ -109,6 +109,22 @@ class ExponentialPace(float):
 
 
 @dataclass(frozen=True)
+class NetworkSpec:
+    """``load.network`` (or a group's): the link the load side's packets leave
+    by, emulated with ``tc`` on its egress (lab/host/tc.py). ``rate_bps`` is
+    bits per second through an htb class; ``delay_s`` and ``loss_pct`` need
+    netem (sch_netem) in the load side's kernel. None: not shaped that way."""
+
+    delay_s: float | None = None
+    loss_pct: float | None = None  # percent of packets dropped, 0 < loss <= 100
+    rate_bps: int | None = None
+
+    @property
+    def needs_netem(self) -> bool:
+        return self.delay_s is not None or self.loss_pct is not None
+
+
+@dataclass(frozen=True)
 class GroupSpec:
     """One of ``load.groups``: a share of the users (``weight``) with its own
     user kind and load keys; None keeps the load's own."""
@@ -123,6 +139,7 @@ class GroupSpec:
     recv_buffer: int | None = None
     read_chunk: int | None = None
     read_gap_s: float | None = None
+    network: NetworkSpec | None = None  # None: the load's network (if any)
 
 
 @dataclass(frozen=True)
@@ -146,6 +163,7 @@ class LoadSpec:
     read_chunk: int = 0  # most bytes per recv(); 0 = as much as has arrived
     read_gap_s: float = 0.0  # pause between the reads of one reply
     groups: tuple[GroupSpec, ...] = ()  # user groups; () = one kind of user
+    network: NetworkSpec | None = None  # the load side's link (each group's unless it has one)
 
 
 @dataclass(frozen=True)

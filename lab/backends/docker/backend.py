@@ -66,6 +66,7 @@ from lab.backends.docker.specs import (
     SERVER_PORT,
     WORKDIR_PARENT,
     server_options,
+    worker_options,
 )
 from lab.backends.server_cmd import processes, server_command
 from lab.errors import BackendError
@@ -318,7 +319,9 @@ class DockerBackend(Backend):
             wcmd = locust_cmd.worker_command(
                 load, master_host=maddr[0], master_port=maddr[1],
                 target_port=own_ports[i % len(own_ports)] if len(own_ports) > 1 else None)
-            workers.append(self._run(host, ctx, "worker", f"worker-{tag}-{i + 1}", wcmd,
+            opts = worker_options(load, wcmd)  # load.network: tc on its eth0 first
+            workers.append(self._run(host, ctx, "worker", f"worker-{tag}-{i + 1}",
+                                     opts.pop("command"), **opts,
                                      nofile=self.daemons.nofile_for(host, "max"),
                                      sysctls=WORKER_SYSCTLS, environment=self._env()))
         sampler = StatsSampler(ctx.logs_dir / f"docker-stats-{tag}.jsonl")
