@@ -8,7 +8,9 @@ connections the server held within the SLO — the capacity plan's figure — ar
 at least that many. ``run-lab`` exits 3 when one is not met and says which.
 
 The figures of one step (``at: 48``, its connections; the top step when not
-given), from steps.csv or, with ``group: fast``, from that user group's row in
+given; one that is not a step of the run is not met, so that ``--set
+load.steps=...`` can narrow a run), from steps.csv or, with ``group: fast``,
+from that user group's row in
 groups.csv: ``p99_ms_below``, ``error_rate_at_most`` and ``slower_than:
 epoll, times: 10`` (its p99 is at least ten times epoll's at the same step and
 group). A step whose echoes all failed (starved: every one timed out) has no
@@ -129,7 +131,10 @@ def _figure_verdicts(run: Run, e: Expectation) -> list[Verdict]:
     mine = _figures(run, e.server, e.at, e.group)
     expected = _texts(asdict(e))
     if mine is None:
-        return [Verdict(e.server, text, "no row at that step (the server stopped before it)", False)
+        steps = [s.connections for s in run.load.steps]
+        why = ("the server stopped before that step" if e.at is None or e.at in steps else
+               f"not a step of this run ({', '.join(map(str, steps))})")
+        return [Verdict(e.server, text, f"no row: {why}", False)
                 for key, text in expected.items() if key not in ("limit", "holds")]
     out = []
     p99 = _p99(mine)

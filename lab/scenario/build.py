@@ -237,7 +237,6 @@ def _check_expect_refs(doc: Doc, root: yaml.Node, scenario: Scenario) -> None:
     if not names:  # every server is broken: that is what to fix first
         return
     groups = tuple(g.name for g in scenario.load.groups)
-    steps = tuple(s.connections for s in scenario.load.steps)
     for e in scenario.expect:
         path = f"expect.{spelled(e.server)}"
         node = _node_at(root, path)
@@ -247,9 +246,6 @@ def _check_expect_refs(doc: Doc, root: yaml.Node, scenario: Scenario) -> None:
                 hint = did_you_mean(ref, known) or (
                     f"; {what}s are: {', '.join(known)}" if known else "; load.groups has none")
                 doc.report(node, path, f"'{ref}' is not a {what}{hint}")
-        if e.at is not None and e.at not in steps:
-            doc.report(node, path, f"at: {e.at} is not a step; the steps are "
-                                   f"{', '.join(map(str, steps))} connections")
         if e.times is not None and e.slower_than is None:
             doc.report(node, path, "times: only applies with slower_than: SERVER; add it")
 

@@ -119,6 +119,17 @@ def _set_aside(root: yaml.Node, removed: set[str], aside: list) -> None:
         if getattr(pair[0], "value", None) in removed:
             expect.value.remove(pair)
             aside.append(pair)
+        elif isinstance(pair[1], (yaml.MappingNode, yaml.SequenceNode)):
+            # one that compares with a removed server (slower_than) goes aside too
+            many = pair[1].value if isinstance(pair[1], yaml.SequenceNode) else [pair[1]]
+            gone = [m for m in many if getattr(_entry(m, "slower_than"), "value", None)
+                    in removed]
+            if gone:
+                aside.append((pair[0], yaml.SequenceNode("tag:yaml.org,2002:seq", gone)))
+                if len(gone) == len(many):
+                    expect.value.remove(pair)
+                else:
+                    pair[1].value[:] = [m for m in many if m not in gone]
 
 
 def apply(root: yaml.Node, overrides: list[str] | tuple[str, ...],

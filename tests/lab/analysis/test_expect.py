@@ -71,7 +71,8 @@ def test_figures_of_a_step_compare_two_servers(tmp_path):
         "poll": [{"at": 200, "slower_than": "epoll", "times": 10},
                  {"at": 800, "slower_than": "epoll", "times": 10}],
         "epoll": {"at": 200, "p99_ms_below": 5, "error_rate_at_most": 0},
-        "select": [{"error_rate_at_most": 0.01}, {"at": 800, "error_rate_at_most": 0}]})
+        "select": [{"error_rate_at_most": 0.01}, {"at": 800, "error_rate_at_most": 0},
+                   {"at": 1000, "p99_ms_below": 50}]})
     verdicts = {(v.server, v.expected): v for v in check(run)}
     slower = verdicts[("poll", "p99 >= 10x epoll's at 200")]
     assert slower.met and slower.got == "p99 84 ms; epoll: p99 3.71 ms"
@@ -81,6 +82,8 @@ def test_figures_of_a_step_compare_two_servers(tmp_path):
     top = verdicts[("select", "error rate <= 0.01")]
     assert not top.met and top.got == "error rate 0.3504"
     assert verdicts[("select", "error rate <= 0 at 800")].met
+    elsewhere = verdicts[("select", "p99 < 50 ms at 1000")]  # e.g. --set load.steps=...
+    assert not elsewhere.met and elsewhere.got == "no row: not a step of this run (200, 800, 1500)"
 
 
 GROUP_ROWS = """model,repeat,step,group,users,connected,rps,p50_ms,p99_ms,max_ms,echo_count,\
@@ -113,4 +116,4 @@ def test_a_groups_figures_come_from_groups_csv_and_a_starved_group_is_the_slowes
     assert verdicts[("epoll", "p99 < 50 ms in group fast")].met
     assert verdicts[("epoll", "error rate <= 0 in group fast")].met
     missing = verdicts[("poll", "p99 < 50 ms in group fast")]
-    assert not missing.met and missing.got.startswith("no row at that step")
+    assert not missing.met and missing.got == "no row: the server stopped before that step"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from lab.scenario.errors import ScenarioError
-from lab.scenario.loader import parse_scenario, scenario_to_yaml
+from lab.scenario.loader import load_scenario, parse_scenario, scenario_to_yaml, select_servers
 
 BASE = ("servers: [threads, epoll]\n"
         "load:\n  steps: [10, 40]\n  groups: [{name: fast, weight: 2}, {name: slow}]\n")
@@ -37,8 +37,6 @@ def test_several_expectations_of_one_server_round_trip():
      "'thread' is not a server; did you mean 'threads'?"),
     ("{epoll: {group: fsat, p99_ms_below: 5}}", "t.yaml:5:17: expect.epoll",
      "'fsat' is not a load group; did you mean 'fast'?"),
-    ("{epoll: {at: 20, p99_ms_below: 5}}", "t.yaml:5:17: expect.epoll",
-     "at: 20 is not a step; the steps are 10, 40 connections"),
     ("{epoll: {times: 3, p99_ms_below: 5}}", "t.yaml:5:17: expect.epoll",
      "times: only applies with slower_than: SERVER"),
     ("{epoll: {at: 40}}", "t.yaml:5:17: expect.epoll", "expects nothing; give one of limit"),
@@ -48,3 +46,21 @@ def test_several_expectations_of_one_server_round_trip():
 def test_bad_figures_name_the_field_and_the_fix(expect, where, fix):
     (error,) = _errors(f"expect: {expect}\n")
     assert error.startswith(where) and fix in error, error
+
+
+COMPARED = BASE + ("expect:\n  epoll:\n    - {slower_than: threads, times: 3}\n"
+                   "    - {p99_ms_below: 50}\n")
+
+
+def test_a_comparison_with_a_server_left_out_is_not_checked(tmp_path):
+    """``--models epoll`` or ``--set servers=[epoll]``: epoll's comparison with
+    threads is set aside like the expectations of threads would be."""
+    narrowed = select_servers(parse_scenario(COMPARED, "t.yaml"), ["epoll"])
+    assert [e.p99_ms_below for e in narrowed.expect] == [50]
+    assert [e.slower_than for e in narrowed.expect_not_checked] == ["threads"]
+    path = tmp_path / "t.yaml"
+    path.write_text(COMPARED)
+    overridden = load_scenario(path, overrides=["servers=[epoll]"])
+    assert [e.p99_ms_below for e in overridden.expect] == [50]
+    assert [e.slower_than for e in overridden.expect_not_checked] == ["threads"]
+    assert "slower_than: threads" in scenario_to_yaml(overridden).splitlines()[0]
