@@ -68,6 +68,10 @@ def _where(e: dict[str, Any]) -> str:
             + (f" in group {e['group']}" if e.get("group") is not None else ""))
 
 
+def _their(server: Any) -> str:
+    return f"{server}'" if str(server).endswith("s") else f"{server}'s"
+
+
 def _texts(e: dict[str, Any]) -> dict[str, str]:
     """Each expectation of ``e`` (its YAML keys) as the verdict lines spell it, by key."""
     where = _where(e)
@@ -76,7 +80,7 @@ def _texts(e: dict[str, Any]) -> dict[str, str]:
         ("holds", f"holds >= {e.get('holds')}"),
         ("p99_ms_below", f"p99 < {e.get('p99_ms_below') or 0:g} ms{where}"),
         ("error_rate_at_most", f"error rate <= {e.get('error_rate_at_most') or 0:g}{where}"),
-        ("slower_than", f"p99 >= {e.get('times') or 1:g}x {e.get('slower_than')}'s{where}"),
+        ("slower_than", f"p99 >= {e.get('times') or 1:g}x {_their(e.get('slower_than'))}{where}"),
     ) if e.get(key) is not None}
 
 

@@ -43,3 +43,16 @@ def test_slow_clients_starve_the_pool_and_not_epoll(tmp_path, capsys):
     assert data["models"]["threadpool"]["limit"] == "serialized"
     assert {e["server"] for e in data["expect_not_checked"]} == {
         "blocking", "threads", "select", "asyncio"}
+
+
+def test_a_waiting_handler_stops_the_loop_and_not_the_threads(tmp_path, capsys):
+    """10 then 1,000 connections, each a message a second that waits 2 ms:
+    at 1,000 the loop would need 2 s of waiting per second, so its p99 is
+    soon ten times the threads' (which wait side by side)."""
+    data = _run(tmp_path, capsys, "waiting-handler.yaml", "threads,epoll",
+                "load.hold=3s", "load.steps=[10,1000]")
+    checked = {(e["server"], e["expected"]) for m in data["models"].values()
+               for e in m["expectations"]}
+    assert ("epoll", "p99 >= 10x threads' at 1000") in checked
+    assert ("threads", "holds >= 1000") in checked
+    assert {e["server"] for e in data["expect_not_checked"]} == {"threadpool", "asyncio"}
