@@ -54,15 +54,21 @@ def _value_node(text: str, override: str) -> yaml.Node:
     return node
 
 
-def _walk(node: yaml.Node):
+def _walk(node: yaml.Node, seen: set[int] | None = None):
+    """Every node once: an alias of an enclosing anchor (``&a [*a]``) makes the
+    graph a cycle, which the loader then refuses like in a file."""
+    seen = set() if seen is None else seen
+    if id(node) in seen:
+        return
+    seen.add(id(node))
     yield node
     if isinstance(node, yaml.SequenceNode):
         for item in node.value:
-            yield from _walk(item)
+            yield from _walk(item, seen)
     elif isinstance(node, yaml.MappingNode):
         for key, value in node.value:
-            yield from _walk(key)
-            yield from _walk(value)
+            yield from _walk(key, seen)
+            yield from _walk(value, seen)
 
 
 def _key(name: str, override: str) -> yaml.ScalarNode:
