@@ -148,9 +148,9 @@ class Tee:
     def __getattr__(self, name: str) -> Any:
         found = [getattr(t, name) for t in self._targets]
         if callable(found[0]):
-            def call(*args: Any) -> None:
+            def call(*args: Any, **kwargs: Any) -> None:
                 for f in found:
-                    f(*args)
+                    f(*args, **kwargs)
             value: Any = call
         else:
             value = Tee(*found)

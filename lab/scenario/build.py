@@ -236,11 +236,18 @@ def _check_expect_refs(doc: Doc, root: yaml.Node, scenario: Scenario) -> None:
     names = tuple(s.name for s in scenario.servers if s and s.name)  # a bad one has none
     if not names:  # every server is broken: that is what to fix first
         return
+    groups = tuple(g.name for g in scenario.load.groups)
     for e in scenario.expect:
-        if e.server not in names:
-            hint = did_you_mean(e.server, names) or f"; servers are: {', '.join(names)}"
-            path = f"expect.{spelled(e.server)}"
-            doc.report(_node_at(root, path), path, f"'{e.server}' is not a server{hint}")
+        path = f"expect.{spelled(e.server)}"
+        node = _node_at(root, path)
+        for what, ref, known in (("server", e.server, names), ("server", e.slower_than, names),
+                                 ("load group", e.group, groups)):
+            if ref is not None and ref not in known:
+                hint = did_you_mean(ref, known) or (
+                    f"; {what}s are: {', '.join(known)}" if known else "; load.groups has none")
+                doc.report(node, path, f"'{ref}' is not a {what}{hint}")
+        if e.times is not None and e.slower_than is None:
+            doc.report(node, path, "times: only applies with slower_than: SERVER; add it")
 
 
 def build_scenario(doc: Doc, root: yaml.Node, default_name: str) -> Scenario:

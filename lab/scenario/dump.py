@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from lab.scenario.schema import EXPECT, TOP
+from lab.scenario.schema import EXPECT, TOP, expect_dump
 from lab.scenario.types import Scenario
 
 
@@ -40,6 +40,6 @@ def scenario_to_yaml(scenario: Scenario) -> str:
     text = yaml.safe_dump(scenario_to_dict(scenario), sort_keys=False, default_flow_style=False)
     if not scenario.expect_not_checked:
         return text
-    aside = yaml.safe_dump({e.server: EXPECT.dump(e) for e in scenario.expect_not_checked},
+    aside = yaml.safe_dump(expect_dump(scenario.expect_not_checked),
                            default_flow_style=True, width=10**6).strip()
     return f"# Not checked in this run (their servers were left out): {aside}\n" + text

@@ -117,7 +117,8 @@ def select_servers(scenario: Scenario, names: list[str]) -> Scenario:
     if not chosen:
         raise InputError("--models: give at least one server name")
     run = {s.name for s in chosen}
-    kept = tuple(e for e in scenario.expect if e.server in run)
-    aside = tuple(e for e in scenario.expect if e.server not in run)
+    # an expectation compares with another server (slower_than): both must run
+    kept = tuple(e for e in scenario.expect if {e.server, e.slower_than or e.server} <= run)
+    aside = tuple(e for e in scenario.expect if e not in kept)
     return dataclasses.replace(scenario, servers=tuple(chosen), expect=kept,
                                expect_not_checked=scenario.expect_not_checked + aside)

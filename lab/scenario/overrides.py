@@ -54,15 +54,21 @@ def _value_node(text: str, override: str) -> yaml.Node:
     return node
 
 
-def _walk(node: yaml.Node):
+def _walk(node: yaml.Node, seen: set[int] | None = None):
+    """Every node once: an alias of an enclosing anchor (``&a [*a]``) makes the
+    graph a cycle, which the loader then refuses like in a file."""
+    seen = set() if seen is None else seen
+    if id(node) in seen:
+        return
+    seen.add(id(node))
     yield node
     if isinstance(node, yaml.SequenceNode):
         for item in node.value:
-            yield from _walk(item)
+            yield from _walk(item, seen)
     elif isinstance(node, yaml.MappingNode):
         for key, value in node.value:
-            yield from _walk(key)
-            yield from _walk(value)
+            yield from _walk(key, seen)
+            yield from _walk(value, seen)
 
 
 def _key(name: str, override: str) -> yaml.ScalarNode:
@@ -119,6 +125,17 @@ def _set_aside(root: yaml.Node, removed: set[str], aside: list) -> None:
         if getattr(pair[0], "value", None) in removed:
             expect.value.remove(pair)
             aside.append(pair)
+        elif isinstance(pair[1], (yaml.MappingNode, yaml.SequenceNode)):
+            # one that compares with a removed server (slower_than) goes aside too
+            many = pair[1].value if isinstance(pair[1], yaml.SequenceNode) else [pair[1]]
+            gone = [m for m in many if getattr(_entry(m, "slower_than"), "value", None)
+                    in removed]
+            if gone:
+                aside.append((pair[0], yaml.SequenceNode("tag:yaml.org,2002:seq", gone)))
+                if len(gone) == len(many):
+                    expect.value.remove(pair)
+                else:
+                    pair[1].value[:] = [m for m in many if m not in gone]
 
 
 def apply(root: yaml.Node, overrides: list[str] | tuple[str, ...],

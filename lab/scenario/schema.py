@@ -319,11 +319,19 @@ HOST_LIMITS = Section("host_limits", HostLimits, (
 EXPECT = Section("expectation", Expectation, (
     Field("limit", choice((*LIMIT_KINDS, "none"), "limit kind"), omit=is_none),
     Field("holds", int_at_least(1), omit=is_none),
+    Field("p99_ms_below", positive, omit=is_none),
+    Field("error_rate_at_most", fraction, omit=is_none),
+    Field("slower_than", name, omit=is_none),
+    Field("times", positive, omit=is_none),
+    Field("at", int_at_least(1), omit=is_none),
+    Field("group", name, omit=is_none),
 ))
+EXPECTED = ("limit", "holds", "p99_ms_below", "error_rate_at_most", "slower_than")
 
 
 def expectations(doc: Doc, node: yaml.Node, path: str) -> tuple[Expectation, ...]:
-    """``expect: {select: {limit: FD_SETSIZE}, epoll: {holds: 19000}}``, keyed by server name."""
+    """``expect: {select: {limit: FD_SETSIZE}, epoll: {holds: 19000}}``, keyed by server
+    name; a list under one name holds several (``epoll: [{at: 10, ...}, {at: 2000, ...}]``)."""
     if not isinstance(node, yaml.MappingNode):
         doc.fail(node, path, f"expected a mapping of server name: {{limit: ..., holds: ...}}; "
                              f"got {kind(doc, node)}")
@@ -331,16 +339,22 @@ def expectations(doc: Doc, node: yaml.Node, path: str) -> tuple[Expectation, ...
     for key_node, value_node in node.value:
         server = string(doc, key_node, path)
         sub = f"{path}.{spelled(server)}"
-        m = EXPECT.open(doc, value_node, sub)
-        got = EXPECT.given(doc, m)
-        if not got and not m.failed:
-            doc.report(value_node, sub, "expects nothing; give limit: KIND and/or holds: N")
-        out.append(EXPECT.build(got, server=server))
+        many = isinstance(value_node, yaml.SequenceNode)
+        for i, item in enumerate(items(doc, value_node, sub) if many else [value_node]):
+            where = f"{sub}[{i}]" if many else sub
+            m = EXPECT.open(doc, item, where)
+            got = EXPECT.given(doc, m)
+            if not got.keys() & set(EXPECTED) and not m.failed:
+                doc.report(item, where, f"expects nothing; give one of {', '.join(EXPECTED)}")
+            out.append(EXPECT.build(got, server=server))
     return tuple(out)
 
 
-def _expect_dump(items: tuple[Expectation, ...]) -> dict[str, Any]:
-    return {e.server: EXPECT.dump(e) for e in items}
+def expect_dump(items: tuple[Expectation, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for e in items:
+        out.setdefault(e.server, []).append(EXPECT.dump(e))
+    return {server: each[0] if len(each) == 1 else each for server, each in out.items()}
 
 
 TOP = Section("scenario", Scenario, (
@@ -356,5 +370,5 @@ TOP = Section("scenario", Scenario, (
           required="list the models to compare, e.g. servers: [select, poll, epoll]"),
     Field("load", None, dump=LOAD.dump, required="give at least load.steps"),
     Field("slo", SLO_TABLE.read, dump=SLO_TABLE.dump),
-    Field("expect", expectations, dump=_expect_dump, omit=lambda value, _: not value),
+    Field("expect", expectations, dump=expect_dump, omit=lambda value, _: not value),
 ))

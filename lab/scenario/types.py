@@ -203,12 +203,21 @@ class Expectation:
 
     ``limit``: the first limit the server hits (``none``: it hits none);
     ``holds``: the connections it holds within the SLO (the capacity plan's
-    figure) are at least this many.
+    figure) are at least this many. The figures of one step (``at``: its
+    connections, default the top step), of one user group with ``group``
+    (groups.csv): ``p99_ms_below``, ``error_rate_at_most``, and
+    ``slower_than``: its p99 is at least ``times`` (default 1) that server's.
     """
 
     server: str
     limit: str | None = None
     holds: int | None = None
+    p99_ms_below: float | None = None
+    error_rate_at_most: float | None = None
+    slower_than: str | None = None
+    times: float | None = None
+    at: int | None = None
+    group: str | None = None
 
 
 @dataclass(frozen=True)

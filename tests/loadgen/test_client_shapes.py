@@ -142,6 +142,20 @@ def test_a_tee_records_into_the_total_and_the_group():
     assert total.failures == group.failures == {"timeout": 1}
 
 
+def test_a_tee_passes_keywords_so_a_group_closes_its_connections():
+    """``TcpClient.close`` calls ``meter.closed(served=...)``: a group's
+    churn user closes after every echo, and a keyword the tee dropped raised
+    TypeError there (lost its failures, and ``connected`` only ever grew)."""
+    total = Meter()
+    group = total.group("fast")
+    tee = Tee(total, group)
+    tee.opened()
+    tee.served()
+    tee.closed(served=True)
+    assert total.connected == group.connected == 0
+    assert total.serving == group.serving == 0
+
+
 def test_group_records_merge_exactly_across_processes():
     shares = []
     for latencies in ((0.001, 0.002), (0.003, 0.010, 0.020)):

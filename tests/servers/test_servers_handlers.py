@@ -12,6 +12,7 @@ tested is the setting on the server's accepted socket, read with
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import socket
@@ -160,3 +161,39 @@ def test_a_waiting_handler_blocks_only_its_own_thread(start):
     assert min(took) >= wait * 0.99, took  # every handler did wait
     assert max(took) < 2 * wait, took  # but side by side
     assert "blocked_s" not in srv.latest_stats()  # a thread per client: nothing is stopped
+
+
+def test_a_slow_reader_and_a_slow_sender_do_not_hold_up_another_client(start, model):
+    """One client sends 2 MiB and reads nothing (the server's writes to it
+    come back short, then EAGAIN, and its echo waits in the server or in a
+    blocked thread); another sends its message one byte at a time (each read
+    returns one byte). A third client's echoes must still come back at once:
+    a loop that waited for the slow reader's socket to drain, or for the rest
+    of the slow sender's message, would stall it until they finish."""
+    if model == "blocking":
+        pytest.skip("one client at a time: see test_blocking_second_client_waits_for_the_first")
+    srv = start(model)
+    stalled = socket.create_connection((srv.host, srv.port), timeout=10)
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    threading.Thread(target=lambda: _send_until_blocked(stalled, 2 << 20), daemon=True).start()
+    dribbler = connect(srv)
+    try:
+        worst = 0.0
+        with connect(srv) as sock:
+            for i in range(20):
+                dribbler.sendall(b"d")  # one byte of a message that never ends
+                t0 = time.perf_counter()
+                sock.sendall(b"%02d" % i * 32)
+                assert recv_exactly(sock, 64) == b"%02d" % i * 32
+                worst = max(worst, time.perf_counter() - t0)
+                time.sleep(0.01)
+        assert recv_exactly(dribbler, 20) == b"d" * 20  # its bytes came back as they came in
+    finally:
+        stalled.close()
+        dribbler.close()
+    assert worst < 0.5, f"slowest echo {worst * 1000:.0f} ms next to the slow clients"
+
+
+def _send_until_blocked(sock: socket.socket, n: int) -> None:
+    with contextlib.suppress(OSError):  # closed under it at the end of the test
+        sock.sendall(os.urandom(n))

@@ -29,6 +29,7 @@ def test_overrides_change_the_scenario_and_its_resolved_dump():
     ("servers[7].model=epoll", "there is no item 7 there (the list has 3)"),
     ("nope", "write PATH=VALUE"),
     ("servers[0].model=epol", "'epol' is not a model; did you mean 'epoll'?"),
+    ("name=&a [*a]", "--set name=&a [*a]: name: expected a string; got a list"),  # a cycle
 ])
 def test_a_bad_override_names_the_set_and_the_fix(override, message):
     with pytest.raises(InputError) as err:

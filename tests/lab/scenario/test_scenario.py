@@ -73,7 +73,7 @@ def test_shipped_scenarios_validate_and_round_trip(path):
 def test_shipped_scenarios_cover_the_brief():
     names = {p.stem for p in SHIPPED}
     assert {"all-models", "idle-vs-active", "threads-vs-epoll", "custom-server",
-            "multi-host"} <= names
+            "multi-host", "slow-clients", "waiting-handler"} <= names
 
 
 def test_defaults_fill_in_and_merge_per_key():
