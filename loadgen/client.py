@@ -87,6 +87,7 @@ from loadgen.failures import ClosedByServer, EchoMismatch, TcpFailure, failure
 from loadgen.limits import SocketBudget
 from loadgen.meter import Meter
 from loadgen.options import LoadOptions
+from loadgen.tally import Tally
 
 IP_BIND_ADDRESS_NO_PORT = getattr(_socket, "IP_BIND_ADDRESS_NO_PORT", 24)
 REQUEST_TYPE = "tcp"
@@ -97,6 +98,7 @@ SCM_TIMESTAMPNS = SO_TIMESTAMPNS
 _TIMESPEC = struct.Struct("@qq")  # struct timespec on 64-bit Linux
 _ANC_SPACE = _socket.CMSG_SPACE(_TIMESPEC.size)
 KERNEL_RX_STAMPS = os.environ.get(RX_TIMESTAMPS, "kernel") != "user"
+_NO_CONTEXT: dict[str, Any] = {}  # one shared empty context, not a dict per user
 
 
 class TcpClient:
@@ -107,15 +109,16 @@ class TcpClient:
     the process's :class:`~loadgen.limits.SocketBudget` (None: no budget).
     """
 
-    __slots__ = ("address", "source_ip", "opts", "meter", "budget", "_fire", "_context", "_hub",
-                 "sock", "_readable", "_writable", "_payload", "_buf", "_bufs", "_seq",
-                 "_served", "_connect_failed", "_rng", "_mu", "_slow")
+    __slots__ = ("address", "source_ip", "opts", "meter", "budget", "_fire", "_tally",
+                 "_context", "_hub", "sock", "_readable", "_writable", "_payload", "_buf",
+                 "_bufs", "_seq", "_served", "_connect_failed", "_rng", "_slow")
 
     def __init__(self, address: tuple[str, int], opts: LoadOptions, meter: Meter,
                  fire: Callable[..., Any], *, source_ip: str | None = None,
                  context: dict[str, Any] | None = None,
                  budget: SocketBudget | None = None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | Callable[[], random.Random] | None = None,
+                 tally: Tally | None = None) -> None:
         self.address = address
         self.source_ip = source_ip
         self.opts = opts
@@ -124,13 +127,15 @@ class TcpClient:
         self._connect_failed = False  # the last connect attempt failed: the next is a retry
         self.budget = budget if budget is not None else SocketBudget(1 << 62)
         self._fire = fire
-        self._context = context if context is not None else {}
+        self._tally = tally  # successes in bulk (loadgen/tally.py); None: one event each
+        self._context = context if context else _NO_CONTEXT
         self._hub = get_hub()
         self.sock: _socket.socket | None = None
         self._readable = self._writable = None
         size = opts.largest_message
-        self._rng = rng if rng is not None else random.Random(0)
-        self._mu = math.log(opts.message_size_median) if opts.sizes_vary else 0.0
+        # The RNG (a Mersenne Twister: 2.5 KB) only for varied sizes; a callable
+        # makes it on first use (loadgen/users.py shares the user's lazily).
+        self._rng = rng
         # anything but whole-message sends and reads of whatever has arrived
         self._slow = bool(opts.send_chunk or opts.send_gap_s or opts.read_chunk
                           or opts.read_gap_s or opts.sizes_vary)
@@ -233,7 +238,10 @@ class TcpClient:
         opts = self.opts  # fixed, or a log-normal draw cut to [1, max]
         if not opts.sizes_vary:
             return opts.message_size
-        size = round(self._rng.lognormvariate(self._mu, opts.size_sigma))
+        rng = self._rng
+        if not isinstance(rng, random.Random):
+            rng = self._rng = random.Random(0) if rng is None else rng()
+        size = round(rng.lognormvariate(math.log(opts.message_size_median), opts.size_sigma))
         return min(max(size, 1), opts.largest_message)
 
     def echo(self, origin: float | None = None) -> bool:
@@ -259,6 +267,11 @@ class TcpClient:
                 stamp = self._echo_slowly(size)
             else:
                 self._send_all(payload)
+                # The reply cannot be in yet (the server is another process
+                # that must be woken): wait for it before the first recvmsg,
+                # which would only fail with EAGAIN.
+                if not self._wait(self._readable, self.opts.io_timeout_s):
+                    raise TimeoutError("no echo within --io-timeout")
                 stamp = self._receive(buf, size)
                 if buf != payload:
                     self.meter.mismatched(payload, buf)
@@ -273,8 +286,11 @@ class TcpClient:
         if not self._served:
             self._served = True
             self.meter.served()
-        self._fire(request_type=REQUEST_TYPE, name="echo", response_time=elapsed * 1000.0,
-                   response_length=size, exception=None, context=self._context)
+        if self._tally is not None:
+            self._tally.ok(REQUEST_TYPE, "echo", elapsed * 1000.0, size)
+        else:
+            self._fire(request_type=REQUEST_TYPE, name="echo", response_time=elapsed * 1000.0,
+                       response_length=size, exception=None, context=self._context)
         return True
 
     def _receive(self, buf: bytearray, size: int, chunk: int = 0, gap: float = 0.0) -> int:
@@ -395,6 +411,9 @@ class TcpClient:
         self._report(name, start, 0, err)
 
     def _report(self, name: str, start: float, length: int, err: TcpFailure | None) -> None:
+        if err is None and self._tally is not None:
+            self._tally.ok(REQUEST_TYPE, name, (perf_counter() - start) * 1000.0, length)
+            return
         self._fire(request_type=REQUEST_TYPE, name=name,
                    response_time=(perf_counter() - start) * 1000.0,
                    response_length=length, exception=err, context=self._context)
