@@ -6,21 +6,36 @@ threads, memory), says whether Docker answers, and, given a scenario, the
 largest connection count each server could reach here and which limit binds
 first. The numbers are ceilings from arithmetic, not measurements: a run
 finds the real wall.
+
+Two figures per server. *This scenario*: the connections its top step can
+reach with the processes and workers it asks for (``processes: N``,
+``workers: N``) or that ``auto`` sizes for the top step. *This host*: the
+most the same server shape could hold here if the top step were raised and
+``auto`` grew with it, and the resource that binds: the whole lab's memory
+(load, servers, kernel sockets: :func:`lab.host.ceiling.lab_memory`), one
+process's descriptors (a fixed ``processes``/``workers``), the local
+backend's loopback source addresses (each worker two 127.0.0.x), the system
+file table. A top step whose whole-lab memory exceeds MemAvailable is
+refused before anything starts (:func:`memory_refusals`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from contract.fds import LOADGEN_FD_RESERVE
-from contract.limits import EADDRNOTAVAIL, EMFILE
+from contract.limits import EADDRNOTAVAIL, EMFILE, ENFILE, ENOMEM
 from lab.host import ceiling
-from lab.host.ceiling import Ceiling
+from lab.host.ceiling import Ceiling, LabMemory
 from lab.host.facts import HostFacts, local_host_facts
 from lab.host.workers import per_worker_ceiling, workers_needed
-from lab.scenario.types import Scenario, ServerSpec
+from lab.scenario.types import Scenario, ServerSpec, Step
 
 SOURCE_IPS_PER_LOCAL_WORKER = 2  # lab/backends/local.py gives each worker two 127.0.0.x
+# ... from 127.0.0.10 up to 127.0.0.254 (local.py source_ips)
+LOCAL_WORKERS_MAX = (255 - 10) // SOURCE_IPS_PER_LOCAL_WORKER
+HOST_MAX_SEARCH = 1 << 26  # connections: far beyond any one host
 
 Facts = HostFacts | dict[str, Any]
 
@@ -57,18 +72,86 @@ def load_ceiling(scenario: Scenario, facts: Facts, backend: str) -> Ceiling:
                                          f"{host.ephemeral_ports} ports")
 
 
+def sizes(spec: ServerSpec, scenario: Scenario, facts: Facts, connections: int
+          ) -> tuple[int, int]:
+    """(server processes, Locust workers) the lab uses when ``connections`` is
+    the top step: ``auto`` sized for it, fixed numbers as given."""
+    host = _facts(facts)
+    processes = ceiling.processes_for(spec.processes, spec.model,
+                                      ceiling.effective_nofile(spec.limits.nofile, host),
+                                      connections)
+    load = dataclasses.replace(scenario.load, steps=(Step(connections, 1.0),))
+    return processes, workers_needed(load, host.nofile_hard or 1024)
+
+
+def memory_at(spec: ServerSpec, scenario: Scenario, facts: Facts, connections: int
+              ) -> LabMemory:
+    """The whole lab's memory (load and server on this host) at ``connections``."""
+    processes, workers = sizes(spec, scenario, facts, connections)
+    return ceiling.lab_memory(spec.model, connections, processes=processes, workers=workers)
+
+
+def memory_max(spec: ServerSpec, scenario: Scenario, facts: Facts) -> int | None:
+    """The most connections whose whole-lab memory fits in MemAvailable (None:
+    unknown). The cost grows with the connections and, by steps, with the
+    processes ``auto`` adds, so the largest fit is found by bisection."""
+    available = _facts(facts).mem_available_bytes
+    if not available:
+        return None
+    lo, hi = 0, HOST_MAX_SEARCH
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if memory_at(spec, scenario, facts, mid).total <= available:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def host_ceilings(spec: ServerSpec, scenario: Scenario, facts: Facts, backend: str
+                  ) -> list[Ceiling]:
+    """What caps ``spec`` on this host if the top step grew (``auto`` with it)."""
+    host = _facts(facts)
+    found = [c for c in server_ceilings(spec, facts, backend, HOST_MAX_SEARCH)
+             if c.limit != ENOMEM]  # the whole lab's memory replaces the server's alone
+    most = memory_max(spec, scenario, facts)
+    if most is not None:
+        found.append(Ceiling(most, ENOMEM, f"the whole lab's memory at {most}: "
+                                           f"{memory_at(spec, scenario, facts, most).words()}"
+                                           f" of {ceiling._size(host.mem_available_bytes)}"
+                                           " available"))
+    hard = host.nofile_hard or 1024
+    if scenario.load.workers is not None:
+        found.append(load_ceiling(scenario, facts, backend))
+    elif backend == "local":
+        found.append(Ceiling(LOCAL_WORKERS_MAX * per_worker_ceiling(hard), EADDRNOTAVAIL,
+                             f"{LOCAL_WORKERS_MAX} local workers (two 127.0.0.x each) x "
+                             f"{per_worker_ceiling(hard)} users"))
+    if host.file_max:
+        found.append(Ceiling(host.file_max // 2, ENFILE, f"fs.file-max {host.file_max}: "
+                                                          "client and server ends"))
+    return found
+
+
 def memory_refusals(scenario: Scenario, facts: Facts) -> list[str]:
-    """Servers whose top step cannot fit in this host's available memory
-    (lab/host/ceiling.py ``memory_shortfall``), for a scenario whose hosts
-    are all this machine (load and server share its memory). A server with
-    ``limits.memory`` is left alone: its limit is the experiment, and its
-    OOM kill stays inside its cgroup."""
+    """Servers whose top step cannot fit in this host's available memory: the
+    whole lab's, load and server processes included (lab/host/ceiling.py
+    ``memory_shortfall``), for a scenario whose hosts are all this machine
+    (load and server share its memory). A server with ``limits.memory`` is
+    left alone: its limit is the experiment, and its OOM kill stays inside
+    its cgroup."""
     if any(h.endpoint != "local" for h in scenario.hosts):
         return []
     host = _facts(facts)
-    found = (ceiling.memory_shortfall(spec.model, spec.name, scenario.max_connections,
-                                      host.mem_available_bytes)
-             for spec in scenario.servers if not spec.limits.memory)
+    top = scenario.max_connections
+    found = []
+    for spec in scenario.servers:
+        if spec.limits.memory:
+            continue
+        processes, workers = sizes(spec, scenario, facts, top)
+        found.append(ceiling.memory_shortfall(
+            spec.model, spec.name, top, host.mem_available_bytes, processes=processes,
+            workers=workers, fits=memory_max(spec, scenario, facts)))
     return [why for why in found if why]
 
 
@@ -109,6 +192,15 @@ def scenario_lines(scenario: Scenario, facts: HostFacts, backend: str) -> list[s
             f"stops before the top step ({top})"
         lines.append(f"  {spec.name:<12} up to ~{binding.connections:<7} {binding.limit}: "
                      f"{binding.why}; {verdict}")
+        processes, workers = sizes(spec, scenario, facts, top)
+        if backend == "local":
+            lines.append(f"  {'':<12} top step {top}: {processes} server process(es), "
+                         f"{workers} worker(s), memory "
+                         f"{memory_at(spec, scenario, facts, top).words()}")
+        most = ceiling.binding(host_ceilings(spec, scenario, facts, backend))
+        if most is not None:
+            lines.append(f"  {'':<12} this host: up to ~{most.connections} if the top step "
+                         f"grew; binds first: {most.limit}, {most.why}")
     lines.append(f"  {'load':<12} up to ~{load.connections:<7} {load.limit}: {load.why}")
     return lines
 
