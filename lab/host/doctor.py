@@ -15,13 +15,18 @@ most the same server shape could hold here if the top step were raised and
 (load, servers, kernel sockets: :func:`lab.host.ceiling.lab_memory`), one
 process's descriptors (a fixed ``processes``/``workers``), the local
 backend's loopback source addresses (each worker two 127.0.0.x), the system
-file table. A top step whose whole-lab memory exceeds MemAvailable is
+file table, and the connection-tracking table: when netfilter's conntrack is
+loaded (Docker's NAT rules load it) every TCP connection, loopback ones
+included, takes an entry, and once ``nf_conntrack_max`` entries exist the
+kernel drops new SYNs ("nf_conntrack: table full, dropping packet"): the
+client sees slow connects, then timeouts. A top step whose whole-lab memory exceeds MemAvailable is
 refused before anything starts (:func:`memory_refusals`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 from contract.fds import LOADGEN_FD_RESERVE
@@ -36,6 +41,26 @@ SOURCE_IPS_PER_LOCAL_WORKER = 2  # lab/backends/local.py gives each worker two 1
 # ... from 127.0.0.10 up to 127.0.0.254 (local.py source_ips)
 LOCAL_WORKERS_MAX = (255 - 10) // SOURCE_IPS_PER_LOCAL_WORKER
 HOST_MAX_SEARCH = 1 << 26  # connections: far beyond any one host
+CONNTRACK_MAX = Path("/proc/sys/net/netfilter/nf_conntrack_max")  # absent: not loaded
+CONNTRACK_LIMIT = "conntrack"  # the doctor's name for the table's wall (no errno: a drop)
+
+
+def conntrack_max(path: Path = CONNTRACK_MAX) -> int | None:
+    """This host's ``nf_conntrack_max``; None when conntrack is not loaded."""
+    try:
+        return int(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def conntrack_ceiling(entries: int | None) -> Ceiling | None:
+    """Connections the conntrack table holds (one entry each), or None."""
+    if not entries:
+        return None
+    return Ceiling(entries, CONNTRACK_LIMIT,
+                   f"nf_conntrack_max {entries}: one entry per connection, loopback too; "
+                   f"a full table drops new SYNs (raise it: sysctl -w "
+                   f"net.netfilter.nf_conntrack_max=N)")
 
 Facts = HostFacts | dict[str, Any]
 
@@ -108,9 +133,10 @@ def memory_max(spec: ServerSpec, scenario: Scenario, facts: Facts) -> int | None
     return lo
 
 
-def host_ceilings(spec: ServerSpec, scenario: Scenario, facts: Facts, backend: str
-                  ) -> list[Ceiling]:
-    """What caps ``spec`` on this host if the top step grew (``auto`` with it)."""
+def host_ceilings(spec: ServerSpec, scenario: Scenario, facts: Facts, backend: str,
+                  conntrack: int | None = None) -> list[Ceiling]:
+    """What caps ``spec`` on this host if the top step grew (``auto`` with it);
+    ``conntrack``: the host's ``nf_conntrack_max`` (None: not loaded)."""
     host = _facts(facts)
     found = [c for c in server_ceilings(spec, facts, backend, HOST_MAX_SEARCH)
              if c.limit != ENOMEM]  # the whole lab's memory replaces the server's alone
@@ -130,7 +156,8 @@ def host_ceilings(spec: ServerSpec, scenario: Scenario, facts: Facts, backend: s
     if host.file_max:
         found.append(Ceiling(host.file_max // 2, ENFILE, f"fs.file-max {host.file_max}: "
                                                           "client and server ends"))
-    return found
+    table = conntrack_ceiling(conntrack)
+    return found + ([table] if table else [])
 
 
 def memory_refusals(scenario: Scenario, facts: Facts) -> list[str]:
@@ -181,13 +208,16 @@ def host_lines(host: HostFacts, docker: tuple[bool, str]) -> list[str]:
     return [f"  {key:<22} {value}" for key, value in rows]
 
 
-def scenario_lines(scenario: Scenario, facts: HostFacts, backend: str) -> list[str]:
+def scenario_lines(scenario: Scenario, facts: HostFacts, backend: str,
+                   conntrack: int | None = None) -> list[str]:
     top = scenario.max_connections
+    table = conntrack_ceiling(conntrack)
     load = load_ceiling(scenario, facts, backend)
     lines = [f"scenario {scenario.name} ({len(scenario.servers)} servers, top step {top}), "
              f"{backend} backend:"]
     for spec in scenario.servers:
-        binding = ceiling.binding(server_ceilings(spec, facts, backend, top) + [load])
+        binding = ceiling.binding(server_ceilings(spec, facts, backend, top) + [load]
+                                  + ([table] if table else []))
         verdict = "reaches the top step" if binding.connections >= top else \
             f"stops before the top step ({top})"
         lines.append(f"  {spec.name:<12} up to ~{binding.connections:<7} {binding.limit}: "
@@ -197,7 +227,7 @@ def scenario_lines(scenario: Scenario, facts: HostFacts, backend: str) -> list[s
             lines.append(f"  {'':<12} top step {top}: {processes} server process(es), "
                          f"{workers} worker(s), memory "
                          f"{memory_at(spec, scenario, facts, top).words()}")
-        most = ceiling.binding(host_ceilings(spec, scenario, facts, backend))
+        most = ceiling.binding(host_ceilings(spec, scenario, facts, backend, conntrack))
         if most is not None:
             lines.append(f"  {'':<12} this host: up to ~{most.connections} if the top step "
                          f"grew; binds first: {most.limit}, {most.why}")
@@ -209,11 +239,17 @@ def doctor_text(scenario: Scenario | None, docker: tuple[bool, str],
                 backends: tuple[str, ...] = ("local", "docker"),
                 facts: Facts | None = None) -> str:
     """The whole doctor report as text."""
+    local = facts is None
     facts = _facts(facts) if facts is not None else local_host_facts()
+    table = conntrack_max() if local else None
     lines = ["this host:", *host_lines(facts, docker)]
+    if local:
+        lines.append(f"  {'nf_conntrack_max':<22} "
+                     + (f"{table} (every connection one entry, loopback too)" if table
+                        else "conntrack not loaded"))
     if scenario is not None:
         for backend in backends:
-            lines += ["", *scenario_lines(scenario, facts, backend)]
+            lines += ["", *scenario_lines(scenario, facts, backend, table)]
             if backend == "docker":
                 lines.append("  (Docker: containers get --ulimit nofile up to what the daemon "
                              "can grant; namespaced sysctls apply per container)")

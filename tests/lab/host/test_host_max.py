@@ -62,3 +62,20 @@ def test_with_more_memory_the_next_walls_are_the_file_table_and_addresses():
                            "f.yaml")
     (four,) = fixed.servers
     assert binding(doctor.host_ceilings(four, fixed, HOST, "local")).limit == EMFILE
+
+
+def test_a_conntrack_table_smaller_than_the_top_step_binds_first(tmp_path):
+    """Loopback connections are tracked too: at nf_conntrack_max the kernel
+    drops new SYNs, below the memory wall on this host's default (262,144)."""
+    sc = load_scenario(C500K)
+    (spec,) = sc.servers
+    (path := tmp_path / "max").write_text("262144\n")
+    table = doctor.conntrack_max(path)
+    assert table == 262_144 and doctor.conntrack_max(tmp_path / "absent") is None
+    most = binding(doctor.host_ceilings(spec, sc, HOST, "local", table))
+    assert most.limit == doctor.CONNTRACK_LIMIT and most.connections == 262_144
+    assert "sysctl -w net.netfilter.nf_conntrack_max" in most.why
+    lines = doctor.scenario_lines(sc, HOST, "local", table)
+    assert any("stops before the top step (500000)" in x for x in lines)
+    roomy = doctor.scenario_lines(sc, HOST, "local", 2_000_000)
+    assert any("reaches the top step" in x for x in roomy)
