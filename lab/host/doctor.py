@@ -34,7 +34,7 @@ from contract.limits import EADDRNOTAVAIL, EMFILE, ENFILE, ENOMEM
 from lab.host import ceiling
 from lab.host.ceiling import Ceiling, LabMemory
 from lab.host.facts import HostFacts, local_host_facts
-from lab.host.workers import per_worker_ceiling, workers_needed
+from lab.host.workers import PER_WORKER_COMFORT, per_worker_ceiling, workers_needed
 from lab.scenario.types import Scenario, ServerSpec, Step
 
 SOURCE_IPS_PER_LOCAL_WORKER = 2  # lab/backends/local.py gives each worker two 127.0.0.x
@@ -92,7 +92,8 @@ def load_ceiling(scenario: Scenario, facts: Facts, backend: str) -> Ceiling:
     if workers * per_worker <= ports:
         return Ceiling(workers * per_worker, EMFILE,
                        f"{workers} worker(s) x {per_worker} connections (nofile {hard} - "
-                       f"{LOADGEN_FD_RESERVE})")
+                       f"{LOADGEN_FD_RESERVE}), at most {PER_WORKER_COMFORT} of them paced "
+                       "(echo) users per worker")
     return Ceiling(ports, EADDRNOTAVAIL, f"{workers} worker(s) x {ips} source address(es) x "
                                          f"{host.ephemeral_ports} ports")
 

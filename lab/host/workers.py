@@ -9,12 +9,14 @@ and one source address's ephemeral ports towards one server ip:port
 timer and costs nothing between events, so a worker holds as many idle users
 as its descriptors allow but at most ``PER_WORKER_COMFORT`` paced ones.
 
-``PER_WORKER_COMFORT`` comes from ``benchmarks/loadgen_capacity.py --only held
---workers 0 --users 15000``: one worker drives 15,000 users at one 64-byte
-echo a second each with ~0.4 of a core (26 us of CPU per echo) and >= 0.99
-of the offered rate (benchmarks/README.md). Before the per-echo costs were cut
-(Locust's request event per echo, an EAGAIN recvmsg per echo) the same step
-took 0.99 of a core and the lab capped a worker at 10,000.
+``PER_WORKER_COMFORT`` comes from the benchmarks (benchmarks/README.md): one
+worker drives 15,000 users at one 64-byte echo a second each with ~0.4 of a
+core (26 us of CPU per echo) and >= 0.99 of the offered rate
+(``loadgen_capacity.py``), but its event loop then lags (p99 117 ms on a busy
+machine, ``loadgen_fidelity.py``: client-bound by the lab's 25 ms bound);
+at 12,000 it used 0.27 of a core with a lag p99 of 4.7 ms. Before the
+per-echo costs were cut (Locust's request event per echo, an EAGAIN recvmsg
+per echo) 15,000 took 0.99 of a core and the lab capped a worker at 10,000.
 
 It lives with the host's other arithmetic (``lab/host/ceiling.py``): both
 backends size their workers with it, and ``run-lab doctor`` gives the load's
@@ -30,7 +32,7 @@ from contract.fds import LOADGEN_FD_RESERVE
 from contract.network import DEFAULT_EPHEMERAL_PORTS
 from lab.scenario.types import LoadSpec
 
-PER_WORKER_COMFORT = 15_000  # paced users per worker (above)
+PER_WORKER_COMFORT = 12_000  # paced users per worker (above)
 
 # Resident memory of the load, measured (benchmarks/README.md): a held user
 # (greenlet and its Python frame stack, Locust's User and TaskSet, the socket
