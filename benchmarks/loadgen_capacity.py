@@ -133,10 +133,34 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def profile_later(pid: int, after: float, seconds: float, out: Path) -> subprocess.Popen:
+    """py-spy (``pip install py-spy``) on ``pid`` for ``seconds``, ``after`` s from
+    now: collapsed stacks ("frame;frame;... count" lines) in ``out``."""
+    return subprocess.Popen(
+        ["sh", "-c", f"sleep {after:g}; exec {Path(sys.executable).parent}/py-spy record "
+                     f"-r 200 -f raw --nonblocking -d {seconds:g} -p {pid} -o {out}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def top_frames(collapsed: Path, n: int = 12) -> list[tuple[float, str]]:
+    """The frames the most samples were in (self time), as shares of all samples."""
+    own: dict[str, int] = {}
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        total += int(count)
+        leaf = stack.split(";")[-1]
+        own[leaf] = own.get(leaf, 0) + int(count)
+    ranked = sorted(own.items(), key=lambda kv: -kv[1])[:n]
+    return [(round(100 * c / max(total, 1), 1), frame) for frame, c in ranked]
+
+
 def run_steps(srv: Any, steps: str, workdir: Path, *, pace: float, workers: int,
-              timeout: float) -> tuple[list[dict], Sampler, list[tuple[int, float, int]]]:
+              timeout: float, profile: tuple[float, float, Path] | None = None
+              ) -> tuple[list[dict], Sampler, list[tuple[int, float, int]]]:
     """Run the steps against ``srv``; return the step records, the process
-    samples, and (users, load RSS) as each record appeared."""
+    samples, and (users, load RSS) as each record appeared. ``profile``:
+    (after s, for s, output) for :func:`profile_later` on the first load process."""
     host = f"tcp://{srv.host}:{srv.port}"
     results = workdir / f"steps-{workers}w-{time.time_ns()}.jsonl"
     load = ["--pace", f"{pace:g}", "--message-size", str(MESSAGE_SIZE),
@@ -151,6 +175,9 @@ def run_steps(srv: Any, steps: str, workdir: Path, *, pace: float, workers: int,
         procs.append(locust(["--worker", "--master-host", "127.0.0.1", "--master-port",
                              str(port), *load, "EchoUser"], workdir / f"worker{i}.log"))
     sampler = Sampler([p.pid for p in (procs[1:] if workers else procs)], srv.pid)
+    if profile is not None:
+        after, seconds, out = profile
+        procs.append(profile_later(sampler.load_pids[0], after, seconds, out))
     records: list[dict] = []
     rss_at_record: list[tuple[int, float, int]] = []
     deadline = time.monotonic() + timeout
@@ -209,12 +236,22 @@ def flat(rounds: int, seconds: float, workdir: Path) -> list[dict[str, Any]]:
     ]
 
 
-def held(users: int, hold: float, workers: int, workdir: Path) -> dict[str, Any]:
+def held(users: int, hold: float, workers: int, workdir: Path,
+         profile: bool = False) -> dict[str, Any]:
     from serverproc import ServerProcess
 
+    # py-spy from a few seconds into the hold (the 1-user step, the ramp at
+    # 1,000 users/s and start-up before it) for 10 s
+    out = workdir / f"profile-{workers}w.txt"
+    spy = (3 + users / 1000 + 8, min(10.0, max(hold - 10, 1.0)), out) if profile else None
     with ServerProcess("epoll", "--nofile", "max") as srv:
         records, sampler, rss = run_steps(srv, f"1:3s,{users}:{hold:g}s", workdir, pace=1.0,
-                                          workers=workers, timeout=users / 1000 + hold + 120)
+                                          workers=workers, timeout=users / 1000 + hold + 120,
+                                          profile=spy)
+    if profile and out.exists():
+        print(f"top frames (self time) of the first load process, {out}:")
+        for share, frame in top_frames(out):
+            print(f"  {share:5.1f} %  {frame}")
     if len(records) < 2:
         raise SystemExit(f"held {users} with {workers} workers: only {len(records)} steps; "
                          f"see the logs in {workdir}")
@@ -251,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--users", type=int, default=HELD_USERS)
     ap.add_argument("--workers", default="0,2", help="held runs: 0 = one standalone process")
     ap.add_argument("--out", type=Path, default=OUT / "loadgen_capacity.csv")
+    ap.add_argument("--profile", action="store_true",
+                    help="held: py-spy the load process during the hold; print its top frames")
     ap.add_argument("--bare", nargs=4, metavar=("HOST", "PORT", "USERS", "SECONDS"),
                     help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -266,7 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "flat"):
         rows += flat(args.rounds, args.seconds, workdir)
     if args.only in (None, "held"):
-        rows += [held(args.users, args.hold, int(w), workdir) for w in args.workers.split(",")]
+        rows += [held(args.users, args.hold, int(w), workdir, args.profile)
+                 for w in args.workers.split(",")]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))

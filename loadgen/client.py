@@ -1,70 +1,57 @@
 """One TCP connection to an echo server, timed and reported to Locust.
 
-The socket is a plain non-blocking kernel socket (``_socket.socket``, which
-gevent never patches) and this module does the waiting itself on gevent's
-event loop (libev, epoll underneath): a call that would block (EAGAIN,
-EINPROGRESS) starts an I/O watcher for the descriptor and a timer, and parks
-the greenlet in a :class:`gevent.hub.Waiter` until one of them fires. That is
-what gevent's cooperative sockets do too, minus the per-call ``Timeout``
-object and the exception its expiry throws into the greenlet, which cost
-more than the echo itself when 15,000 users each wait once a second.
+The socket is a plain non-blocking kernel socket (``_socket.socket``, never
+patched by gevent) and this module waits itself on gevent's loop (libev on
+epoll): a call that would block (EAGAIN, EINPROGRESS) starts an I/O watcher
+and a timer and parks the greenlet in a :class:`gevent.hub.Waiter` until one
+fires: gevent's cooperative sockets minus the per-call ``Timeout`` and the
+exception its expiry throws, which cost more than the echo at 15,000 users.
 
-Every call is timed and reported as a Locust
-``request`` event (``request_type="tcp"``, names ``connect``, ``echo`` and,
-for a connection lost while an :class:`~loadgen.users.IdleUser` holds it,
-``hold``). Failures are classified (:mod:`loadgen.failures`), counted in the
-:class:`~loadgen.meter.Meter`, reported with a :class:`TcpFailure` and never
-raised: a load generator has to survive exactly the conditions it provokes.
+Every call is timed and reported to Locust (``request_type="tcp"``, names
+``connect``, ``echo``, and ``hold`` for a connection lost while an
+:class:`~loadgen.users.IdleUser` holds it): successes through the process's
+:class:`~loadgen.tally.Tally` (in bulk), failures as ``request`` events with
+a :class:`TcpFailure`, classified (:mod:`loadgen.failures`) and counted in
+the :class:`~loadgen.meter.Meter`, never raised: a load generator has to
+survive exactly the conditions it provokes.
 
-Source addresses: connecting from 127.0.0.x instead of 127.0.0.1 gives each
-address its own ~28k ephemeral ports towards one server ip:port. ``bind()``
-would pick the port at bind time, before the kernel knows the destination,
-and so could only use each port once for *all* destinations;
-``IP_BIND_ADDRESS_NO_PORT`` (Linux 4.2) defers the choice to ``connect()``,
-where the full 4-tuple is known.
+Source addresses: from 127.0.0.x instead of 127.0.0.1, each address has its
+own ~28k ephemeral ports towards one server ip:port. ``bind()`` would pick
+the port before the kernel knows the destination (each port once for *all*
+destinations); ``IP_BIND_ADDRESS_NO_PORT`` (Linux 4.2) defers it to ``connect()``.
 
 Where an echo's latency is read (the lab reports the server's latency, not
-this process's): the send time is read (``time.time_ns()``) right before
-``send()``, and the receive time is the *kernel's*: with ``SO_TIMESTAMPNS``
-set on the socket, the kernel stamps every incoming packet with
-CLOCK_REALTIME when it enters the network stack (``net_timestamp_check()``
-in ``netif_receive_skb``/``netif_rx``; on loopback that is inside the
-server's own ``send()``, before our socket's receive queue is even
-touched), and ``recvmsg_into()`` returns the stamp of the last packet it
-read as ``SCM_TIMESTAMPNS`` ancillary data (TCP: ``tcp_recv_timestamp()``).
-So an echo's latency counts the server's work, its wake-ups and queueing,
-and the kernel's TCP path both ways; it does *not* count how long this
-process took to notice the reply (its event loop serving other users, a GC
-pause, the kernel not scheduling it), which used to be most of a busy
-generator's p99 (benchmarks/README.md, loadgen_fidelity). That delay is not
-hidden: :mod:`loadgen.lag` measures it per step, and
-:mod:`contract.generator` calls a step client-bound on it. The stamp is
-used only when it is plausible (not before the send, not after this
-process's own reading of the clock once the reply is in); otherwise, and
-when the kernel gave none (or ``IOLAB_RX_TIMESTAMPS=user``, for the
-benchmark's comparison), the latency is the user-space one, send to
-``perf_counter()`` after the receive. With ``--schedule fixed`` the time
-from the intended send to the actual one is added (the generator's lateness
-to send is counted there, as open-loop measuring requires). The stamp costs
-a ``recvmsg_into`` instead of a ``recv_into`` and one ``struct`` unpack:
-about a microsecond per echo.
+this process's): the send time just before ``send()`` (``time.time_ns()``),
+the receive time the *kernel's*: with ``SO_TIMESTAMPNS`` set, the kernel
+stamps each incoming packet with CLOCK_REALTIME as it enters the stack
+(``net_timestamp_check()`` in ``netif_receive_skb``/``netif_rx``; on loopback
+inside the server's own ``send()``), and ``recvmsg_into()`` returns the stamp
+of the last packet read as ``SCM_TIMESTAMPNS`` (TCP: ``tcp_recv_timestamp()``).
+So latency counts the server's work, wake-ups and queueing and the kernel's
+TCP path both ways, *not* how long this process took to notice the reply (its
+loop serving other users, a GC pause, not being scheduled), once most of a
+busy generator's p99 (benchmarks/README.md, loadgen_fidelity). That delay is
+measured apart (:mod:`loadgen.lag`; :mod:`contract.generator` calls a step
+client-bound on it). The stamp is used only when plausible (not before the
+send, not after this process's own clock reading once the reply is in);
+otherwise, without one, or with ``IOLAB_RX_TIMESTAMPS=user`` (the benchmark's
+comparison), latency is send to ``perf_counter()`` after the receive. With
+``--schedule fixed`` the lateness of the send is added, as open-loop
+measuring requires. The stamp costs ~1 us per echo (``recvmsg_into``, an unpack).
 
 Clients that are not fast loopback ones (:class:`~loadgen.options.LoadOptions`):
 
 * a *slow sender* (``--send-chunk``, ``--send-gap``) sends each message in
-  chunks, a pause apart; latency runs from the first byte sent, dribbling
-  included. Slowloris (``--send-chunk 1 --send-gap 0.5``) keeps a thread or
-  pool worker tied to the connection blocked in ``recv()`` all that time;
+  chunks, a pause apart, latency from the first byte. Slowloris (``--send-chunk
+  1 --send-gap 0.5``) keeps a thread or pool worker blocked in ``recv()``;
 * a *slow reader* (``--recv-buffer``, ``--read-chunk``, ``--read-gap``) sets
-  ``SO_RCVBUF`` before ``connect()`` (the window scale is agreed in the
-  handshake) and reads at most ``read_chunk`` bytes per ``recv()``, a pause
-  apart. Its window closes, the server's send queue fills, and the server's
-  ``send()`` comes back short, then EAGAIN: a blocking thread waits in it; an
-  event loop must buffer the rest and wait for EPOLLOUT (memory per slow
-  connection) or stop reading that connection;
+  ``SO_RCVBUF`` before ``connect()`` (the window scale is agreed in the SYN)
+  and reads ``read_chunk`` bytes per ``recv()``, a pause apart: its window
+  closes, the server's send queue fills, its ``send()`` comes back short, then
+  EAGAIN: a thread blocks; an event loop buffers (memory) or stops reading;
 * *varied sizes* (``--message-size-median``/``--message-size-max``): log-normal
-  draws from the user's seeded RNG; buffers sized once for the largest, every
-  byte of every reply compared.
+  draws from the user's seeded RNG, buffers sized for the largest, every byte
+  compared.
 """
 
 from __future__ import annotations
@@ -87,6 +74,7 @@ from loadgen.failures import ClosedByServer, EchoMismatch, TcpFailure, failure
 from loadgen.limits import SocketBudget
 from loadgen.meter import Meter
 from loadgen.options import LoadOptions
+from loadgen.tally import Tally
 
 IP_BIND_ADDRESS_NO_PORT = getattr(_socket, "IP_BIND_ADDRESS_NO_PORT", 24)
 REQUEST_TYPE = "tcp"
@@ -97,25 +85,26 @@ SCM_TIMESTAMPNS = SO_TIMESTAMPNS
 _TIMESPEC = struct.Struct("@qq")  # struct timespec on 64-bit Linux
 _ANC_SPACE = _socket.CMSG_SPACE(_TIMESPEC.size)
 KERNEL_RX_STAMPS = os.environ.get(RX_TIMESTAMPS, "kernel") != "user"
+_NO_CONTEXT: dict[str, Any] = {}  # one shared empty context, not a dict per user
 
 
 class TcpClient:
     """A connection's life: connect, echo, wait, close; every outcome reported.
+    ``fire``: Locust's ``environment.events.request.fire``; ``tally``: where
+    successes go instead (None: ``fire`` them too); ``context``: passed on with
+    every event (Locust's ``User.context()``); ``budget``: the process's
+    :class:`~loadgen.limits.SocketBudget` (None: no budget)."""
 
-    ``fire`` is Locust's ``environment.events.request.fire``; ``context`` is
-    passed on with every event (Locust's ``User.context()``); ``budget`` is
-    the process's :class:`~loadgen.limits.SocketBudget` (None: no budget).
-    """
-
-    __slots__ = ("address", "source_ip", "opts", "meter", "budget", "_fire", "_context", "_hub",
-                 "sock", "_readable", "_writable", "_payload", "_buf", "_bufs", "_seq",
-                 "_served", "_connect_failed", "_rng", "_mu", "_slow")
+    __slots__ = ("address", "source_ip", "opts", "meter", "budget", "_fire", "_tally",
+                 "_context", "_hub", "sock", "_readable", "_writable", "_payload", "_buf",
+                 "_bufs", "_seq", "_served", "_connect_failed", "_rng", "_slow")
 
     def __init__(self, address: tuple[str, int], opts: LoadOptions, meter: Meter,
                  fire: Callable[..., Any], *, source_ip: str | None = None,
                  context: dict[str, Any] | None = None,
                  budget: SocketBudget | None = None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | Callable[[], random.Random] | None = None,
+                 tally: Tally | None = None) -> None:
         self.address = address
         self.source_ip = source_ip
         self.opts = opts
@@ -124,13 +113,14 @@ class TcpClient:
         self._connect_failed = False  # the last connect attempt failed: the next is a retry
         self.budget = budget if budget is not None else SocketBudget(1 << 62)
         self._fire = fire
-        self._context = context if context is not None else {}
+        self._tally = tally  # successes in bulk (loadgen/tally.py); None: one event each
+        self._context = context if context else _NO_CONTEXT
         self._hub = get_hub()
         self.sock: _socket.socket | None = None
         self._readable = self._writable = None
         size = opts.largest_message
-        self._rng = rng if rng is not None else random.Random(0)
-        self._mu = math.log(opts.message_size_median) if opts.sizes_vary else 0.0
+        # An RNG (2.5 KB) only for varied sizes; a callable makes it on first use.
+        self._rng = rng
         # anything but whole-message sends and reads of whatever has arrived
         self._slow = bool(opts.send_chunk or opts.send_gap_s or opts.read_chunk
                           or opts.read_gap_s or opts.sizes_vary)
@@ -233,7 +223,10 @@ class TcpClient:
         opts = self.opts  # fixed, or a log-normal draw cut to [1, max]
         if not opts.sizes_vary:
             return opts.message_size
-        size = round(self._rng.lognormvariate(self._mu, opts.size_sigma))
+        rng = self._rng
+        if not isinstance(rng, random.Random):
+            rng = self._rng = random.Random(0) if rng is None else rng()
+        size = round(rng.lognormvariate(math.log(opts.message_size_median), opts.size_sigma))
         return min(max(size, 1), opts.largest_message)
 
     def echo(self, origin: float | None = None) -> bool:
@@ -259,6 +252,10 @@ class TcpClient:
                 stamp = self._echo_slowly(size)
             else:
                 self._send_all(payload)
+                # The reply cannot be in yet (the server must be woken first):
+                # wait before the first recvmsg, which would fail with EAGAIN.
+                if not self._wait(self._readable, self.opts.io_timeout_s):
+                    raise TimeoutError("no echo within --io-timeout")
                 stamp = self._receive(buf, size)
                 if buf != payload:
                     self.meter.mismatched(payload, buf)
@@ -273,8 +270,11 @@ class TcpClient:
         if not self._served:
             self._served = True
             self.meter.served()
-        self._fire(request_type=REQUEST_TYPE, name="echo", response_time=elapsed * 1000.0,
-                   response_length=size, exception=None, context=self._context)
+        if self._tally is not None:
+            self._tally.ok(REQUEST_TYPE, "echo", elapsed * 1000.0, size)
+        else:
+            self._fire(request_type=REQUEST_TYPE, name="echo", response_time=elapsed * 1000.0,
+                       response_length=size, exception=None, context=self._context)
         return True
 
     def _receive(self, buf: bytearray, size: int, chunk: int = 0, gap: float = 0.0) -> int:
@@ -360,17 +360,14 @@ class TcpClient:
 
     # -- closing --------------------------------------------------------------------
     def close(self) -> None:
-        """Close (idempotent).
-
-        A plain close (no ``SO_LINGER`` of 0, which would send RST and make the
-        server see a reset) sends FIN; the side that closes first keeps its end
-        in TIME_WAIT for 60 s (``TCP_TIMEWAIT_LEN``), and with it the source
-        port of that 4-tuple. A :class:`~loadgen.users.ChurnUser` closes first,
-        so churn fills *this* host's port range (``ip_local_port_range``, ~28k
-        ports per source address and server ip:port): about 470 connects/s
-        sustained per source address, unless ``tcp_tw_reuse`` (default 2:
-        loopback only) lets ``connect()`` reuse a TIME_WAIT port older than a
-        second. Past that, ``connect()`` fails with EADDRNOTAVAIL.
+        """Close (idempotent). A plain close (no ``SO_LINGER`` 0, which would send
+        RST) sends FIN; the side that closes first keeps its end in TIME_WAIT for
+        60 s (``TCP_TIMEWAIT_LEN``) with its source port. A
+        :class:`~loadgen.users.ChurnUser` closes first, so churn fills *this*
+        host's port range (~28k per source address and server ip:port): ~470
+        connects/s per address, unless ``tcp_tw_reuse`` (default 2: loopback)
+        lets ``connect()`` reuse a TIME_WAIT port older than a second. Past
+        that, ``connect()`` fails with EADDRNOTAVAIL.
         """
         if self.sock is not None:
             self._drop(self.sock)
@@ -395,6 +392,9 @@ class TcpClient:
         self._report(name, start, 0, err)
 
     def _report(self, name: str, start: float, length: int, err: TcpFailure | None) -> None:
+        if err is None and self._tally is not None:
+            self._tally.ok(REQUEST_TYPE, name, (perf_counter() - start) * 1000.0, length)
+            return
         self._fire(request_type=REQUEST_TYPE, name=name,
                    response_time=(perf_counter() - start) * 1000.0,
                    response_length=length, exception=err, context=self._context)

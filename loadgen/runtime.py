@@ -21,6 +21,7 @@ from loadgen.groups import group_options
 from loadgen.limits import CapacityGuard, SocketBudget, ephemeral_ports
 from loadgen.meter import Meter
 from loadgen.options import LoadOptions, parse_source_ips, target_address
+from loadgen.tally import Tally
 
 _ATTR = "_iolab_runtime"
 # The collector's youngest generation runs after this many net allocations of
@@ -53,6 +54,7 @@ class Runtime:
         self.guard = CapacityGuard(soft, len(self.source_ips), ephemeral_ports())
         self.lag_probe = None
         self._arrivals = None
+        self._tally = None
 
     def start_lag_probe(self) -> None:
         """Time this process's event loop into the meter, and make the garbage
@@ -63,10 +65,20 @@ class Runtime:
         if self.lag_probe is None:
             self.lag_probe = LagProbe(self.meter)
             self.lag_probe.start()
+        if self._tally is None:
+            self._tally = Tally(self.environment)
+            self._tally.install()
 
     @property
     def fire(self):
         return self.environment.events.request.fire
+
+    def tally(self) -> Tally | None:
+        """Where a new user's successes go (:mod:`loadgen.tally`): the process's
+        tally, or None (one ``request`` event each) when another listener wants
+        every request or this is not a load process."""
+        tally = self._tally
+        return None if tally is None or tally.direct else tally
 
     def options(self, group: dict[str, Any] | None = None) -> LoadOptions:
         """The current options, as one object shared by all users while they

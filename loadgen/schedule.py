@@ -30,12 +30,15 @@ from collections.abc import Callable
 from loadgen.options import PACE_EXPONENTIAL
 
 
-def pace_gaps(pace_s: float, dist: str, rng: random.Random) -> Callable[[], float]:
+def pace_gaps(pace_s: float, dist: str,
+              rng: random.Random | Callable[[], random.Random]) -> Callable[[], float]:
     """The gap before each next send: ``pace_s`` each time, or exponential draws
-    with mean ``pace_s``."""
+    with mean ``pace_s``. ``rng`` may be a callable that makes the RNG: it is
+    called only for exponential gaps."""
     if dist == PACE_EXPONENTIAL and pace_s > 0:
         rate = 1.0 / pace_s
-        return lambda: rng.expovariate(rate)
+        draw = (rng if isinstance(rng, random.Random) else rng()).expovariate
+        return lambda: draw(rate)
     return lambda: pace_s
 
 

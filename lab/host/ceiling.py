@@ -35,6 +35,12 @@ They are ceilings from arithmetic; a run finds the real wall.
   kind ENOMEM. It ignores buffered data (an idle connection holds none; a busy
   one adds its queued bytes) and the interpreter's fixed footprint, so it is
   an upper bound like the others.
+- **The whole lab's memory** (:func:`lab_memory`, for the doctor's refusal and
+  its host maximum): with load and servers on one host, a held connection also
+  costs the load generator's user (``lab/host/workers.py``: ~11 KB of RSS, the
+  largest share) and every process a fixed footprint (a Locust process ~50 MiB,
+  a server process ``SERVER_PROCESS_RSS_BYTES``). Split three ways, as the
+  run's report measures it: load, servers, kernel sockets.
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ from contract.limits import (
 )
 from contract.models import model_facts
 from lab.host.facts import HostFacts
+from lab.host.workers import USER_RSS_BYTES, load_rss_bytes
 
 UNLIMITED = 1 << 62
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
@@ -66,13 +73,19 @@ KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 # epoll item). Data queued in a socket's buffers comes on top (up to
 # net.ipv4.tcp_rmem/tcp_wmem each way).
 KERNEL_SOCKET_BYTES = 4 * KiB
+# One server process with no connections: the interpreter, the model's module,
+# its poller (C100K, benchmarks/README.md: 131 MiB for 7 epoll processes holding
+# 100,000 connections at 238 B each).
+SERVER_PROCESS_RSS_BYTES = 15 * MiB
 
 
 def connection_bytes(model: str | None, load_on_host: bool = False) -> int:
-    """What one held connection of ``model`` costs the host's memory."""
+    """What one held connection of ``model`` costs the host's memory (with the
+    load on the host: its user and the client's socket too)."""
     cost = model_facts(model).memory
-    sockets = 2 if load_on_host else 1
-    return cost.userspace + cost.kernel + sockets * KERNEL_SOCKET_BYTES
+    if load_on_host:
+        return cost.userspace + cost.kernel + 2 * KERNEL_SOCKET_BYTES + USER_RSS_BYTES
+    return cost.userspace + cost.kernel + KERNEL_SOCKET_BYTES
 
 
 def _size(n: float) -> str:
@@ -180,30 +193,67 @@ def cost_words(model: str | None, load_on_host: bool) -> str:
         parts.append(f"{_size(cost.kernel)} kernel task")
     parts.append(f"2 x {_size(KERNEL_SOCKET_BYTES)} TCP socket: client and server on one host"
                  if load_on_host else f"{_size(KERNEL_SOCKET_BYTES)} TCP socket")
+    if load_on_host:
+        parts.append(f"{_size(USER_RSS_BYTES)} load generator user")
     return f"{_size(connection_bytes(model, load_on_host))} per connection ({' + '.join(parts)})"
 
 
+@dataclass(frozen=True)
+class LabMemory:
+    """The whole lab's memory holding ``connections`` on one host, by owner."""
+
+    connections: int
+    load: int  # Locust workers and master: users and process footprints
+    servers: int  # server processes: connections and process footprints
+    kernel: int  # TCP sockets, both ends
+
+    @property
+    def total(self) -> int:
+        return self.load + self.servers + self.kernel
+
+    def words(self) -> str:
+        return (f"~{_size(self.total)} (load {_size(self.load)}, servers "
+                f"{_size(self.servers)}, kernel sockets {_size(self.kernel)})")
+
+
+def lab_memory(model: str | None, connections: int, *, processes: int = 1,
+               workers: int = 1, load_on_host: bool = True) -> LabMemory:
+    """What ``connections`` held by ``processes`` server processes and
+    ``workers`` Locust workers cost this host (the load only when it is here)."""
+    cost = model_facts(model).memory
+    sockets = 2 if load_on_host else 1
+    return LabMemory(
+        connections,
+        load=load_rss_bytes(connections, workers) if load_on_host else 0,
+        servers=processes * SERVER_PROCESS_RSS_BYTES + connections * (cost.userspace
+                                                                      + cost.kernel),
+        kernel=connections * sockets * KERNEL_SOCKET_BYTES)
+
+
 def memory_shortfall(model: str | None, name: str, top: int, available: int | None,
-                     load_on_host: bool = True) -> str | None:
+                     load_on_host: bool = True, *, processes: int = 1,
+                     workers: int = 1, fits: int | None = None) -> str | None:
     """Why ``top`` connections of ``model`` cannot fit in ``available`` bytes
     (the host's MemAvailable), with the arithmetic; None when they fit or the
-    figure is unknown. Conservative: it speaks only when the prediction
-    exceeds *all* of MemAvailable, which the kernel can reclaim (page cache)
-    without swapping — past it the host's OOM killer chooses among all its
-    processes, the lab's own and others."""
+    figure is unknown. ``fits``: how many do (the doctor's host maximum; by
+    default the available memory over the per-connection cost). Conservative:
+    it speaks only when the prediction exceeds *all* of MemAvailable, which
+    the kernel can reclaim (page cache) without swapping — past it the host's
+    OOM killer chooses among all its processes, the lab's own and others."""
     if not available or top <= 0:
         return None
-    per_connection = connection_bytes(model, load_on_host)
-    need = top * per_connection
-    if need <= available:
+    need = lab_memory(model, top, processes=processes, workers=workers,
+                      load_on_host=load_on_host)
+    if need.total <= available:
         return None
-    fits = available // per_connection
-    return (f"{name}: the top step ({top} connections) needs ~{_size(need)} = {top} x "
-            f"{cost_words(model, load_on_host)}, more than the "
-            f"{_size(available)} this host has available (MemAvailable); about {fits} "
-            f"fit. Lower the top step to {fits} or fewer (--set load.steps=[...]), give "
-            f"the server a memory limit (limits.memory) to measure where it runs out, "
-            f"or run it on a host with more memory")
+    if fits is None:
+        fits = available // (need.total // top)
+    return (f"{name}: the top step ({top} connections) needs {need.words()}: {top} x "
+            f"{cost_words(model, load_on_host)}, with {processes} server and {workers} "
+            f"load process(es), more than the {_size(available)} this host has available "
+            f"(MemAvailable); about {fits} fit. Lower the top step to {fits} or fewer "
+            f"(--set load.steps=[...]), give the server a memory limit (limits.memory) "
+            f"to measure where it runs out, or run it on a host with more memory")
 
 
 def binding(ceilings: list[Ceiling]) -> Ceiling | None:

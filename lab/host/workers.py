@@ -1,32 +1,59 @@
-"""How many Locust workers a load needs.
+"""How many Locust workers a load needs, and what they cost in memory.
 
 Each worker is one process (one container in Docker, with its own IP) and
 holds one socket per user. Two ceilings bind a single worker: its open-file
 limit (every connection is a descriptor, plus ~100 for Python and Locust),
 and one source address's ephemeral ports towards one server ip:port
-(about 28,000 with the default 32768-60999 range). A gevent worker also
-saturates one core near ``PER_WORKER_COMFORT`` paced users, so the lab
-spreads beyond that when CPUs allow.
+(about 28,000 with the default 32768-60999 range). CPU binds a worker's
+*paced* users only: an idle user (``user: idle``) waits on its socket with no
+timer and costs nothing between events, so a worker holds as many idle users
+as its descriptors allow but at most ``PER_WORKER_COMFORT`` paced ones.
+
+``PER_WORKER_COMFORT`` comes from the benchmarks (benchmarks/README.md): one
+worker drives 15,000 users at one 64-byte echo a second each with ~0.4 of a
+core (26 us of CPU per echo) and >= 0.99 of the offered rate
+(``loadgen_capacity.py``), but its event loop then lags (p99 117 ms on a busy
+machine, ``loadgen_fidelity.py``: client-bound by the lab's 25 ms bound);
+at 12,000 it used 0.27 of a core with a lag p99 of 4.7 ms. Before the
+per-echo costs were cut (Locust's request event per echo, an EAGAIN recvmsg
+per echo) 15,000 took 0.99 of a core and the lab capped a worker at 10,000.
 
 It lives with the host's other arithmetic (``lab/host/ceiling.py``): both
 backends size their workers with it, and ``run-lab doctor`` gives the load's
-ceiling from the same numbers before a run.
+ceiling and its memory from the same numbers before a run.
 """
 
 from __future__ import annotations
 
 import math
 
+from contract import defaults
 from contract.fds import LOADGEN_FD_RESERVE
 from contract.network import DEFAULT_EPHEMERAL_PORTS
 from lab.scenario.types import LoadSpec
 
-PER_WORKER_COMFORT = 10_000
+PER_WORKER_COMFORT = 12_000  # paced users per worker (above)
+
+# Resident memory of the load, measured (benchmarks/README.md): a held user
+# (greenlet and its Python frame stack, Locust's User and TaskSet, the socket
+# and client objects, the wait's watchers) is the load processes' RSS growth
+# per user added; a Locust process with no users (interpreter, gevent, Locust,
+# ZeroMQ) is the rest. The kernel's socket is not in RSS (lab/host/ceiling.py).
+USER_RSS_BYTES = 11_000
+LOCUST_PROCESS_RSS_BYTES = 50 * 2**20
 
 
 def per_worker_ceiling(nofile_hard: int) -> int:
     """The most users one worker can hold: descriptors and source ports."""
     return max(1, min(nofile_hard - LOADGEN_FD_RESERVE, DEFAULT_EPHEMERAL_PORTS))
+
+
+def paced_users(load: LoadSpec, users: int) -> int:
+    """Of ``users``, those that wake the worker on a timer (echo and churn users;
+    with ``user: idle``, only the ``active_users`` among them)."""
+    if load.user == defaults.USER_IDLE and not load.groups:
+        return min(load.active_users, users)
+    return users
 
 
 def workers_needed(load: LoadSpec, nofile_hard: int, hosts: int = 1) -> int:
@@ -36,5 +63,11 @@ def workers_needed(load: LoadSpec, nofile_hard: int, hosts: int = 1) -> int:
     if load.workers is not None:
         return load.workers
     peak = max((s.connections for s in load.steps), default=0)
-    cap = min(per_worker_ceiling(nofile_hard), PER_WORKER_COMFORT)
-    return max(1, hosts, math.ceil(peak / cap))
+    by_fds = math.ceil(peak / per_worker_ceiling(nofile_hard))
+    by_cpu = math.ceil(paced_users(load, peak) / PER_WORKER_COMFORT)
+    return max(1, hosts, by_fds, by_cpu)
+
+
+def load_rss_bytes(users: int, workers: int) -> int:
+    """The load's resident memory holding ``users``: its workers and master."""
+    return users * USER_RSS_BYTES + (workers + 1) * LOCUST_PROCESS_RSS_BYTES

@@ -16,6 +16,7 @@ from lab.host.ceiling import (
 )
 from lab.host.doctor import server_ceilings as doctor_ceilings
 from lab.host.facts import HostFacts
+from lab.host.workers import USER_RSS_BYTES
 from lab.scenario.loader import parse_scenario
 
 HOST = {"cpus": 2, "mem_bytes": 24 * 2**30, "nofile_hard": 20000, "file_max": 2_466_170,
@@ -83,9 +84,12 @@ def test_memory_is_a_ceiling_for_every_model(model):
     available = HostFacts.from_record({**HOST, "mem_available_bytes": 6 * 2**30})
     (mem,) = [c for c in server_ceilings(model, "max", available, load_on_host=True)
               if c.limit == "ENOMEM"]
-    assert mem.connections == 6 * 2**30 // (own + 2 * KERNEL_SOCKET_BYTES)
+    # the load's user too: the generator's RSS per held connection
+    with_load = own + 2 * KERNEL_SOCKET_BYTES + USER_RSS_BYTES
+    assert mem.connections == 6 * 2**30 // with_load
     assert "2 x 4 KiB TCP socket" in mem.why and "6 GiB available" in mem.why
-    assert mem.why.startswith(f"~{ceiling._size(own + 2 * KERNEL_SOCKET_BYTES)} per connection")
+    assert "load generator user" in mem.why
+    assert mem.why.startswith(f"~{ceiling._size(with_load)} per connection")
     assert LIMITS[ENOMEM].resource == "memory"  # the capacity plan's column for this kind
 
 

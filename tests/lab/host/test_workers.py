@@ -30,3 +30,13 @@ def test_a_worker_that_exited_0_was_told_to_quit_not_lost():
     assert not worker_lost(None)  # still running
     assert not worker_lost(0)
     assert worker_lost(-9) and worker_lost(137) and worker_lost(1)
+
+
+def test_idle_users_are_sized_by_descriptors_paced_ones_by_cpu():
+    idle = LoadSpec(steps=(Step(500_000, 1.0),), user="idle", active_users=500)
+    assert workers_needed(idle, 20000) == 26  # 500,000 / 19,900: descriptors bind
+    echo = LoadSpec(steps=(Step(60_000, 1.0),))
+    assert workers_needed(echo, 20000) == 60_000 // PER_WORKER_COMFORT  # CPU binds
+    busy = LoadSpec(steps=(Step(PER_WORKER_COMFORT + 1, 1.0),), user="idle",
+                    active_users=PER_WORKER_COMFORT + 1)
+    assert workers_needed(busy, 20000) == 2  # descriptors alone would allow one

@@ -11,9 +11,15 @@ import pytest
 from lab import cli
 from lab.backends import cgroup
 from lab.host import facts as host_facts
-from lab.host.ceiling import KERNEL_SOCKET_BYTES, connection_bytes, memory_shortfall
+from lab.host.ceiling import (
+    KERNEL_SOCKET_BYTES,
+    connection_bytes,
+    lab_memory,
+    memory_shortfall,
+)
 from lab.host.doctor import memory_refusals
 from lab.host.facts import HostFacts
+from lab.host.workers import USER_RSS_BYTES
 from lab.run.death import cause
 from lab.scenario.loader import parse_scenario
 
@@ -22,13 +28,14 @@ MiB = 1 << 20
 
 def test_the_refusal_does_the_arithmetic_and_says_it():
     per = connection_bytes("forking", load_on_host=True)
-    assert per == 1300 * 1024 + 200 * 1024 + 2 * KERNEL_SOCKET_BYTES
-    available = 1000 * per
+    assert per == 1300 * 1024 + 200 * 1024 + 2 * KERNEL_SOCKET_BYTES + USER_RSS_BYTES
+    available = lab_memory("forking", 1000).total  # one server process, one worker
     assert memory_shortfall("forking", "f", 1000, available) is None  # exactly fits
     why = memory_shortfall("forking", "f", 1001, available)
     assert why is not None
     assert "top step (1001 connections)" in why and "1001 x 1.5 MiB per connection" in why
     assert "1.3 MiB userspace + 200 KiB kernel task + 2 x 4 KiB TCP socket" in why
+    assert "load generator user" in why and "(load " in why and "kernel sockets" in why
     assert "about 1000 fit" in why and "limits.memory" in why
     assert memory_shortfall("forking", "f", 10**6, None) is None  # unknown: no refusal
 
@@ -66,8 +73,8 @@ def test_run_lab_refuses_before_anything_starts(tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
     assert cli.main([str(scenario), "--backend", "local", "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    fits = 256 * MiB // connection_bytes("forking", load_on_host=True)
-    assert fits == 173  # 256 MiB / 1508 KiB
+    fits = max(n for n in range(1000) if lab_memory("forking", n).total <= 256 * MiB)
+    assert fits == 95  # (256 MiB - a 15 MiB server - master and worker at 50 MiB) / 1518 KiB
     assert "cannot fit in this host's memory" in err and f"about {fits} fit" in err
     assert not out.exists()  # nothing started, no run directory
 

@@ -27,6 +27,7 @@ from lab.backends.docker.hosts import clean_all
 from lab.backends.docker.specs import SECCOMP_IO_URING
 from lab.errors import BackendError
 from lab.host import limits as hostlimits
+from lab.host.workers import PER_WORKER_COMFORT
 from lab.owner import owner_id
 from lab.scenario.types import (
     HostLimits,
@@ -354,7 +355,7 @@ def test_load_master_and_workers_on_one_daemon(ctx):
 
 def test_worker_count_follows_target_connections(ctx):
     daemon = FakeDaemon()
-    sc = scenario(steps=((25_000, 1.0),))  # > PER_WORKER_COMFORT (10k) per worker
+    sc = scenario(steps=((2 * PER_WORKER_COMFORT + 1, 1.0),))  # paced echo users
     with backend_for(sc, {"local": FakeClient(daemon)}) as b:
         load = b.start_load(b.start_server(sc.servers[0], ctx(sc)), ctx(sc))
         assert len(load.workers) == 3
