@@ -302,6 +302,20 @@ def test_bad_block_us_and_nodelay_name_the_field(text, field, message):
     assert message in errors[0]
 
 
+def test_the_worker_timeout_reaches_the_master_and_every_worker():
+    """Both sides pace Locust's heartbeats for it (loadgen/listeners.py)."""
+    from lab.backends.locust_cmd import master_command, worker_command
+
+    load = parse_scenario("servers: [epoll]\nload: {steps: [10], worker_timeout: 2500ms}\n",
+                          "t.yaml").load
+    master = " ".join(master_command(load, target_host="127.0.0.1", target_port=9, workers=2,
+                                     step_results="x"))
+    worker = " ".join(worker_command(load, master_host="127.0.0.1"))
+    assert "--worker-timeout 2.5 " in master and "--worker-timeout 2.5 " in worker
+    default = parse_scenario("servers: [epoll]\nload: {steps: [10]}\n", "t.yaml").load
+    assert "--worker-timeout 11 " in " ".join(worker_command(default, master_host="h"))
+
+
 @pytest.mark.parametrize(("value", "message"), [
     ("500ms", "0.5s is below 1s"), ("0", "longer than zero"), ("soon", "not a duration")])
 def test_a_worker_timeout_under_a_second_is_refused(value, message):
