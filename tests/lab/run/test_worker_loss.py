@@ -20,7 +20,7 @@ from lab.analysis.capacity import plan_run, slo_of
 from lab.results.reader import load_run
 
 pytestmark = pytest.mark.load  # runs Locust or a lab: one at a time
-HOLD_S = 4
+HOLD_S = 2  # step 1 (a 1 s ramp and the hold) outlasts the kill, ~0.5 s after row 0
 WORKER_TIMEOUT_S = 2  # load.worker_timeout: a killed worker is named this long after
 
 
