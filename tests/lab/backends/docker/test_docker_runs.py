@@ -282,7 +282,7 @@ def test_a_worker_container_killed_mid_run_is_worker_lost(tmp_path, docker_clien
     seconds after the kill."""
     from faultkit import during_run
 
-    hold_s, timeout_s = 4, 2
+    hold_s, timeout_s = 2, 2  # a kill that misses step 1 lands in step 2: both say lost
     scenario = tmp_path / "loss.yaml"
     scenario.write_text(INTERRUPTIBLE.format(signal="loss").replace(
         "workers: 1", f"workers: 2\n  worker_timeout: {timeout_s}s").replace(
