@@ -41,6 +41,12 @@ PACE_DISTS: tuple[str, ...] = (PACE_FIXED, PACE_EXPONENTIAL)
 CONNECT_TIMEOUT_S = 5.0
 IO_TIMEOUT_S = 5.0
 SPAWN_RATE = 500.0  # users started (or stopped) per second between steps
+# Seconds of silence (no heartbeat) before the master calls a load worker lost:
+# Locust's liveness of 10 missed one-second heartbeats, plus the one in flight.
+# Shorter, a killed worker is named sooner; too short, a worker whose event loop
+# lags behind its users (thousands of connections on a busy host) is lost wrongly.
+WORKER_TIMEOUT_S = 11.0
+MIN_WORKER_TIMEOUT_S = 1.0  # four heartbeats within it, at most four a second
 # closed: the next echo after the reply; fixed: echoes at intended times.
 SCHEDULE_CLOSED = "closed"
 SCHEDULE_FIXED = "fixed"

@@ -18,16 +18,17 @@ listeners, so the same code path runs with one "worker", itself.
 
 The collector also keeps the step's roster. Workers are the Locust node ids
 in ``runner.clients`` (``<hostname>_<uuid>``); one is *live* while its state
-is not ``missing``, which Locust sets after ``HEARTBEAT_LIVENESS`` missed
-1-second heartbeats (raised to 10 by :mod:`loadgen.listeners`). Every worker
+is not ``missing``, which Locust sets after ``--worker-timeout`` s without a
+heartbeat (:func:`loadgen.listeners.set_worker_timeout`). Every worker
 live at the step's start, at its hold mark or at the collect request was
 there during the step; each of them that sent no share is *lost*, as is a
 worker already missing (expected, silent). ``expected`` is the larger of
 ``--expect-workers`` and the live workers at the step's start (1 standalone).
 The collect waits for the workers that were live when it asked, and stops
 waiting for one as soon as Locust calls it missing or drops it, so a killed
-worker delays its step's record by the heartbeat tolerance (~11 s), not by
-``timeout``.
+worker delays its step's record by ``--worker-timeout`` (11 s by default), not
+by ``timeout``; a ramp that a lost worker keeps short of its target is held
+as it is once Locust calls the worker missing (:meth:`StepCollector.lost_one`).
 """
 
 from __future__ import annotations
@@ -137,6 +138,12 @@ class StepCollector:
         wanted = 1 if self.standalone else int(
             getattr(self.environment.parsed_options, "expect_workers", 1) or 1)
         self._expected = max(wanted, len(live))
+
+    def lost_one(self) -> bool:
+        """A worker live at some point of this step is missing or gone now.
+        Locust does not hand its users to the others (no rebalancing), so
+        the step's ramp cannot reach its target: the controller stops waiting."""
+        return bool(self._seen - self.live())
 
     def start_window(self) -> None:
         self._look()

@@ -10,9 +10,9 @@
     (:mod:`loadgen.lag`); refuse a target outside loopback/198.18.0.0/15;
     register the step messages (:mod:`loadgen.collect`); apply
     ``--active-users`` as EchoUser's ``fixed_count``.
-    On the master, also tolerate busy workers (:func:`tolerate_busy_workers`);
-    on workers, answer spawn messages in constant time
-    (:func:`cache_default_args`).
+    On the master and workers, pace the heartbeats for ``--worker-timeout``
+    (:func:`set_worker_timeout`); on workers, answer spawn messages in
+    constant time (:func:`cache_default_args`).
 ``test_start`` (workers and standalone: when users are first spawned)
     zero the step counters, so a second run in the web UI starts clean.
 ``test_stop`` (master and standalone)
@@ -31,6 +31,7 @@ import locust.argument_parser
 import locust.runners
 from locust.runners import MasterRunner, WorkerRunner
 
+from contract import defaults
 from contract.env import ALLOW_EXTERNAL_TARGETS
 from loadgen import collect
 from loadgen.groups import add_groups_argument
@@ -39,7 +40,9 @@ from loadgen.options import add_arguments, target_address
 from loadgen.runtime import runtime
 
 log = logging.getLogger("loadgen")
-WORKER_HEARTBEAT_TOLERANCE = 10  # missed 1-second heartbeats before a worker is "missing"
+# Locust drops a missing worker from its roster (and re-dispatches the users) 60
+# heartbeats after it went missing; kept at 60 s whatever the heartbeat interval.
+DROP_MISSING_AFTER_S = 60.0
 _installed: set[int] = set()
 
 
@@ -62,6 +65,9 @@ def install(events: Any, *, echo_user: type, idle_user: type) -> None:
             rt.start_lag_probe()
         if isinstance(runner, WorkerRunner):
             cache_default_args()
+        if isinstance(runner, (MasterRunner, WorkerRunner)):
+            set_worker_timeout(float(getattr(environment.parsed_options, "worker_timeout",
+                                             defaults.WORKER_TIMEOUT_S)))
         log.debug("loadgen: nofile soft=%d hard=%d, source ips %s", soft, hard, rt.source_ips)
         check_target(environment)
         collector = collect.register(environment)
@@ -69,8 +75,6 @@ def install(events: Any, *, echo_user: type, idle_user: type) -> None:
         if shape is not None and hasattr(shape, "collector"):
             shape.collector = collector
         apply_active_users(environment, echo_user, idle_user)
-        if isinstance(runner, MasterRunner):
-            tolerate_busy_workers()
 
     @events.test_start.add_listener
     def on_test_start(environment: Any, **_: Any) -> None:
@@ -121,19 +125,40 @@ def cache_default_args() -> None:
     locust.argument_parser.default_args_dict = cached
 
 
-def tolerate_busy_workers() -> None:
-    """Let a worker miss up to 10 heartbeats (Locust's default: 3) before the
-    master declares it missing.
+def heartbeat_for(timeout_s: float) -> tuple[float, int, int]:
+    """Locust's ``(HEARTBEAT_INTERVAL, HEARTBEAT_LIVENESS, HEARTBEAT_DEAD_INTERNAL)``
+    for a worker to be called missing after ``timeout_s`` s without a heartbeat.
+
+    A worker sends a heartbeat every interval; the master, every interval,
+    counts each worker's liveness down by one and sets it back to
+    ``HEARTBEAT_LIVENESS`` when a heartbeat arrives. Below zero the worker is
+    missing: ``(liveness + 1) * interval`` s of silence. The interval is at
+    most Locust's 1 s and leaves at least four heartbeats within the timeout,
+    so one late heartbeat is not a loss. At ``DEAD_INTERNAL`` (counted on down)
+    Locust drops the worker; that stays ``DROP_MISSING_AFTER_S`` s away.
+    """
+    interval = min(1.0, timeout_s / 4)
+    liveness = max(1, round(timeout_s / interval) - 1)
+    return interval, liveness, -round(DROP_MISSING_AFTER_S / interval)
+
+
+def set_worker_timeout(timeout_s: float) -> None:
+    """Pace this process's heartbeats for ``--worker-timeout`` (default 11 s:
+    Locust's own 3 missed heartbeats were raised to 10).
 
     A worker holding thousands of paced connections on a busy host can be
     seconds behind on its event loop, heartbeat greenlet included. Locust
     then marks it missing, zeroes its users in the master's count and, when
     the heartbeat comes back, dispatches the step again: a slow worker turns
-    into a broken step. ``HEARTBEAT_LIVENESS`` is read at run time by the
-    master's heartbeat handling, so raising it here is enough.
+    into a broken step, hence the long default. A short one names a killed
+    worker sooner (the tests that kill workers use 2-3 s). Both sides read
+    the three module globals at run time (the worker's heartbeat loop sleeps
+    ``HEARTBEAT_INTERVAL``, the master's checks every ``HEARTBEAT_INTERVAL``),
+    so setting them at ``init`` is enough; the first sleep, already begun,
+    is Locust's 1 s.
     """
-    locust.runners.HEARTBEAT_LIVENESS = max(locust.runners.HEARTBEAT_LIVENESS,
-                                            WORKER_HEARTBEAT_TOLERANCE)
+    (locust.runners.HEARTBEAT_INTERVAL, locust.runners.HEARTBEAT_LIVENESS,
+     locust.runners.HEARTBEAT_DEAD_INTERNAL) = heartbeat_for(timeout_s)
 
 
 def apply_active_users(environment: Any, echo_user: type, idle_user: type) -> None:

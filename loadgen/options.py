@@ -176,6 +176,10 @@ def add_arguments(parser: Any) -> None:
             help="with IdleUser and EchoUser both selected: exactly this many EchoUsers")
     _option(g, "--reconnect", choices=["yes", "no"], default="yes" if defaults.RECONNECT else "no",
             help="after a failure, reconnect after --pace seconds (yes) or stay closed")
+    _option(g, "--worker-timeout", type=_at_least(defaults.MIN_WORKER_TIMEOUT_S, float),
+            default=defaults.WORKER_TIMEOUT_S, web_ui=False,
+            help="seconds without a heartbeat before the master calls a worker lost; give "
+                 "the master and every worker the same (default %(default)s)")
     add_churn_arguments(g)
     add_client_arguments(g)
 

@@ -64,8 +64,8 @@ client-bound) covers each worker's same hold window:
 * ``worker_shares``: per answering worker, ``id``, ``host``, ``cpu``,
   ``lag_p99_ms``, ``lag_max_ms``, ``users``, ``connected``.
 
-A worker killed mid-step is named lost once Locust calls it missing (about 11
-s: ``HEARTBEAT_LIVENESS``), and the step's line is written then.
+A worker killed mid-step is named lost once Locust calls it missing
+(``--worker-timeout``, 11 s by default), and the step's line is written then.
 """
 
 from __future__ import annotations
@@ -169,13 +169,20 @@ class StepController:
         """Until the runner runs ``users`` users with the ramp finished.
 
         ``shape_last_tick`` guards against seeing the *previous* level as
-        done before the shape greenlet has even started this ramp.
+        done before the shape greenlet has even started this ramp. A worker
+        lost during the ramp ends the wait: its share of the users is not
+        spawned elsewhere, so the target would not be reached before the
+        timeout, and the step is ``worker_lost`` whatever it holds.
         """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             r = self.runner
             if (r.state == STATE_RUNNING and r.user_count == users
                     and r.shape_last_tick == self.level):
+                return
+            if self.collector.lost_one():
+                log.warning("a worker was lost during the ramp to %d users (%d running); "
+                            "holding as it is", users, r.user_count)
                 return
             gevent.sleep(POLL_S)
         log.warning("ramp to %d users not finished after %.0f s (%d running); holding anyway",

@@ -80,6 +80,7 @@ def load_options(load: LoadSpec) -> list[str]:
     opts += [
         "--connect-timeout", f"{load.connect_timeout_s:g}",
         "--io-timeout", f"{load.io_timeout_s:g}",
+        "--worker-timeout", f"{load.worker_timeout_s:g}",
         "--schedule", load.schedule,
     ]
     if load.active_users:

@@ -159,6 +159,15 @@ def gap(doc: Doc, node: yaml.Node, path: str) -> float:
     return duration(doc, node, path)
 
 
+def worker_timeout(doc: Doc, node: yaml.Node, path: str) -> float:
+    """A duration of at least 1 s (loadgen/listeners.py paces the heartbeats for it)."""
+    value = duration(doc, node, path)
+    if value < defaults.MIN_WORKER_TIMEOUT_S:
+        doc.fail(node, path, f"{seconds(value)} is below {seconds(defaults.MIN_WORKER_TIMEOUT_S)}:"
+                             " a worker must miss several heartbeats before it is lost")
+    return value
+
+
 def _unset(value: Any, obj: Any) -> bool:
     return not value
 
@@ -246,6 +255,8 @@ LOAD = Section("load", LoadSpec, (
     Field("schedule", choice(defaults.SCHEDULE_CHOICES, "schedule")),
     Field("connect_timeout", duration, attr="connect_timeout_s", dump=seconds),
     Field("io_timeout", duration, attr="io_timeout_s", dump=seconds),
+    Field("worker_timeout", worker_timeout, attr="worker_timeout_s", dump=seconds,
+          omit=lambda value, load: value == defaults.WORKER_TIMEOUT_S),
     Field("hold", duration, attr=None, default=DEFAULT_HOLD_S),  # every step's default
     Field("steps", None, dump=_each(STEP),
           required="a list of target connections, e.g. steps: [200, 1000]"),

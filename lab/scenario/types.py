@@ -156,6 +156,7 @@ class LoadSpec:
     schedule: str = defaults.SCHEDULE  # one of defaults.SCHEDULE_CHOICES
     connect_timeout_s: float = defaults.CONNECT_TIMEOUT_S
     io_timeout_s: float = defaults.IO_TIMEOUT_S
+    worker_timeout_s: float = defaults.WORKER_TIMEOUT_S  # silence before a worker is lost
     repeat: int = 1  # passes over all models, interleaved (lab/run/loop.py Runner.run)
     send_chunk: int = 0  # bytes per send(); 0 = the whole message
     send_gap_s: float = 0.0  # pause between the chunks of one message

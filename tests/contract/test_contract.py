@@ -290,8 +290,8 @@ def test_the_defaults_are_what_the_servers_and_the_load_parse():
     ns = parser.parse_args([])
     load = LoadSpec()
     assert (ns.message_size, ns.pace, ns.connect_timeout, ns.io_timeout, ns.step_spawn_rate,
-            ns.schedule, ns.active_users) == (
+            ns.schedule, ns.active_users, ns.worker_timeout) == (
         load.message_size, load.pace_s, load.connect_timeout_s, load.io_timeout_s,
-        load.spawn_rate, load.schedule, load.active_users) == (64, 1.0, 5.0, 5.0, 500.0,
-                                                              "closed", 0)
+        load.spawn_rate, load.schedule, load.active_users, load.worker_timeout_s) == (
+        64, 1.0, 5.0, 5.0, 500.0, "closed", 0, 11.0)
     assert LoadOptions.from_parsed(ns) == LoadOptions()

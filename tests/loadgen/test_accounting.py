@@ -138,12 +138,15 @@ def ready_workers(master_log) -> set[str]:
 
 @pytest.mark.slow
 def test_a_worker_killed_mid_step_is_named_lost(tmp_path):
-    """Two workers hold 100 users; one is SIGKILLed 1.5 s into the 10 s hold.
-    Locust calls it missing ~11 s later (HEARTBEAT_LIVENESS 10), and the step
-    record comes out then, not after COLLECT_TIMEOUT_S, naming it."""
+    """Two workers hold 100 users; one is SIGKILLed 1.5 s into the 4 s hold.
+    Locust calls it missing ``--worker-timeout`` (2 s) later, about when the
+    hold ends, and the step record comes out then, not after
+    COLLECT_TIMEOUT_S, naming it."""
+    timeout_s = 2
     with ServerProcess("epoll", "--nofile", "max") as srv:
         results, (master, master_log), workers = start_master_and_workers(
-            tmp_path, srv, "100:10s,60:3s", 2, "--pace", "0.5")
+            tmp_path, srv, "100:4s,60:3s", 2, "--pace", "0.5",
+            "--worker-timeout", str(timeout_s))
         assert wait_for(lambda: sum(established_from(srv.port).values()) == 100, 60), \
             tail(master_log)
         time.sleep(1.5)  # the ramp ended (100 connected): the hold has begun
@@ -158,7 +161,8 @@ def test_a_worker_killed_mid_step_is_named_lost(tmp_path):
         victim.wait()
     first, second = read_steps(results)
     assert first["t_ramp_end"] < killed_at < first["t_end"], (killed_at, first)
-    assert first_seen - first["t_end"] < COLLECT_TIMEOUT_S - 10, "waited for the dead worker"
+    assert first_seen - first["t_end"] < timeout_s + 3 < COLLECT_TIMEOUT_S, \
+        "waited for the dead worker"
     ids = ready_workers(master_log)
     assert len(ids) == 2, master_log.read_text()[-2000:]
     for rec in (first, second):

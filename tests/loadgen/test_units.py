@@ -179,6 +179,41 @@ def test_workers_compute_locusts_default_options_once(monkeypatch):
     assert ap.default_args_dict()["host"] == fresh["host"]
 
 
+@pytest.mark.parametrize("timeout_s", [1.0, 2.0, 3.0, 11.0, 30.0])
+def test_the_heartbeats_call_a_silent_worker_missing_after_the_worker_timeout(timeout_s):
+    """Locust's master counts a worker's liveness down once per interval and
+    calls it missing below zero: (liveness + 1) intervals of silence. At
+    least four heartbeats fit in the timeout; the drop stays 60 s later."""
+    from loadgen.listeners import heartbeat_for
+
+    interval, liveness, dead = heartbeat_for(timeout_s)
+    assert (liveness + 1) * interval == pytest.approx(timeout_s)
+    assert interval <= min(1.0, timeout_s / 4) and liveness >= 3
+    assert -dead * interval == pytest.approx(60.0)
+
+
+def test_the_default_worker_timeout_is_the_heartbeats_the_lab_always_had():
+    """11 s: Locust's 1 s heartbeat and a liveness of 10 (its own default is 3)."""
+    import locust.runners
+
+    from loadgen.listeners import heartbeat_for, set_worker_timeout
+
+    ns = argparse.ArgumentParser()
+    add_arguments(ns)
+    assert heartbeat_for(ns.parse_args([]).worker_timeout) == (1.0, 10, -60)
+    saved = (locust.runners.HEARTBEAT_INTERVAL, locust.runners.HEARTBEAT_LIVENESS,
+             locust.runners.HEARTBEAT_DEAD_INTERNAL)
+    try:
+        set_worker_timeout(2.0)
+        assert (locust.runners.HEARTBEAT_INTERVAL, locust.runners.HEARTBEAT_LIVENESS,
+                locust.runners.HEARTBEAT_DEAD_INTERNAL) == (0.5, 3, -120)
+    finally:
+        (locust.runners.HEARTBEAT_INTERVAL, locust.runners.HEARTBEAT_LIVENESS,
+         locust.runners.HEARTBEAT_DEAD_INTERNAL) = saved
+    with pytest.raises(SystemExit):
+        ns.parse_args(["--worker-timeout", "0.5"])
+
+
 def test_target_port_is_worker_local_and_replaces_only_the_port():
     """Captured at init: the master's spawn message (its own target_port, 0)
     overwrites parsed_options later, and must not undo a worker's own port."""

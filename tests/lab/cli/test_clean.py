@@ -22,7 +22,7 @@ LIVE = """\
 name: live
 backend: local
 servers: [epoll]
-load: {connect_rate: 1000, hold: 3s, steps: [50, 100, 150]}
+load: {connect_rate: 1000, hold: 2s, steps: [50, 100, 150]}
 """
 
 

@@ -27,7 +27,7 @@ defaults:
 servers: [select, epoll]
 load:
   connect_rate: 1000
-  hold: 3s
+  hold: 2s  # a mechanism check: every echo user has echoed within one pace (1 s)
   steps: [200, 1200]
 """
 

@@ -302,6 +302,28 @@ def test_bad_block_us_and_nodelay_name_the_field(text, field, message):
     assert message in errors[0]
 
 
+def test_the_worker_timeout_reaches_the_master_and_every_worker():
+    """Both sides pace Locust's heartbeats for it (loadgen/listeners.py)."""
+    from lab.backends.locust_cmd import master_command, worker_command
+
+    load = parse_scenario("servers: [epoll]\nload: {steps: [10], worker_timeout: 2500ms}\n",
+                          "t.yaml").load
+    master = " ".join(master_command(load, target_host="127.0.0.1", target_port=9, workers=2,
+                                     step_results="x"))
+    worker = " ".join(worker_command(load, master_host="127.0.0.1"))
+    assert "--worker-timeout 2.5 " in master and "--worker-timeout 2.5 " in worker
+    default = parse_scenario("servers: [epoll]\nload: {steps: [10]}\n", "t.yaml").load
+    assert "--worker-timeout 11 " in " ".join(worker_command(default, master_host="h"))
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("500ms", "0.5s is below 1s"), ("0", "longer than zero"), ("soon", "not a duration")])
+def test_a_worker_timeout_under_a_second_is_refused(value, message):
+    errors = _errors(f"servers: [epoll]\nload: {{steps: [10], worker_timeout: {value}}}\n")
+    assert len(errors) == 1 and errors[0].split(": ")[1] == "load.worker_timeout", errors
+    assert message in errors[0]
+
+
 @pytest.mark.parametrize("key", ["block_us: 100", "nodelay: false"])
 def test_a_custom_server_refuses_the_built_in_handler_keys(key):
     errors = _errors(f"servers:\n  - {{name: mine, command: ./srv, port: 9, {key}}}\n"
@@ -408,6 +430,7 @@ load:
   schedule: fixed
   connect_timeout: 2m
   io_timeout: 1500ms
+  worker_timeout: 3s
   hold: 4s
   steps: [10, {connections: 20, hold: 1h}]
 slo: {p99_ms: 12.5, error_rate: 0.5}
@@ -422,6 +445,7 @@ def test_the_tables_dump_every_key_under_its_yaml_name():
     assert data["load"] == {
         "user": "idle", "message_size": 128, "pace": "0.25s", "connect_rate": 99.5,
         "workers": 3, "schedule": "fixed", "connect_timeout": "120s", "io_timeout": "1.5s",
+        "worker_timeout": "3s",
         "steps": [{"connections": 10, "hold": "4s"}, {"connections": 20, "hold": "3600s"}],
         "active_users": 3, "repeat": 1}
     sel, pool, mine = data["servers"]
@@ -439,5 +463,6 @@ def test_every_key_round_trips():
     scenario = parse_scenario(FULL, "full.yaml")
     again = parse_scenario(scenario_to_yaml(scenario), "resolved.yaml")
     assert again == scenario
-    for attr in ("pace_s", "spawn_rate", "connect_timeout_s", "io_timeout_s", "workers"):
+    for attr in ("pace_s", "spawn_rate", "connect_timeout_s", "io_timeout_s", "worker_timeout_s",
+                 "workers"):
         assert getattr(again.load, attr) != getattr(LoadSpec(), attr), attr

@@ -13,6 +13,7 @@ from lab.scenario.types import Limits, ServerSpec
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 DEADLINE_S = 150
+HOLD_S = 1.0  # the walls show in the ramp; the hold only has to end it
 
 
 def run_one_step(backend, ctx, spec):
@@ -37,7 +38,7 @@ def run_one_step(backend, ctx, spec):
 def test_select_refuses_at_descriptor_1024(backend_factory, scenario_of):
     spec = ServerSpec(name="select", model="select", limits=Limits(nofile="max"),
                       on_fd_limit="refuse")
-    sc = scenario_of(spec, steps=((1300, 3.0),), workers=2, user="idle", spawn_rate=1000)
+    sc = scenario_of(spec, steps=((1300, HOLD_S),), workers=2, user="idle", spawn_rate=1000)
     backend, ctx = backend_factory(sc)
     server, _load, records, events = run_one_step(backend, ctx, spec)
     assert server.ready["nofile"] >= 5000  # the process limit is not what stops it
@@ -52,7 +53,7 @@ def test_select_refuses_at_descriptor_1024(backend_factory, scenario_of):
 
 def test_epoll_holds_5000_connections_from_two_worker_containers(backend_factory, scenario_of):
     spec = ServerSpec(name="epoll", model="epoll", limits=Limits(nofile="max"))
-    sc = scenario_of(spec, steps=((5000, 3.0),), workers=2, user="idle", spawn_rate=1000)
+    sc = scenario_of(spec, steps=((5000, HOLD_S),), workers=2, user="idle", spawn_rate=1000)
     backend, ctx = backend_factory(sc)
     server, load, records, events = run_one_step(backend, ctx, spec)
     assert len(load.workers) == 2

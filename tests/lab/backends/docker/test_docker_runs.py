@@ -277,21 +277,25 @@ def test_a_worker_container_killed_mid_run_is_worker_lost(tmp_path, docker_clien
                                                            no_leftovers):
     """``docker kill`` of one of two worker containers: the steps from then on
     are ``worker_lost`` and client-bound, the container is named with its host
-    and exit code, and the server is never blamed (no server limit)."""
+    and exit code, and the server is never blamed (no server limit). The
+    scenario's ``worker_timeout`` reaches the containers: the run ends
+    seconds after the kill."""
     from faultkit import during_run
 
+    hold_s, timeout_s = 2, 2  # a kill that misses step 1 lands in step 2: both say lost
     scenario = tmp_path / "loss.yaml"
     scenario.write_text(INTERRUPTIBLE.format(signal="loss").replace(
-        "workers: 1", "workers: 2").replace("hold: 600s\n  steps: [20]",
-                                            "hold: 4s\n  steps: [40, 80, 120]"))
+        "workers: 1", f"workers: 2\n  worker_timeout: {timeout_s}s").replace(
+        "hold: 600s\n  steps: [20]", f"hold: {hold_s}s\n  steps: [40, 80, 120]"))
     out = tmp_path / "out"
-    victims = []
+    victims, killed_at = [], []
 
     def kill_a_worker(run_dir: Path) -> None:
         flt = {"label": [f"iolab.run={run_dir.name}", "iolab.role=worker"]}
         victims.append(sorted(docker_client.containers.list(filters=flt),
                               key=lambda c: c.name)[-1])
         victims[0].kill()
+        killed_at.append(time.time())
 
     code, text, run_dir = during_run([str(ROOT / "scripts" / "run-lab"), str(scenario),
                                       "--out", str(out)], out, kill_a_worker)
@@ -300,6 +304,8 @@ def test_a_worker_container_killed_mid_run_is_worker_lost(tmp_path, docker_clien
     got = rows(run_dir)
     assert got[0]["limit"] == "" and got[-1]["limit"] == "worker_lost", got
     assert all(r["client_bound"] == "True" for r in got if r["limit"] == "worker_lost")
+    # killed in step 1: two holds, the timeout and slack (11 s and 30 s more before)
+    assert float(got[-1]["t_end"]) - killed_at[0] < 2 * hold_s + timeout_s + 5, (killed_at, got)
     (lost,) = json.loads((run_dir / "run.json").read_text())["models"]["epoll"]["workers_lost"]
     assert lost["worker"] == victim.name and lost["host"] == "local"
     assert lost["exit_code"] == 137  # SIGKILL, through the container's init

@@ -48,10 +48,12 @@ load:
 
 
 def write_scenario(tmp_path: Path, harness, name: str, servers: str = "epoll",
-                   steps: str = "300", hold: str = "600s") -> Path:
+                   steps: str = "300", hold: str = "600s", load: str = "") -> Path:
+    """``load``: more keys of the load section, e.g. ``worker_timeout: 2s``."""
     path = tmp_path / f"{name}.yaml"
     path.write_text(SCENARIO.format(name=f"{MARK}-{name}", hosts=harness.hosts_yaml(),
-                                    servers=servers, steps=steps, hold=hold))
+                                    servers=servers, steps=steps, hold=hold)
+                    + (f"  {load}\n" if load else ""))
     return path
 
 
@@ -192,14 +194,19 @@ def test_select_and_epoll_with_load_from_two_other_hosts(testhosts, tmp_path):
 
 def test_a_worker_killed_on_a_remote_host_mid_run_leaves_nothing(testhosts, tmp_path):
     harness = testhosts
-    scenario = write_scenario(tmp_path, harness, "kill", steps="300, 600", hold="2s")
+    # worker_timeout reaches a master and a worker on other hosts: the loss is
+    # named seconds after the kill (11 s, and a 30 s ramp slack, before).
+    scenario = write_scenario(tmp_path, harness, "kill", steps="300, 600", hold="2s",
+                              load="worker_timeout: 2s")
     victims: list[str] = []
+    killed_at: list[float] = []
 
     def kill_h2_worker(run_dir: Path) -> None:
         flt = {"label": [f"iolab.run={run_dir.name}", "iolab.role=worker"]}
         (worker,) = harness.clients["h2"].containers.list(filters=flt)
         victims.append(worker.name)
         worker.kill()
+        killed_at.append(time.time())
 
     code, text, run_dir = during_run([RUN_LAB, str(scenario), "--out", str(tmp_path / "out")],
                                      tmp_path / "out", kill_h2_worker, timeout=180)
@@ -207,6 +214,7 @@ def test_a_worker_killed_on_a_remote_host_mid_run_leaves_nothing(testhosts, tmp_
     assert "internal error" not in text
     run = json.loads((run_dir / "run.json").read_text())
     assert run["rows"][-1]["limit"] == "worker_lost", run["rows"]
+    assert run["rows"][-1]["t_end"] - killed_at[0] < 2 + 2 + 5, (killed_at, run["rows"])
     (lost,) = run["models"]["epoll"]["workers_lost"]
     assert lost["worker"] == victims[0] and lost["host"] == "h2", lost
     assert harness.leftovers() == {}
