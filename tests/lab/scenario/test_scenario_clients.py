@@ -9,11 +9,11 @@ import json
 import pytest
 
 from lab.backends.locust_cmd import load_options, user_classes, worker_command
-from lab.errors import InputError
 from lab.results.groups import COLUMNS, append_groups, read_groups_csv
 from lab.scenario.loader import parse_scenario, scenario_to_dict, scenario_to_yaml
 from lab.scenario.types import ExponentialPace, GroupSpec, LoadSpec, SizeDistribution, Step
 from loadgen.groups import parse_groups
+from tests.scenariokit import assert_load_line_refused
 
 CLIENTS = """\
 servers: [epoll]
@@ -100,11 +100,7 @@ def test_a_fixed_size_is_not_a_distribution_and_a_mean_is_not_a_fixed_pace():
     ("groups: [{name: 'a b'}]", "load.groups[0].name: 'a b' is not valid here"),
 ])
 def test_bad_client_values_exit_2_naming_the_field_and_the_fix(line, message):
-    with pytest.raises(InputError) as info:
-        parse_scenario(f"servers: [epoll]\nload:\n  steps: [10]\n  {line}\n", "b.yaml")
-    assert info.value.exit_code == 2
-    assert message in str(info.value), str(info.value)
-    assert str(info.value).startswith("b.yaml:4:")
+    assert_load_line_refused(line, message)
 
 
 def test_zero_gaps_are_allowed():

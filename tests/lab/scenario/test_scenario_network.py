@@ -15,6 +15,7 @@ from lab.host.tc import netem_missing, netem_refusals, priority_of
 from lab.scenario.loader import parse_scenario, scenario_to_yaml
 from lab.scenario.types import NetworkSpec
 from loadgen.groups import parse_groups
+from tests.scenariokit import assert_load_line_refused
 
 SHAPED = """\
 servers: [epoll]
@@ -66,11 +67,7 @@ def test_the_dump_reads_back_equal():
      "load.groups[0].network.rate: 'xbit' is not a rate unit"),
 ])
 def test_bad_network_values_exit_2_naming_the_field_and_the_fix(line, message):
-    with pytest.raises(InputError) as info:
-        parse_scenario(f"servers: [epoll]\nload:\n  steps: [10]\n  {line}\n", "b.yaml")
-    assert info.value.exit_code == 2
-    assert message in str(info.value), str(info.value)
-    assert str(info.value).startswith("b.yaml:4:")
+    assert_load_line_refused(line, message)
 
 
 def test_delay_and_loss_without_netem_are_refused_naming_the_file_and_field():
