@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import random
 import resource
 import signal
 import socket
@@ -46,7 +47,31 @@ def raise_nofile_soft_limit() -> int:
     return hard
 
 
+def _port_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # the kernel's default
+
+
 def free_port(host: str = LOOPBACK) -> int:
+    """A port to listen on that nothing holds now, picked *outside*
+    ``net.ipv4.ip_local_port_range``: the kernel gives every ``connect()`` a
+    source port from that range, so a listening port picked inside it (as
+    ``bind(0)`` does) can be taken by one of the load's own connects between
+    the pick and the listener's bind ("Address already in use"), the more
+    likely the more connections the load opens. Falls back to ``bind(0)``
+    when the range leaves nothing outside it."""
+    low, high = _port_range()
+    outside = [*range(max(1024, low - 16384), low), *range(high + 1, 65536)]
+    for port in random.sample(outside, min(64, len(outside))):
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 
@@ -92,3 +93,17 @@ def test_load_reads_only_complete_step_lines(tmp_path):
         f.write('1}\n')
     assert load.poll_step_results() == [{"step": 1}]
     assert load.poll_step_results() == []
+
+
+def test_a_free_port_is_outside_the_range_connects_take_source_ports_from():
+    """A listener picked inside ip_local_port_range can lose its port to one of
+    the load's own connects before it binds; free_port picks outside it."""
+    from lab.backends.children import _port_range, free_port
+
+    low, high = _port_range()
+    ports = {free_port() for _ in range(20)}
+    if low > 1024 or high < 65535:  # the range leaves room outside it
+        assert all(p < low or p > high for p in ports), (ports, low, high)
+    for port in ports:  # and each is free: a listener can take it
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))
