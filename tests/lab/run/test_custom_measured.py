@@ -5,12 +5,15 @@ connections in every row, read by the lab from its process tree in /proc."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from lab import cli
+from lab.analysis.capacity import plan_run, slo_of
 from lab.backends.local import free_port
+from lab.results.reader import load_run
 from lab.results.writer import read_steps_csv
 from tests import forking_echo
 
@@ -31,6 +34,9 @@ load:
   connect_rate: 500
   hold: 2s
   steps: [20, 40]
+# Tighter than any loopback echo: the plan must explain the miss, and all it
+# has for a custom server is what the lab read of its process tree.
+slo: {{p99_ms: 0.001}}
 """
 
 
@@ -62,3 +68,8 @@ def test_a_forking_custom_server_is_measured_from_its_process_tree(tmp_path: Pat
     # The whole tree: the parent and its 40 children at the top step.
     assert max(e["processes"] for e in stats) == 41
     assert max(e["fds"] for e in stats) >= 41 * 3
+    # The missed SLO's cause is worded from the tree: its CPU and its processes
+    # (issue 18: it said "checked server CPU unknown" when nothing read them).
+    (plan,) = plan_run(load_run(run_dir), slo_of(load_run(run_dir)))
+    assert plan.failing_step == 0 and "p99" in plan.why, plan.why
+    assert re.search(r"server \d\.\d\d of \d+ cores across 21 processes", plan.why), plan.why
