@@ -4,6 +4,7 @@ tests run, and the session's browser (``tests/needs.py`` says why each)."""
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
@@ -16,6 +17,19 @@ if str(TESTS) not in sys.path:
 import needs  # noqa: E402  (found through the path just added)
 
 _deselected: list[pytest.Item] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Undo an ignored SIGINT inherited from how the tests were started.
+
+    A shell without job control starts ``cmd &`` with SIGINT ignored, and an
+    ignored disposition survives exec: every lab the tests start would then
+    ignore the SIGINT a test sends, as no lab in a user's terminal does (seen:
+    three Ctrl-C tests timing out in a backgrounded run, passing in tmux).
+    Python's own handler is reset to the default at exec, so the children
+    start as a foreground process does."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -100,24 +100,24 @@ def test_signal_storm_tears_everything_down(signum, tmp_path, docker_client, lab
 
     for attempt in range(3 if signum == signal.SIGTERM else 1):
         out_dir = tmp_path / f"out{attempt}"
-        proc = subprocess.Popen([str(ROOT / "scripts" / "run-lab"), str(scenario),
-                                 "--out", str(out_dir)], cwd=ROOT, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
-        try:
-            deadline = time.monotonic() + 120
-            while not ours("worker"):  # the load is running
-                assert proc.poll() is None, proc.stdout.read()
-                assert time.monotonic() < deadline, "the run never started its workers"
-                time.sleep(0.5)
-            time.sleep(2)
-            for _ in range(5):
-                proc.send_signal(signum)
-                time.sleep(0.1)
-            out, _ = proc.communicate(timeout=120)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()  # reaped: no zombie, no ResourceWarning later
+        with subprocess.Popen([str(ROOT / "scripts" / "run-lab"), str(scenario),
+                               "--out", str(out_dir)], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) as proc:  # pipes closed
+            try:
+                deadline = time.monotonic() + 120
+                while not ours("worker"):  # the load is running
+                    assert proc.poll() is None, proc.stdout.read()
+                    assert time.monotonic() < deadline, "the run never started its workers"
+                    time.sleep(0.5)
+                time.sleep(2)
+                for _ in range(5):
+                    proc.send_signal(signum)
+                    time.sleep(0.1)
+                out, _ = proc.communicate(timeout=120)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()  # reaped: no zombie, no ResourceWarning later
         assert proc.returncode == (143 if signum == signal.SIGTERM else 130), out
         assert "still tearing down" in out or "interrupted" in out
         assert ours() == [], out
