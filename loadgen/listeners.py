@@ -12,7 +12,9 @@
     ``--active-users`` as EchoUser's ``fixed_count``.
     On the master and workers, pace the heartbeats for ``--worker-timeout``
     (:func:`set_worker_timeout`); on workers, answer spawn messages in
-    constant time (:func:`cache_default_args`).
+    constant time (:func:`cache_default_args`); on the master, start the
+    steps as soon as the expected workers are ready
+    (:mod:`loadgen.workers_ready`).
 ``test_start`` (workers and standalone: when users are first spawned)
     zero the step counters, so a second run in the web UI starts clean.
 ``test_stop`` (master and standalone)
@@ -38,6 +40,7 @@ from loadgen.groups import add_groups_argument
 from loadgen.limits import raise_nofile
 from loadgen.options import add_arguments, target_address
 from loadgen.runtime import runtime
+from loadgen.workers_ready import wake_on_worker_ready
 
 log = logging.getLogger("loadgen")
 # Locust drops a missing worker from its roster (and re-dispatches the users) 60
@@ -65,6 +68,8 @@ def install(events: Any, *, echo_user: type, idle_user: type) -> None:
             rt.start_lag_probe()
         if isinstance(runner, WorkerRunner):
             cache_default_args()
+        if isinstance(runner, MasterRunner):
+            wake_on_worker_ready(environment.events)
         if isinstance(runner, (MasterRunner, WorkerRunner)):
             set_worker_timeout(float(getattr(environment.parsed_options, "worker_timeout",
                                              defaults.WORKER_TIMEOUT_S)))
