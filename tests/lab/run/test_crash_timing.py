@@ -25,12 +25,12 @@ DATA = ROOT / "tests" / "data" / "servers"
 @pytest.mark.timeout(240)
 def test_the_tutorial_select_server_dies_of_fd_setsize_on_the_ramping_step(tmp_path):
     # The clients count a connection as held once it has an echo back, and the
-    # first echo comes at a random phase within one pace: at 100 connections/s
-    # and a 200 ms pace, at most ~20 accepted connections are not counted yet.
+    # first echo comes at a random phase within one pace: at 200 connections/s
+    # and a 100 ms pace, at most ~20 accepted connections are not counted yet.
     scenario = custom_scenario(
         tmp_path / "tutorial.yaml", "tutorial-select",
         [sys.executable, str(DATA / "tutorial_select_server.py"), "--port", "{port}"],
-        {"connect_rate": 100, "pace": "200ms", "hold": "2s", "steps": [300, 1500]})
+        {"connect_rate": 200, "pace": "100ms", "hold": "2s", "steps": [200, 1500]})
     out = tmp_path / "out"
     proc = subprocess.run([sys.executable, "-m", "lab", str(scenario), "--out", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=200)
@@ -38,7 +38,7 @@ def test_the_tutorial_select_server_dies_of_fd_setsize_on_the_ramping_step(tmp_p
     (run_dir,) = out.iterdir()
     rows = read_steps_csv(run_dir / "steps.csv")
     assert [(r["step"], r["limit"]) for r in rows] == [("0", ""), ("1", "FD_SETSIZE")]
-    assert rows[0]["connected"] == "300"
+    assert rows[0]["connected"] == "200"
     # descriptors 0-2, the listener, then one per client up to 1023 (the clients
     # count those that had an echo back: the rest waited in the accept queue)
     assert 1000 <= int(rows[1]["peak_connections"]) <= 1024
