@@ -7,7 +7,9 @@ back when their users run). One-second ticks cannot cut a 5 s hold
 precisely, so the shape only *reports* the level a :class:`StepController`
 greenlet asks for; the controller keeps the time:
 
-1. set the step's target (``t_start``); the next tick starts the ramp;
+1. set the step's target (``t_start``); the controller starts the ramp at
+   once (:meth:`StepController.start_ramp`; the first step's, and a ramp
+   the runner is not ready for, start at the shape's next tick);
 2. wait until the runner reports the target running (``t_ramp_end``), then
    tell the workers to start their latency window (``iolab_hold``);
 3. sleep the hold time, then collect every worker's share (``t_end``),
@@ -78,7 +80,7 @@ from typing import Any
 
 import gevent
 from locust import LoadTestShape
-from locust.runners import STATE_RUNNING, MasterRunner
+from locust.runners import STATE_RUNNING, MasterRunner, locust_exception_handler
 
 from loadgen.collect import StepCollector
 from loadgen.meter import merge, rss_bytes
@@ -138,6 +140,8 @@ class StepController:
             self.level = (step.users, self.spawn_rate)
             self.collector.begin_step()
             announce_target(self.runner, step.users)
+            if index > 0:
+                self.start_ramp()
             ramp_s = abs(step.users - previous) / max(self.spawn_rate, 1e-9)
             self._wait_for_ramp(step.users, ramp_s + RAMP_SLACK_S)
             t_ramp_end = time.time()
@@ -159,6 +163,28 @@ class StepController:
                      record["loadgen_lag_p99_ms"])
             previous = step.users
         self.level = None
+
+    def start_ramp(self) -> None:
+        """Start the ramp to ``self.level`` now, not at the shape's next tick.
+
+        Locust's shape greenlet calls ``tick()`` once a second and starts a
+        ramp when the level it returns changed, so every step after the first
+        began up to a second after the previous step's collect (a 1 s hold
+        took 2 s). With the runner ``RUNNING`` (the last ramp is over, no
+        ``start`` in flight) the controller calls the runner's ``start`` as
+        that greenlet would, in a greenlet of the runner's group (a quit
+        kills it), and records the level as started (``shape_last_tick``)
+        first, so the next tick does not start it again. A runner still
+        ramping (a ramp that timed out) is left to the tick, as before.
+        """
+        r = self.runner
+        if self.level is None or r.state != STATE_RUNNING or r.shape_last_tick == self.level:
+            return
+        r.shape_last_tick = self.level
+        users, rate = self.level
+        log.info("step ramp to %d users at %.2f spawn rate", users, rate)
+        r.greenlet.spawn(r.start, user_count=users, spawn_rate=rate).link_exception(
+            locust_exception_handler(r.environment))
 
     def master_rss(self) -> int | None:
         """A distributed master's own memory, part of the load's (standalone,

@@ -11,6 +11,8 @@ from locust.event import Events
 
 from loadgen.workers_ready import WakeOnWorker, wake_on_worker_ready
 
+pytestmark = pytest.mark.load  # imports Locust (gevent patches the stdlib): not in an xdist worker
+
 
 @pytest.mark.timeout(10)
 def test_a_worker_that_connected_ends_the_sleep_at_once():
