@@ -149,6 +149,11 @@ def worker_lost(exit_code: int | None) -> bool:
 
 class Backend(ABC):
     name: str
+    # Whether the servers' and the load's connections are tracked in the lab's
+    # own network namespace, so its conntrack table must have room for them
+    # (lab/run/conntrack_room.py): the local backend's are; each Docker
+    # container has a namespace, and a table count, of its own.
+    conntrack_here: bool = False
 
     @abstractmethod
     def describe_hosts(self) -> dict[str, Any]:

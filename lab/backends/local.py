@@ -127,6 +127,7 @@ def source_ips(worker: int, per_worker: int = 2) -> str:
 
 class LocalBackend(Backend):
     name = "local"
+    conntrack_here = True
 
     def __init__(self, scenario: Scenario, progress: Any = None, *, web_port: int = WEB_PORT,
                  web_host: str = WEB_HOST):

@@ -33,6 +33,7 @@ from lab.results.columns import step_of
 from lab.results.groups import append_groups
 from lab.results.writer import RunRecord, create_run_dir, make_row
 from lab.run.accept_queue import AcceptQueueWatch
+from lab.run.conntrack_room import wait_for_room
 from lab.run.generator import GeneratorWatch
 from lab.run.hostwatch import HostGone, HostWatch
 from lab.run.kernel import KernelSampler
@@ -113,6 +114,8 @@ class Runner:
         load: LoadHandle | None = None
         monitor: ServerMonitor | None = None
         try:
+            if self.backend.conntrack_here:
+                wait_for_room(self.scenario.max_connections, self.live.line)
             server = self.backend.start_server(spec, self.ctx)
             # This machine's /proc/net/sockstat is the server host's only when the
             # server runs here: the backend decides, by the one marker test.
