@@ -40,11 +40,16 @@ checked in this order, and the cause says what the evidence was:
    sub-MSS end of an echo held by Nagle's algorithm until the peer's delayed
    ACK. "Nagle meeting delayed ACK: nodelay off" when the server kept Nagle
    (``nodelay: false``); otherwise the mode and its likely cause;
-8. ``retransmissions`` — the kernel retransmitted segments or timed out
+8. ``conntrack table full`` — the kernel dropped packets for want of a
+   conntrack entry (``conntrack_drops``): the host's table
+   (``nf_conntrack_max``) was full, so SYNs were dropped before any socket,
+   and the connects' retries and timeouts are the host's, not the server's
+   (checked before retransmissions, which those drops cause);
+9. ``retransmissions`` — the kernel retransmitted segments or timed out
    connections in the server's namespace during the step (``retrans_segs``,
    ``tcp_timeouts``): loss or a full queue below the server;
-9. ``timeouts`` / ``resets`` — the dominant client-side failure kind;
-10. ``unexplained`` — none of the above; the sentence gives the numbers that
+10. ``timeouts`` / ``resets`` — the dominant client-side failure kind;
+11. ``unexplained`` — none of the above; the sentence gives the numbers that
    were checked, so a reader can see what was ruled out.
 """
 
@@ -180,6 +185,10 @@ def cause(row: Row, why: list[str], cores_used: float | None, cores: int,
                 f"{used} of {cores} core{'s' * (cores > 1)})")
     if mode := delayed_ack_mode(row, server):
         return mode
+    if dropped := row.get("conntrack_drops"):
+        return (f"conntrack table full: the kernel dropped {dropped:,} packets for want of a "
+                f"conntrack entry (SYNs the server never saw; nf_conntrack_max is the host's, "
+                f"not the server's limit)")
     retrans, timeouts = row.get("retrans_segs") or 0, row.get("tcp_timeouts") or 0
     if retrans or timeouts:
         return (f"retransmissions: the kernel retransmitted {retrans} segments and timed out "

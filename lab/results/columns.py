@@ -236,6 +236,10 @@ COLUMNS: tuple[Column, ...] = (
            "the most connections seen waiting in the server's accept queue during the step's "
            "connect phase (sock_diag's `idiag_rqueue`, sampled every 20 ms: a shorter burst "
            "can be missed)"),
+    Column("conntrack_drops", int, "kernel", "", "conntrack drops",
+           "packets the kernel dropped over the step because the conntrack table was full "
+           "(`drop` in the server namespace's /proc/net/stat/nf_conntrack): SYNs the server "
+           "never saw"),
 )
 
 BY_NAME: dict[str, Column] = {c.name: c for c in COLUMNS}

@@ -66,7 +66,9 @@ run.json format versions (bump on any change readers must know about):
   clients (lab/results/serving.py): loop blocked share, echo buffered for
   slow readers, a pool's workers, queue and longest session; and the load's sockets (``load_time_wait``,
   ``load_ports_max``: lab/run/load_ports.py) and the server's accept queue
-  (``accept_queue_max``, ``accept_queue_peak``: lab/run/accept_queue.py).
+  (``accept_queue_max``, ``accept_queue_peak``: lab/run/accept_queue.py), and
+  ``conntrack_drops`` (packets dropped for a full conntrack table over the
+  step: lab/run/kernel.py).
 """
 
 FORMAT_VERSION = 8

@@ -46,6 +46,9 @@ SYN_DROP_KEYS = ("reqq_full_drop", "listen_drops")
 SNMP_KEYS = {"RetransSegs": "retrans_segs"}
 STATES = {"01": "tcp_estab", "03": "tcp_syn_recv", "06": "tcp_time_wait", "08": "tcp_close_wait"}
 CONNTRACK = Path("/proc/sys/net/netfilter/nf_conntrack_count")
+# Packets the namespace dropped for want of a conntrack entry (a full table):
+# the ``drop`` column of ``<net>/stat/nf_conntrack``, one line per CPU, in hex.
+CONNTRACK_DROPS = "conntrack_drops"
 
 
 def _pairs(path: Path, prefix: str) -> dict[str, int]:
@@ -66,7 +69,23 @@ def counters(net: Path) -> dict[str, int] | None:
         return None
     out = {ours: ext[k] for k, ours in NETSTAT_KEYS.items() if k in ext}
     out.update({ours: tcp[k] for k, ours in SNMP_KEYS.items() if k in tcp})
+    drops = conntrack_drops(net)
+    if drops is not None:
+        out[CONNTRACK_DROPS] = drops
     return out
+
+
+def conntrack_drops(net: Path) -> int | None:
+    """The namespace's conntrack ``drop`` counter summed over CPUs; None where
+    conntrack is not loaded. A full table drops the packet that would have
+    needed a new entry (a SYN, mostly), so the client retries after 1 s, 3 s...
+    while the server never saw it."""
+    try:
+        lines = (net / "stat" / "nf_conntrack").read_text().split("\n")
+        column = lines[0].split().index("drop")
+        return sum(int(line.split()[column], 16) for line in lines[1:] if line.strip())
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def socket_states(net: Path) -> dict[str, int] | None:
@@ -119,7 +138,7 @@ class KernelSampler:
         end = self._at(t_end)
         start = self._at(t_start) if t_start is not None else None
         out: dict[str, int | None] = {}
-        for key in (*NETSTAT_KEYS.values(), *SNMP_KEYS.values()):
+        for key in (*NETSTAT_KEYS.values(), *SNMP_KEYS.values(), CONNTRACK_DROPS):
             if end is None or start is None or key not in end or key not in start:
                 out[key] = None
             else:

@@ -91,3 +91,14 @@ def test_slo_causes_pass_the_server_to_every_failing_row():
     first, second = slo_causes(rows, [[], ["p99"]], "epoll", 2, server=EPOLL)
     assert first is None and second.startswith("event loop blocked: its one thread slept 0.99")
     assert "block_us 3,000" in second
+
+
+def test_a_full_conntrack_table_is_named_before_the_retransmissions_it_causes():
+    from lab.analysis.causes import cause
+    row = {"model": "m", "step": 1, "retrans_segs": 1467, "tcp_timeouts": 1467,
+           "failure_kinds": "", "conntrack_drops": 2934}
+    said = cause(row, ["held 935 of 1000"], 0.05, 1)
+    assert said.startswith("conntrack table full: the kernel dropped 2,934 packets")
+    assert "not the server's limit" in said
+    del row["conntrack_drops"]
+    assert cause(row, ["held 935 of 1000"], 0.05, 1).startswith("retransmissions")

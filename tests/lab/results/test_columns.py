@@ -53,6 +53,7 @@ HEADER_V8 = HEADER_V7 + (  # the server's own evidence about slow clients
     "server_workers,server_busy,server_waiting,server_wait_s,server_session_s"
     # the load's sockets and the server's accept queue
     ",load_time_wait,load_ports_max,accept_queue_max,accept_queue_peak"
+    ",conntrack_drops"  # packets dropped for a full conntrack table
 )
 
 
@@ -62,9 +63,9 @@ def test_every_column_is_declared_once_and_completely():
         assert c.type in TYPES and c.phase in PHASES, c
         assert c.label and c.meaning and "|" not in c.meaning and "\n" not in c.meaning, c
     assert set(Row.__optional_keys__) == set(NAMES) and not Row.__required_keys__
-    assert names("kernel")[0] == "listen_overflows" and len(names("kernel")) == 14
-    assert names("kernel")[-4:] == ("syn_drops", "syncookies_sent", "accept_queue_max",
-                                    "accept_queue_peak")
+    assert names("kernel")[0] == "listen_overflows" and len(names("kernel")) == 15
+    assert names("kernel")[-5:] == ("syn_drops", "syncookies_sent", "accept_queue_max",
+                                    "accept_queue_peak", "conntrack_drops")
     assert names("load") == ("load_time_wait", "load_ports_max")
     assert names("memory") == ("loadgen_rss_bytes", "lab_mem_bytes")
 
