@@ -35,7 +35,7 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark ``quick`` every test that needs none of docker, browser, multihost,
-    slow, and ``parallel`` every test that may share the machine with another
+    slow, load (``needs.NEEDS``), and ``parallel`` every test that may share the machine with another
     (``needs.parallel_safe``): before ``-m`` selects, so ``-m quick`` and
     ``-m "quick and parallel"`` work."""
     for item in items:

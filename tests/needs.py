@@ -2,9 +2,10 @@
 
 The markers say what a test needs: ``docker`` (a daemon answering), ``browser``
 (Debian's ``chromium`` driven by Playwright), ``multihost`` (root, dockerd,
-iptables: ``tests/lab/backends/docker/multihost``), ``slow`` (more than ~10 s). ``quick`` is not
-written on any test: ``tests/conftest.py`` puts it on every test that has none
-of those four, so ``-m quick`` is the loop that does not load the machine.
+iptables: ``tests/lab/backends/docker/multihost``), ``slow`` (more than ~10 s), ``load``
+(runs Locust or a whole lab: the machine to itself). ``quick`` is not written
+on any test: ``tests/conftest.py`` puts it on every test that has none of those
+five, so ``-m quick`` is the loop that does not load the machine.
 
 A missing need skips its tests with the reason, except under ``CI=true``, where
 CI installed everything first, so a missing piece is a failure. The checks here
@@ -25,7 +26,7 @@ from typing import Any
 import pytest
 
 TESTS = Path(__file__).resolve().parent
-NEEDS = ("docker", "browser", "multihost", "slow")  # what `quick` leaves out
+NEEDS = ("docker", "browser", "multihost", "slow", "load")  # what `quick` leaves out
 # The DevTools-protocol flags of a test browser: headless, no sandbox (root in
 # CI), and none of Chromium's own background traffic (updates, sync, QUIC probes).
 CHROMIUM_ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -35,11 +36,15 @@ CHROMIUM_ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 
 # What keeps a test from sharing the machine with another (scripts/test runs
 # the rest with pytest-xdist's -n 2): Docker (one daemon, the images, the
-# leftover checks), the browser, the multi-host harness, and ``load``: the tests
+# leftover checks), the browser, the multi-host harness, ``load``: the tests
 # that run Locust or a whole lab, bound the generator's CPU and lag, or count
-# every lab process on the machine. The others start at most one server on
-# port 0 and measure nothing another test's CPU would move past its bound.
-SOLO = ("docker", "browser", "multihost", "load")
+# every lab process on the machine, and ``locust``: the tests that only import
+# Locust, which monkey-patches the stdlib for gevent (threads, sockets, sleep)
+# in the process that imports it, an xdist worker's included. The others start
+# at most one server on port 0 and measure nothing another test's CPU would
+# move past its bound. ``quick`` keeps the ``locust`` tests (they load
+# nothing) and leaves out the ``load`` ones.
+SOLO = ("docker", "browser", "multihost", "load", "locust")
 
 
 def parallel_safe(item: pytest.Item) -> bool:

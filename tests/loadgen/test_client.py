@@ -30,7 +30,7 @@ from loadgen.limits import SocketBudget
 from loadgen.meter import Meter
 from loadgen.options import LoadOptions
 
-pytestmark = pytest.mark.load  # runs Locust or a lab: one at a time
+pytestmark = pytest.mark.locust  # imports Locust (gevent patches the stdlib); loads nothing
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from loadgen.options import MAX_MESSAGE_SIZE, LoadOptions, add_arguments
 from loadgen.schedule import Schedule, pace_gaps
 from loadgen.users import ChurnUser, EchoUser, IdleUser, group_classes
 
-pytestmark = pytest.mark.load  # runs Locust or a lab: one at a time
+pytestmark = pytest.mark.locust  # imports Locust (gevent patches the stdlib); loads nothing
 
 
 def parse(*args: str) -> argparse.Namespace:

@@ -20,7 +20,7 @@ import pytest
 from loadgen import lab_tab
 from loadgen.lab_tab import EventTail
 
-pytestmark = pytest.mark.load  # runs Locust or a lab: one at a time
+pytestmark = pytest.mark.locust  # imports Locust (gevent patches the stdlib); loads nothing
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILE = """

@@ -26,7 +26,7 @@ from loadgen.meter import Meter, Snapshot, merge
 from loadgen.options import LoadOptions, add_arguments
 from loadgen.users import ChurnUser
 
-pytestmark = pytest.mark.load  # runs Locust or a lab: one at a time
+pytestmark = pytest.mark.locust  # imports Locust (gevent patches the stdlib); loads nothing
 
 echo = stall_once_then_echo(0)
 
@@ -240,6 +240,7 @@ def test_churn_user_closed_model_connects_echoes_and_closes():
 
 
 @pytest.mark.slow
+@pytest.mark.load  # a real Locust run
 @pytest.mark.parametrize("processes", [[], ["--processes", "2"]], ids=["standalone", "2-workers"])
 def test_churn_against_epoll_at_an_arrival_rate(tmp_path, processes):
     """Open model, 200 connects/s for the whole load over 20 users; with two
@@ -268,6 +269,7 @@ def test_churn_against_epoll_at_an_arrival_rate(tmp_path, processes):
 
 
 @pytest.mark.slow
+@pytest.mark.load  # a real lab run
 def test_a_full_accept_queue_shows_in_the_connect_phase_only(tmp_path):
     """A server that starts accepting 1 s after the burst, its queue 2 deep:
     the kernel drops the other 4 SYNs, those connects time out (0.5 s) and are

@@ -10,7 +10,7 @@ from locust.runners import STATE_RUNNING, STATE_SPAWNING
 
 from loadgen.steps import StepController
 
-pytestmark = pytest.mark.load  # imports Locust (gevent patches the stdlib): not in an xdist worker
+pytestmark = pytest.mark.locust  # imports Locust (gevent patches the stdlib); loads nothing
 
 
 class Runner:

@@ -23,7 +23,7 @@ from loadgen.options import (
 )
 from loadgen.schedule import Schedule
 
-pytestmark = pytest.mark.load  # runs Locust or a lab: one at a time
+pytestmark = pytest.mark.locust  # imports Locust (gevent patches the stdlib); loads nothing
 
 
 def test_steps_parse_with_units():

@@ -11,7 +11,7 @@ from locust.event import Events
 
 from loadgen.workers_ready import WakeOnWorker, wake_on_worker_ready
 
-pytestmark = pytest.mark.load  # imports Locust (gevent patches the stdlib): not in an xdist worker
+pytestmark = pytest.mark.locust  # imports Locust (gevent patches the stdlib); loads nothing
 
 
 @pytest.mark.timeout(10)

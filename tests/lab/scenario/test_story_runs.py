@@ -12,7 +12,7 @@ from paths import ROOT
 
 from lab import cli
 
-pytestmark = pytest.mark.load  # runs Locust and servers: one at a time
+pytestmark = [pytest.mark.load, pytest.mark.slow]  # whole labs, 12-20 s each: one at a time
 
 
 def _run(tmp_path, capsys, scenario: str, models: str, *sets: str) -> dict:
