@@ -61,6 +61,18 @@ def stops_model(row: dict[str, Any], server_dead: bool) -> bool:
     return bool(row.get("limit")) and (row.get("connected") or 0) < row["target_connections"]
 
 
+def served_whole(record: dict[str, Any]) -> bool:
+    """The load's own evidence that the server lived through the step: every
+    target user still connected at the step's end (a dead server's close is
+    noticed at once, loadgen/client.py) and no failure in the hold. The poll
+    that first sees a death can come a poll interval after the step's end; a
+    server killed by the next ramp, which starts as soon as the step ends,
+    then looked as if it died in a step it served whole."""
+    target, connected = record.get("target_users"), record.get("connected")
+    return (bool(target) and connected is not None and connected >= target
+            and record.get("hold_failures") == {})
+
+
 class StepPoller:
     """One model's polling state: step records waiting for the server's stats,
     and the rules that end the model.
@@ -218,7 +230,7 @@ class StepPoller:
             # A step that ended while the server still ran is not where it died,
             # even if its record arrived after the death (the crash belongs to
             # the step in progress: the ramp to the next level, say).
-            died = server_dead and t_end > self.alive_at
+            died = server_dead and t_end > self.alive_at and not served_whole(record)
             death = self.death() if died else None
             row = self.add_row(record, death)
             if stops_model(row, died):

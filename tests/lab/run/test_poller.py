@@ -131,3 +131,34 @@ def test_a_load_that_never_finishes_is_stuck_past_the_budget(tmp_path):
     clock.t = T0 + expected_duration_s(SCENARIO) + 1
     assert poller.tick()
     assert outcome.error.startswith("stuck: ") and calls["rows"] == []
+
+
+def test_a_death_seen_after_a_step_it_served_whole_belongs_to_the_next_ramp(tmp_path):
+    """The next ramp starts as the step ends (loadgen StepController.start_ramp):
+    a server it kills can be seen dead by the first poll after the step's end,
+    before its record is in. Every user still connected and no hold failure:
+    the step was served whole, and the death is the next step's."""
+    clock = Clock()
+    poller, server, load, outcome, calls = poller_for(tmp_path, clock)
+    clock.t = T0 + 9.9  # the last poll that saw it alive: before the step's end (T0 + 10)
+    assert not poller.tick()
+    whole = {**step_record(0, 200, 200), "hold_failures": {}}
+    load.records, server.dead = [whole], True
+    clock.t = T0 + 10.1
+    assert not poller.tick()
+    assert calls["rows"] == [(0, None)]
+    clock.t += step_wait_s(SCENARIO) + 0.1
+    assert poller.tick()
+    assert calls["rows"] == [(0, None), (1, "crash")]
+
+
+def test_a_step_the_load_saw_break_is_where_the_server_died(tmp_path):
+    clock = Clock()
+    poller, server, load, outcome, calls = poller_for(tmp_path, clock)
+    clock.t = T0 + 9.9
+    assert not poller.tick()
+    broken = {**step_record(0, 200, 150), "hold_failures": {"ECONNRESET": 50}}
+    load.records, server.dead = [broken], True
+    clock.t = T0 + 10.1
+    assert poller.tick()
+    assert calls["rows"] == [(0, "crash")]
