@@ -202,7 +202,7 @@ def run_steps(srv: Any, steps: str, workdir: Path, *, pace: float, workers: int,
 
 
 def cpu_per_echo(rec: dict, sampler: Sampler) -> tuple[float, float]:
-    load_cpu, srv_cpu = sampler.window(rec["t_ramp_end"], rec["t_end"])
+    load_cpu, srv_cpu = sampler.window(rec.get("t_hold", rec["t_ramp_end"]), rec["t_end"])
     n = max(rec["echo_count"], 1)
     return load_cpu / n * 1e6, srv_cpu / n * 1e6
 

@@ -4,12 +4,29 @@ Locust's periodic worker reports (``report_to_master``, every 3 s) are too
 coarse to cut a 5 s hold cleanly, so the master *asks*, with Locust custom
 messages (``runner.register_message`` / ``runner.send_message``):
 
-``iolab_hold``    master -> workers, when the ramp is done: start the
-                  latency window now (echoes during the ramp do not count).
+``iolab_settle``  master -> workers, when the ramp is done, every
+                  ``SETTLE_POLL_S`` until each answers 0 or ``--connect-timeout``
+                  has passed: how many of your users' connects are still
+                  being made?
+``iolab_awaiting`` worker -> master: that number (:attr:`Meter.awaiting`).
+``iolab_hold``    master -> workers, once settled: start the latency window
+                  now (echoes during the ramp and its connect tail do not count).
 ``iolab_collect`` master -> workers, at the step end: reply with your share
                   and start counting the next step.
 ``iolab_share``   worker -> master: a :class:`~loadgen.meter.Snapshot`
                   (counters, connections, encoded HDR histogram).
+
+The settle is the boundary between a step's two phases (:mod:`loadgen.phases`).
+Locust calls a ramp done when it has *started* its users; their connects are
+still in flight, and a SYN that a full SYN or accept queue dropped comes back
+1 s, 3 s, ... later. While the server accepts that tail (28 processes taking
+250,000 connections in C500K), the echoes of the connections it already
+holds wait too: mixed into the hold, the connect phase's tail set the step's
+p99. So the hold starts when no connect of the step is in flight, and at the
+latest ``--connect-timeout`` after the ramp (by then every attempt made
+during the ramp has succeeded or failed; a user still retrying is retried
+into the hold, its failures counted as connect failures, never the hold's).
+Churn users' connects are the hold's workload and are never waited for.
 
 A message costs a millisecond on loopback, so the workers' windows start
 and end within milliseconds of the master's ``t_ramp_end`` and ``t_end``.
@@ -39,6 +56,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import gevent
 from gevent.event import Event
 from locust.runners import STATE_MISSING, LocalRunner, MasterRunner, WorkerRunner
 
@@ -47,10 +65,13 @@ from loadgen.runtime import runtime
 
 log = logging.getLogger("loadgen")
 
+SETTLE = "iolab_settle"
+AWAITING = "iolab_awaiting"
 HOLD = "iolab_hold"
 COLLECT = "iolab_collect"
 SHARE = "iolab_share"
 RECHECK_S = 0.25  # how often a waiting collect looks at the workers' liveness
+SETTLE_POLL_S = 0.1  # between two settle questions
 
 
 @dataclass
@@ -71,13 +92,21 @@ def register(environment: Any) -> StepCollector | None:
     """Wire the messages for this process's role; the collector on the master."""
     runner = environment.runner
     if isinstance(runner, (WorkerRunner, LocalRunner)):
+        runner.register_message(SETTLE, _on_settle)
         runner.register_message(HOLD, _on_hold)
         runner.register_message(COLLECT, _on_collect)
     if isinstance(runner, (MasterRunner, LocalRunner)):
         collector = StepCollector(environment)
         runner.register_message(SHARE, collector.on_share)
+        runner.register_message(AWAITING, collector.on_awaiting)
         return collector
     return None
+
+
+def _on_settle(environment: Any, msg: Any, **_: Any) -> None:
+    runner = environment.runner
+    runner.send_message(AWAITING, {"ask": msg.data["ask"], "id": runner.client_id,
+                                   "n": runtime(environment).meter.awaiting})
 
 
 def _on_hold(environment: Any, msg: Any, **_: Any) -> None:
@@ -109,6 +138,8 @@ class StepCollector:
         self._seen: set[str] = set()  # live at some point of this step
         self._expected = 1
         self._hosts: dict[str, str] = {}  # every worker ever seen -> its host
+        self._ask = 0  # the settle question being answered
+        self._awaiting: dict[str, int] = {}  # its answers: worker -> connects in flight
 
     @property
     def runner(self) -> Any:
@@ -144,6 +175,36 @@ class StepCollector:
         Locust does not hand its users to the others (no rebalancing), so
         the step's ramp cannot reach its target: the controller stops waiting."""
         return bool(self._seen - self.live())
+
+    def settle(self, timeout: float) -> float:
+        """Wait until no worker has a connect of this step in flight, at most
+        ``timeout`` s (see the module docstring); the seconds waited."""
+        start = time.monotonic()
+        while True:
+            self._ask += 1
+            self._awaiting = {}
+            self._arrived.clear()
+            asked = self._look()
+            self.runner.send_message(SETTLE, {"ask": self._ask})
+            until = min(time.monotonic() + RECHECK_S, start + timeout)
+            while (asked & self.live()) - set(self._awaiting) and time.monotonic() < until:
+                self._arrived.wait(max(until - time.monotonic(), 0.0))
+                self._arrived.clear()
+            settled = not (asked & self.live()) - set(self._awaiting) \
+                and not any(self._awaiting.values())
+            if settled or time.monotonic() - start + SETTLE_POLL_S > timeout:
+                if not settled:
+                    log.info("connects still in flight %.1f s after the ramp: holding anyway "
+                             "(%s)", time.monotonic() - start, self._awaiting)
+                return time.monotonic() - start
+            gevent.sleep(SETTLE_POLL_S)
+
+    def on_awaiting(self, environment: Any, msg: Any, **_: Any) -> None:
+        data = msg.data
+        if data.get("ask") == self._ask:
+            node = str(data.get("id") or msg.node_id) if self.standalone else msg.node_id
+            self._awaiting[node] = int(data.get("n") or 0)
+            self._arrived.set()
 
     def start_window(self) -> None:
         self._look()

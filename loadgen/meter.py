@@ -100,6 +100,7 @@ class Meter:
         self.connected = 0
         self.serving = 0  # open connections that had at least one echo
         self.users = 0  # a group's meter: the group's running users
+        self.awaiting = 0  # connects in flight that the step waits for (loadgen/collect.py)
         self.phases = Phases()
         self.groups: dict[str, Meter] = {}
         self.reset_step()
@@ -150,6 +151,9 @@ class Meter:
     def connect_started(self) -> None:
         self.connect_attempts += 1
         self.phases.connect_started()
+
+    def await_connect(self, delta: int) -> None:
+        self.awaiting += delta
 
     def connect_failed(self, kind: str) -> None:
         self.connect_failures[kind] += 1

@@ -11,7 +11,9 @@ greenlet asks for; the controller keeps the time:
    once (:meth:`StepController.start_ramp`; the first step's, and a ramp
    the runner is not ready for, start at the shape's next tick);
 2. wait until the runner reports the target running (``t_ramp_end``), then
-   tell the workers to start their latency window (``iolab_hold``);
+   until no connect of the step is in flight, at most ``--connect-timeout``
+   (the settle, :mod:`loadgen.collect`; ``t_hold``), then tell the workers
+   to start their latency window (``iolab_hold``);
 3. sleep the hold time, then collect every worker's share (``t_end``),
    merge, append one JSON line to ``--step-results`` and flush;
 4. after the last step the shape returns ``None``: headless runs quit
@@ -22,7 +24,8 @@ the web UI's fields; ``use_common_options``), until ``--run-time``.
 
 One line per step (appended, so give each run its own file)::
 
-    {"step": 0, "target_users": 500, "t_start": ..., "t_ramp_end": ..., "t_end": ...,
+    {"step": 0, "target_users": 500, "t_start": ..., "t_ramp_end": ..., "t_hold": ...,
+     "t_end": ...,
      "hold_s": 20.0, "users": 500, "connected": 498, "connect_attempts": 503,
      "connect_failures": {"ECONNREFUSED": 5}, "echo_count": 9940, "rps": 497.0,
      "p50_ms": 0.21, "p90_ms": 0.4, "p99_ms": 2.3, "max_ms": 9.1,
@@ -82,6 +85,7 @@ import gevent
 from locust import LoadTestShape
 from locust.runners import STATE_RUNNING, MasterRunner, locust_exception_handler
 
+from contract.defaults import CONNECT_TIMEOUT_S
 from loadgen.collect import StepCollector
 from loadgen.meter import merge, rss_bytes
 from loadgen.options import Step, parse_steps
@@ -145,12 +149,15 @@ class StepController:
             ramp_s = abs(step.users - previous) / max(self.spawn_rate, 1e-9)
             self._wait_for_ramp(step.users, ramp_s + RAMP_SLACK_S)
             t_ramp_end = time.time()
+            self.collector.settle(self.settle_timeout())
+            t_hold = time.time()
             self.collector.start_window()
             gevent.sleep(step.hold_s)
             t_end = time.time()
             got = self.collector.collect(index, COLLECT_TIMEOUT_S)
             record = {"step": index, "target_users": step.users, "t_start": t_start,
-                      "t_ramp_end": t_ramp_end, "t_end": t_end, "hold_s": step.hold_s,
+                      "t_ramp_end": t_ramp_end, "t_hold": t_hold, "t_end": t_end,
+                      "hold_s": step.hold_s,
                       **merge(got.shares, expected=got.expected, lost=got.lost,
                               master_rss=self.master_rss())}
             write_record(self.results_path, record)
@@ -185,6 +192,12 @@ class StepController:
         log.info("step ramp to %d users at %.2f spawn rate", users, rate)
         r.greenlet.spawn(r.start, user_count=users, spawn_rate=rate).link_exception(
             locust_exception_handler(r.environment))
+
+    def settle_timeout(self) -> float:
+        """The connect deadline after a ramp: ``--connect-timeout`` (every
+        attempt made during the ramp has succeeded or failed by then)."""
+        opts = self.runner.environment.parsed_options
+        return float(getattr(opts, "connect_timeout", None) or CONNECT_TIMEOUT_S)
 
     def master_rss(self) -> int | None:
         """A distributed master's own memory, part of the load's (standalone,

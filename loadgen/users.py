@@ -58,6 +58,8 @@ class TcpUser(User):
     wait_time = constant(0)  # never used: the one task runs for the user's life
     group: dict[str, Any] | None = None  # a user group's spec (group_classes)
     _rng: random.Random | None = None
+    _connected_once = False
+    _awaiting = False  # counted in the meter's ``awaiting``
 
     def on_start(self) -> None:
         rt = runtime(self.environment)
@@ -81,6 +83,7 @@ class TcpUser(User):
         return self._rng
 
     def on_stop(self) -> None:
+        self._stop_awaiting()
         self.client.close()
         runtime(self.environment).user_stopped(self.group["name"] if self.group else None)
 
@@ -88,12 +91,33 @@ class TcpUser(User):
     def hold_connection(self) -> None:
         while True:
             self.next_turn()
-            if self.client.connect() and self.use_connection():
+            if self.connect() and self.use_connection():
                 continue  # closed on purpose (ChurnUser): go again
             self.after_failure()
 
     def next_turn(self) -> None:
         """Before each connect: at once, unless the user waits for an arrival."""
+
+    def connect(self) -> bool:
+        """Connect. From its first attempt until its first connection (the
+        pauses between retries too), the user counts as ``awaiting``: the
+        step's hold starts once no user does (the settle, loadgen/collect.py).
+        Later connects (a reconnect after the server dropped the connection,
+        churn's next connection) are not the ramp's: the hold never waits."""
+        if self._connected_once:
+            return self.client.connect()
+        if not self._awaiting:
+            self._awaiting = True
+            self.client.meter.await_connect(1)
+        if self.client.connect():
+            self._connected_once = True
+            self._stop_awaiting()
+        return self._connected_once
+
+    def _stop_awaiting(self) -> None:
+        if self._awaiting:
+            self._awaiting = False
+            self.client.meter.await_connect(-1)
 
     def use_connection(self) -> bool | None:
         """Run until the connection fails (the client has closed it then), or

@@ -1,0 +1,107 @@
+"""The settle between a step's two phases (loadgen/collect.py): the hold starts
+when no connect of the ramp is in flight, at the latest ``--connect-timeout``
+after it; a user's connects count as in flight until its first connection."""
+
+from __future__ import annotations
+
+import socket
+import time
+from types import SimpleNamespace
+
+import gevent
+import pytest
+from locust.env import Environment
+from locust.event import Events
+from rogue_servers import RogueServer, close_at_once
+
+from loadgen import collect
+from loadgen.runtime import runtime
+from loadgen.users import EchoUser
+
+pytestmark = pytest.mark.locust  # imports Locust (gevent patches the stdlib); loads nothing
+
+
+def standalone() -> tuple[collect.StepCollector, object]:
+    """A Locust LocalRunner with the lab's messages wired, as in a standalone run."""
+    env = Environment(events=Events(), parsed_options=SimpleNamespace(source_ips=""))
+    env.create_local_runner()
+    collector = collect.register(env)
+    assert collector is not None
+    return collector, runtime(env).meter
+
+
+def timed_settle(collector: collect.StepCollector, timeout: float) -> tuple[float, float]:
+    start = time.monotonic()
+    waited = collector.settle(timeout)
+    return waited, time.monotonic() - start
+
+
+def test_nothing_in_flight_settles_at_once():
+    collector, _ = standalone()
+    waited, took = timed_settle(collector, 3.0)
+    assert took < 0.1 and waited <= took
+
+
+def test_the_hold_waits_for_the_connects_in_flight():
+    collector, meter = standalone()
+    meter.await_connect(2)
+    gevent.spawn_later(0.3, meter.await_connect, -1)
+    gevent.spawn_later(0.6, meter.await_connect, -1)
+    waited, took = timed_settle(collector, 3.0)
+    assert 0.6 <= waited <= took < 0.6 + 2 * collect.SETTLE_POLL_S + 0.2, (waited, took)
+
+
+def test_connects_still_in_flight_at_the_deadline_do_not_hold_the_step():
+    collector, meter = standalone()
+    meter.await_connect(1)  # a SYN dropped again and again
+    waited, took = timed_settle(collector, 0.5)
+    assert 0.5 - collect.SETTLE_POLL_S <= waited <= took < 0.9, (waited, took)
+
+
+def user_of(host: str, **options) -> tuple[EchoUser, object]:
+    parsed = SimpleNamespace(message_size=64, pace=0.05, connect_timeout=0.4, io_timeout=5.0,
+                             schedule="closed", reconnect="yes", source_ips="")
+    vars(parsed).update(options)
+    env = Environment(events=Events(), host=host, parsed_options=parsed)
+    user = EchoUser(env)
+    user.on_start()
+    return user, runtime(env).meter
+
+
+def test_a_user_is_awaited_from_its_first_attempt_to_its_first_connection():
+    """A listener whose accept queue is full and never drained: the kernel
+    drops the SYN, the connect times out (0.4 s), the user pauses (0.1 s) and
+    retries; all the while, pauses included, it is counted as awaited. Once
+    the queue has room, the user connects and is no longer counted."""
+    with RogueServer(close_at_once, backlog=0, accept=False) as srv:
+        filler = socket.create_connection(srv.address)  # the one place in the queue
+        user, meter = user_of(srv.host)
+        greenlet = gevent.spawn(user.hold_connection)
+        try:
+            samples = []
+            for _ in range(12):
+                gevent.sleep(0.1)
+                samples.append(meter.awaiting)
+            assert samples == [1] * 12, samples  # 1.2 s: two attempts and a pause
+            assert meter.connect_failures.get("timeout", 0) >= 2
+        finally:
+            greenlet.kill()
+            user.on_stop()
+            filler.close()
+    assert meter.awaiting == 0  # a stopped user takes its count with it
+
+
+def test_reconnects_after_the_first_connection_are_not_awaited():
+    """The server closes every connection at once: the user reconnects after
+    every pause (0.1 s), and none of those connects holds a step's hold back."""
+    with RogueServer(close_at_once) as srv:
+        user, meter = user_of(srv.host)
+        greenlet = gevent.spawn(user.hold_connection)
+        samples = []
+        for _ in range(20):
+            gevent.sleep(0.03)
+            samples.append(meter.awaiting)
+        greenlet.kill()
+        user.on_stop()
+    assert meter.connect_attempts >= 4 and meter.connected == 0
+    assert set(samples) == {0}, samples
