@@ -322,8 +322,13 @@ def _band(plan: ModelPlan, rows: list[Row], slo: SLO, host: dict[str, Any] | Non
 
 
 def processes_of(run: Run, server: ServerSpec | None, kind: str | None) -> int:
-    """A server's listening processes, ``auto`` sized as the backend sized it
-    (lab/backends/server_cmd.py): from the host's nofile and the top step."""
+    """A server's listening processes: as many as its final stats list (a
+    run recorded when ``auto`` was sized otherwise keeps its own count), else
+    ``auto`` sized as the backend sizes it (lab/backends/server_cmd.py): from
+    the host's nofile and the top step."""
+    final = (run.model_meta(server.name).get("final") or {}) if server else {}
+    if server is not None and isinstance(final.get("processes"), list) and final["processes"]:
+        return len(final["processes"])
     if server is None or run.scenario is None:
         return 1
     limit = effective_nofile(server.limits.nofile, HostFacts.from_record(run.host or {}))

@@ -17,7 +17,7 @@ They are ceilings from arithmetic; a run finds the real wall.
   processes hold N x (nofile - overhead), N x the select wall. The kernel
   spreads connections over them by a hash, not by room left, so ``processes:
   auto`` (:func:`processes_for`) asks for ``AUTO_PROCESSES_MARGIN`` more than
-  the top step.
+  the top step, and for room for the hash's spread.
 - **Process per connection** (forking): the parent closes its copy of each
   accepted socket and each child holds one, so no process's nofile binds;
   ``kernel.pid_max`` and RLIMIT_NPROC do.
@@ -113,6 +113,13 @@ def effective_nofile(nofile: int | str | None, facts: HostFacts) -> int:
 # processes: auto asks for this much more room than the top step: the kernel hashes
 # connections over the listeners, so one process fills up before the others.
 AUTO_PROCESSES_MARGIN = 1.1
+# The kernel picks a connection's listener by a hash of its addresses and ports
+# (reuseport_select_sock: jhash with a boot-time secret), not by room left: the
+# count each of N processes gets is binomial, mean top/N, standard deviation
+# ~sqrt(top/N). A 10 % margin is 16 of them at 500,000 connections over 28
+# processes, but 1.2 at 300 over 3 (one run in ten put 115 on a process of
+# 114). auto also wants the mean plus this many deviations to fit one process.
+HASH_SPREAD_SD = 4.0
 
 
 def per_process(model: str | None, nofile_limit: int) -> int:
@@ -124,11 +131,17 @@ def per_process(model: str | None, nofile_limit: int) -> int:
 
 def processes_for(processes: int | str, model: str | None, nofile_limit: int, top: int) -> int:
     """``processes: N`` is N; ``auto`` is enough processes of ``nofile_limit``
-    descriptors for ``top`` connections, with the margin, and at least 1."""
+    descriptors for ``top`` connections, with the margin and room for the
+    hash's spread, and at least 1."""
     if processes != "auto":
         return int(processes)
     each = per_process(model, nofile_limit)
-    return max(1, math.ceil(top * AUTO_PROCESSES_MARGIN / each)) if each else 1
+    if not each:
+        return 1
+    n = max(1, math.ceil(top * AUTO_PROCESSES_MARGIN / each))
+    while n < top and top / n + HASH_SPREAD_SD * math.sqrt(top / n) > each:
+        n += 1
+    return n
 
 
 def server_ceilings(model: str | None, nofile: int | str | None, facts: HostFacts, *,

@@ -10,7 +10,13 @@ from contract.models import EVENT_DRIVEN, MODELS, REUSEPORT_MODELS
 from lab.analysis.capacity import SLO, plan_model
 from lab.backends.local import LocalBackend
 from lab.backends.server_cmd import processes, server_command
-from lab.host.ceiling import AUTO_PROCESSES_MARGIN, binding, processes_for, server_ceilings
+from lab.host.ceiling import (
+    AUTO_PROCESSES_MARGIN,
+    HASH_SPREAD_SD,
+    binding,
+    processes_for,
+    server_ceilings,
+)
 from lab.host.doctor import scenario_lines
 from lab.host.doctor import server_ceilings as doctor_ceilings
 from lab.host.facts import HostFacts
@@ -86,17 +92,64 @@ def test_the_command_carries_processes_only_above_one():
 
 
 def test_auto_is_sized_from_the_top_step_and_one_processes_ceiling():
-    # epoll at nofile 64 holds 64 - 6 = 58; 100 x 1.1 = 110 needs 2 of them.
-    assert AUTO_PROCESSES_MARGIN == 1.1
-    assert processes_for("auto", "epoll", 64, 100) == 2
-    assert processes_for("auto", "epoll", 64, 105) == 2  # 115.5 / 58 -> 2
-    assert processes_for("auto", "epoll", 64, 106) == 3  # 116.6 / 58 -> 3
-    assert processes_for("auto", "epoll", 20000, 19000) == 2  # 20900 / 19994
+    # epoll at nofile 64 holds 64 - 6 = 58; 100 x 1.1 = 110 needs 2 of them,
+    # but 2 get 50 each +- 7: 50 + 4 x 7.1 = 78 > 58; 3 get 33 + 4 x 5.8 = 56.4.
+    assert AUTO_PROCESSES_MARGIN == 1.1 and HASH_SPREAD_SD == 4.0
+    assert processes_for("auto", "epoll", 64, 100) == 3
+    assert processes_for("auto", "epoll", 64, 105) == 4  # 35 + 4 x 5.9 = 58.7 > 58
+    assert processes_for("auto", "epoll", 64, 50) == 2  # 25 + 4 x 5 = 45 (the margin: 1)
+    assert processes_for("auto", "epoll", 20000, 19000) == 2  # 20900 / 19994; 9500 + 390
+    assert processes_for("auto", "epoll", 20000, 500_000) == 28  # 17857 + 535: the margin
+    assert processes_for("auto", "epoll", 8, 3) == 3  # 2 each at most: one per connection
     assert processes_for("auto", "epoll", 20000, 10) == 1  # at least one
     assert processes_for("auto", "select", 20000, 5000) == 6  # 5500 / (1024 - 5)
     assert processes_for(3, "epoll", 64, 10_000) == 3  # a number is the number
     (spec,) = servers("servers: [{model: epoll, processes: auto}]")
-    assert processes(spec, 64, 100) == 2
+    assert processes(spec, 64, 100) == 3
+
+
+def test_auto_leaves_room_for_the_hash_of_real_connections():
+    """The sizing's premise, checked on the kernel: 2,000 loopback connections
+    over 4 SO_REUSEPORT listeners land binomially (each listener's count within
+    4 standard deviations of the mean), not evenly and not all on one."""
+    import socket
+    listeners = []
+    try:
+        first = socket.socket()
+        first.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        first.bind(("127.0.0.1", 0))
+        port = first.getsockname()[1]
+        listeners.append(first)
+        for _ in range(3):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            s.bind(("127.0.0.1", port))
+            listeners.append(s)
+        for s in listeners:
+            s.listen(2048)
+            s.setblocking(False)
+        counts = []
+        for _ in range(4):  # 4 x 500: the accept queues (2048 each) never fill
+            clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(500)]
+            for c in clients:
+                c.close()
+        for s in listeners:
+            n = 0
+            while True:
+                try:
+                    conn, _ = s.accept()
+                except BlockingIOError:
+                    break
+                conn.close()
+                n += 1
+            counts.append(n)
+    finally:
+        for s in listeners:
+            s.close()
+    mean, sd = 500, (2000 * 0.25 * 0.75) ** 0.5  # 19.4
+    assert sum(counts) == 2000, counts
+    assert all(abs(n - mean) <= HASH_SPREAD_SD * sd for n in counts), counts
+    assert len(set(counts)) > 1, counts  # a hash, not a round robin
 
 
 def test_the_ceiling_is_n_times_one_process():
@@ -113,14 +166,14 @@ def test_doctor_and_the_plan_count_the_processes_auto_resolves_to():
     scenario = parse_scenario("servers: [{model: epoll, processes: auto, limits: {nofile: 64}}]\n"
                               "load: {steps: [40, 100]}\n", "t.yaml")
     (spec,) = scenario.servers
-    assert binding(doctor_ceilings(spec, FACTS, top=100)).connections == 2 * 58
+    assert binding(doctor_ceilings(spec, FACTS, top=100)).connections == 3 * 58
     assert "reaches the top step" in scenario_lines(scenario, FACTS, "local")[1]
     row = {"step": 1, "target_connections": 100, "connected": 100, "server_connections": 100,
            "p99_ms": 1.0, "error_rate": 0.0, "limit": None, "server_rss_bytes": 2**20,
            "server_cpu_s": 0.1, "echo_count": 1000, "t_end": 10.0, "hold_s": 10.0}
     host = {"cpus": 2, "nofile_hard": 20000}
-    plan = plan_model("epoll", [row], SLO(), host, 64, "epoll", processes=2)
-    assert plan.host_capacity["descriptors"] == 2 * 58
+    plan = plan_model("epoll", [row], SLO(), host, 64, "epoll", processes=3)
+    assert plan.host_capacity["descriptors"] == 3 * 58
 
 
 def test_a_cpu_cause_counts_one_core_per_reuseport_process():
@@ -135,3 +188,21 @@ def test_a_cpu_cause_counts_one_core_per_reuseport_process():
     row = {"p99_ms": 500.0, "connected": 100, "server_cpu_s": 10.0}
     assert "CPU" in cause(row, ["latency"], 1.9, cores_available("epoll", 4, processes=2))
     assert "CPU" not in cause(row, ["latency"], 1.9, cores_available("epoll", 4, processes=4))
+
+
+def test_a_recorded_run_keeps_the_processes_it_ran():
+    """A run recorded before auto sized for the hash's spread ran 2 processes
+    where auto now says 3: its plan counts the 2 its final stats list."""
+    from pathlib import Path
+
+    from lab.analysis.capacity import model_setting
+    from lab.results.reader import Run
+
+    scenario = parse_scenario("servers: [{model: epoll, processes: auto, limits: {nofile: 64}}]\n"
+                              "load: {steps: [40, 100]}\n", "t.yaml")
+    fresh = Run(Path("run"), [], {"host": {"nofile_hard": 20000}}, scenario)
+    assert model_setting(fresh, "epoll")["processes"] == 3
+    final = {"processes": [{"pid": 11}, {"pid": 12}]}
+    recorded = Run(Path("run"), [], {"host": {"nofile_hard": 20000},
+                                     "models": {"epoll": {"final": final}}}, scenario)
+    assert model_setting(recorded, "epoll")["processes"] == 2
