@@ -5,10 +5,11 @@ coarse to cut a 5 s hold cleanly, so the master *asks*, with Locust custom
 messages (``runner.register_message`` / ``runner.send_message``):
 
 ``iolab_settle``  master -> workers, when the ramp is done, every
-                  ``SETTLE_POLL_S`` until each answers 0 or ``--connect-timeout``
-                  has passed: how many of your users' connects are still
-                  being made?
-``iolab_awaiting`` worker -> master: that number (:attr:`Meter.awaiting`).
+                  ``SETTLE_POLL_S`` until the step's users have all started
+                  and none waits, or ``--connect-timeout`` has passed: how
+                  many of your users still wait for their first connection?
+``iolab_awaiting`` worker -> master: that number (:attr:`Meter.awaiting`: users
+                  started and not yet connected once), and its started users.
 ``iolab_hold``    master -> workers, once settled: start the latency window
                   now (echoes during the ramp and its connect tail do not count).
 ``iolab_collect`` master -> workers, at the step end: reply with your share
@@ -22,11 +23,13 @@ still in flight, and a SYN that a full SYN or accept queue dropped comes back
 1 s, 3 s, ... later. While the server accepts that tail (28 processes taking
 250,000 connections in C500K), the echoes of the connections it already
 holds wait too: mixed into the hold, the connect phase's tail set the step's
-p99. So the hold starts when no connect of the step is in flight, and at the
-latest ``--connect-timeout`` after the ramp (by then every attempt made
-during the ramp has succeeded or failed; a user still retrying is retried
-into the hold, its failures counted as connect failures, never the hold's).
-Churn users' connects are the hold's workload and are never waited for.
+p99. So the hold starts when every user of the step has started and made its
+first connection (or failed at once: refused, out of ports, a wall the hold
+does not wait out), and at the latest ``--connect-timeout`` after the ramp
+(by then every attempt made during the ramp has succeeded or timed out; a
+user still retrying is retried into the hold, its failures counted as
+connect failures, never the hold's). Churn users' connects are the hold's
+workload and are never waited for (:class:`~loadgen.users.TcpUser`).
 
 A message costs a millisecond on loopback, so the workers' windows start
 and end within milliseconds of the master's ``t_ramp_end`` and ``t_end``.
@@ -105,8 +108,9 @@ def register(environment: Any) -> StepCollector | None:
 
 def _on_settle(environment: Any, msg: Any, **_: Any) -> None:
     runner = environment.runner
+    rt = runtime(environment)
     runner.send_message(AWAITING, {"ask": msg.data["ask"], "id": runner.client_id,
-                                   "n": runtime(environment).meter.awaiting})
+                                   "n": rt.meter.awaiting, "users": rt.users})
 
 
 def _on_hold(environment: Any, msg: Any, **_: Any) -> None:
@@ -139,7 +143,7 @@ class StepCollector:
         self._expected = 1
         self._hosts: dict[str, str] = {}  # every worker ever seen -> its host
         self._ask = 0  # the settle question being answered
-        self._awaiting: dict[str, int] = {}  # its answers: worker -> connects in flight
+        self._awaiting: dict[str, tuple[int, int]] = {}  # its answers: worker -> (waiting, users)
 
     @property
     def runner(self) -> Any:
@@ -176,9 +180,11 @@ class StepCollector:
         the step's ramp cannot reach its target: the controller stops waiting."""
         return bool(self._seen - self.live())
 
-    def settle(self, timeout: float) -> float:
-        """Wait until no worker has a connect of this step in flight, at most
-        ``timeout`` s (see the module docstring); the seconds waited."""
+    def settle(self, timeout: float, users: int = 0) -> float:
+        """Wait until the workers have started ``users`` users in all and none
+        waits for its first connection, at most ``timeout`` s (see the module
+        docstring); the seconds waited. Locust calls a ramp done once the
+        users are spawned: their greenlets may not have run yet."""
         start = time.monotonic()
         while True:
             self._ask += 1
@@ -190,12 +196,14 @@ class StepCollector:
             while (asked & self.live()) - set(self._awaiting) and time.monotonic() < until:
                 self._arrived.wait(max(until - time.monotonic(), 0.0))
                 self._arrived.clear()
+            answers = self._awaiting.values()
             settled = not (asked & self.live()) - set(self._awaiting) \
-                and not any(self._awaiting.values())
+                and not any(n for n, _ in answers) and sum(u for _, u in answers) >= users
             if settled or time.monotonic() - start + SETTLE_POLL_S > timeout:
                 if not settled:
-                    log.info("connects still in flight %.1f s after the ramp: holding anyway "
-                             "(%s)", time.monotonic() - start, self._awaiting)
+                    log.info("users still waiting for a first connection %.1f s after the "
+                             "ramp: holding anyway (%s)", time.monotonic() - start,
+                             self._awaiting)
                 return time.monotonic() - start
             gevent.sleep(SETTLE_POLL_S)
 
@@ -203,7 +211,7 @@ class StepCollector:
         data = msg.data
         if data.get("ask") == self._ask:
             node = str(data.get("id") or msg.node_id) if self.standalone else msg.node_id
-            self._awaiting[node] = int(data.get("n") or 0)
+            self._awaiting[node] = (int(data.get("n") or 0), int(data.get("users") or 0))
             self._arrived.set()
 
     def start_window(self) -> None:

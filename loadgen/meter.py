@@ -100,7 +100,7 @@ class Meter:
         self.connected = 0
         self.serving = 0  # open connections that had at least one echo
         self.users = 0  # a group's meter: the group's running users
-        self.awaiting = 0  # connects in flight that the step waits for (loadgen/collect.py)
+        self.awaiting = 0  # users started, not yet connected once (loadgen/collect.py)
         self.phases = Phases()
         self.groups: dict[str, Meter] = {}
         self.reset_step()

@@ -11,9 +11,10 @@ greenlet asks for; the controller keeps the time:
    once (:meth:`StepController.start_ramp`; the first step's, and a ramp
    the runner is not ready for, start at the shape's next tick);
 2. wait until the runner reports the target running (``t_ramp_end``), then
-   until no connect of the step is in flight, at most ``--connect-timeout``
-   (the settle, :mod:`loadgen.collect`; ``t_hold``), then tell the workers
-   to start their latency window (``iolab_hold``);
+   until every user has started and made its first connection, at most
+   ``--connect-timeout`` more (the settle, :mod:`loadgen.collect`;
+   ``t_hold``), then tell the workers to start their latency window
+   (``iolab_hold``);
 3. sleep the hold time, then collect every worker's share (``t_end``),
    merge, append one JSON line to ``--step-results`` and flush;
 4. after the last step the shape returns ``None``: headless runs quit
@@ -149,7 +150,7 @@ class StepController:
             ramp_s = abs(step.users - previous) / max(self.spawn_rate, 1e-9)
             self._wait_for_ramp(step.users, ramp_s + RAMP_SLACK_S)
             t_ramp_end = time.time()
-            self.collector.settle(self.settle_timeout())
+            self.collector.settle(self.settle_timeout(), step.users)
             t_hold = time.time()
             self.collector.start_window()
             gevent.sleep(step.hold_s)

@@ -58,7 +58,7 @@ class TcpUser(User):
     wait_time = constant(0)  # never used: the one task runs for the user's life
     group: dict[str, Any] | None = None  # a user group's spec (group_classes)
     _rng: random.Random | None = None
-    _connected_once = False
+    awaits_first_connect = True  # the step's hold waits for its first connection
     _awaiting = False  # counted in the meter's ``awaiting``
 
     def on_start(self) -> None:
@@ -70,6 +70,9 @@ class TcpUser(User):
         self.client = TcpClient(rt.target(), self.opts, meter, rt.fire,
                                 source_ip=rt.next_source_ip(), context=self.context(),
                                 budget=rt.budget, rng=self.user_rng, tally=rt.tally())
+        if self.awaits_first_connect:  # counted from its start: it may not have tried yet
+            self._awaiting = True
+            meter.await_connect(1)
         rt.user_started(name)
 
     def user_rng(self) -> random.Random:
@@ -99,20 +102,21 @@ class TcpUser(User):
         """Before each connect: at once, unless the user waits for an arrival."""
 
     def connect(self) -> bool:
-        """Connect. From its first attempt until its first connection (the
-        pauses between retries too), the user counts as ``awaiting``: the
-        step's hold starts once no user does (the settle, loadgen/collect.py).
-        Later connects (a reconnect after the server dropped the connection,
-        churn's next connection) are not the ramp's: the hold never waits."""
-        if self._connected_once:
-            return self.client.connect()
+        """Connect. From its start until its first connection (the pauses
+        between retries too), the user counts as ``awaiting``: the step's hold
+        starts once no user does (the settle, loadgen/collect.py). Only a
+        timed-out attempt keeps it counted: a SYN a full queue dropped is the
+        burst's tail, which ends; a connect refused, reset or out of ports
+        fails at once and is a wall, which the hold does not wait out. Later
+        connects (a reconnect after the server dropped the connection) are
+        not the ramp's: the hold never waits for them."""
         if not self._awaiting:
-            self._awaiting = True
-            self.client.meter.await_connect(1)
-        if self.client.connect():
-            self._connected_once = True
-            self._stop_awaiting()
-        return self._connected_once
+            return self.client.connect()
+        start = perf_counter()
+        ok = self.client.connect()
+        if ok or perf_counter() - start < self.opts.connect_timeout_s:
+            self._stop_awaiting()  # connected, or failed before its timeout
+        return ok
 
     def _stop_awaiting(self) -> None:
         if self._awaiting:
@@ -158,10 +162,14 @@ class IdleUser(TcpUser):
 class ChurnUser(TcpUser):
     """Connects, echoes ``--messages-per-connection`` messages, closes, again.
 
+    Connecting is its workload: a step's hold does not wait for its connects.
+
     Its close is a plain one: the client's end of each connection spends 60 s
     in TIME_WAIT holding its source port (:meth:`TcpClient.close`), so a long
     fast churn can end in EADDRNOTAVAIL, a connect failure of the client's.
     """
+
+    awaits_first_connect = False
 
     def on_start(self) -> None:
         super().on_start()

@@ -235,7 +235,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("accept_queue_peak", int, "kernel", "", "accept queue peak",
            "the most connections seen waiting in the server's accept queue during the step's "
            "connect phase (sock_diag's `idiag_rqueue`, sampled every 20 ms: a shorter burst "
-           "can be missed)"),
+           "can be missed); at least `accept_queue_max` + 1 when `listen_overflows` grew: "
+           "the kernel drops a handshake only while the queue holds one more than its size"),
     Column("conntrack_drops", int, "kernel", "", "conntrack drops",
            "packets the kernel dropped over the step because the conntrack table was full "
            "(`drop` in the server namespace's /proc/net/stat/nf_conntrack): SYNs the server "

@@ -32,7 +32,7 @@ from lab.errors import BackendError, ResultsError, interruption
 from lab.results.columns import step_of
 from lab.results.groups import append_groups
 from lab.results.writer import RunRecord, create_run_dir, make_row
-from lab.run.accept_queue import AcceptQueueWatch
+from lab.run.accept_queue import AcceptQueueWatch, with_overflows
 from lab.run.conntrack_room import wait_for_room
 from lab.run.generator import GeneratorWatch
 from lab.run.hostwatch import HostGone, HostWatch
@@ -200,9 +200,11 @@ class Runner:
         outcome = self.outcomes.get(spec.name)
         previous = outcome.rows[-1].get("t_end") if outcome and outcome.rows else None
         start = previous if previous is not None else self.model_started
-        evidence = {**self.kernel.step(start, t_end), **self.ports.step(start, t_end),
-                    **self.queue.step(record.get("t_connect_start") or start,
-                                      record.get("t_connect_end") or t_end)}
+        kernel = self.kernel.step(start, t_end)
+        queue = self.queue.step(record.get("t_connect_start") or start,
+                                record.get("t_connect_end") or t_end)
+        evidence = {**kernel, **self.ports.step(start, t_end),
+                    **with_overflows(queue, kernel.get("listen_overflows"))}
         active = self.scenario.load.active_users if self.scenario.load.user == USER_IDLE else (
             int(record.get("target_users") or 0))
         limit = step_limit(event=monitor.first_limit(until=t_end), death=death,

@@ -41,13 +41,18 @@ def planned_s(scenario: Scenario) -> float:
 
 
 def expected_duration_s(scenario: Scenario) -> float:
-    """Ramp + hold of every step, plus slack: past this a model is stuck."""
-    return STARTUP_SLACK_S + planned_s(scenario) + STEP_SLACK_S * len(scenario.load.steps)
+    """Ramp + hold of every step, plus slack (and the settle's longest wait for
+    the ramp's last connects): past this a model is stuck."""
+    return STARTUP_SLACK_S + planned_s(scenario) + \
+        (STEP_SLACK_S + scenario.load.connect_timeout_s) * len(scenario.load.steps)
 
 
 def step_wait_s(scenario: Scenario) -> float:
-    """After a crash, how long to wait for the load to close the step in progress."""
-    return min(15.0, max(s.hold_s for s in scenario.load.steps) + 5.0)
+    """After a crash, how long to wait for the load to close the step in progress:
+    its hold, and before it up to ``connect_timeout`` for the ramp's last
+    connects (the settle, loadgen/collect.py)."""
+    return min(15.0, max(s.hold_s for s in scenario.load.steps) + 5.0) \
+        + scenario.load.connect_timeout_s
 
 
 def stops_model(row: dict[str, Any], server_dead: bool) -> bool:

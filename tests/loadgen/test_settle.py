@@ -30,10 +30,15 @@ def standalone() -> tuple[collect.StepCollector, object]:
     return collector, runtime(env).meter
 
 
-def timed_settle(collector: collect.StepCollector, timeout: float) -> tuple[float, float]:
+def timed_settle_for(collector: collect.StepCollector, timeout: float,
+                     users: int = 0) -> tuple[float, float]:
     start = time.monotonic()
-    waited = collector.settle(timeout)
+    waited = collector.settle(timeout, users)
     return waited, time.monotonic() - start
+
+
+def timed_settle(collector: collect.StepCollector, timeout: float) -> tuple[float, float]:
+    return timed_settle_for(collector, timeout)
 
 
 def test_nothing_in_flight_settles_at_once():
@@ -42,7 +47,7 @@ def test_nothing_in_flight_settles_at_once():
     assert took < 0.1 and waited <= took
 
 
-def test_the_hold_waits_for_the_connects_in_flight():
+def test_the_hold_waits_for_the_users_still_to_connect():
     collector, meter = standalone()
     meter.await_connect(2)
     gevent.spawn_later(0.3, meter.await_connect, -1)
@@ -51,7 +56,17 @@ def test_the_hold_waits_for_the_connects_in_flight():
     assert 0.6 <= waited <= took < 0.6 + 2 * collect.SETTLE_POLL_S + 0.2, (waited, took)
 
 
-def test_connects_still_in_flight_at_the_deadline_do_not_hold_the_step():
+def test_users_not_started_yet_hold_the_step_back():
+    """Locust calls a ramp done once its users are spawned; their greenlets
+    (on_start) may not have run: the settle waits until they all have."""
+    collector, meter = standalone()
+    rt = runtime(collector.environment)
+    gevent.spawn_later(0.3, setattr, rt, "users", 5)
+    waited, took = timed_settle_for(collector, 3.0, users=5)
+    assert 0.3 <= waited <= took < 0.3 + 2 * collect.SETTLE_POLL_S + 0.2, (waited, took)
+
+
+def test_users_still_waiting_at_the_deadline_do_not_hold_the_step():
     collector, meter = standalone()
     meter.await_connect(1)  # a SYN dropped again and again
     waited, took = timed_settle(collector, 0.5)
@@ -68,7 +83,7 @@ def user_of(host: str, **options) -> tuple[EchoUser, object]:
     return user, runtime(env).meter
 
 
-def test_a_user_is_awaited_from_its_first_attempt_to_its_first_connection():
+def test_a_user_is_awaited_from_its_start_to_its_first_connection():
     """A listener whose accept queue is full and never drained: the kernel
     drops the SYN, the connect times out (0.4 s), the user pauses (0.1 s) and
     retries; all the while, pauses included, it is counted as awaited. Once
@@ -91,6 +106,24 @@ def test_a_user_is_awaited_from_its_first_attempt_to_its_first_connection():
     assert meter.awaiting == 0  # a stopped user takes its count with it
 
 
+def test_a_refused_user_is_not_awaited():
+    """Nothing listens (a dead server): the connect is refused at once, a wall
+    and not a burst's tail; the hold does not wait for it, nor for the retries."""
+    with RogueServer(close_at_once, accept=False) as srv:
+        host = srv.host
+    user, meter = user_of(host)
+    assert meter.awaiting == 1  # started, not tried yet
+    greenlet = gevent.spawn(user.hold_connection)
+    samples = []
+    for _ in range(10):
+        gevent.sleep(0.03)
+        samples.append(meter.awaiting)
+    greenlet.kill()
+    user.on_stop()
+    assert meter.connect_failures.get("ECONNREFUSED", 0) >= 2
+    assert set(samples) == {0}, samples
+
+
 def test_reconnects_after_the_first_connection_are_not_awaited():
     """The server closes every connection at once: the user reconnects after
     every pause (0.1 s), and none of those connects holds a step's hold back."""
@@ -105,3 +138,18 @@ def test_reconnects_after_the_first_connection_are_not_awaited():
         user.on_stop()
     assert meter.connect_attempts >= 4 and meter.connected == 0
     assert set(samples) == {0}, samples
+
+
+def test_churn_users_are_never_awaited():
+    """Connecting is churn's workload, in the hold: the settle never waits for it."""
+    from loadgen.users import ChurnUser
+
+    parsed = SimpleNamespace(message_size=64, pace=0.05, connect_timeout=0.4, io_timeout=5.0,
+                             schedule="closed", reconnect="yes", source_ips="",
+                             messages_per_connection=1, arrival_rate=0.0)
+    env = Environment(events=Events(), host="tcp://127.0.0.1:9", parsed_options=parsed)
+    user = ChurnUser(env)
+    user.on_start()
+    assert runtime(env).meter.awaiting == 0 and runtime(env).users == 1
+    user.on_stop()
+    assert runtime(env).meter.awaiting == 0

@@ -102,3 +102,18 @@ def test_no_namespace_to_read_leaves_the_cells_empty():
     assert watch.sock is None
     assert watch.step(None, None) == {"accept_queue_max": None, "accept_queue_peak": None}
     watch.stop()
+
+
+def test_an_overflow_proves_the_queue_was_full_where_the_samples_missed_it():
+    """A completed handshake is dropped only while the queue holds size + 1:
+    ListenOverflows growing in the step raises a sampled peak to that."""
+    seen = {"accept_queue_max": 5, "accept_queue_peak": 1}
+    assert accept_queue.with_overflows(seen, 70)["accept_queue_peak"] == 6
+    assert accept_queue.with_overflows(seen, 0) == seen  # no overflow: what was seen
+    assert accept_queue.with_overflows(seen, None) == seen  # not read: likewise
+    higher = {"accept_queue_max": 5, "accept_queue_peak": 6}
+    assert accept_queue.with_overflows(higher, 3) == higher
+    unread = {"accept_queue_max": None, "accept_queue_peak": None}
+    assert accept_queue.with_overflows(unread, 70) == unread  # no size: nothing to prove
+    missed = {"accept_queue_max": 128, "accept_queue_peak": None}
+    assert accept_queue.with_overflows(missed, 1)["accept_queue_peak"] == 129
