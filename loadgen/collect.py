@@ -120,7 +120,7 @@ def _on_hold(environment: Any, msg: Any, **_: Any) -> None:
     # took 90-260 ms of the event loop (every user's wake-up late by that),
     # and 70-100 ms with them frozen (benchmarks/README.md, loadgen_fidelity).
     gc.freeze()
-    runtime(environment).meter.start_window()
+    runtime(environment).meter.start_window(hold=True)
 
 
 def _on_collect(environment: Any, msg: Any, **_: Any) -> None:

@@ -15,6 +15,9 @@ Two clocks are kept apart:
   step, ramp included: a server refusing connections shows it in the ramp;
 * the *window* (echo count, latency histogram) covers only the hold, from
   the master's "hold" mark to the step end, so ``rps`` is a steady rate.
+  An echo belongs to the window it was *sent* in (reply time less latency,
+  or the client's send time for a failure): one sent in the ramp carries the
+  ramp's wait, so only the step's failures count it, never the hold's.
   Each process times its own window (``window_s``), from the moment *it*
   handled the mark to the moment it handled the collect request: on a
   saturated worker those messages can lag by seconds, and its rate is
@@ -65,6 +68,7 @@ import socket
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from time import perf_counter
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
@@ -128,14 +132,16 @@ class Meter:
             child.reset_step()
         self.start_window()
 
-    def start_window(self) -> None:
+    def start_window(self, hold: bool = False) -> None:
+        """``hold``: the master's hold mark, before which echoes were sent in the ramp."""
         self._latencies: dict[int, int] = {}  # us (truncated to HDR resolution) -> count
         self._lateness: dict[int, int] = {}  # the event loop's, likewise
         self._window_start = time.monotonic()
+        self._window_start_pc = perf_counter() if hold else 0.0  # the clients' send clock
         self._cpu_start = cpu_seconds()
         self.phases.start_window()
         for child in self.groups.values():
-            child.start_window()
+            child.start_window(hold)
 
     @property
     def histogram(self) -> HdrHistogram:
@@ -176,13 +182,16 @@ class Meter:
             self.peak_served = self.serving
 
     def echo_ok(self, latency_s: float) -> None:
+        if perf_counter() - latency_s < self._window_start_pc:
+            return  # sent before the hold: the ramp's (see the module docstring)
         us = bucket_us(latency_s)
         lat = self._latencies
         lat[us] = lat.get(us, 0) + 1
 
-    def failed(self, kind: str) -> None:
-        self.failures[kind] += 1
-        self.phases.hold_failed(kind)
+    def failed(self, kind: str, sent: float | None = None) -> None:
+        self.failures[kind] += 1  # an echo sent at ``sent`` (perf_counter), or a lost hold
+        if sent is None or sent >= self._window_start_pc:
+            self.phases.hold_failed(kind)
 
     def mismatched(self, sent: bytes, received: bytes) -> None:
         """Keep the step's first wrong reply: where it differs and 16 bytes of each side."""
@@ -315,14 +324,10 @@ def _int_or_none(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
-def _sum_or_none(values: list[int | None]) -> int | None:
+def _of_known(f: Any, values: list[Any]) -> Any:
+    """``f`` (sum, max) of the values that are not None; None if none is."""
     known = [v for v in values if v is not None]
-    return sum(known) if known else None
-
-
-def _max_or_none(values: list[float | None]) -> float | None:
-    known = [v for v in values if v is not None]
-    return max(known) if known else None
+    return f(known) if known else None
 
 
 def merge(snapshots: list[Snapshot], *, expected: int = 0,
@@ -357,9 +362,9 @@ def merge(snapshots: list[Snapshot], *, expected: int = 0,
         **latency_fields("", total),
         "failures": dict(sorted(failures.items())),
         "workers": len(snapshots),
-        "loadgen_cpu_max": _max_or_none([s.cpu for s in snapshots]),
-        "loadgen_lag_p99_ms": _max_or_none([s.lag_p99_ms for s in snapshots]),
-        "loadgen_rss_bytes": _sum_or_none([s.rss_bytes for s in snapshots] + [master_rss]),
+        "loadgen_cpu_max": _of_known(max, [s.cpu for s in snapshots]),
+        "loadgen_lag_p99_ms": _of_known(max, [s.lag_p99_ms for s in snapshots]),
+        "loadgen_rss_bytes": _of_known(sum, [s.rss_bytes for s in snapshots] + [master_rss]),
         "workers_expected": max(expected, len(snapshots)),
         "workers_alive": len(snapshots),
         "workers_lost": list(lost or []),

@@ -229,3 +229,26 @@ def test_target_port_is_worker_local_and_replaces_only_the_port():
     plain = Runtime(SimpleNamespace(host="tcp://198.18.250.1:7000",
                                     parsed_options=SimpleNamespace(source_ips="")))
     assert plain.target() == ("198.18.250.1", 7000)
+
+
+def test_an_echo_sent_before_the_hold_mark_is_not_the_holds():
+    """An echo belongs to the window it was sent in: sent in the ramp and
+    answered or timed out in the hold, it carries the ramp's wait (C500K: 4
+    echoes sent in the ramp timed out 5 s later, in the hold)."""
+    import time
+    from time import perf_counter
+
+    m = Meter()
+    m.start_window(hold=True)
+    m.echo_ok(0.5)  # answered now after 0.5 s: sent before the mark
+    m.failed("timeout", sent=perf_counter() - 5.0)  # sent 5 s ago, timed out now
+    m.failed("ECONNRESET")  # a held connection lost now: the hold's
+    time.sleep(0.01)
+    m.echo_ok(0.002)  # sent after the mark
+    m.failed("timeout", sent=perf_counter() - 0.001)
+    assert m.histogram.get_total_count() == 1
+    assert m.phases.hold_failures == {"ECONNRESET": 1, "timeout": 1}
+    assert m.failures == {"timeout": 2, "ECONNRESET": 1}  # the step keeps them all
+    m.start_window()  # a window that is not the hold's mark: no cut
+    m.echo_ok(0.5)
+    assert m.histogram.get_total_count() == 1
