@@ -6,6 +6,8 @@ epoll): a call that would block (EAGAIN, EINPROGRESS) starts an I/O watcher
 and a timer and parks the greenlet in a :class:`gevent.hub.Waiter` until one
 fires: gevent's cooperative sockets minus the per-call ``Timeout`` and the
 exception its expiry throws, which cost more than the echo at 15,000 users.
+A paced echo is sent from its pace timer's callback, in the hub, so the user's
+greenlet wakes once per echo, for the reply (:mod:`loadgen.holding`).
 
 Every call is timed and reported to Locust (``request_type="tcp"``, names
 ``connect``, ``echo``, and ``hold`` for a connection lost while an
@@ -71,6 +73,7 @@ from gevent.hub import Waiter, get_hub
 
 from contract.env import RX_TIMESTAMPS
 from loadgen.failures import ClosedByServer, EchoMismatch, TcpFailure, failure
+from loadgen.holding import Holding
 from loadgen.limits import SocketBudget
 from loadgen.meter import Meter
 from loadgen.options import LoadOptions
@@ -88,7 +91,7 @@ KERNEL_RX_STAMPS = os.environ.get(RX_TIMESTAMPS, "kernel") != "user"
 _NO_CONTEXT: dict[str, Any] = {}  # one shared empty context, not a dict per user
 
 
-class TcpClient:
+class TcpClient(Holding):
     """A connection's life: connect, echo, wait, close; every outcome reported.
     ``fire``: Locust's ``environment.events.request.fire``; ``tally``: where
     successes go instead (None: ``fire`` them too); ``context``: passed on with
@@ -236,25 +239,38 @@ class TcpClient:
         schedule) or from now (the first byte sent). On failure the
         connection is closed.
         """
-        sock = self.sock
-        if sock is None:
+        if self.sock is None:
             raise RuntimeError("echo() without a connection")
-        payload, buf = self._payload, self._buf
-        size = self.next_size() if self._slow else len(payload)
-        if size >= _SEQ.size:
-            self._seq += 1
-            _SEQ.pack_into(payload, 0, self._seq)
+        size = self._numbered()
         start = perf_counter()
         late = 0.0 if origin is None else max(start - origin, 0.0)  # fixed schedule
-        sent_ns = time_ns()
+        return self._complete(size, start, late, time_ns())
+
+    def _numbered(self) -> int:
+        """The next message's size, its sequence number written into the payload."""
+        size = self.next_size() if self._slow else len(self._payload)
+        if size >= _SEQ.size:
+            self._seq += 1
+            _SEQ.pack_into(self._payload, 0, self._seq)
+        return size
+
+    def _complete(self, size: int, start: float, late: float, sent_ns: int, sent: int = 0,
+                  ready: bool = False, error: Exception | None = None) -> bool:
+        """An echo from byte ``sent`` of the message on (``ready``: all sent, the
+        socket seen readable since; ``error``: the send failed): the rest of the
+        send, the wait, the read, the check, and the report."""
+        payload, buf = self._payload, self._buf
         try:
+            if error is not None:
+                raise error
             if self._slow:
                 stamp = self._echo_slowly(size)
             else:
-                self._send_all(payload)
+                if sent < size:
+                    self._send_all(memoryview(payload)[sent:] if sent else payload)
                 # The reply cannot be in yet (the server must be woken first):
                 # wait before the first recvmsg, which would fail with EAGAIN.
-                if not self._wait(self._readable, self.opts.io_timeout_s):
+                if not ready and not self._wait(self._readable, self.opts.io_timeout_s):
                     raise TimeoutError("no echo within --io-timeout")
                 stamp = self._receive(buf, size)
                 if buf != payload:
@@ -328,35 +344,6 @@ class TcpClient:
                 continue
             if gap and sent < size:
                 sleep(gap)
-
-    # -- holding --------------------------------------------------------------------
-    def wait_quiet(self, until: float) -> bool:
-        """Hold the connection until ``until`` (a ``perf_counter`` time).
-
-        Returns early, with False, if the socket becomes readable: with an
-        echo server that only happens when the server closed or reset the
-        connection (or sent bytes nobody asked for), so the caller's next
-        echo finds out which at once instead of a pace interval later.
-        """
-        timeout = until - perf_counter()
-        if timeout <= 0:
-            return True
-        return not self._wait(self._readable, timeout)
-
-    def hold(self) -> None:
-        """Hold the connection silently until the server ends it (IdleUser).
-
-        Reports the end as a failed ``hold`` (kind ECONNRESET on EOF or RST,
-        ``mismatch`` if the server sent bytes unasked) and closes.
-        """
-        start = perf_counter()
-        try:
-            self._wait(self._readable, None)
-            if not self.sock.recv(1):
-                raise ClosedByServer()
-            raise EchoMismatch("the server sent bytes to an idle connection")
-        except Exception as exc:  # noqa: BLE001 - every failure is data
-            self._lost("hold", start, failure(exc))
 
     # -- closing --------------------------------------------------------------------
     def close(self) -> None:
