@@ -6,8 +6,8 @@ epoll): a call that would block (EAGAIN, EINPROGRESS) starts an I/O watcher
 and a timer and parks the greenlet in a :class:`gevent.hub.Waiter` until one
 fires: gevent's cooperative sockets minus the per-call ``Timeout`` and the
 exception its expiry throws, which cost more than the echo at 15,000 users.
-A paced echo is sent from its pace timer's callback, in the hub, so the user's
-greenlet wakes once per echo, for the reply (:mod:`loadgen.holding`).
+Paced echoes run in the hub's callbacks, the user's greenlet parked across
+them (:mod:`loadgen.holding`): it wakes only for what is not a plain success.
 
 Every call is timed and reported to Locust (``request_type="tcp"``, names
 ``connect``, ``echo``, and ``hold`` for a connection lost while an
@@ -71,23 +71,18 @@ from typing import Any
 from gevent import sleep
 from gevent.hub import Waiter, get_hub
 
-from contract.env import RX_TIMESTAMPS
 from loadgen.failures import ClosedByServer, EchoMismatch, TcpFailure, failure
 from loadgen.holding import Holding
 from loadgen.limits import SocketBudget
 from loadgen.meter import Meter
 from loadgen.options import LoadOptions
+from loadgen.rx_stamps import ANC_SPACE, KERNEL_RX_STAMPS, SO_TIMESTAMPNS, rx_stamp
 from loadgen.tally import Tally
 
 IP_BIND_ADDRESS_NO_PORT = getattr(_socket, "IP_BIND_ADDRESS_NO_PORT", 24)
 REQUEST_TYPE = "tcp"
 _SEQ = struct.Struct("<Q")
 _EV_READ, _EV_WRITE = 1, 2
-SO_TIMESTAMPNS = getattr(_socket, "SO_TIMESTAMPNS", 35)  # asm-generic; 3.11 lacks the name
-SCM_TIMESTAMPNS = SO_TIMESTAMPNS
-_TIMESPEC = struct.Struct("@qq")  # struct timespec on 64-bit Linux
-_ANC_SPACE = _socket.CMSG_SPACE(_TIMESPEC.size)
-KERNEL_RX_STAMPS = os.environ.get(RX_TIMESTAMPS, "kernel") != "user"
 _NO_CONTEXT: dict[str, Any] = {}  # one shared empty context, not a dict per user
 
 
@@ -255,10 +250,10 @@ class TcpClient(Holding):
         return size
 
     def _complete(self, size: int, start: float, late: float, sent_ns: int, sent: int = 0,
-                  ready: bool = False, error: Exception | None = None) -> bool:
-        """An echo from byte ``sent`` of the message on (``ready``: all sent, the
-        socket seen readable since; ``error``: the send failed): the rest of the
-        send, the wait, the read, the check, and the report."""
+                  got: int = -1, stamp: int = 0, error: Exception | None = None) -> bool:
+        """An echo from byte ``sent`` of the message on (``got``: bytes of the reply
+        read, its ``stamp``; -1: the socket not yet seen readable; ``error``: what
+        already failed): the rest of the send, the wait, the read, the check, the report."""
         payload, buf = self._payload, self._buf
         try:
             if error is not None:
@@ -270,15 +265,20 @@ class TcpClient(Holding):
                     self._send_all(memoryview(payload)[sent:] if sent else payload)
                 # The reply cannot be in yet (the server must be woken first):
                 # wait before the first recvmsg, which would fail with EAGAIN.
-                if not ready and not self._wait(self._readable, self.opts.io_timeout_s):
+                if got < 0 and not self._wait(self._readable, self.opts.io_timeout_s):
                     raise TimeoutError("no echo within --io-timeout")
-                stamp = self._receive(buf, size)
+                stamp = self._receive(buf, size, got=max(got, 0), stamp=stamp)
                 if buf != payload:
                     self.meter.mismatched(payload, buf)
                     raise EchoMismatch(f"{size} bytes sent, other bytes came back")
         except Exception as exc:  # noqa: BLE001 - every failure is data
             self._lost("echo", start - late, failure(exc))
             return False
+        self._record(size, start, late, sent_ns, stamp)
+        return True
+
+    def _record(self, size: int, start: float, late: float, sent_ns: int, stamp: int) -> None:
+        """A successful echo's latency (the kernel's receive stamp if plausible), counted."""
         seen = perf_counter() - start  # the reply as this process saw it
         kernel = (stamp - sent_ns) * 1e-9
         elapsed = late + (kernel if 0.0 <= kernel <= seen else seen)
@@ -291,18 +291,19 @@ class TcpClient(Holding):
         else:
             self._fire(request_type=REQUEST_TYPE, name="echo", response_time=elapsed * 1000.0,
                        response_length=size, exception=None, context=self._context)
-        return True
 
-    def _receive(self, buf: bytearray, size: int, chunk: int = 0, gap: float = 0.0) -> int:
-        """Read ``size`` bytes (``chunk`` per recv, ``gap`` s apart); the last stamp or 0."""
-        sock, got, stamp = self.sock, 0, 0
+    def _receive(self, buf: bytearray, size: int, chunk: int = 0, gap: float = 0.0, *,
+                 got: int = 0, stamp: int = 0) -> int:
+        """Read ``size`` bytes (``chunk`` per recv, ``gap`` s apart; ``got`` of them
+        already in ``buf``, with ``stamp``); the last stamp or 0."""
+        sock = self.sock
         whole = not chunk and size == len(buf)
         while got < size:
             end = min(size, got + chunk) if chunk else size
             try:
                 n, anc, _, _ = sock.recvmsg_into(
                     self._bufs if whole and not got else [memoryview(buf)[got:end]],
-                    _ANC_SPACE)
+                    ANC_SPACE)
             except BlockingIOError:
                 if not self._wait(self._readable, self.opts.io_timeout_s):
                     raise TimeoutError("no echo within --io-timeout") from None
@@ -311,8 +312,7 @@ class TcpClient(Holding):
                 raise ClosedByServer()
             got += n
             if anc:
-                sec, nsec = _TIMESPEC.unpack_from(anc[0][2])
-                stamp = sec * 1_000_000_000 + nsec
+                stamp = rx_stamp(anc)
             if gap and got < size:
                 sleep(gap)
         return stamp

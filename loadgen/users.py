@@ -114,7 +114,7 @@ class EchoUser(TcpUser):
         client, opts = self.client, self.opts
         schedule = Schedule(opts.pace_s, opts.schedule == SCHEDULE_FIXED, perf_counter(),
                             pace_gaps(opts.pace_s, opts.pace_dist, self.user_rng))
-        while client.paced_echo(schedule):  # one wake-up per echo (loadgen/holding.py)
+        while client.paced_echoes(schedule):  # on the hub (loadgen/holding.py)
             pass
 
 
