@@ -11,8 +11,6 @@ from time import perf_counter
 import gevent
 import pytest
 from gevent.hub import get_hub
-from locust.env import Environment
-from locust.event import Events
 from rogue_servers import RogueServer, close_after, echo_in_two_parts, stall, wrong_bytes
 
 from loadgen.client import TcpClient
@@ -22,14 +20,6 @@ from loadgen.schedule import Schedule
 from loadgen.tally import Tally
 
 pytestmark = pytest.mark.locust  # imports Locust (gevent patches the stdlib); loads nothing
-
-
-@pytest.fixture
-def env():
-    env = Environment(events=Events())
-    runner = env.create_local_runner()
-    yield env
-    runner.quit()
 
 
 @pytest.fixture
