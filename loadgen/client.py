@@ -6,6 +6,8 @@ epoll): a call that would block (EAGAIN, EINPROGRESS) starts an I/O watcher
 and a timer and parks the greenlet in a :class:`gevent.hub.Waiter` until one
 fires: gevent's cooperative sockets minus the per-call ``Timeout`` and the
 exception its expiry throws, which cost more than the echo at 15,000 users.
+Paced echoes run in the hub's callbacks, the user's greenlet parked across
+them (:mod:`loadgen.holding`): it wakes only for what is not a plain success.
 
 Every call is timed and reported to Locust (``request_type="tcp"``, names
 ``connect``, ``echo``, and ``hold`` for a connection lost while an
@@ -69,26 +71,22 @@ from typing import Any
 from gevent import sleep
 from gevent.hub import Waiter, get_hub
 
-from contract.env import RX_TIMESTAMPS
 from loadgen.failures import ClosedByServer, EchoMismatch, TcpFailure, failure
+from loadgen.holding import Holding
 from loadgen.limits import SocketBudget
 from loadgen.meter import Meter
 from loadgen.options import LoadOptions
+from loadgen.rx_stamps import ANC_SPACE, KERNEL_RX_STAMPS, SO_TIMESTAMPNS, rx_stamp
 from loadgen.tally import Tally
 
 IP_BIND_ADDRESS_NO_PORT = getattr(_socket, "IP_BIND_ADDRESS_NO_PORT", 24)
 REQUEST_TYPE = "tcp"
 _SEQ = struct.Struct("<Q")
 _EV_READ, _EV_WRITE = 1, 2
-SO_TIMESTAMPNS = getattr(_socket, "SO_TIMESTAMPNS", 35)  # asm-generic; 3.11 lacks the name
-SCM_TIMESTAMPNS = SO_TIMESTAMPNS
-_TIMESPEC = struct.Struct("@qq")  # struct timespec on 64-bit Linux
-_ANC_SPACE = _socket.CMSG_SPACE(_TIMESPEC.size)
-KERNEL_RX_STAMPS = os.environ.get(RX_TIMESTAMPS, "kernel") != "user"
 _NO_CONTEXT: dict[str, Any] = {}  # one shared empty context, not a dict per user
 
 
-class TcpClient:
+class TcpClient(Holding):
     """A connection's life: connect, echo, wait, close; every outcome reported.
     ``fire``: Locust's ``environment.events.request.fire``; ``tally``: where
     successes go instead (None: ``fire`` them too); ``context``: passed on with
@@ -236,33 +234,51 @@ class TcpClient:
         schedule) or from now (the first byte sent). On failure the
         connection is closed.
         """
-        sock = self.sock
-        if sock is None:
+        if self.sock is None:
             raise RuntimeError("echo() without a connection")
-        payload, buf = self._payload, self._buf
-        size = self.next_size() if self._slow else len(payload)
-        if size >= _SEQ.size:
-            self._seq += 1
-            _SEQ.pack_into(payload, 0, self._seq)
+        size = self._numbered()
         start = perf_counter()
         late = 0.0 if origin is None else max(start - origin, 0.0)  # fixed schedule
-        sent_ns = time_ns()
+        return self._complete(size, start, late, time_ns())
+
+    def _numbered(self) -> int:
+        """The next message's size, its sequence number written into the payload."""
+        size = self.next_size() if self._slow else len(self._payload)
+        if size >= _SEQ.size:
+            self._seq += 1
+            _SEQ.pack_into(self._payload, 0, self._seq)
+        return size
+
+    def _complete(self, size: int, start: float, late: float, sent_ns: int, sent: int = 0,
+                  got: int = -1, stamp: int = 0, error: Exception | None = None) -> bool:
+        """An echo from byte ``sent`` of the message on (``got``: bytes of the reply
+        read, its ``stamp``; -1: the socket not yet seen readable; ``error``: what
+        already failed): the rest of the send, the wait, the read, the check, the report."""
+        payload, buf = self._payload, self._buf
         try:
+            if error is not None:
+                raise error
             if self._slow:
                 stamp = self._echo_slowly(size)
             else:
-                self._send_all(payload)
+                if sent < size:
+                    self._send_all(memoryview(payload)[sent:] if sent else payload)
                 # The reply cannot be in yet (the server must be woken first):
                 # wait before the first recvmsg, which would fail with EAGAIN.
-                if not self._wait(self._readable, self.opts.io_timeout_s):
+                if got < 0 and not self._wait(self._readable, self.opts.io_timeout_s):
                     raise TimeoutError("no echo within --io-timeout")
-                stamp = self._receive(buf, size)
+                stamp = self._receive(buf, size, got=max(got, 0), stamp=stamp)
                 if buf != payload:
                     self.meter.mismatched(payload, buf)
                     raise EchoMismatch(f"{size} bytes sent, other bytes came back")
         except Exception as exc:  # noqa: BLE001 - every failure is data
             self._lost("echo", start - late, failure(exc))
             return False
+        self._record(size, start, late, sent_ns, stamp)
+        return True
+
+    def _record(self, size: int, start: float, late: float, sent_ns: int, stamp: int) -> None:
+        """A successful echo's latency (the kernel's receive stamp if plausible), counted."""
         seen = perf_counter() - start  # the reply as this process saw it
         kernel = (stamp - sent_ns) * 1e-9
         elapsed = late + (kernel if 0.0 <= kernel <= seen else seen)
@@ -275,18 +291,19 @@ class TcpClient:
         else:
             self._fire(request_type=REQUEST_TYPE, name="echo", response_time=elapsed * 1000.0,
                        response_length=size, exception=None, context=self._context)
-        return True
 
-    def _receive(self, buf: bytearray, size: int, chunk: int = 0, gap: float = 0.0) -> int:
-        """Read ``size`` bytes (``chunk`` per recv, ``gap`` s apart); the last stamp or 0."""
-        sock, got, stamp = self.sock, 0, 0
+    def _receive(self, buf: bytearray, size: int, chunk: int = 0, gap: float = 0.0, *,
+                 got: int = 0, stamp: int = 0) -> int:
+        """Read ``size`` bytes (``chunk`` per recv, ``gap`` s apart; ``got`` of them
+        already in ``buf``, with ``stamp``); the last stamp or 0."""
+        sock = self.sock
         whole = not chunk and size == len(buf)
         while got < size:
             end = min(size, got + chunk) if chunk else size
             try:
                 n, anc, _, _ = sock.recvmsg_into(
                     self._bufs if whole and not got else [memoryview(buf)[got:end]],
-                    _ANC_SPACE)
+                    ANC_SPACE)
             except BlockingIOError:
                 if not self._wait(self._readable, self.opts.io_timeout_s):
                     raise TimeoutError("no echo within --io-timeout") from None
@@ -295,8 +312,7 @@ class TcpClient:
                 raise ClosedByServer()
             got += n
             if anc:
-                sec, nsec = _TIMESPEC.unpack_from(anc[0][2])
-                stamp = sec * 1_000_000_000 + nsec
+                stamp = rx_stamp(anc)
             if gap and got < size:
                 sleep(gap)
         return stamp
@@ -328,35 +344,6 @@ class TcpClient:
                 continue
             if gap and sent < size:
                 sleep(gap)
-
-    # -- holding --------------------------------------------------------------------
-    def wait_quiet(self, until: float) -> bool:
-        """Hold the connection until ``until`` (a ``perf_counter`` time).
-
-        Returns early, with False, if the socket becomes readable: with an
-        echo server that only happens when the server closed or reset the
-        connection (or sent bytes nobody asked for), so the caller's next
-        echo finds out which at once instead of a pace interval later.
-        """
-        timeout = until - perf_counter()
-        if timeout <= 0:
-            return True
-        return not self._wait(self._readable, timeout)
-
-    def hold(self) -> None:
-        """Hold the connection silently until the server ends it (IdleUser).
-
-        Reports the end as a failed ``hold`` (kind ECONNRESET on EOF or RST,
-        ``mismatch`` if the server sent bytes unasked) and closes.
-        """
-        start = perf_counter()
-        try:
-            self._wait(self._readable, None)
-            if not self.sock.recv(1):
-                raise ClosedByServer()
-            raise EchoMismatch("the server sent bytes to an idle connection")
-        except Exception as exc:  # noqa: BLE001 - every failure is data
-            self._lost("hold", start, failure(exc))
 
     # -- closing --------------------------------------------------------------------
     def close(self) -> None:

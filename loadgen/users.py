@@ -142,14 +142,8 @@ class EchoUser(TcpUser):
         client, opts = self.client, self.opts
         schedule = Schedule(opts.pace_s, opts.schedule == SCHEDULE_FIXED, perf_counter(),
                             pace_gaps(opts.pace_s, opts.pace_dist, self.user_rng))
-        while True:
-            if opts.pace_s:
-                client.wait_quiet(schedule.due)
-            now = perf_counter()
-            ok = client.echo(schedule.origin(now))
-            schedule.advance(now)
-            if not ok:
-                return
+        while client.paced_echoes(schedule):  # on the hub (loadgen/holding.py)
+            pass
 
 
 class IdleUser(TcpUser):

@@ -49,3 +49,15 @@ def nofile_at_hard_limit():
 def epoll_server():
     with ServerProcess("epoll", "--nofile", "max") as srv:
         yield srv
+
+
+@pytest.fixture
+def env():
+    """A Locust environment with a local runner (its statistics take the events)."""
+    from locust.env import Environment
+    from locust.event import Events
+
+    env = Environment(events=Events())
+    runner = env.create_local_runner()
+    yield env
+    runner.quit()

@@ -12,8 +12,6 @@ from time import perf_counter
 
 import gevent
 import pytest
-from locust.env import Environment
-from locust.event import Events
 from rogue_servers import (
     RogueServer,
     close_after,
@@ -31,14 +29,6 @@ from loadgen.meter import Meter
 from loadgen.options import LoadOptions
 
 pytestmark = pytest.mark.locust  # imports Locust (gevent patches the stdlib); loads nothing
-
-
-@pytest.fixture
-def env():
-    env = Environment(events=Events())
-    runner = env.create_local_runner()
-    yield env
-    runner.quit()
 
 
 def client_for(env, address, *, source_ip=None, budget=None, **opts) -> TcpClient:

@@ -16,7 +16,7 @@ import pytest
 from locust_runs import finish, load_args, read_steps, start, tail
 from rogue_servers import RogueServer, stall_once_then_echo, unused_port
 from serverproc import ServerProcess
-from test_client import client_for, env  # noqa: F401 - the fixture
+from test_client import client_for
 from test_runs import RUN_TIMEOUT, no_tracebacks
 from test_users import run_user
 
@@ -110,7 +110,7 @@ def test_hold_failures_add_up_over_workers():
 
 # -- the client: connect latency, retries, EADDRNOTAVAIL --------------------------------
 
-def test_a_connect_after_a_failed_one_is_a_retry(env):  # noqa: F811
+def test_a_connect_after_a_failed_one_is_a_retry(env):
     c = client_for(env, ("127.0.0.1", unused_port()))
     assert not c.connect() and not c.connect() and not c.connect()
     phases = c.meter.phases
@@ -119,7 +119,7 @@ def test_a_connect_after_a_failed_one_is_a_retry(env):  # noqa: F811
     assert phases.connect_histogram.get_total_count() == 0
 
 
-def test_a_successful_connect_is_timed_and_ends_the_retries(env):  # noqa: F811
+def test_a_successful_connect_is_timed_and_ends_the_retries(env):
     with RogueServer(echo) as srv:
         c = client_for(env, srv.address)
         c._connect_failed = True  # as if the previous attempt had failed
