@@ -375,7 +375,7 @@ class TcpClient(Holding):
 
     def _lost(self, name: str, start: float, err: TcpFailure) -> None:
         self.close()
-        self.meter.failed(err.kind)
+        self.meter.failed(err.kind, start if name == "echo" else None)  # sent at start
         self._report(name, start, 0, err)
 
     def _report(self, name: str, start: float, length: int, err: TcpFailure | None) -> None:
