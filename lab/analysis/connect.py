@@ -73,6 +73,9 @@ def evidence(row: Row) -> list[str]:
         out.append(f"the listener dropped {syn:,} SYNs or handshakes")
     if cookies := row.get("syncookies_sent") or 0:
         out.append(f"{cookies:,} syncookies sent (the SYN queue was full)")
+    if lost := row.get("ramp_failures") or 0:
+        out.append(f"{lost:,} echoes or held connections failed outside the hold "
+                   "(the ramp's; the SLO judges the hold)")
     return out
 
 

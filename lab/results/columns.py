@@ -241,6 +241,11 @@ COLUMNS: tuple[Column, ...] = (
            "packets the kernel dropped over the step because the conntrack table was full "
            "(`drop` in the server namespace's /proc/net/stat/nf_conntrack): SYNs the server "
            "never saw"),
+    Column("ramp_failures", int, "connect", "", "ramp failures",
+           "echoes sent and held connections lost outside the hold window (in the ramp and "
+           "before the hold started): the step's failures less its connect failures and the "
+           "hold's; the hold's figures never count them (an echo belongs to the window it was "
+           "sent in)", report=True),
 )
 
 BY_NAME: dict[str, Column] = {c.name: c for c in COLUMNS}

@@ -69,6 +69,13 @@ run.json format versions (bump on any change readers must know about):
   (``accept_queue_max``, ``accept_queue_peak``: lab/run/accept_queue.py), and
   ``conntrack_drops`` (packets dropped for a full conntrack table over the
   step: lab/run/kernel.py).
+- 9 (2026-12): the hold starts once every user of the step has made its
+  first connection (or been refused), at most ``connect_timeout`` after the
+  ramp (loadgen/collect.py, the settle), and an echo belongs to the window
+  it was sent in: echoes sent in the ramp no longer reach the hold's
+  latency or ``error_rate``. Rows (and steps.csv) add ``ramp_failures``
+  (echoes and held connections lost outside the hold window); a step
+  record adds ``t_hold``.
 """
 
-FORMAT_VERSION = 8
+FORMAT_VERSION = 9

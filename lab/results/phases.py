@@ -42,3 +42,13 @@ def connect_columns(step: dict[str, Any]) -> dict[str, Any]:
         "connect_error_rate": failed / int(attempts) if attempts else None,
         "connect_s": round(end - start, 3) if None not in (start, end) else None,
     }
+
+
+def ramp_failures(step: dict[str, Any]) -> int | None:
+    """Echoes and held connections lost outside the hold window: the step's
+    failures less its connect failures and the hold's (None for a record
+    without the hold's, from an older loadgen)."""
+    if "hold_failures" not in step:
+        return None
+    return max(count(step.get("failures")) - count(step.get("connect_failures"))
+               - count(step.get("hold_failures")), 0)

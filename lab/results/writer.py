@@ -26,7 +26,7 @@ from lab.errors import InputError, ResultsError
 from lab.host.proctree import THREADS
 from lab.results.columns import NAMES, Row, names
 from lab.results.formats import FORMAT_VERSION
-from lab.results.phases import connect_columns, count, hold_error_rate
+from lab.results.phases import connect_columns, count, hold_error_rate, ramp_failures
 from lab.results.serving import serving_columns
 from lab.scenario.dump import not_checked_to_list
 from lab.scenario.loader import scenario_to_dict, scenario_to_yaml
@@ -160,6 +160,7 @@ def make_row(spec: ServerSpec, step: dict[str, Any], stats: dict[str, Any] | Non
         "dropped": step.get("dropped"),
         **serving_columns(stats),
         **{k: (evidence or {}).get(k) for k in FORMAT_8_EVIDENCE},
+        "ramp_failures": ramp_failures(step),  # format 9
     }
 
 

@@ -55,6 +55,7 @@ HEADER_V8 = HEADER_V7 + (  # the server's own evidence about slow clients
     ",load_time_wait,load_ports_max,accept_queue_max,accept_queue_peak"
     ",conntrack_drops"  # packets dropped for a full conntrack table
 )
+HEADER_V9 = HEADER_V8 + ",ramp_failures"  # failures outside the hold window
 
 
 def test_every_column_is_declared_once_and_completely():
@@ -72,8 +73,8 @@ def test_every_column_is_declared_once_and_completely():
 
 def test_the_csv_header_is_the_declaration_in_its_on_disk_order(tmp_path):
     record = RunRecord(create_run_dir(tmp_path, "lab"), SCENARIO, "local")
-    assert record.csv_path.read_text().splitlines() == [HEADER_V8]
-    assert ",".join(NAMES) == HEADER_V8 and HEADER_V8.startswith(HEADER_V7)
+    assert record.csv_path.read_text().splitlines() == [HEADER_V9]
+    assert ",".join(NAMES) == HEADER_V9 and HEADER_V9.startswith(HEADER_V8)
 
 
 def test_the_reader_types_every_column_as_declared(tmp_path):

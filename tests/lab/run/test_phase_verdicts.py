@@ -80,6 +80,25 @@ def test_retried_connect_timeouts_do_not_fail_the_hold(tmp_path):
     assert connect.finding(ramp, SLO()) == "connect p99 1,012 ms: 1,220 connects retried"
 
 
+def test_echoes_lost_in_the_ramp_are_a_connect_finding_not_the_holds(tmp_path):
+    """C500K's last step: 357 echoes sent during the ramp to 500,000 timed out
+    (5 s); the hold that followed was clean. The step meets the SLO; the
+    connect phase's finding says what the ramp cost the held connections."""
+    rec = _record(2, 100000, 100000, connect_p99=1077.0)
+    rec["failures"] = {TIMEOUT: 357}  # neither a connect's nor the hold's
+    ramp = _row(rec)
+    assert ramp["ramp_failures"] == 357 and ramp["error_rate"] == 0.0
+    assert passes(ramp, SLO()) == []
+    assert connect.finding(ramp, SLO()) == (
+        "connect p99 1,077 ms: 357 echoes or held connections failed outside the hold "
+        "(the ramp's; the SLO judges the hold)")
+    held = _row(_record(1, 50000, 50000, connect_failed=20, hold_failures={TIMEOUT: 3}))
+    assert held["ramp_failures"] == 0  # 23 failures: 20 connects, 3 in the hold
+    old = _record(1, 50000, 50000)
+    del old["hold_failures"]  # a format-6 loadgen's record
+    assert _row(old)["ramp_failures"] is None
+
+
 def test_hold_failures_still_fail_the_step_and_the_headline_names_that_step(tmp_path):
     bad = _row(_record(1, 50000, 50000, hold_failures={TIMEOUT: 200}))
     assert bad["error_rate"] == 200 / 5096
