@@ -83,6 +83,20 @@ def user_of(host: str, **options) -> tuple[EchoUser, object]:
     return user, runtime(env).meter
 
 
+def awaiting_while_it_runs(user: EchoUser, meter, samples: int, every: float) -> list[int]:
+    """Run ``user``, reading the meter's ``awaiting`` every ``every`` s; then stop it."""
+    greenlet = gevent.spawn(user.hold_connection)
+    try:
+        seen = []
+        for _ in range(samples):
+            gevent.sleep(every)
+            seen.append(meter.awaiting)
+        return seen
+    finally:
+        greenlet.kill()
+        user.on_stop()
+
+
 def test_a_user_is_awaited_from_its_start_to_its_first_connection():
     """A listener whose accept queue is full and never drained: the kernel
     drops the SYN, the connect times out (0.4 s), the user pauses (0.1 s) and
@@ -91,18 +105,12 @@ def test_a_user_is_awaited_from_its_start_to_its_first_connection():
     with RogueServer(close_at_once, backlog=0, accept=False) as srv:
         filler = socket.create_connection(srv.address)  # the one place in the queue
         user, meter = user_of(srv.host)
-        greenlet = gevent.spawn(user.hold_connection)
         try:
-            samples = []
-            for _ in range(12):
-                gevent.sleep(0.1)
-                samples.append(meter.awaiting)
-            assert samples == [1] * 12, samples  # 1.2 s: two attempts and a pause
-            assert meter.connect_failures.get("timeout", 0) >= 2
+            samples = awaiting_while_it_runs(user, meter, 12, 0.1)
         finally:
-            greenlet.kill()
-            user.on_stop()
             filler.close()
+    assert samples == [1] * 12, samples  # 1.2 s: two attempts and a pause
+    assert meter.connect_failures.get("timeout", 0) >= 2
     assert meter.awaiting == 0  # a stopped user takes its count with it
 
 
@@ -113,13 +121,7 @@ def test_a_refused_user_is_not_awaited():
         host = srv.host
     user, meter = user_of(host)
     assert meter.awaiting == 1  # started, not tried yet
-    greenlet = gevent.spawn(user.hold_connection)
-    samples = []
-    for _ in range(10):
-        gevent.sleep(0.03)
-        samples.append(meter.awaiting)
-    greenlet.kill()
-    user.on_stop()
+    samples = awaiting_while_it_runs(user, meter, 10, 0.03)
     assert meter.connect_failures.get("ECONNREFUSED", 0) >= 2
     assert set(samples) == {0}, samples
 
@@ -129,13 +131,7 @@ def test_reconnects_after_the_first_connection_are_not_awaited():
     every pause (0.1 s), and none of those connects holds a step's hold back."""
     with RogueServer(close_at_once) as srv:
         user, meter = user_of(srv.host)
-        greenlet = gevent.spawn(user.hold_connection)
-        samples = []
-        for _ in range(20):
-            gevent.sleep(0.03)
-            samples.append(meter.awaiting)
-        greenlet.kill()
-        user.on_stop()
+        samples = awaiting_while_it_runs(user, meter, 20, 0.03)
     assert meter.connect_attempts >= 4 and meter.connected == 0
     assert set(samples) == {0}, samples
 
