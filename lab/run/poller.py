@@ -48,11 +48,10 @@ def expected_duration_s(scenario: Scenario) -> float:
 
 
 def step_wait_s(scenario: Scenario) -> float:
-    """After a crash, how long to wait for the load to close the step in progress:
-    its hold, and before it up to ``connect_timeout`` for the ramp's last
-    connects (the settle, loadgen/collect.py)."""
-    return min(15.0, max(s.hold_s for s in scenario.load.steps) + 5.0) \
-        + scenario.load.connect_timeout_s
+    """After a crash, how long to wait for the load to close the step in progress.
+    (The settle, loadgen/collect.py, does not lengthen it: a dead server's
+    connects are refused at once, which ends the settle.)"""
+    return min(15.0, max(s.hold_s for s in scenario.load.steps) + 5.0)
 
 
 def stops_model(row: dict[str, Any], server_dead: bool) -> bool:

@@ -151,7 +151,11 @@ def test_1500_users_against_select_hit_its_wall(tmp_path):
         final = srv.terminate()
     assert code == 1, tail(log)  # Locust's "there were failures", not a crash (2)
     (rec,) = read_steps(results)
-    assert 900 <= rec["connected"] < 1024
+    # Held by the server: the users that had an echo back at once. ("connected"
+    # also counts handshakes waiting in the accept queue, which the server
+    # accepts only to close: it is not a held count at a wall.)
+    assert 900 <= rec["peak_served"] < 1024, rec
+    assert rec["connected"] < rec["users"]
     assert rec["users"] == 1500  # every user alive: the load side is unharmed
     assert rec["failures"].get("ECONNRESET", 0) >= 1500 - 1024
     assert set(rec["failures"]) <= {"ECONNRESET", "ECONNREFUSED"}, rec["failures"]
