@@ -74,7 +74,7 @@ HOLD = "iolab_hold"
 COLLECT = "iolab_collect"
 SHARE = "iolab_share"
 RECHECK_S = 0.25  # how often a waiting collect looks at the workers' liveness
-SETTLE_POLL_S = 0.1  # between two settle questions
+SETTLE_POLL_S = 0.02  # between two settle questions (a step waits for the next answer)
 
 
 @dataclass
