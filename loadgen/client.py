@@ -282,7 +282,7 @@ class TcpClient(Holding):
         seen = perf_counter() - start  # the reply as this process saw it
         kernel = (stamp - sent_ns) * 1e-9
         elapsed = late + (kernel if 0.0 <= kernel <= seen else seen)
-        self.meter.echo_ok(elapsed)
+        self.meter.echo_ok(elapsed, start - late)  # sent then
         if not self._served:
             self._served = True
             self.meter.served()

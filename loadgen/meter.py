@@ -15,9 +15,9 @@ Two clocks are kept apart:
   step, ramp included: a server refusing connections shows it in the ramp;
 * the *window* (echo count, latency histogram) covers only the hold, from
   the master's "hold" mark to the step end, so ``rps`` is a steady rate.
-  An echo belongs to the window it was *sent* in (reply time less latency,
-  or the client's send time for a failure): one sent in the ramp carries the
-  ramp's wait, so only the step's failures count it, never the hold's.
+  An echo belongs to the window it was *sent* in (the client's send time,
+  ``perf_counter``): one sent in the ramp carries the ramp's wait, so it is
+  not the hold's; a failure of it counts only in the step's failures.
   Each process times its own window (``window_s``), from the moment *it*
   handled the mark to the moment it handled the collect request: on a
   saturated worker those messages can lag by seconds, and its rate is
@@ -181,9 +181,9 @@ class Meter:
         if self.serving > self.peak_served:
             self.peak_served = self.serving
 
-    def echo_ok(self, latency_s: float) -> None:
-        if perf_counter() - latency_s < self._window_start_pc:
-            return  # sent before the hold: the ramp's (see the module docstring)
+    def echo_ok(self, latency_s: float, sent: float | None = None) -> None:
+        if sent is not None and sent < self._window_start_pc:
+            return  # sent (perf_counter) before the hold: the ramp's (module docstring)
         us = bucket_us(latency_s)
         lat = self._latencies
         lat[us] = lat.get(us, 0) + 1

@@ -240,15 +240,15 @@ def test_an_echo_sent_before_the_hold_mark_is_not_the_holds():
 
     m = Meter()
     m.start_window(hold=True)
-    m.echo_ok(0.5)  # answered now after 0.5 s: sent before the mark
+    m.echo_ok(0.5, sent=perf_counter() - 0.5)  # answered now after 0.5 s: sent before the mark
     m.failed("timeout", sent=perf_counter() - 5.0)  # sent 5 s ago, timed out now
     m.failed("ECONNRESET")  # a held connection lost now: the hold's
     time.sleep(0.01)
-    m.echo_ok(0.002)  # sent after the mark
+    m.echo_ok(0.002, sent=perf_counter() - 0.002)  # sent after the mark
     m.failed("timeout", sent=perf_counter() - 0.001)
     assert m.histogram.get_total_count() == 1
     assert m.phases.hold_failures == {"ECONNRESET": 1, "timeout": 1}
     assert m.failures == {"timeout": 2, "ECONNRESET": 1}  # the step keeps them all
     m.start_window()  # a window that is not the hold's mark: no cut
-    m.echo_ok(0.5)
+    m.echo_ok(0.5, sent=perf_counter() - 0.5)
     assert m.histogram.get_total_count() == 1
