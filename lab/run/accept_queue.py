@@ -181,7 +181,7 @@ def with_overflows(queue: dict[str, int | None], overflows: int | None) -> dict[
     (``sk_acceptq_is_full``: ``sk_ack_backlog > sk_max_ack_backlog``), so a
     step whose ``ListenOverflows`` grew had a queue of size + 1 at least once,
     however briefly: at 1,000 connects/s a listen(5) queue overflowed 70 times
-    in a second in which 53 samples 20 ms apart saw it full at most once."""
+    in a second in which 53 samples 20 ms apart saw it non-empty once or never."""
     size, peak = queue.get("accept_queue_max"), queue.get("accept_queue_peak")
     if size is None or not overflows:
         return queue
