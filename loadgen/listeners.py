@@ -5,8 +5,9 @@
     :mod:`loadgen.groups`).
 ``init`` (every process, after its runner exists)
     raise the open-file soft limit to the hard limit; create the process's
-    :class:`~loadgen.runtime.Runtime` (capturing worker-local
-    ``--source-ips``); start the event-loop lag probe in load processes
+    :class:`~loadgen.runtime.Runtime` (if a spawn message has not already:
+    worker-local options are kept aside at parse time, :mod:`loadgen.options`);
+    start the event-loop lag probe in load processes
     (:mod:`loadgen.lag`); refuse a target outside loopback/198.18.0.0/15;
     register the step messages (:mod:`loadgen.collect`); apply
     ``--active-users`` as EchoUser's ``fixed_count``.
@@ -38,7 +39,7 @@ from contract.env import ALLOW_EXTERNAL_TARGETS
 from loadgen import collect
 from loadgen.groups import add_groups_argument
 from loadgen.limits import raise_nofile
-from loadgen.options import add_arguments, target_address
+from loadgen.options import add_arguments, target_address, worker_local
 from loadgen.runtime import runtime
 from loadgen.workers_ready import wake_on_worker_ready
 
@@ -71,8 +72,8 @@ def install(events: Any, *, echo_user: type, idle_user: type) -> None:
         if isinstance(runner, MasterRunner):
             wake_on_worker_ready(environment.events)
         if isinstance(runner, (MasterRunner, WorkerRunner)):
-            set_worker_timeout(float(getattr(environment.parsed_options, "worker_timeout",
-                                             defaults.WORKER_TIMEOUT_S)))
+            set_worker_timeout(float(worker_local(environment.parsed_options, "worker_timeout")
+                                     or defaults.WORKER_TIMEOUT_S))
         log.debug("loadgen: nofile soft=%d hard=%d, source ips %s", soft, hard, rt.source_ips)
         check_target(environment)
         collector = collect.register(environment)

@@ -9,8 +9,13 @@ show in ``--help``, in the web UI's start form (``include_in_web_ui``) and in
   option with the master's. So the values must stay plain ``str``/``int``/
   ``float`` (they travel as msgpack), and anything that is *worker-local*
   (``--source-ips``: each worker container has its own addresses;
-  ``--target-port``: each worker its own published port of the server) must
-  be captured at ``init``, before the first spawn message replaces it.
+  ``--target-port``: each worker its own published port of the server;
+  ``--worker-timeout``) must be kept aside when the worker's own command line
+  is parsed (:func:`worker_local`). ``init`` is too late: a worker connects to
+  the master inside Locust's ``WorkerRunner`` constructor, and the master
+  sends its first spawn message as soon as the last expected worker is ready,
+  so that message can be applied before ``init`` fires (a CI run: the worker
+  that connected last opened all 150 of its connections from 127.0.0.1).
 * The web UI converts a submitted field with ``type(current_value)(text)``,
   so a structured value (a list of steps) cannot live in ``parsed_options``
   either. ``--steps`` and ``--source-ips`` are therefore validated strings,
@@ -140,6 +145,30 @@ def _recv_buffer(text: str) -> int:
     return value
 
 
+# The worker-local options' values as this process's own command line (or
+# their defaults) gave them: filled while the command line is parsed, never
+# touched by the master's spawn messages.
+_STARTED_WITH: dict[str, Any] = {}
+
+
+class _WorkerLocal(argparse.Action):
+    """``store``, plus a copy in :data:`_STARTED_WITH` that the master's
+    ``vars(parsed_options).update(...)`` cannot reach."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> None:
+        setattr(namespace, self.dest, values)
+        _STARTED_WITH[self.dest] = values
+
+
+def worker_local(parsed: Any, dest: str) -> Any:
+    """This process's own value of a worker-local option, whatever the
+    master's spawn messages wrote into ``parsed_options`` since. Without a
+    parse in this process (an environment built by hand), ``parsed``'s."""
+    if dest in _STARTED_WITH:
+        return _STARTED_WITH[dest]
+    return getattr(parsed, dest, None)
+
+
 def add_arguments(parser: Any) -> None:
     """Register the loadgen options on Locust's parser (``init_command_line_parser``).
 
@@ -148,6 +177,7 @@ def add_arguments(parser: Any) -> None:
     :func:`_option` sets the attributes Locust's web UI looks for itself.
     """
     g = parser.add_argument_group("iolab load generator (loadgen/)")
+    _STARTED_WITH.clear()  # a new parser: its parse fills it again
     _option(g, "--message-size", type=_between(1, MAX_MESSAGE_SIZE),
             default=defaults.MESSAGE_SIZE,
             help="bytes per echo, at most 1 MiB (default %(default)s)")
@@ -157,10 +187,10 @@ def add_arguments(parser: Any) -> None:
             help=f"seconds before a connect counts as '{TIMEOUT}' (default %(default)s)")
     _option(g, "--io-timeout", type=float, default=defaults.IO_TIMEOUT_S,
             help=f"seconds before an echo counts as '{TIMEOUT}' (default %(default)s)")
-    _option(g, "--source-ips", type=_validated(parse_source_ips), default="", web_ui=False,
+    _option(g, "--source-ips", type=_validated(parse_source_ips), default="", local=True,
             help="local addresses to spread connections over, e.g. "
                  "127.0.0.2-127.0.0.9,127.0.1.1 (worker-local)")
-    _option(g, "--target-port", type=int, default=0, web_ui=False,
+    _option(g, "--target-port", type=int, default=0, local=True,
             help="connect to this port of --host's address instead of --host's port; "
                  "0 = --host's (worker-local: each worker its own published port)")
     _option(g, "--steps", type=_validated(parse_steps), default="",
@@ -177,7 +207,7 @@ def add_arguments(parser: Any) -> None:
     _option(g, "--reconnect", choices=["yes", "no"], default="yes" if defaults.RECONNECT else "no",
             help="after a failure, reconnect after --pace seconds (yes) or stay closed")
     _option(g, "--worker-timeout", type=_at_least(defaults.MIN_WORKER_TIMEOUT_S, float),
-            default=defaults.WORKER_TIMEOUT_S, web_ui=False,
+            default=defaults.WORKER_TIMEOUT_S, local=True,
             help="seconds without a heartbeat before the master calls a worker lost; give "
                  "the master and every worker the same (default %(default)s)")
     add_churn_arguments(g)
@@ -225,9 +255,16 @@ def add_churn_arguments(g: Any) -> None:
                  "as soon as it closed (default %(default)s)")
 
 
-def _option(group: Any, *flags: str, web_ui: bool = True, **kwargs: Any) -> None:
+def _option(group: Any, *flags: str, web_ui: bool = True, local: bool = False,
+            **kwargs: Any) -> None:
+    """``local``: worker-local (:func:`worker_local`), and so not in the web UI,
+    whose form the master applies to every worker."""
+    if local:
+        kwargs["action"] = _WorkerLocal
     action = group.add_argument(*flags, **kwargs)
-    action.include_in_web_ui = web_ui
+    if local:
+        _STARTED_WITH[action.dest] = action.default
+    action.include_in_web_ui = web_ui and not local
     action.is_secret = False
     action.is_required = False
     action.is_multiple = False

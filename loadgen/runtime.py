@@ -2,11 +2,11 @@
 the capacity guard.
 
 One :class:`Runtime` per Locust ``Environment`` (one per process: the
-master, a worker, or a standalone run), created at ``init``. It is created
-then, and not when the first user starts, because ``--source-ips`` is a
-*worker-local* option: the master's first spawn message overwrites the
-worker's ``parsed_options`` with the master's values (see
-:mod:`loadgen.options`), so the worker's own addresses must be read before.
+master, a worker, or a standalone run), created at ``init`` or by whatever
+needs it first (a spawn message can arrive before ``init``). Its
+*worker-local* options (``--source-ips``, ``--target-port``) are this
+process's own values (:func:`loadgen.options.worker_local`), not the ones the
+master's spawn messages write into ``parsed_options``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from contract.env import ALLOW_EXTERNAL_TARGETS
 from loadgen.groups import group_options
 from loadgen.limits import CapacityGuard, SocketBudget, ephemeral_ports
 from loadgen.meter import Meter
-from loadgen.options import LoadOptions, parse_source_ips, target_address
+from loadgen.options import LoadOptions, parse_source_ips, target_address, worker_local
 from loadgen.tally import Tally
 
 _ATTR = "_iolab_runtime"
@@ -39,10 +39,9 @@ class Runtime:
     def __init__(self, environment: Any) -> None:
         self.environment = environment
         parsed = environment.parsed_options
-        self.source_ips = parse_source_ips(getattr(parsed, "source_ips", "") or "")
-        # Worker-local, like the source IPs: the master's spawn messages overwrite
-        # parsed_options with its own values, so it is read here, at init.
-        self.target_port = int(getattr(parsed, "target_port", 0) or 0)
+        # Worker-local: this process's own values, not the master's (loadgen.options).
+        self.source_ips = parse_source_ips(worker_local(parsed, "source_ips") or "")
+        self.target_port = int(worker_local(parsed, "target_port") or 0)
         self._next_ip = 0
         self.meter = Meter()
         self.budget = SocketBudget.for_this_process()

@@ -20,6 +20,7 @@ from loadgen.options import (
     parse_steps,
     split_host,
     target_address,
+    worker_local,
 )
 from loadgen.schedule import Schedule
 
@@ -214,21 +215,42 @@ def test_the_default_worker_timeout_is_the_heartbeats_the_lab_always_had():
         ns.parse_args(["--worker-timeout", "0.5"])
 
 
-def test_target_port_is_worker_local_and_replaces_only_the_port():
-    """Captured at init: the master's spawn message (its own target_port, 0)
-    overwrites parsed_options later, and must not undo a worker's own port."""
+def test_worker_local_options_survive_a_spawn_message_applied_before_init():
+    """A worker connects inside Locust's WorkerRunner constructor, so the
+    master's first spawn message can be applied before ``init`` (a CI run: one
+    worker's 150 connections all came from 127.0.0.1). The spawn handler
+    overwrites every non-Locust option with the master's, as below; the
+    worker's own source addresses, target port and worker timeout survive."""
     from types import SimpleNamespace
+
+    from locust import argument_parser as lap
 
     from loadgen.runtime import Runtime
 
-    parsed = SimpleNamespace(source_ips="", target_port=40001)
-    rt = Runtime(SimpleNamespace(host="tcp://198.18.250.1:7000", parsed_options=parsed))
-    parsed.target_port = 0
+    def locust_parser() -> argparse.ArgumentParser:
+        parser = lap.get_empty_argument_parser()
+        lap.setup_parser_arguments(parser)
+        add_arguments(parser)
+        return parser
+
+    master = vars(locust_parser().parse_args(["--master", "--pace", "2"]))
+    worker = locust_parser().parse_args(
+        ["--worker", "--source-ips", "127.0.0.4,127.0.0.5", "--target-port", "40001",
+         "--worker-timeout", "30", "--pace", "1"])
+    # WorkerRunner's "spawn" handler (locust/runners.py), as it runs:
+    locust_own = lap.default_args_dict()
+    vars(worker).update({k: v for k, v in master.items() if k not in locust_own})
+    assert (worker.source_ips, worker.target_port, worker.pace) == ("", 0, 2.0)  # the premise
+
+    rt = Runtime(SimpleNamespace(host="tcp://198.18.250.1:7000", parsed_options=worker))
+    assert rt.source_ips == ("127.0.0.4", "127.0.0.5")
     assert rt.target() == ("198.18.250.1", 40001)
-    parsed.target_port = 40001
-    plain = Runtime(SimpleNamespace(host="tcp://198.18.250.1:7000",
-                                    parsed_options=SimpleNamespace(source_ips="")))
-    assert plain.target() == ("198.18.250.1", 7000)
+    assert rt.options().pace_s == 2.0  # a load option is the master's, as it should be
+    assert worker_local(worker, "worker_timeout") == 30.0
+
+    # Not given on the worker's command line: the option's default, not the master's.
+    locust_parser().parse_args(["--worker"])
+    assert worker_local(SimpleNamespace(source_ips="127.0.0.9", target_port=7), "target_port") == 0
 
 
 def test_an_echo_sent_before_the_hold_mark_is_not_the_holds():
