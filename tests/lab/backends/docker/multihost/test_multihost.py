@@ -150,7 +150,11 @@ def test_select_and_epoll_with_load_from_two_other_hosts(testhosts, tmp_path):
     # select stops at FD_SETSIZE with ~1019 held; epoll holds both steps.
     assert rows[("select", 0)]["connected"] == 600
     assert rows[("select", 1)]["limit"] == "FD_SETSIZE"
-    assert 1010 <= rows[("select", 1)]["connected"] <= 1021, rows[("select", 1)]
+    wall = rows[("select", 1)]
+    assert 1010 <= wall["server_connections"] <= 1021, wall
+    # The load side also counts handshakes the kernel completed into select's
+    # accept queue, not yet accepted (and closed) by the server.
+    assert wall["server_connections"] <= wall["connected"] < 1100, wall
     assert [rows[("epoll", s)]["connected"] for s in (0, 1)] == [600, 1200]
     assert rows[("epoll", 1)]["limit"] in (None, "")
 
