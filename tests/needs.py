@@ -35,7 +35,7 @@ CHROMIUM_ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 
 
 # What keeps a test from sharing the machine with another (scripts/test runs
-# the rest with pytest-xdist's -n 2): Docker (one daemon, the images, the
+# the rest with pytest-xdist's -n 3): Docker (one daemon, the images, the
 # leftover checks), the browser, the multi-host harness, ``load``: the tests
 # that run Locust or a whole lab, bound the generator's CPU and lag, or count
 # every lab process on the machine, and ``locust``: the tests that only import
