@@ -6,6 +6,7 @@ import re
 import time
 
 import pytest
+from prebuild_image import CACHED, cold_build
 
 from lab.backends.docker import images
 from lab.backends.docker.hosts import run_once
@@ -57,19 +58,27 @@ def test_cached_image_is_reused_without_building(docker_client, lab_image):
 @pytest.mark.slow
 def test_cold_build_of_the_app_image(docker_client, lab_image):
     """Rebuild without the layer cache (the base is reused: its debootstrap
-    build runs in CI's first ensure_image on a fresh machine)."""
-    messages: list[str] = []
-    t0 = time.monotonic()
-    tag = images.ensure_image({"local": docker_client}, progress=messages.append, nocache=True)
-    took = time.monotonic() - t0
-    print(f"cold app-image build: {took:.1f} s")
-    assert tag == lab_image
+    build runs in CI's first ensure_image on a fresh machine). When this
+    session's prebuild already built this very image from no cache at all (a
+    fresh machine), its output is what is checked: the same build twice would
+    only cost another 15 s."""
+    messages = cold_build(lab_image)
+    if messages is None:
+        messages = []
+        t0 = time.monotonic()
+        tag = images.ensure_image({"local": docker_client}, progress=messages.append,
+                                  nocache=True)
+        print(f"cold app-image build: {time.monotonic() - t0:.1f} s")
+        assert tag == lab_image
+    else:
+        print("cold app-image build: this session's prebuild's")
+    assert not any(CACHED in m for m in messages)
     assert any("pip" in m or "Successfully installed" in m for m in messages)
-    attrs = docker_client.images.get(tag).attrs["Config"]
+    attrs = docker_client.images.get(lab_image).attrs["Config"]
     assert attrs["User"] == "lab"
     assert "PYTHONUNBUFFERED=1" in attrs["Env"]
     assert attrs["Labels"].get(images.IMAGE_LABEL) == "1"
-    assert run_once(docker_client, tag, ["id", "-u"]).strip() == "10001"
+    assert run_once(docker_client, lab_image, ["id", "-u"]).strip() == "10001"
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
