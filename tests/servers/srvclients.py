@@ -11,6 +11,8 @@ import socket
 import threading
 import time
 
+from serverproc import ServerFailed
+
 import servers
 
 AVAILABLE = servers.available_models()
@@ -72,16 +74,27 @@ def reset(sock: socket.socket) -> None:
     sock.close()
 
 
+def _dealt_with(stats: dict) -> int:
+    """Connections the server has accepted or refused so far."""
+    return stats["accepted"] + sum(stats.get("refused", {}).values())
+
+
 def held_connections(srv, offered: int, answer_s: float = 3.0) -> int:
     """Offer ``offered`` connections at once; how many the server holds (they echo)."""
     socks = []
+    before = _dealt_with(srv.latest_stats())
     try:
         for _ in range(offered):
             socks.append(socket.create_connection((srv.host, srv.port), timeout=5))
         # Give the server time to accept (or refuse) every pending connection:
         # a refused one is closed at once, a held one answers the echo below,
         # one left in the accept queue (asyncio pauses accepting) never does.
-        time.sleep(1.0)
+        # Its stats say when it has dealt with all of them; a server that
+        # refuses unseen (libuv) or stops accepting (asyncio) gets the full second.
+        try:
+            srv.wait_stats(lambda e: _dealt_with(e) - before >= offered, timeout=1.0)
+        except ServerFailed:
+            pass
         with selectors.DefaultSelector() as sel:
             for s in socks:
                 try:
