@@ -35,14 +35,18 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark ``quick`` every test that needs none of docker, browser, multihost,
-    slow, load (``needs.NEEDS``), and ``parallel`` every test that may share
-    the machine with another (``needs.parallel_safe``): before ``-m`` selects,
-    so ``-m quick`` and ``-m "quick and parallel"`` work."""
+    slow, load (``needs.NEEDS``), ``parallel`` every test that may share
+    the machine with another (``needs.parallel_safe``) and ``alongside`` the
+    ones that may share it from a process of their own
+    (``needs.alongside_safe``): before ``-m`` selects, so ``-m quick`` and
+    ``-m "quick and parallel"`` work."""
     for item in items:
         if not any(item.get_closest_marker(need) for need in needs.NEEDS):
             item.add_marker(pytest.mark.quick)
         if needs.parallel_safe(item):
             item.add_marker(pytest.mark.parallel)
+        elif needs.alongside_safe(item):
+            item.add_marker(pytest.mark.alongside)
 
 
 def pytest_deselected(items: list[pytest.Item]) -> None:
