@@ -10,22 +10,17 @@ No daemon: nothing to do (the Docker tests skip or fail with the reason
 themselves). Exit 1 on a failed build, with the error; the tests then
 build again and report it where it belongs.
 
-One build at a time on this machine (an exclusive lock on
-``PREBUILD_LOCK``): ``.ci/run`` starts a prebuild as soon as Docker and the
-venv are ready, while Chromium installs, and ``scripts/test``'s own then
-waits for it and finds the image. A build that made the app image from no
-layer cache at all (a fresh machine) is written to ``$IOLAB_PREBUILD_RECORD``
-(:func:`cold_build`), so ``test_cold_build_of_the_app_image`` checks that
+A build that made the app image from no layer cache at all (a fresh
+machine) is written to ``$IOLAB_PREBUILD_RECORD`` (set by ``scripts/test``;
+:func:`cold_build`), so ``test_cold_build_of_the_app_image`` checks that
 build's output instead of repeating the same 15 s build.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -35,7 +30,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
-PREBUILD_LOCK = Path(tempfile.gettempdir()) / "iolab-prebuild.lock"
 RECORD_ENV = "IOLAB_PREBUILD_RECORD"  # where a cold build's output is kept (scripts/test)
 BUILT = "images: building "  # lab/backends/docker/images.py's line before an app build
 CACHED = "Using cache"  # the classic builder's line for a step taken from the cache
@@ -74,19 +68,14 @@ def main() -> int:
         messages.append(line)
         print(f"prebuild: {line}", flush=True)
 
-    with open(PREBUILD_LOCK, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another prebuild first: then a cache hit here
-        waited = time.monotonic() - t0
-        if waited > 1:
-            print(f"prebuild: waited {waited:.1f} s for another prebuild", flush=True)
-        try:
-            tag = ensure_image({"local": docker.from_env(timeout=300)}, progress=progress)
-        except (BackendError, docker.errors.DockerException) as exc:
-            print(f"prebuild: failed: {exc}")
-            return 1
-        record = os.environ.get(RECORD_ENV)
-        if record and any(line.startswith(BUILT) for line in messages):
-            Path(record).write_text(json.dumps({"tag": tag, "messages": messages}))
+    try:
+        tag = ensure_image({"local": docker.from_env(timeout=300)}, progress=progress)
+    except (BackendError, docker.errors.DockerException) as exc:
+        print(f"prebuild: failed: {exc}")
+        return 1
+    record = os.environ.get(RECORD_ENV)
+    if record and any(line.startswith(BUILT) for line in messages):
+        Path(record).write_text(json.dumps({"tag": tag, "messages": messages}))
     print(f"prebuild: {tag} ready in {time.monotonic() - t0:.1f} s")
     return 0
 
