@@ -58,7 +58,12 @@ def test_select_stops_at_fd_setsize_while_epoll_holds(tmp_path, capsys):
     epoll = [r for r in rows if r["model"] == "epoll"]
     assert [r["limit"] for r in select] == ["", "FD_SETSIZE"]
     assert int(select[0]["connected"]) == 200
-    assert int(select[1]["connected"]) < 1024 and int(select[1]["server_connections"]) < 1024
+    wall = {k: int(select[1][k]) for k in ("connected", "server_connections")}
+    # What select held is its own count; the clients' also has sockets in its
+    # accept queue or whose refusal is on its way (1,097 seen: the report and
+    # the headline say the server's, lab/analysis/headline.py).
+    assert wall["server_connections"] < 1024, wall
+    assert wall["server_connections"] <= wall["connected"] < 1200, wall
     assert [int(r["connected"]) for r in epoll] == [200, 1200]
     assert [r["limit"] for r in epoll] == ["", ""]
     assert int(epoll[1]["server_connections"]) == 1200

@@ -153,8 +153,8 @@ def test_select_and_epoll_with_load_from_two_other_hosts(testhosts, tmp_path):
     wall = rows[("select", 1)]
     assert 1010 <= wall["server_connections"] <= 1021, wall
     # The load side also counts handshakes the kernel completed into select's
-    # accept queue, not yet accepted (and closed) by the server.
-    assert wall["server_connections"] <= wall["connected"] < 1100, wall
+    # accept queue, and sockets whose refusal is still on its way.
+    assert wall["server_connections"] <= wall["connected"] < 1200, wall
     assert [rows[("epoll", s)]["connected"] for s in (0, 1)] == [600, 1200]
     assert rows[("epoll", 1)]["limit"] in (None, "")
 
