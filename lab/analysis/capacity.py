@@ -257,7 +257,7 @@ def plan_model(model: str, rows: list[Row], slo: SLO, host: dict[str, Any] | Non
     best = ok[-1] if ok else None
     capacity = m.held(best) if best else None
     # A limit row shows where the resource ran out; otherwise the last passing step does.
-    wall = m.held(failing) if failing is not None and failing.get("limit") else capacity
+    wall = m.held_at_limit(failing) if failing is not None and failing.get("limit") else capacity
     plan = ModelPlan(model=model, capacity=capacity,
                      capacity_step=best.get("step") if best else None,
                      swept_to=swept_to, wall=wall, binds=binds, why=reason, left_out=left_out,

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from contract.limits import explain
 from lab.analysis import capacity, plan_table
+from lab.analysis import metrics as m
 from lab.analysis.causes import slo_causes
 from lab.analysis.connect import finding as connect_finding
 from lab.analysis.expect import check
@@ -73,13 +74,6 @@ def _model_label(model: str) -> str:
     return f'<span class="swatch" style="background:{color}"></span>{escape(model)}'
 
 
-def _held_at_limit(row: dict) -> int | None:
-    """What the server held at its limit: its own count where it reports one
-    (the clients' count also has sockets whose refusal is still on its way)."""
-    server = row.get("server_connections")
-    return server if server is not None else row.get("connected")
-
-
 def connect_section(run: Run) -> str:
     """The connect phase's findings per step (lab/analysis/connect.py): what
     opening the connections cost, apart from the hold the SLO judges. Empty
@@ -104,7 +98,7 @@ def limits_section(run: Run) -> str:
         if found := run.first_limit(model):
             r, kind = found
             rows.append([_model_label(model), escape(kind), cell(r.get("step")),
-                         cell(r.get("target_connections")), cell(_held_at_limit(r)),
+                         cell(r.get("target_connections")), cell(m.held_at_limit(r)),
                          escape(explain(kind))])
         else:
             top = max((r.get("target_connections") or 0 for r in mrows), default=0)
