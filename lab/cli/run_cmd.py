@@ -11,6 +11,7 @@ from typing import Any
 
 from contract.defaults import USER_CHURN
 from lab import RESULTS
+from lab.analysis import metrics as m
 from lab.cli.parser import PROG, LabParser
 from lab.errors import InputError, Interrupted
 from lab.run.live import LiveView
@@ -198,5 +199,9 @@ def summarize(outcome: Any, churn: bool = False) -> str:
         rate = last.get("connects_per_s")
         held = (f"{rate or 0:,.0f} connects/s" if churn else
                 f"{last['connected']}/{last['target_connections']} connected")
+        server = m.held_at_limit(last)
+        if outcome.stopped_at_step is not None and not churn and server is not None \
+                and server < (last["connected"] or 0):
+            held += f" (the server held {server})"  # the rest: its queue, refusals in flight
         state += f"; last step {held}, errors {last['error_rate']:.1%}"
     return state

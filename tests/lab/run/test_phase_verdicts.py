@@ -355,3 +355,18 @@ def test_the_run_summary_of_a_churn_model_gives_its_accept_rate():
     assert summarize(outcome, churn=True) == (
         "ran every step; last step 1,500 connects/s, errors 0.0%")
     assert "0/200 connected" in summarize(outcome)
+
+
+def test_the_run_summary_at_a_wall_says_what_the_server_held():
+    """The clients' count at select's wall also has sockets in its accept queue
+    and refusals on their way: the summary says the server's own count too."""
+    from lab.cli.run_cmd import summarize
+    from lab.run.outcome import ModelOutcome
+
+    wall = {"step": 1, "target_connections": 1200, "connected": 1097,
+            "server_connections": 1019, "error_rate": 0.0}
+    outcome = ModelOutcome(rows=[wall], limit="FD_SETSIZE", stopped_at_step=1)
+    assert summarize(outcome) == ("stopped at step 1 by FD_SETSIZE; last step 1097/1200 "
+                                  "connected (the server held 1019), errors 0.0%")
+    outcome.rows = [{**wall, "connected": 1019}]
+    assert "(the server held" not in summarize(outcome)
