@@ -91,6 +91,7 @@ def test_tcp_nodelay_on_the_accepted_socket(start, model, option, expected):
         assert peer_sockopt(srv, sock, socket.IPPROTO_TCP, socket.TCP_NODELAY) == expected
 
 
+@pytest.mark.load  # bounds each echo's latency: alone (a 31 ms stall seen in the parallel phase)
 def test_big_echoes_carry_no_nagle_tail(start, model):
     """10 echoes of 256 KiB, 10 ms apart (a paced client): without
     TCP_NODELAY on the server some of them wait ~40 ms for a delayed ACK."""
