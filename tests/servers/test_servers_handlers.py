@@ -155,6 +155,7 @@ def test_a_waiting_handler_stops_an_event_loop_for_everyone(start, loop):
     assert stats["blocked_s"] < (CLIENTS * 2) * wait + 0.5  # the warm-up and the timed echoes
 
 
+@pytest.mark.load  # bounds each echo at twice the wait (40 ms): alone, like the Nagle test
 def test_a_waiting_handler_blocks_only_its_own_thread(start):
     srv = start("threads", "--block-us", str(BLOCK_US))
     took = _concurrent_echoes(srv, CLIENTS)
