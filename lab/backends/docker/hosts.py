@@ -22,6 +22,7 @@ and falls back to the inherited hard limit, which is always grantable.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -174,10 +175,22 @@ def clean_all(client, label: str = LABEL,
 
 
 def run_once(client, image: str, command: list[str], **kwargs: Any) -> str:
-    """Run a short container to completion and return its output; always removed."""
-    c = client.containers.create(image, command, labels={LABEL: "1", "iolab.role": "probe",
-                                                         OWNER_LABEL: owner_id()},
-                                 **kwargs)
+    """Run a short container to completion and return its output; always removed.
+
+    Named before it exists: a Ctrl-C that lands while the daemon creates it
+    (the call interrupted, the container made) still finds it by that name."""
+    import uuid
+
+    import docker.errors
+
+    name = kwargs.pop("name", None) or f"iolab-probe-{uuid.uuid4().hex[:12]}"
+    try:
+        c = client.containers.create(image, command, name=name, labels={
+            LABEL: "1", "iolab.role": "probe", OWNER_LABEL: owner_id()}, **kwargs)
+    except BaseException:
+        with contextlib.suppress(docker.errors.DockerException, OSError):
+            client.api.remove_container(name, force=True)
+        raise
     try:  # create, then start: a container that fails to start is still removed
         c.start()
         result = c.wait(timeout=120)

@@ -106,3 +106,27 @@ def test_one_server_per_family_echoes_across_the_lab_network(
     assert re.findall(r"\d+", line)[:2] == ["4096", "4096"]
     final = server.stop()
     assert final is not None and final["accepted"] >= 1
+
+
+def test_a_probe_interrupted_while_the_daemon_creates_it_is_removed(docker_client, lab_image):
+    """Ctrl-C that lands inside ``containers.create`` (the daemon made the
+    container, the call never returned it): run_once still removes it, by the
+    name it gave it first. Seen once: a probe left 'Created' by a Ctrl-C."""
+    made: list[str] = []
+
+    class Interrupting:
+        def __init__(self, real):
+            self.real = real
+
+        def create(self, *args, **kwargs):
+            made.append(self.real.create(*args, **kwargs).name)
+            raise KeyboardInterrupt
+
+    class Client:
+        api = docker_client.api
+        containers = Interrupting(docker_client.containers)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_once(Client(), lab_image, ["true"])
+    assert made and made[0].startswith("iolab-probe-")
+    assert docker_client.containers.list(all=True, filters={"name": made[0]}) == []
