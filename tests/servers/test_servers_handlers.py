@@ -104,11 +104,16 @@ def _median_echo_ms(srv) -> float:
     their median round trip. Without TCP_NODELAY on the server its 100-byte
     tail waits for the ACK of the third segment, which the client delays
     (it ACKs every second full segment at once): Nagle's algorithm meeting
-    delayed ACKs, on almost every echo. Measured on loopback (MSS 65,483):
-    median 41.9 ms with ``--no-nodelay``, 0.4 ms with TCP_NODELAY. 256 KiB
-    (four segments and a tail) stalled only one echo in ~50, and one ~31 ms
-    stall per run is also what a busy machine can add: the median of a size
-    that always stalls tells the two apart."""
+    delayed ACKs. Measured on loopback (MSS 65,483) with ``--no-nodelay``:
+    median 41.9 ms on some connections (19 of 20 echoes stalled), but on 26
+    of 30 connections to one server the client's ACKs went out at once and
+    nothing stalled; so a server without TCP_NODELAY is not caught every
+    time, and ``test_tcp_nodelay_on_the_accepted_socket`` (the option read
+    from the server's own socket) is what proves it is set. With TCP_NODELAY
+    the median is 0.4 ms. 256 KiB echoes (four segments and a tail) stalled
+    ~31 ms once in ~50 without it and, now and then, with it too (2 of
+    ~1,100 this session), which a check of the slowest echo took for a
+    Nagle tail: the median is not moved by one stall."""
     with connect(srv) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as the load generator does
         data = os.urandom(3 * LOOPBACK_MSS + 100)
@@ -127,12 +132,6 @@ def _median_echo_ms(srv) -> float:
 def test_big_echoes_carry_no_nagle_tail(start, model):
     median = _median_echo_ms(start(model))
     assert median < NAGLE_TAIL_MS / 2, f"median echo {median:.1f} ms: a Nagle tail"
-
-
-def test_the_nagle_check_sees_a_server_without_nodelay(start):
-    """The check above can fail: the same echoes to a server with Nagle left on."""
-    median = _median_echo_ms(start("epoll", "--no-nodelay"))
-    assert median >= NAGLE_TAIL_MS * 0.75, f"median echo {median:.1f} ms: no Nagle tail"
 
 
 BLOCK_US = 20000
