@@ -31,7 +31,6 @@ if str(ROOT) not in sys.path:
 
 
 RECORD_ENV = "IOLAB_PREBUILD_RECORD"  # where a cold build's output is kept (scripts/test)
-BUILT = "images: building "  # lab/backends/docker/images.py's line before an app build
 CACHED = "Using cache"  # the classic builder's line for a step taken from the cache
 
 
@@ -45,8 +44,10 @@ def cold_build(tag: str) -> list[str] | None:
         return None
     if not record or record.get("tag") != tag:
         return None
+    from lab.backends.docker.images import BUILDING
+
     lines = record.get("messages") or []
-    built = any(line.startswith(BUILT + tag) for line in lines)
+    built = any(line.startswith(BUILDING + tag) for line in lines)
     return lines if built and not any(CACHED in line for line in lines) else None
 
 
@@ -58,7 +59,7 @@ def main() -> int:
         print(f"prebuild: no image built: {why}")
         return 0
     import docker
-    from lab.backends.docker.images import ensure_image
+    from lab.backends.docker.images import BUILDING, ensure_image
     from lab.errors import BackendError
 
     t0 = time.monotonic()
@@ -74,7 +75,7 @@ def main() -> int:
         print(f"prebuild: failed: {exc}")
         return 1
     record = os.environ.get(RECORD_ENV)
-    if record and any(line.startswith(BUILT) for line in messages):
+    if record and any(line.startswith(BUILDING) for line in messages):
         Path(record).write_text(json.dumps({"tag": tag, "messages": messages}))
     print(f"prebuild: {tag} ready in {time.monotonic() - t0:.1f} s")
     return 0

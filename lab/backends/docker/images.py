@@ -42,6 +42,7 @@ BASE_RECIPE = ROOT / "docker" / "base" / "mkbase.sh"
 SLIM_BASE = "python:3.11-slim"
 APP_REPO = "iolab"
 BASE_REPO = "iolab-base"
+BUILDING = "images: building "  # the progress line before an app-image build
 SOURCE_DIRS = ("contract", "servers", "loadgen")
 # Host-side only: the SDK drives Docker from the host, matplotlib draws reports.
 HOST_ONLY_DEPS = {"docker", "matplotlib"}
@@ -262,7 +263,7 @@ def ensure_image(clients: Mapping[str, object], progress: Progress = quiet, *,
     tag = app_tag(builder.images.get(base).id, requirements, files)
     if nocache or not has_image(builder, tag):
         wheels = ensure_wheelhouse(requirements, progress=progress)
-        progress(f"images: building {tag} from {base}")
+        progress(f"{BUILDING}{tag} from {base}")
         build_image(builder, tag, base, build_context(requirements, files, wheels),
                     nocache=nocache, progress=progress)
         prune_old_images(builder, keep=tag)
