@@ -183,7 +183,7 @@ def run_once(client, image: str, command: list[str], **kwargs: Any) -> str:
 
     import docker.errors
 
-    name = kwargs.pop("name", None) or f"iolab-probe-{uuid.uuid4().hex[:12]}"
+    name = f"iolab-probe-{uuid.uuid4().hex[:12]}"
     try:
         c = client.containers.create(image, command, name=name, labels={
             LABEL: "1", "iolab.role": "probe", OWNER_LABEL: owner_id()}, **kwargs)
