@@ -256,7 +256,11 @@ def test_churn_against_epoll_at_an_arrival_rate(tmp_path, processes):
     (rec,) = read_steps(results)
     window = rec["t_end"] - rec["t_hold"]
     assert rec["connect_failures"] == {} and rec["failures"] == {} and rec["hold_failures"] == {}
-    assert rec["connect_count"] == rec["connect_attempts"] and rec["connect_retries"] == 0
+    # An attempt is counted when it starts: one still in flight when a worker
+    # reports the step has no outcome yet (609 connects of 610 attempts seen
+    # with two workers, no failure); each user has at most one in flight.
+    in_flight = rec["connect_attempts"] - rec["connect_count"]
+    assert 0 <= in_flight <= users and rec["connect_retries"] == 0, rec
     # at most the arrivals of the window, plus the users' arrivals from before it
     assert 0.25 * rate <= rec["connects_per_s"] <= rate * 1.05 + users / window, rec
     assert rec["arrivals"] >= 0.25 * rate * window and 0 <= rec["dropped"] <= rec["arrivals"]
