@@ -280,9 +280,10 @@ def plan_model(model: str, rows: list[Row], slo: SLO, host: dict[str, Any] | Non
         if used is not None and m.held(best) and not churn:
             plan.cores_per_1000 = used / m.held(best) * 1000
         plan.cpu_per_message_s = m.cpu_per_message(rows)[idx]
-        plan.cpu_fit = cpu_fit(rows, ok, cores)
+        cpus = (host or {}).get("cpus")
+        plan.cpu_fit = cpu_fit(rows, ok, cores, cpus)
         plan.messages_per_conn_s = messages_per_conn_s(best)
-        full = [r for r, s in zip(rows, saturated(rows, cores), strict=True)
+        full = [r for r, s in zip(rows, saturated(rows, cores, cpus), strict=True)
                 if s and any(r is k for k in ok)]
         if full:
             plan.saturated_at = m.held(full[0])

@@ -13,12 +13,14 @@ upper half:
   a + b·N, intercept free, lab/analysis/fits.py ``line``) at the step's
   connections less the measured first step, against the measured growth
   (every step counts, as in the plan);
-- CPU: the step's server CPU seconds, the fitted CPU per message at the
-  step's connections (flat or a + b·N, ``fits.choose``) × its echoes, but
-  never more than the cores the model can use × the step's seconds (a full
-  core is a ceiling: the check says "at the ceiling" where it capped),
-  against the measured CPU delta; only at steps that meet the SLO, because
-  the plan takes CPU from a passing step and never past its wall.
+- CPU: the server's CPU seconds in the step's hold, the fitted CPU per
+  message at the step's connections (``fits.choose``) × the hold's echoes,
+  but never more than the cores the host left the model × the hold's
+  seconds (``metrics.cores_left``: the cores it can use less what other
+  processes took; a full core is a ceiling, and on a shared host less than
+  a core is: the check says "at the ceiling" where it capped), against the
+  measured hold CPU; only at steps that meet the SLO, because the plan
+  takes CPU from a passing step and never past its wall.
 
 Each figure names the fit chosen and its leave-one-out error on the fitted
 steps, so a bad extrapolation can be told from a bad fit.
@@ -206,39 +208,41 @@ def _slopes(line: Fit, rows: list[Row], key: str) -> str:
 
 
 def _cpu(plan: ModelPlan, rows: list[Row], held_out: list[Row], slo: SLO,
-         cores: int) -> FigureHoldout:
+         cores: int, host_cpus: int | None = None) -> FigureHoldout:
     fit = plan.cpu_fit
     out = FigureHoldout("cpu", None if fit is None else fit.a, fit=_described(fit, "cpu") + (
         f"; ceiling {_cores(cores)}" if fit is not None else ""))
-    deltas = dict(zip(map(id, rows), m.cpu_deltas(rows), strict=True))  # every row: true steps
-    secs = dict(zip(map(id, rows), m.step_seconds(rows), strict=True))
-    bands = {side: dict(zip(map(id, rows), m.cpu_deltas(varied), strict=True))
+    used_s = dict(zip(map(id, rows), m.hold_cpu(rows), strict=True))  # every row: true steps
+    secs = dict(zip(map(id, rows), m.hold_seconds(rows), strict=True))
+    left = dict(zip(map(id, rows), m.cores_left(rows, cores, host_cpus), strict=True))
+    bands = {side: dict(zip(map(id, rows), m.hold_cpu(varied), strict=True))
              for side in ("min", "max") if (varied := band_rows(rows, side)) is not None}
     costs: list[tuple[int, float, float | None]] = []  # _cpu_why: N, per message, cores used
     for r in held_out:
         step, held = r.get("step"), m.held(r)
         if why := passes(r, slo):
-            out.checks.append(Check(step, held, None, deltas[id(r)], None,
+            out.checks.append(Check(step, held, None, used_s[id(r)], None,
                                     "misses the SLO (" + "; ".join(why) + "): the plan "
                                     "takes no CPU cost past its wall"))
         elif fit is None or not r.get("echo_count"):
-            out.checks.append(Check(step, held, None, deltas[id(r)], None, "no fitted cost"))
+            out.checks.append(Check(step, held, None, used_s[id(r)], None, "no fitted cost"))
         else:
             # The fitted cost at this many connections, but never more CPU than the
-            # cores the model can use for the step's seconds: a full core is a ceiling.
+            # cores the host left the model for the step's seconds: that is a ceiling.
             demand = fit.at(held or 0) * r["echo_count"]
-            ceiling = cores * secs[id(r)] if secs[id(r)] else None
+            room = left[id(r)]
+            ceiling = room * secs[id(r)] if secs[id(r)] else None
             capped = ceiling is not None and demand > ceiling
             predicted = ceiling if capped and ceiling is not None else demand
-            measured = deltas[id(r)]
+            measured = used_s[id(r)]
             error, note = _relative(predicted, measured)
             band = _band(*(bands[s].get(id(r)) if s in bands else None for s in ("min", "max")),
                          measured)
-            used = measured / ceiling * cores if capped and measured is not None and ceiling \
+            used = measured / secs[id(r)] if capped and measured is not None and secs[id(r)] \
                 else None
             if used is not None:
                 # the ceiling predicts no cost, only the cores: the fit's scatter is not in it
-                note = note or f"at the ceiling: the server used {used:.2f} of {_cores(cores)}"
+                note = note or f"at the ceiling: the server used {used:.2f} of {_room(room, cores)}"
                 noise = band
             else:
                 noise = _larger(fit.error, band)
@@ -248,6 +252,13 @@ def _cpu(plan: ModelPlan, rows: list[Row], held_out: list[Row], slo: SLO,
     if fit is not None and out.status == "miss":
         out.why = _cpu_why(fit, costs, cores)
     return out
+
+
+def _room(room: float, cores: int) -> str:
+    """The cores a step's host left the model, in words."""
+    if room >= cores:
+        return _cores(cores)
+    return f"the {room:.2f} of {_cores(cores)} its host left it"
 
 
 def _span(lo: float, hi: float, fmt: str) -> str:
@@ -347,7 +358,7 @@ def holdout_model(model: str, rows: list[Row], slo: SLO, host: dict[str, Any] | 
                       model_kind, processes=processes, band=False)
     cores = cores_available(model_kind, (host or {}).get("cpus"), processes)
     h.figures = [_memory("rss", plan, fit, held_out), _memory("kernel", plan, fit, held_out),
-                 _cpu(plan, rows, held_out, slo, cores)]
+                 _cpu(plan, rows, held_out, slo, cores, (host or {}).get("cpus"))]
     h.verdict = _verdict(h)
     return h
 

@@ -38,9 +38,9 @@ def to_markdown(holdouts: list[ModelHoldout]) -> str:
     lines = ["## Holdout: do the costs predict the steps they were not fitted on?", "",
              "Each model's costs fitted by the plan on the lower half of its usable steps "
              "(by connections held), predicting the upper half: memory as growth since the "
-             "first fitted step, CPU as the step's server CPU seconds (at most the cores the "
-             "model can use: \"at the ceiling\"). The fit column names the shape chosen "
-             "(lab/analysis/fits.py) and its leave-one-out error on the fitted steps. Error = "
+             "first fitted step, CPU as the server's CPU seconds in the step's hold (at most the "
+             "cores its host left the model: \"at the ceiling\"). The fit column names the "
+             "shape chosen (lab/analysis/fits.py) and its leave-one-out error on the fitted steps. Error = "
              f"(predicted − measured) / measured; within ±{TOLERANCE:.0%} the cost "
              "extrapolates. Noise: the scatter of the fitted steps around a fit that left "
              "each out (and with repeats the step's own min–max band), relative to the "

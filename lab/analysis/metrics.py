@@ -9,11 +9,15 @@ Approximations, stated once:
   the CPU a step used is the difference from the previous step's value; the
   first step's delta is its whole value and therefore includes the server's
   start-up and the ramp to the first step.
-- CPU per message divides that delta by the step's ``echo_count``; it also
-  charges the cost of holding idle connections and accepting new ones to the
-  messages, so it is an upper bound on the pure per-echo cost.
-- A step's duration is the difference between ``t_end`` values (ramp + hold);
-  for the first step, or when ``t_end`` is missing, it is the step's ``hold_s``.
+- CPU per message and the cores a server used are the hold's: the server's
+  CPU in the hold window (``server_hold_cpu_s``, format 10) over the hold's
+  echoes (``echo_count`` counts only those) and its seconds. The ramp's
+  accepts are a connect-phase cost and stay out. It still charges the cost
+  of holding idle connections (and the server's own stats) to the messages,
+  so it is an upper bound on the pure per-echo cost. Runs before format 10
+  have no hold CPU; for them the step's CPU delta (ramp + hold) stands in,
+  over the step's duration, the difference between ``t_end`` values (for
+  the first step, or when ``t_end`` is missing, its ``hold_s``).
 - Memory per connection is marginal: the growth since the model's first step
   divided by the connections added since then, so the interpreter's fixed
   footprint (tens of MiB) does not drown the per-connection cost. The first
@@ -69,20 +73,57 @@ def step_seconds(rows: list[Row]) -> list[float | None]:
     return out
 
 
+def has_hold_cpu(rows: list[Row]) -> bool:
+    return any(r.get("server_hold_cpu_s") is not None for r in rows)
+
+
+def hold_cpu(rows: list[Row]) -> list[float | None]:
+    """The server's CPU seconds in each step's hold window; for a run before
+    format 10 (no row has it), each step's whole CPU delta instead."""
+    if not has_hold_cpu(rows):
+        return cpu_deltas(rows)
+    return [r.get("server_hold_cpu_s") for r in rows]
+
+
+def hold_seconds(rows: list[Row]) -> list[float | None]:
+    """The seconds ``hold_cpu`` was measured over: each hold's, or (before
+    format 10) each step's."""
+    if not has_hold_cpu(rows):
+        return step_seconds(rows)
+    return [r.get("hold_s") or None for r in rows]
+
+
 def cpu_per_message(rows: list[Row]) -> list[float | None]:
-    """Server CPU seconds per echoed message, per step."""
+    """Server CPU seconds per echoed message in each step's hold."""
     out: list[float | None] = []
-    for r, dcpu in zip(rows, cpu_deltas(rows), strict=True):
+    for r, cpu in zip(rows, hold_cpu(rows), strict=True):
         n = r.get("echo_count")
-        out.append(dcpu / n if dcpu is not None and n else None)
+        out.append(cpu / n if cpu is not None and n else None)
     return out
 
 
 def cores_used(rows: list[Row]) -> list[float | None]:
-    """Average CPU cores the server used during each step (CPU seconds / wall seconds)."""
+    """Average CPU cores the server used during each step's hold (CPU s / wall s)."""
     out: list[float | None] = []
-    for dcpu, secs in zip(cpu_deltas(rows), step_seconds(rows), strict=True):
-        out.append(dcpu / secs if dcpu is not None and secs else None)
+    for cpu, secs in zip(hold_cpu(rows), hold_seconds(rows), strict=True):
+        out.append(cpu / secs if cpu is not None and secs else None)
+    return out
+
+
+def cores_left(rows: list[Row], cores: float, host_cpus: int | None) -> list[float]:
+    """The cores each step's hold left the server: the ``cores`` it can use at
+    most, less what every other process of its host (and a hypervisor's
+    steal) took beyond the host's other CPUs (lab/run/hostcpu.py). A loop that
+    never sleeps uses this much, not a whole core, on a shared machine.
+    ``cores`` where the host's CPU was not read."""
+    out: list[float] = []
+    for r, used, secs in zip(rows, hold_cpu(rows), hold_seconds(rows), strict=True):
+        busy = r.get("host_busy_s")
+        if busy is None or used is None or not secs or not host_cpus:
+            out.append(cores)
+            continue
+        others = max(busy - used, 0.0) / secs
+        out.append(max(min(cores, host_cpus - others), 0.0))
     return out
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 import math
 
 from lab.analysis import metrics as m
-from lab.analysis.fits import Fit, choose, line
+from lab.analysis.fits import POWER, Fit, choose, line
 from lab.results.reader import Row
 
 SATURATED = 0.9  # a step using this share of the cores the model can use is at its ceiling
-COST_FIELDS = ("server_rss_bytes", "kernel_sock_bytes", "server_cpu_s")  # what a band varies
+# what a band varies
+COST_FIELDS = ("server_rss_bytes", "kernel_sock_bytes", "server_cpu_s", "server_hold_cpu_s")
 
 
 def memory_fit(rows: list[Row], key: str) -> Fit | None:
@@ -29,21 +30,26 @@ def memory_fit(rows: list[Row], key: str) -> Fit | None:
     return fit
 
 
-def saturated(rows: list[Row], cores: int) -> list[bool]:
+def saturated(rows: list[Row], cores: int, host_cpus: int | None = None) -> list[bool]:
     """Per row (one model, step order): did the server use at least ``SATURATED`` of
-    the cores it can use (``cores_available``) over the step? Such a step's CPU is
-    the ceiling, not a cost: the loop never sleeps, so CPU per message there is
-    the core divided among however many messages arrived."""
-    return [used is not None and used >= SATURATED * cores for used in m.cores_used(rows)]
+    the cores its host left it (``metrics.cores_left``: the cores it can use,
+    ``cores_available``, less what other processes took) over the step's hold?
+    Such a step's CPU is the ceiling, not a cost: the loop never sleeps, so CPU
+    per message there is the core divided among however many messages arrived."""
+    return [used is not None and used >= SATURATED * left
+            for used, left in zip(m.cores_used(rows), m.cores_left(rows, cores, host_cpus),
+                                  strict=True)]
 
 
-def cpu_fit(rows: list[Row], fitted: list[Row], cores: int) -> Fit | None:
+def cpu_fit(rows: list[Row], fitted: list[Row], cores: int,
+            host_cpus: int | None = None) -> Fit | None:
     """CPU seconds per message against connections (lab/analysis/fits.py ``choose``),
     on the ``fitted`` rows (usable, meeting the SLO) that are below the CPU
-    ceiling, not the first row (its CPU delta holds the server's start-up)."""
+    ceiling; in a run before format 10 not the first row either (its CPU delta
+    holds the server's start-up; a hold's CPU does not)."""
     per_msg = dict(zip(map(id, rows), m.cpu_per_message(rows), strict=True))
-    full = dict(zip(map(id, rows), saturated(rows, cores), strict=True))
-    first = rows[0] if rows else None
+    full = dict(zip(map(id, rows), saturated(rows, cores, host_cpus), strict=True))
+    first = None if m.has_hold_cpu(rows) or not rows else rows[0]
     return choose([(float(m.held(r) or 0), per_msg[id(r)]) for r in fitted
                    if r is not first and not full[id(r)] and per_msg[id(r)] is not None])
 
@@ -55,7 +61,12 @@ def messages_per_conn_s(row: Row) -> float | None:
 
 
 def cpu_connections(fit: Fit, per_conn_rate: float, cores: float) -> int | None:
-    """Connections whose messages take ``cores``: N·r·(a + b·N) = cores."""
+    """Connections whose messages take ``cores``: N·r·cost(N) = cores, with
+    cost(N) = a + b·N (a quadratic) or a·N^b (N = (cores / (r·a))^(1 / (1 + b)))."""
+    if fit.kind == POWER:
+        if fit.a <= 0 or fit.b <= -1:
+            return None
+        return int((cores / (per_conn_rate * fit.a)) ** (1 / (1 + fit.b)))
     a, b = fit.a * per_conn_rate, fit.b * per_conn_rate
     if b > 0:
         return int((-a + math.sqrt(a * a + 4 * b * cores)) / (2 * b))
@@ -65,9 +76,10 @@ def cpu_connections(fit: Fit, per_conn_rate: float, cores: float) -> int | None:
 def band_rows(rows: list[Row], side: str) -> list[Row] | None:
     """``rows`` with each cost (``COST_FIELDS``) at its repeats' ``_min`` or ``_max``
     (lab/results/repeats.py); None for a run without repeats. ``server_cpu_s``
-    is cumulative, so the band's per-step CPU is the difference of the passes'
-    extreme totals: an approximation of the extreme step, good while the passes'
-    start-up costs are alike."""
+    (what a run before format 10 plans CPU on) is cumulative, so the band's
+    per-step CPU is the difference of the passes' extreme totals: an
+    approximation of the extreme step, good while the passes' start-up costs
+    are alike."""
     if not any(r.get(f"{f}_{side}") is not None for r in rows for f in COST_FIELDS):
         return None
     return [{**r, **{f: r[f"{f}_{side}"] for f in COST_FIELDS

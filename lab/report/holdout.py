@@ -25,9 +25,10 @@ def section(run: Run) -> str:
     return (f'<h3 id="holdout">Holdout: do these costs predict the steps they were not '
             f"fitted on?</h3><p>Each model's costs fitted by the plan on the lower half of its "
             f"steps (by connections held), predicting the upper half; the fit column names "
-            f"the shape chosen (flat or a + b·N for CPU per message, a line for memory) and "
-            f"its leave-one-out error; CPU is capped at the cores the model can use (\"at "
-            f"the ceiling\"); error = (predicted − measured) / measured; noise = how far the "
+            f"the shape chosen (flat, a + b·N or a·N^b for CPU per message, a line for "
+            f"memory) and its leave-one-out error; CPU, the hold's, is capped at the cores "
+            f"the host left the model (\"at the ceiling\"); error = (predicted − measured) / "
+            f"measured; noise = how far the "
             f"fitted steps scatter from a fit that left each out (and, with repeats, the "
             f"step's own band): a miss within a noise above the tolerance is \"not "
             f"predictable from these steps\" (<code>run-lab capacity RUN_DIR --holdout</code>)."

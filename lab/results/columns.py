@@ -246,6 +246,18 @@ COLUMNS: tuple[Column, ...] = (
            "before the hold started): the step's failures less its connect failures and the "
            "hold's; the hold's figures never count them (an echo belongs to the window it was "
            "sent in)", report=True),
+    Column("server_hold_cpu_s", float, "hold", "s", "hold CPU",
+           "the server's CPU seconds (user + system) in the step's hold window, from its stats "
+           "inside the window (their rate times the window): what CPU per message and the "
+           "cores a server used are measured on, as `echo_count` counts the hold's echoes; "
+           "the ramp's accepts are not in it (`server_cpu_s` has the whole step)", report=True,
+           band=True),
+    Column("host_busy_s", float, "hold", "s", "host busy",
+           "CPU seconds the server's whole host was busy in the hold window, every CPU and "
+           "every process, the server's own included (/proc/stat: user, nice, system, irq, "
+           "softirq, steal; lab/run/hostcpu.py); less `server_hold_cpu_s` it is what the others "
+           "took, so what the server could have had; empty where the server's host is not "
+           "this machine"),
 )
 
 BY_NAME: dict[str, Column] = {c.name: c for c in COLUMNS}

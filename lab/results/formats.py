@@ -76,6 +76,11 @@ run.json format versions (bump on any change readers must know about):
   latency or ``error_rate``. Rows (and steps.csv) add ``ramp_failures``
   (echoes and held connections lost outside the hold window); a step
   record adds ``t_hold``.
+- 10 (2026-12): rows (and steps.csv) add the hold window's CPU:
+  ``server_hold_cpu_s`` (the server's CPU in the hold window) and
+  ``host_busy_s`` (the whole host's busy CPU seconds there, lab/run/hostcpu.py).
+  CPU per message and the cores a server used are now the hold's
+  (lab/analysis/metrics.py); older runs keep the whole step's.
 """
 
-FORMAT_VERSION = 9
+FORMAT_VERSION = 10

@@ -47,7 +47,8 @@ MEMORY_COLUMNS = names("memory")
 # 7), then the load's own sockets (lab/run/load_ports.py) and the server's
 # accept queue (lab/run/accept_queue.py), format 8.
 SYN_COLUMNS = ("syn_drops", "syncookies_sent")
-FORMAT_8_EVIDENCE = NAMES[NAMES.index("load_time_wait"):]
+HOLD_CPU_COLUMNS = ("server_hold_cpu_s", "host_busy_s")
+FORMAT_8_EVIDENCE = NAMES[NAMES.index("load_time_wait"):NAMES.index("ramp_failures")]
 LATER_EVIDENCE = (*SYN_COLUMNS, *FORMAT_8_EVIDENCE)
 
 
@@ -104,8 +105,12 @@ def load_side_limit(connect_failures: dict[str, Any] | None) -> str | None:
 
 def make_row(spec: ServerSpec, step: dict[str, Any], stats: dict[str, Any] | None,
              limit: str | None, sock_bytes: int | None, active_users: int = 0,
-             evidence: dict[str, Any] | None = None, repeat: int = 0) -> Row:
+             evidence: dict[str, Any] | None = None, repeat: int = 0,
+             hold_cpu: dict[str, float | None] | None = None) -> Row:
     """One ``steps.csv`` row from a loadgen step record and the server's last stats.
+
+    ``hold_cpu`` holds ``server_hold_cpu_s`` and ``host_busy_s``, measured by the
+    run loop over the hold window (lab/run/hostcpu.py); empty when not given.
 
     ``client_bound`` is true when the generator accounting says the load, not
     the server, bounded the step (contract/generator.py), empty when the record
@@ -161,6 +166,7 @@ def make_row(spec: ServerSpec, step: dict[str, Any], stats: dict[str, Any] | Non
         **serving_columns(stats),
         **{k: (evidence or {}).get(k) for k in FORMAT_8_EVIDENCE},
         "ramp_failures": ramp_failures(step),  # format 9
+        **{k: (hold_cpu or {}).get(k) for k in HOLD_CPU_COLUMNS},  # format 10
     }
 
 

@@ -35,6 +35,7 @@ from lab.results.writer import RunRecord, create_run_dir, make_row
 from lab.run.accept_queue import AcceptQueueWatch, with_overflows
 from lab.run.conntrack_room import wait_for_room
 from lab.run.generator import GeneratorWatch
+from lab.run.hostcpu import HostCpuSampler
 from lab.run.hostwatch import HostGone, HostWatch
 from lab.run.kernel import KernelSampler
 from lab.run.live import LiveView
@@ -66,6 +67,7 @@ class Runner:
         self.poll_s, self.clock = poll_s, clock
         self.sampler = SockSampler(enabled=False)  # the model's server host, once it runs
         self.kernel = KernelSampler(None)  # the model's server namespace, once it runs
+        self.hostcpu = HostCpuSampler(enabled=False)  # the model's server host, once it runs
         self.queue = AcceptQueueWatch(None, None)  # its listeners' accept queue, likewise
         self.ports = LoadPorts([], 0)  # the load's own sockets, once it runs
         self.watch: GeneratorWatch | None = None  # the model's load generator, once it runs
@@ -121,6 +123,7 @@ class Runner:
             # server runs here: the backend decides, by the one marker test.
             self.sampler = SockSampler(enabled=self.backend.on_this_machine(spec.host))
             self.kernel = KernelSampler(server.net_proc())
+            self.hostcpu = HostCpuSampler(enabled=self.backend.on_this_machine(spec.host))
             self.kernel.sample(self.clock())
             self.queue = AcceptQueueWatch(server.net_proc(), server.ready.get("port")).start()
             monitor = ServerMonitor(
@@ -174,6 +177,7 @@ class Runner:
         self.sampler.sample(now)
         self.kernel.sample(now)
         self.ports.sample(now)
+        self.hostcpu.sample(now)
 
     def add_row(self, spec: ServerSpec, record: dict[str, Any], monitor: ServerMonitor,
                 death: str | None, outcome: ModelOutcome) -> dict[str, Any]:
@@ -211,8 +215,13 @@ class Runner:
                            lost=self.watch.limit(record) if self.watch else None,
                            record=record, evidence=evidence, echoing=active,
                            churn=self.scenario.load.user == USER_CHURN)
+        # The hold window: what CPU per message and the host's share are measured on.
+        t_hold = float(record.get("t_hold") or t_end - float(record.get("hold_s") or 0.0))
+        hold_cpu = {"server_hold_cpu_s": monitor.cpu_over(t_hold, t_end),
+                    "host_busy_s": self.hostcpu.between(t_hold, t_end)}
         return make_row(spec, record, monitor.stats_at(t_end), limit, self.sampler.at(t_end),
-                        active_users=active, evidence=evidence, repeat=self.ctx.repeat)
+                        active_users=active, evidence=evidence, repeat=self.ctx.repeat,
+                        hold_cpu=hold_cpu)
 
     def _progress(self, spec: ServerSpec, outcome: ModelOutcome, monitor: ServerMonitor) -> None:
         step, total = len(outcome.rows), len(self.scenario.load.steps)

@@ -14,6 +14,7 @@ from typing import Any
 from lab.backends.base import ServerHandle
 from lab.errors import ResultsError
 from lab.results.writer import kernel_sock_bytes
+from lab.run.hostcpu import over_window
 
 
 def append_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
@@ -89,6 +90,15 @@ class ServerMonitor:
         """The last stats event at or before ``t``."""
         index = bisect.bisect_right(self.stat_times, t)
         return self.stats[index - 1] if index else None
+
+    def cpu_over(self, start: float, end: float) -> float | None:
+        """The server's CPU seconds (user + system) over ``[start, end]``, from
+        its stats inside the window (``hostcpu.over_window``); None when they
+        do not cover it or carry no CPU."""
+        points = [(float(e["time"]), e["cpu_user_s"] + e["cpu_sys_s"]) for e in self.stats
+                  if isinstance(e.get("cpu_user_s"), int | float)
+                  and isinstance(e.get("cpu_sys_s"), int | float)]
+        return over_window([t for t, _ in points], [c for _, c in points], start, end)
 
     def first_limit(self, until: float = float("inf")) -> str | None:
         seen = [e for e in self.limits if float(e.get("time") or 0.0) <= until]

@@ -14,7 +14,7 @@ from contract.limits import FD_SETSIZE_LIMIT, explain
 from contract.models import BY_NAME
 from lab import cli
 from lab.analysis.capacity import SLO, passes, plan_model
-from lab.analysis.fits import FLAT, LINEAR, Fit, choose, flat, line
+from lab.analysis.fits import FLAT, LINEAR, POWER, Fit, choose, flat, line
 from lab.analysis.plan_costs import band_rows, cpu_connections, saturated
 from lab.analysis.plan_table import table_rows
 from lab.results.repeats import fold
@@ -219,10 +219,24 @@ def test_one_disturbed_step_does_not_move_a_flat_cost():
 
 @pytest.mark.parametrize("points", [
     [(1000, 100e-6), (4000, 400e-6)],  # two points: nothing left to test a slope on
-    [(1000, 300e-6), (2000, 200e-6), (4000, 100e-6)],  # falls with N: would go negative
+    # falls faster than 1/N: the CPU of N connections would fall as N grows
+    [(1000, 400e-6), (2000, 100e-6), (4000, 25e-6)],
 ])
-def test_a_slope_needs_three_points_and_must_rise(points):
+def test_a_slope_needs_three_points_and_must_not_make_cpu_fall(points):
     assert choose(points).kind == FLAT
+
+
+def test_a_cost_that_falls_with_the_rate_is_a_power_law_never_a_falling_line():
+    # each message pays less of a wake-up as the rate grows (fits.py): 1/sqrt(N)
+    points = [(n, 2e-3 * n ** -0.5) for n in (500, 1000, 1500, 4000)]
+    fit = choose(points)
+    assert fit.kind == POWER and fit.b == pytest.approx(-0.5) and fit.error < 1e-9
+    assert fit.at(16_000) == pytest.approx(2e-3 / 16_000 ** 0.5)
+    # the CPU of N connections still grows: the plan's CPU cap solves N·r·a·N^b = cores
+    n = cpu_connections(fit, 0.25, 1.0)
+    assert n * 0.25 * fit.at(n) == pytest.approx(1.0, rel=1e-3)
+    # a line through the same points would fall to free messages: never chosen
+    assert choose([(1000, 300e-6), (2000, 200e-6), (4000, 100e-6)]).kind != LINEAR
 
 
 def test_memory_line_is_not_anchored_on_the_first_steps_page_slack():

@@ -198,13 +198,13 @@ RECORDED = {
     },
     DOCKER_LAB: {
         "poll": {"rss": ("a + b·N", -0.072, "within"), "kernel": ("a + b·N", 0.017, "within"),
-                 "cpu": ("a + b·N", 0.26, "miss")},
+                 "cpu": ("a·N^b", 0.26, "miss")},
         "epoll": {"rss": ("a + b·N", -0.158, "miss"), "kernel": ("a + b·N", 0.017, "within"),
                   "cpu": ("flat", 0.481, "miss")},
     },
     DOCKER_6000: {  # the fitted half spans a resize: epoll's RSS comes within, poll's overshoots
         "poll": {"rss": ("a + b·N", 0.144, "miss"), "kernel": ("a + b·N", 0.006, "within"),
-                 "cpu": ("flat", 0.778, "miss")},
+                 "cpu": ("a·N^b", 0.778, "miss")},
         "epoll": {"rss": ("a + b·N", 0.082, "within"), "kernel": ("a + b·N", 0.011, "within"),
                   "cpu": ("flat", 0.321, "miss")},
     },
@@ -213,7 +213,9 @@ RECORDED = {
 
 @pytest.mark.parametrize("run", RECORDED, ids=lambda p: p.name)
 def test_the_recorded_lab_runs_holdout(run, tmp_path, capsys):
-    """lab.yaml's steps: fit on 500-4000 (-6000), predict 8000-19000. Kernel memory
+    """lab.yaml's steps, runs before format 10 (no hold CPU, no host CPU: the
+    step's CPU delta and a full core as the ceiling): fit on 500-4000 (-6000),
+    predict 8000-19000. Kernel memory
     extrapolates; server RSS misses where the held-out half holds growth in
     steps (a table resize) the fitted half does not; CPU per message misses at
     the ceiling (the server used less than the full core the plan allows) and
@@ -356,3 +358,48 @@ def test_without_the_flag_no_holdout(tmp_path, capsys):
     assert cli.main(["capacity", str(run_dir)]) == 0
     assert "Holdout" not in capsys.readouterr().out
     assert "holdout" not in json.loads((run_dir / "capacity.json").read_text())
+
+
+def _hold_cpu(rows: list[dict], per_msg: float, cores_at: dict[int, float],
+              busy_at: dict[int, float]) -> list[dict]:
+    """Format 10 rows: each hold's CPU at ``per_msg`` per echo, except steps
+    in ``cores_at`` (their cores used over the hold: a saturated loop), and
+    the host's busy seconds where ``busy_at`` gives its cores."""
+    for r in rows:
+        n, hold = r["target_connections"], r["hold_s"]
+        r["server_hold_cpu_s"] = cores_at[n] * hold if n in cores_at else per_msg * r["echo_count"]
+        r["host_busy_s"] = busy_at[n] * hold if n in busy_at else None
+    return rows
+
+
+def test_the_ceiling_is_the_core_the_host_left_the_server():
+    """A one-loop server saturated from 8,000 connections on, on a 2-CPU host
+    whose other processes took 1.4 cores there: it can have 0.6 of a core, and
+    used 0.58. The ceiling is then 0.6 core (within 4 %), not 1 core (+72 %);
+    without the host's CPU the check can only assume the whole core."""
+    conns = (500, 1000, 2000, 4000, 8000, 12000, 16000, 20000)
+    saturated = {n: 0.58 for n in conns[4:]}
+    busy = {n: 0.58 + 1.4 for n in conns[4:]}
+    # 200 µs per message: 0.8 core at 4,000 connections (a message a second each)
+    rows = _hold_cpu(sweep(conns=conns), 200e-6, saturated, busy)
+    host = {"cpus": 2}
+    h = holdout_model("m", rows, SLO(), host=host, model_kind="epoll")
+    cpu = next(f for f in h.figures if f.figure == "cpu")
+    assert errors(h, "cpu") == pytest.approx([0.6 / 0.58 - 1] * 4)
+    assert cpu.status == "within"
+    assert all("the server used 0.58 of the 0.60 of 1 core its host left it" in c.note
+               for c in cpu.checks)
+    blind = _hold_cpu(sweep(conns=conns), 200e-6, saturated, {})
+    h = holdout_model("m", blind, SLO(), host=host, model_kind="epoll")
+    assert errors(h, "cpu") == pytest.approx([1 / 0.58 - 1] * 4)
+
+
+def test_cpu_per_message_is_the_holds_not_the_ramps():
+    """The step's CPU also holds the ramp's accepts (here 3x the hold's echoes'
+    cost): CPU per message is the hold's CPU over the hold's echoes."""
+    rows = _hold_cpu(sweep(), CPU_PER_MSG, {}, {})
+    for r in rows:
+        r["server_cpu_s"] *= 4
+    plan = plan_model("m", rows, SLO())
+    assert plan.cpu_per_message_s == pytest.approx(CPU_PER_MSG)
+    assert plan.cpu_fit is not None and plan.cpu_fit.at(100_000) == pytest.approx(CPU_PER_MSG)

@@ -69,6 +69,11 @@ def test_select_stops_at_fd_setsize_while_epoll_holds(tmp_path, capsys):
     assert int(epoll[1]["server_connections"]) == 1200
     assert float(epoll[1]["error_rate"]) < 0.01 and float(epoll[1]["rps"]) > 0
     assert int(epoll[1]["server_rss_bytes"]) > 0
+    # The hold window's CPU: the server's is part of its step's, and this
+    # host was at least as busy as the server (lab/run/hostcpu.py).
+    step_cpu = float(epoll[1]["server_cpu_s"]) - float(epoll[0]["server_cpu_s"])
+    hold_cpu, busy = float(epoll[1]["server_hold_cpu_s"]), float(epoll[1]["host_busy_s"])
+    assert 0 < hold_cpu <= step_cpu * 1.1 and busy >= hold_cpu * 0.9, (hold_cpu, step_cpu, busy)
     # The whole lab's memory: the master and its worker(s) are counted, and
     # the sum is exactly its three parts.
     assert int(epoll[1]["loadgen_rss_bytes"]) > 2 * 20_000_000
