@@ -185,6 +185,9 @@ HOLDOUT = RUNS.parent / "holdout"  # real lab.yaml runs (README there)
 LAB = HOLDOUT / "20261203-190203-lab"  # local backend
 DOCKER_LAB = HOLDOUT / "20261203-224214-lab"  # Docker backend
 DOCKER_6000 = HOLDOUT / "20261203-225503-lab"  # Docker, lab.yaml with a step at 6000 added
+# Format 10: the hold's CPU and the host's (lab/run/hostcpu.py)
+DOCKER_HOLD = HOLDOUT / "20261204-192202-lab"  # Docker backend
+LAB_HOLD = HOLDOUT / "20261204-192708-lab"  # local backend
 
 # Per recorded run, model and figure: the fit chosen, the worst held-out error
 # (its size rounded to 0.1 %) and the figure's status. Recomputed by hand from steps.csv
@@ -207,6 +210,23 @@ RECORDED = {
                  "cpu": ("a·N^b", 0.778, "miss")},
         "epoll": {"rss": ("a + b·N", 0.082, "within"), "kernel": ("a + b·N", 0.011, "within"),
                   "cpu": ("flat", 0.321, "miss")},
+    },
+    # CPU per message on the hold, a·N^b, the ceiling the core the host left:
+    # poll's and epoll's CPU come within 10 %, but for epoll's step at 19,000 on
+    # Docker (its hold cost 29.7 µs per message against 25.6 at 16,000, while
+    # the host's other processes took 0.51 core against 0.38); RSS still misses
+    # where the held-out half crosses the servers' table resizes.
+    DOCKER_HOLD: {
+        "poll": {"rss": ("a + b·N", -0.132, "miss"), "kernel": ("a + b·N", -0.02, "within"),
+                 "cpu": ("a·N^b", 0.065, "within")},
+        "epoll": {"rss": ("a + b·N", -0.2, "miss"), "kernel": ("a + b·N", -0.028, "within"),
+                  "cpu": ("a·N^b", -0.202, "miss")},
+    },
+    LAB_HOLD: {
+        "poll": {"rss": ("a + b·N", -0.079, "within"), "kernel": ("a + b·N", -0.014, "within"),
+                 "cpu": ("a·N^b", 0.018, "within")},
+        "epoll": {"rss": ("a + b·N", -0.159, "miss"), "kernel": ("a + b·N", 0.002, "within"),
+                  "cpu": ("a·N^b", 0.074, "within")},
     },
 }
 
@@ -242,9 +262,10 @@ def test_the_recorded_lab_runs_holdout(run, tmp_path, capsys):
     cpu = next(f for f in next(x for x in h if x.model == "poll").figures if f.figure == "cpu")
     capped = [c for c in cpu.checks if c.note.startswith("at the ceiling: the server used")]
     assert capped and all(c.noise is None for c in capped)  # the fit's scatter excuses no ceiling
-    shares = sorted(float(c.note.split()[-4]) for c in capped)
-    assert cpu.why.endswith(f"at the ceiling the server used {shares[0]:.2f}–{shares[-1]:.2f} "
-                            "of the 1 core the plan allows")
+    if cpu.status == "miss":
+        shares = sorted(float(c.note.split()[-4]) for c in capped)
+        assert cpu.why.endswith(f"at the ceiling the server used {shares[0]:.2f}–"
+                                f"{shares[-1]:.2f} of the 1 core the plan allows")
     assert "| noise |" in out
 
 
