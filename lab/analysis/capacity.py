@@ -252,7 +252,8 @@ def plan_model(model: str, rows: list[Row], slo: SLO, host: dict[str, Any] | Non
     if failing is not None:
         i = next(i for i, r in enumerate(rows) if r is failing)
         evidence = cause(failing, why, m.cores_used(rows)[i],
-                         cores_available(model_kind, (host or {}).get("cpus"), processes), server)
+                         cores_available(model_kind, (host or {}).get("cpus"), processes), server,
+                         (host or {}).get("cpus"))
     binds, reason = _binding(failing, why, swept_to, evidence)
     best = ok[-1] if ok else None
     capacity = m.held(best) if best else None

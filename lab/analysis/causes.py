@@ -31,6 +31,12 @@ checked in this order, and the cause says what the evidence was:
    sentence names the tree's processes when there are several ("server CPU:
    1.90 of 2 cores busy across 4,012 processes");
    (an event loop with ``work_us`` says so: the handler's CPU is the loop's);
+   ``host CPU`` when the server used (nearly) all the cores its *host left
+   it* but fewer than it can use: the host's other processes (the load
+   generator among them) or a hypervisor took the rest in the hold
+   (``host_busy_s``, lab/run/hostcpu.py); the server's cost shows, but the
+   missing core is the host's, and the sentence says how much of it was
+   taken;
 6. ``server processes`` — a tree of thousands of processes (``MANY_PROCESSES``,
    a process per connection) that is not CPU-bound is still the server's own
    cost: the kernel schedules, switches between and keeps page tables for
@@ -88,6 +94,20 @@ def cores_available(model_kind: str | None, host_cpus: int | None, processes: in
     return max(1, min(processes, cpus))
 
 
+def _host_took(row: Row, cores_used: float | None, cores: int,
+               host_cpus: int | None) -> str | None:
+    """``host CPU`` (cause 5): the server busy on the cores its host left it."""
+    others = m.others_cores(row)
+    if cores_used is None or others is None or not host_cpus:
+        return None
+    (left,) = m.cores_left([row], cores, host_cpus)
+    if left >= CPU_BUSY * cores or cores_used < CPU_BUSY * left:
+        return None
+    return (f"host CPU: the server used {cores_used:.2f} of the {left:.2f} core"
+            f"{'s' * (left > 1)} its host left it (the host's other processes took "
+            f"{others:.2f} of its {host_cpus} CPUs in the hold)")
+
+
 def slo_causes(rows: list[Row], failing: list[list[str]], model_kind: str | None,
                host_cpus: int | None, processes: int = 1,
                server: ServerSpec | None = None) -> list[str | None]:
@@ -102,7 +122,7 @@ def slo_causes(rows: list[Row], failing: list[list[str]], model_kind: str | None
     out: list[str | None] = []
     for row, why, used in zip(rows, failing, cores, strict=True):
         out.append(cause(row, why, used, cores_available(model_kind, host_cpus, processes),
-                         server) if why else None)
+                         server, host_cpus) if why else None)
     return out
 
 
@@ -155,7 +175,7 @@ def delayed_ack_mode(row: Row, server: ServerSpec | None) -> str | None:
 
 
 def cause(row: Row, why: list[str], cores_used: float | None, cores: int,
-          server: ServerSpec | None = None) -> str:
+          server: ServerSpec | None = None, host_cpus: int | None = None) -> str:
     """The cause of one failing step (see the module docstring for the order)."""
     starved = starved_pool(row)
     if row.get("limit"):
@@ -179,6 +199,8 @@ def cause(row: Row, why: list[str], cores_used: float | None, cores: int,
                    if server is not None and server.model in EVENT_DRIVEN else "")
         return (f"server CPU: {cores_used:.2f} of {cores} core{'s' * (cores > 1)} busy{across}"
                 f"{in_loop}")
+    if (shared := _host_took(row, cores_used, cores, host_cpus)) is not None:
+        return shared
     if processes and processes >= MANY_PROCESSES:
         used = f"{cores_used:.2f}" if cores_used is not None else "unknown"
         return (f"server processes: {processes:,} processes in the server's tree (server CPU "

@@ -110,6 +110,16 @@ def cores_used(rows: list[Row]) -> list[float | None]:
     return out
 
 
+def others_cores(row: Row) -> float | None:
+    """Cores every other process of the server's host (and a hypervisor's
+    steal) took during the step's hold: ``host_busy_s`` less the server's own
+    hold CPU, per second; None where the host's CPU was not read."""
+    busy, used, secs = row.get("host_busy_s"), row.get("server_hold_cpu_s"), row.get("hold_s")
+    if busy is None or used is None or not secs:
+        return None
+    return max(busy - used, 0.0) / secs
+
+
 def cores_left(rows: list[Row], cores: float, host_cpus: int | None) -> list[float]:
     """The cores each step's hold left the server: the ``cores`` it can use at
     most, less what every other process of its host (and a hypervisor's
@@ -117,13 +127,10 @@ def cores_left(rows: list[Row], cores: float, host_cpus: int | None) -> list[flo
     never sleeps uses this much, not a whole core, on a shared machine.
     ``cores`` where the host's CPU was not read."""
     out: list[float] = []
-    for r, used, secs in zip(rows, hold_cpu(rows), hold_seconds(rows), strict=True):
-        busy = r.get("host_busy_s")
-        if busy is None or used is None or not secs or not host_cpus:
-            out.append(cores)
-            continue
-        others = max(busy - used, 0.0) / secs
-        out.append(max(min(cores, host_cpus - others), 0.0))
+    for r in rows:
+        others = others_cores(r)
+        out.append(cores if others is None or not host_cpus
+                   else max(min(cores, host_cpus - others), 0.0))
     return out
 
 

@@ -43,3 +43,20 @@ def test_slo_causes_take_the_cpu_from_the_tree_rows():
                  server_threads=2001, connected=2000)]
     first, second = slo_causes(rows, [[], ["latency"]], "custom", 2)
     assert first is None and second.startswith("server CPU: 1.90 of 2 cores busy across 2,001")
+
+
+def test_a_server_busy_on_the_core_its_host_left_it_names_the_host():
+    """poll's loop never sleeps but got 0.55 of its core: the host's other
+    processes took 1.43 of its 2 CPUs in the hold (lab/run/hostcpu.py). The
+    missing core is the host's: the cause says so instead of "unexplained"."""
+    row = {"p99_ms": 300.0, "hold_s": 5.0, "server_hold_cpu_s": 0.55 * 5,
+           "host_busy_s": (0.55 + 1.43) * 5}
+    used = 0.55
+    assert cause(row, ["latency"], used, 1, host_cpus=2) == (
+        "host CPU: the server used 0.55 of the 0.57 core its host left it (the host's other "
+        "processes took 1.43 of its 2 CPUs in the hold)")
+    assert cause(row, ["latency"], used, 1).startswith("unexplained")  # CPUs unknown
+    quiet = {**row, "host_busy_s": (0.55 + 0.30) * 5}  # a core was free: not the host's
+    assert not cause(quiet, ["latency"], used, 1, host_cpus=2).startswith("host CPU")
+    (found,) = slo_causes([row], [["latency"]], "poll", 2)
+    assert found is not None and found.startswith("host CPU")
