@@ -14,10 +14,11 @@ Approximations, stated once:
   echoes (``echo_count`` counts only those) and its seconds. The ramp's
   accepts are a connect-phase cost and stay out. It still charges the cost
   of holding idle connections (and the server's own stats) to the messages,
-  so it is an upper bound on the pure per-echo cost. Runs before format 10
-  have no hold CPU; for them the step's CPU delta (ramp + hold) stands in,
-  over the step's duration, the difference between ``t_end`` values (for
-  the first step, or when ``t_end`` is missing, its ``hold_s``).
+  so it is an upper bound on the pure per-echo cost. A row without hold CPU
+  (runs before format 10, or stats that did not cover the hold) takes the
+  step's CPU delta (ramp + hold) instead, over the step's duration, the
+  difference between ``t_end`` values (for the first step, or when ``t_end``
+  is missing, its ``hold_s``).
 - Memory per connection is marginal: the growth since the model's first step
   divided by the connections added since then, so the interpreter's fixed
   footprint (tens of MiB) does not drown the per-connection cost. The first
@@ -73,24 +74,19 @@ def step_seconds(rows: list[Row]) -> list[float | None]:
     return out
 
 
-def has_hold_cpu(rows: list[Row]) -> bool:
-    return any(r.get("server_hold_cpu_s") is not None for r in rows)
-
-
 def hold_cpu(rows: list[Row]) -> list[float | None]:
-    """The server's CPU seconds in each step's hold window; for a run before
-    format 10 (no row has it), each step's whole CPU delta instead."""
-    if not has_hold_cpu(rows):
-        return cpu_deltas(rows)
-    return [r.get("server_hold_cpu_s") for r in rows]
+    """The server's CPU seconds in each step's hold window; where a row has
+    none (a run before format 10, or stats that did not cover its hold), the
+    step's whole CPU delta stands in: an upper bound, with the ramp in it."""
+    return [r["server_hold_cpu_s"] if r.get("server_hold_cpu_s") is not None else delta
+            for r, delta in zip(rows, cpu_deltas(rows), strict=True)]
 
 
 def hold_seconds(rows: list[Row]) -> list[float | None]:
-    """The seconds ``hold_cpu`` was measured over: each hold's, or (before
-    format 10) each step's."""
-    if not has_hold_cpu(rows):
-        return step_seconds(rows)
-    return [r.get("hold_s") or None for r in rows]
+    """The seconds ``hold_cpu`` was measured over: the hold's, or the step's
+    where the row has no hold CPU."""
+    return [(r.get("hold_s") or None) if r.get("server_hold_cpu_s") is not None else secs
+            for r, secs in zip(rows, step_seconds(rows), strict=True)]
 
 
 def cpu_per_message(rows: list[Row]) -> list[float | None]:

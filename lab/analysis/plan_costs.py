@@ -45,11 +45,11 @@ def cpu_fit(rows: list[Row], fitted: list[Row], cores: int,
             host_cpus: int | None = None) -> Fit | None:
     """CPU seconds per message against connections (lab/analysis/fits.py ``choose``),
     on the ``fitted`` rows (usable, meeting the SLO) that are below the CPU
-    ceiling; in a run before format 10 not the first row either (its CPU delta
-    holds the server's start-up; a hold's CPU does not)."""
+    ceiling; not the first row either when it has no hold CPU (its CPU delta
+    then holds the server's start-up; a hold's CPU does not)."""
     per_msg = dict(zip(map(id, rows), m.cpu_per_message(rows), strict=True))
     full = dict(zip(map(id, rows), saturated(rows, cores, host_cpus), strict=True))
-    first = None if m.has_hold_cpu(rows) or not rows else rows[0]
+    first = rows[0] if rows and rows[0].get("server_hold_cpu_s") is None else None
     return choose([(float(m.held(r) or 0), per_msg[id(r)]) for r in fitted
                    if r is not first and not full[id(r)] and per_msg[id(r)] is not None])
 
