@@ -89,11 +89,6 @@ class Parking:
         spawn_raw(self._life, FRESH)
         return token
 
-    @property
-    def greenlets(self) -> int:
-        """Greenlets this user has (tests): its token, and a live one if any."""
-        return 1 + (self._live is not None)
-
     def _life(self, woke: object) -> None:
         """What every live greenlet runs (Locust's ``User.run``, resumable)."""
         if self._greenlet.ready() or self._stopped:  # stopped before this greenlet ran
