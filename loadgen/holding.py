@@ -10,7 +10,8 @@ user's greenlet and then for the reply switched out of the greenlet and back
 into it twice per echo (a switch saves and restores the greenlet's slice of
 the C stack and the interpreter's frame state, and it wakes the user's
 Python frames: together more than the echo's own code). In
-:meth:`Holding.paced_echoes` the greenlet parks once and the echoes run on
+:meth:`Holding.paced_echoes` the greenlet parks once (or, for a parked
+Locust user, :mod:`loadgen.parking`, ends) and the echoes run on
 the hub, in libev's callbacks (called in the loop iteration whose
 ``epoll_wait`` found them due): the pace timer's callback sends and re-arms
 the same timer as the io timeout (``ev_timer_again``: the timer's repeat,
@@ -21,7 +22,8 @@ at once), a send the kernel did not take whole in one ``send()`` (EAGAIN or
 a partial send: its send buffer full), a reply in parts or not as sent, an
 error, the io timeout, and every reply when successes are not tallied (they
 fire Locust's ``request`` event, whose listeners must run in a greenlet).
-The greenlet finishes such an echo the ordinary way (``TcpClient._complete``).
+The greenlet (a parked user's: one the hub starts then) finishes such an
+echo the ordinary way (``TcpClient._complete``), through :meth:`Holding.woken`.
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ class Holding:
         """
         wait = schedule.due - perf_counter()
         if wait <= 0 or self._slow or self.sock is None or self.opts.io_timeout_s <= 0:
+            if wait > 0 and self.sock is not None:  # a slow client waits for its pace here
+                self.wait_quiet(schedule.due)
             return self._echo_now(schedule)
         if wake is not None:
             self._hold_echoes(wake, schedule, wait)
