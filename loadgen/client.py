@@ -7,7 +7,8 @@ and a timer and parks the greenlet in a :class:`gevent.hub.Waiter` until one
 fires: gevent's cooperative sockets minus the per-call ``Timeout`` and the
 exception its expiry throws, which cost more than the echo at 15,000 users.
 Paced echoes run in the hub's callbacks, the user's greenlet parked across
-them (:mod:`loadgen.holding`): it wakes only for what is not a plain success.
+them (:mod:`loadgen.holding`), or, for a Locust user, no greenlet at all
+(:mod:`loadgen.parking`): one runs only for what is not a plain success.
 
 Every call is timed and reported to Locust (``request_type="tcp"``, names
 ``connect``, ``echo``, and ``hold`` for a connection lost while an
@@ -116,6 +117,8 @@ class TcpClient(Holding):
         self._hub = get_hub()
         self.sock: _socket.socket | None = None
         self._readable = self._writable = None
+        self._timer = None  # a held connection's pace/io timer (loadgen/holding.py)
+        self._sent_at = 0.0
         size = opts.largest_message
         # An RNG (2.5 KB) only for varied sizes; a callable makes it on first use.
         self._rng = rng
@@ -364,7 +367,11 @@ class TcpClient(Holding):
 
     def _drop(self, sock: _socket.socket | None) -> None:
         """Watchers first: libev must not watch a closed descriptor, which the
-        kernel may hand out again at once."""
+        kernel may hand out again at once; and a parked user's timer (its
+        greenlet, which would close it, is gone: loadgen/parking.py)."""
+        if self._timer is not None:
+            self._timer.close()
+            self._timer = None
         for watcher in (self._readable, self._writable):
             if watcher is not None:
                 watcher.close()

@@ -10,7 +10,8 @@ user's greenlet and then for the reply switched out of the greenlet and back
 into it twice per echo (a switch saves and restores the greenlet's slice of
 the C stack and the interpreter's frame state, and it wakes the user's
 Python frames: together more than the echo's own code). In
-:meth:`Holding.paced_echoes` the greenlet parks once and the echoes run on
+:meth:`Holding.paced_echoes` the greenlet parks once (or, for a parked
+Locust user, :mod:`loadgen.parking`, ends) and the echoes run on
 the hub, in libev's callbacks (called in the loop iteration whose
 ``epoll_wait`` found them due): the pace timer's callback sends and re-arms
 the same timer as the io timeout (``ev_timer_again``: the timer's repeat,
@@ -21,7 +22,8 @@ at once), a send the kernel did not take whole in one ``send()`` (EAGAIN or
 a partial send: its send buffer full), a reply in parts or not as sent, an
 error, the io timeout, and every reply when successes are not tallied (they
 fire Locust's ``request`` event, whose listeners must run in a greenlet).
-The greenlet finishes such an echo the ordinary way (``TcpClient._complete``).
+The greenlet (a parked user's: one the hub starts then) finishes such an
+echo the ordinary way (``TcpClient._complete``), through :meth:`Holding.woken`.
 """
 
 from __future__ import annotations
@@ -35,7 +37,11 @@ from loadgen.failures import ClosedByServer, EchoMismatch, failure
 from loadgen.rx_stamps import ANC_SPACE, rx_stamp
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from loadgen.schedule import Schedule
+
+    Wake = Callable[[object], None]  # what the hub hands a waiting greenlet: Waiter.switch
 
 _TIMED_OUT = object()  # what the re-armed pace timer wakes the greenlet with
 
@@ -46,27 +52,50 @@ class Holding:
     # the paced send's perf_counter (0.0: not sent yet) and time_ns; its timer
     __slots__ = ("_sent_at", "_sent_ns", "_timer")
 
-    def paced_echoes(self, schedule: Schedule) -> bool:
-        """Echo when ``schedule`` says, advancing it, until an echo needs this
+    def paced_echoes(self, schedule: Schedule, wake: Wake | None = None) -> bool | None:
+        """Echo when ``schedule`` says, advancing it, until an echo needs a
         greenlet; False once one failed (the connection is closed then).
 
         As :meth:`wait_quiet` then :meth:`echo` per echo, but with the
         successful echoes run on the hub: see the module. Slow clients, and an
-        echo already due, take the ordinary way.
+        echo already due, take the ordinary way. With ``wake`` (a parked user,
+        :mod:`loadgen.parking`) nothing waits here: the echoes are armed on the
+        hub and None comes back at once; what would have woken this greenlet
+        is handed to ``wake`` in the hub instead (after :meth:`unarm`), and
+        whichever greenlet it starts finishes that echo with :meth:`woken`.
         """
         wait = schedule.due - perf_counter()
         if wait <= 0 or self._slow or self.sock is None or self.opts.io_timeout_s <= 0:
+            if wait > 0 and self.sock is not None:  # a slow client waits for its pace here
+                self.wait_quiet(schedule.due)
             return self._echo_now(schedule)
+        if wake is not None:
+            self._hold_echoes(wake, schedule, wait)
+            return None
         waiter = Waiter(self._hub)
-        self._arm(waiter, wait)
-        readable = self._readable
-        readable.start(self._reply, waiter, schedule)
+        self._hold_echoes(waiter.switch, schedule, wait)
         try:
             woke = waiter.get()
         finally:  # also when Locust kills the user while it waits
-            readable.stop()
+            self.unarm()
+        return self.woken(schedule, woke)
+
+    def _hold_echoes(self, wake: Wake, schedule: Schedule, wait: float) -> None:
+        self._arm(wake, wait)
+        self._readable.start(self._reply, wake, schedule)
+
+    def unarm(self) -> None:
+        """Stop the held connection's watchers (idempotent): the readable one
+        stays (the client's, for its next wait), the timer goes."""
+        if self._readable is not None:
+            self._readable.stop()
+        if self._timer is not None:
             self._timer.close()
             self._timer = None
+
+    def woken(self, schedule: Schedule, woke: object) -> bool:
+        """Finish, in a greenlet, the echo that needed one (``woke``: what the
+        hub's callback handed over); True if it succeeded."""
         start = self._sent_at
         if not start:  # readable before the send
             return self._echo_now(schedule)
@@ -79,14 +108,14 @@ class Holding:
         error = TimeoutError("no echo within --io-timeout") if woke is _TIMED_OUT else woke
         return self._complete(size, start, late, sent_ns, size, 0, error=error)
 
-    def _arm(self, waiter: Waiter, wait: float) -> None:
+    def _arm(self, wake: Wake, wait: float) -> None:
         """The next send's timer: the pace, then (re-armed by :meth:`_due`) the io timeout."""
         self._sent_at = 0.0
         timer = self._timer = self._hub.loop.timer(wait, self.opts.io_timeout_s)
         # update=True: libev's "now" is this loop iteration's start (see TcpClient._wait)
-        timer.start(self._due, waiter, update=True)
+        timer.start(self._due, wake, update=True)
 
-    def _due(self, waiter: Waiter) -> None:
+    def _due(self, wake: Wake) -> None:
         """The pace timer's callback, in the hub: send the message; the timer
         counts the io timeout from now on. Wakes the greenlet with the bytes sent
         (fewer than the message) or the send's error."""
@@ -98,35 +127,35 @@ class Holding:
         except BlockingIOError:
             sent = 0
         except OSError as exc:  # reset, broken pipe: the echo's failure, reported there
-            waiter.switch(exc)
+            wake(exc)
             return
         if sent == size:
-            self._timer.again(waiter.switch, _TIMED_OUT, update=True)
+            self._timer.again(wake, _TIMED_OUT, update=True)
         else:
-            waiter.switch(sent)
+            wake(sent)
 
-    def _reply(self, waiter: Waiter, schedule: Schedule) -> None:
+    def _reply(self, wake: Wake, schedule: Schedule) -> None:
         """The readable watcher's callback, in the hub: a whole reply as sent is
         counted and the next pace armed; anything else wakes the greenlet."""
         start = self._sent_at
         if not start:  # before the send: closed, reset, or bytes nobody asked for
-            waiter.switch(None)
+            wake(None)
             return
         try:
             n, anc, _, _ = self.sock.recvmsg_into(self._bufs, ANC_SPACE)
         except BlockingIOError:  # readiness libev reported but the kernel took back
             return
         except OSError as exc:  # reset
-            waiter.switch(exc)
+            wake(exc)
             return
         stamp = rx_stamp(anc) if anc else 0
         size = len(self._payload)
         if n != size or self._buf != self._payload or self._tally is None:
-            waiter.switch((n, stamp))  # EOF, part of it, other bytes, or Locust's event
+            wake((n, stamp))  # EOF, part of it, other bytes, or Locust's event
             return
         self._timer.close()
         self._record(size, start, _lateness(schedule, start), self._sent_ns, stamp)
-        self._arm(waiter, max(schedule.due - perf_counter(), 0.0))
+        self._arm(wake, max(schedule.due - perf_counter(), 0.0))
 
     def _echo_now(self, schedule: Schedule) -> bool:
         now = perf_counter()
@@ -147,20 +176,32 @@ class Holding:
             return True
         return not self._wait(self._readable, timeout)
 
-    def hold(self) -> None:
-        """Hold the connection silently until the server ends it (IdleUser).
-
-        Reports the end as a failed ``hold`` (kind ECONNRESET on EOF or RST,
-        ``mismatch`` if the server sent bytes unasked) and closes.
+    def hold(self, wake: Wake | None = None) -> bool | None:
+        """Hold the connection silently until the server ends it (IdleUser):
+        only the socket's readable watcher, no timer: nothing runs for it
+        until the server closes, resets or writes. Then False (see
+        :meth:`hold_ended`). With ``wake`` (a parked user) the watcher is
+        armed with it and None comes back at once; the greenlet ``wake``
+        starts calls :meth:`hold_ended`.
         """
-        start = perf_counter()
+        self._sent_at = perf_counter()  # the hold's start, for its report
+        if wake is not None:
+            self._readable.start(wake, True)
+            return None
+        self._wait(self._readable, None)
+        return self.hold_ended()
+
+    def hold_ended(self) -> bool:
+        """The server ended a held connection: reports it as a failed ``hold``
+        (kind ECONNRESET on EOF or RST, ``mismatch`` if the server sent bytes
+        unasked) and closes; False."""
         try:
-            self._wait(self._readable, None)
             if not self.sock.recv(1):
                 raise ClosedByServer()
             raise EchoMismatch("the server sent bytes to an idle connection")
         except Exception as exc:  # noqa: BLE001 - every failure is data
-            self._lost("hold", start, failure(exc))
+            self._lost("hold", self._sent_at, failure(exc))
+        return False
 
 
 def _lateness(schedule: Schedule, sent_at: float) -> float:

@@ -8,6 +8,12 @@ connection churn. When Locust stops a user it kills the greenlet
 (``GreenletExit`` is raised wherever it is blocked) and ``on_stop`` closes
 the socket.
 
+Echo and idle users *park* (:mod:`loadgen.parking`): while their connection
+is held on the hub they have no greenlet (a greenlet's stack is most of what
+a held user would cost); Locust counts and stops them through a token
+greenlet that is never started, and the hub starts a greenlet for them only
+when an echo or the hold needs one. Churn users keep theirs.
+
 * :class:`EchoUser` sends ``--message-size`` bytes every ``--pace`` seconds
   and checks the echo (:mod:`loadgen.schedule` decides when and from where
   latency counts).
@@ -45,13 +51,14 @@ from locust import User, constant, task
 from contract.defaults import SCHEDULE_FIXED
 from loadgen.client import TcpClient
 from loadgen.groups import Tee
+from loadgen.parking import FRESH, Parking
 from loadgen.runtime import runtime
 from loadgen.schedule import Schedule, pace_gaps
 
 RECONNECT_FLOOR_S = 0.1
 
 
-class TcpUser(User):
+class TcpUser(Parking, User):
     """Shared life cycle: build the client, connect, reconnect, close."""
 
     abstract = True
@@ -92,11 +99,32 @@ class TcpUser(User):
 
     @task
     def hold_connection(self) -> None:
+        """The user's life in the calling greenlet, never parked (Locust runs
+        :meth:`live` through :meth:`~loadgen.parking.Parking.start` instead)."""
+        self.live(FRESH, None)
+
+    def live(self, woke: object, wake: Any) -> None:
+        """Connect, use the connection, after a failure again; from ``woke``
+        (FRESH: connect; else what woke a parked user: finish that first).
+        Returns only once parked (with ``wake``, :mod:`loadgen.parking`)."""
+        if woke is not FRESH:
+            if self.resume(woke, wake) is None:
+                return
+            self.after_failure()
         while True:
             self.next_turn()
-            if self.connect() and self.use_connection():
-                continue  # closed on purpose (ChurnUser): go again
+            if self.connect():
+                used = self.use_connection(wake)
+                if used is None:
+                    return  # parked
+                if used:
+                    continue  # closed on purpose (ChurnUser): go again
             self.after_failure()
+
+    def after_error(self) -> None:
+        """After an exception in the user's code (logged by Parking, as Locust's
+        TaskSet would), before it connects again."""
+        self.client.close()
 
     def next_turn(self) -> None:
         """Before each connect: at once, unless the user waits for an arrival."""
@@ -123,9 +151,14 @@ class TcpUser(User):
             self._awaiting = False
             self.client.meter.await_connect(-1)
 
-    def use_connection(self) -> bool | None:
-        """Run until the connection fails (the client has closed it then), or
-        return True after closing it on purpose."""
+    def use_connection(self, wake: Any = None) -> bool | None:
+        """Run until the connection fails (False; the client has closed it
+        then), or return True after closing it on purpose; with ``wake``, None
+        once the connection is held on the hub (parked)."""
+        raise NotImplementedError
+
+    def resume(self, woke: object, wake: Any) -> bool | None:
+        """Go on from what woke a parked user, as :meth:`use_connection`."""
         raise NotImplementedError
 
     def after_failure(self) -> None:
@@ -138,19 +171,35 @@ class TcpUser(User):
 class EchoUser(TcpUser):
     """Holds one connection and echoes ``--message-size`` bytes every ``--pace`` s."""
 
-    def use_connection(self) -> None:
-        client, opts = self.client, self.opts
-        schedule = Schedule(opts.pace_s, opts.schedule == SCHEDULE_FIXED, perf_counter(),
-                            pace_gaps(opts.pace_s, opts.pace_dist, self.user_rng))
-        while client.paced_echoes(schedule):  # on the hub (loadgen/holding.py)
+    parks = True
+    schedule: Schedule
+
+    def use_connection(self, wake: Any = None) -> bool | None:
+        opts = self.opts
+        self.schedule = Schedule(opts.pace_s, opts.schedule == SCHEDULE_FIXED, perf_counter(),
+                                 pace_gaps(opts.pace_s, opts.pace_dist, self.user_rng))
+        return self._echoes(wake)
+
+    def resume(self, woke: object, wake: Any) -> bool | None:
+        return self.client.woken(self.schedule, woke) and self._echoes(wake)
+
+    def _echoes(self, wake: Any) -> bool | None:
+        client, schedule = self.client, self.schedule
+        while ok := client.paced_echoes(schedule, wake):  # on the hub (loadgen/holding.py)
             pass
+        return ok  # False: failed; None: parked
 
 
 class IdleUser(TcpUser):
     """Connects and holds the connection without sending anything."""
 
-    def use_connection(self) -> None:
-        self.client.hold()
+    parks = True
+
+    def use_connection(self, wake: Any = None) -> bool | None:
+        return self.client.hold(wake)
+
+    def resume(self, woke: object, wake: Any) -> bool:
+        return self.client.hold_ended()
 
 
 class ChurnUser(TcpUser):
@@ -184,7 +233,7 @@ class ChurnUser(TcpUser):
         if self.arrivals is not None:
             self.arrivals.wait(self.ticket)
 
-    def use_connection(self) -> bool:
+    def use_connection(self, wake: Any = None) -> bool:
         client, opts = self.client, self.opts
         for i in range(opts.messages_per_connection):
             if i and opts.pace_s:

@@ -35,10 +35,12 @@ from lab.scenario.types import LoadSpec
 PER_WORKER_COMFORT = 12_000  # paced users per worker (above)
 
 # Resident memory of the load, measured (benchmarks/README.md): a held user
-# (greenlet and its Python frame stack, Locust's User and TaskSet, the socket
-# and client objects, the wait's watchers) is the load processes' RSS growth
-# per user added; a Locust process with no users (interpreter, gevent, Locust,
-# ZeroMQ) is the rest. The kernel's socket is not in RSS (lab/host/ceiling.py).
+# is the load processes' RSS growth per user added; a Locust process with no
+# users (interpreter, gevent, Locust, ZeroMQ) is the rest. The kernel's socket
+# is not in RSS (lab/host/ceiling.py). The figure is a user with a live
+# greenlet (its Python frame stack, the saved C stack: churn users, slow
+# clients, pace 0); a parked echo or idle user (loadgen/parking.py, no
+# greenlet while held) measured ~3.4 KB, so this over-counts such loads.
 USER_RSS_BYTES = 11_000
 LOCUST_PROCESS_RSS_BYTES = 50 * 2**20
 

@@ -148,6 +148,17 @@ def test_a_reply_in_parts_is_finished_by_the_greenlet(env):
     assert c.meter.histogram.get_min_value() >= 49_000  # waited for the second part
 
 
+def test_a_slow_client_still_waits_for_its_pace(env, epoll_server):
+    """A slow sender's echoes run in its greenlet, each a pace apart (not back
+    to back, as they did when only the hub's path waited for the pace)."""
+    c = paced_client(env, (epoll_server.host, epoll_server.port), send_chunk=8)
+    user = gevent.spawn(echo_paced, c, schedule_from_now(0.1, 0.01), [])
+    gevent.sleep(0.5)
+    user.kill()
+    c.close()
+    assert 3 <= c.meter.histogram.get_total_count() <= 7 and c.meter.failures == {}
+
+
 def test_wrong_bytes_are_a_mismatch_from_the_hub_too(env):
     with RogueServer(wrong_bytes) as srv:
         c = paced_client(env, srv.address)
