@@ -79,12 +79,13 @@ KERNEL_SOCKET_BYTES = 4 * KiB
 SERVER_PROCESS_RSS_BYTES = 15 * MiB
 
 
-def connection_bytes(model: str | None, load_on_host: bool = False) -> int:
+def connection_bytes(model: str | None, load_on_host: bool = False,
+                     user_bytes: int = USER_RSS_BYTES) -> int:
     """What one held connection of ``model`` costs the host's memory (with the
-    load on the host: its user and the client's socket too)."""
+    load on the host: its user, of ``user_bytes``, and the client's socket too)."""
     cost = model_facts(model).memory
     if load_on_host:
-        return cost.userspace + cost.kernel + 2 * KERNEL_SOCKET_BYTES + USER_RSS_BYTES
+        return cost.userspace + cost.kernel + 2 * KERNEL_SOCKET_BYTES + user_bytes
     return cost.userspace + cost.kernel + KERNEL_SOCKET_BYTES
 
 
@@ -146,12 +147,13 @@ def processes_for(processes: int | str, model: str | None, nofile_limit: int, to
 
 def server_ceilings(model: str | None, nofile: int | str | None, facts: HostFacts, *,
                     backlog: int = defaults.BACKLOG, load_on_host: bool = False,
-                    processes: int = 1) -> list[Ceiling]:
+                    processes: int = 1, user_bytes: int = USER_RSS_BYTES) -> list[Ceiling]:
     """Every limit that caps how many connections one server holds on ``facts``'s host.
 
     ``model`` None is a custom server (treated like a single-process server).
     ``load_on_host``: the load generator's sockets share the host's file table
-    and its kernel memory. ``processes``: listening processes (``processes: N``).
+    and its kernel memory, each user ``user_bytes`` (lab/host/workers.py
+    ``user_rss_bytes``). ``processes``: listening processes (``processes: N``).
     """
     found: list[Ceiling] = []
     known = model_facts(model)
@@ -179,7 +181,7 @@ def server_ceilings(model: str | None, nofile: int | str | None, facts: HostFact
     memory = facts.mem_available_bytes or facts.mem_bytes
     if memory:
         found.append(memory_ceiling(model, memory, bool(facts.mem_available_bytes),
-                                    load_on_host))
+                                    load_on_host, user_bytes))
     if facts.file_max:
         shared = 2 if load_on_host else 1
         found.append(Ceiling(facts.file_max // shared, ENFILE,
@@ -190,15 +192,15 @@ def server_ceilings(model: str | None, nofile: int | str | None, facts: HostFact
 
 
 def memory_ceiling(model: str | None, memory: int, available: bool,
-                   load_on_host: bool) -> Ceiling:
+                   load_on_host: bool, user_bytes: int = USER_RSS_BYTES) -> Ceiling:
     """Connections whose memory fits in ``memory`` (``available``: MemAvailable)."""
-    per_connection = connection_bytes(model, load_on_host)
+    per_connection = connection_bytes(model, load_on_host, user_bytes)
     return Ceiling(memory // per_connection, ENOMEM,
-                   f"~{cost_words(model, load_on_host)} in "
+                   f"~{cost_words(model, load_on_host, user_bytes)} in "
                    f"{_size(memory)} {'available' if available else 'of memory'}")
 
 
-def cost_words(model: str | None, load_on_host: bool) -> str:
+def cost_words(model: str | None, load_on_host: bool, user_bytes: int = USER_RSS_BYTES) -> str:
     """One connection's memory and its parts, in words."""
     cost = model_facts(model).memory
     parts = [f"{_size(cost.userspace)} userspace"] if cost.userspace else []
@@ -207,8 +209,9 @@ def cost_words(model: str | None, load_on_host: bool) -> str:
     parts.append(f"2 x {_size(KERNEL_SOCKET_BYTES)} TCP socket: client and server on one host"
                  if load_on_host else f"{_size(KERNEL_SOCKET_BYTES)} TCP socket")
     if load_on_host:
-        parts.append(f"{_size(USER_RSS_BYTES)} load generator user")
-    return f"{_size(connection_bytes(model, load_on_host))} per connection ({' + '.join(parts)})"
+        parts.append(f"{_size(user_bytes)} load generator user")
+    return (f"{_size(connection_bytes(model, load_on_host, user_bytes))} per connection "
+            f"({' + '.join(parts)})")
 
 
 @dataclass(frozen=True)
@@ -230,14 +233,15 @@ class LabMemory:
 
 
 def lab_memory(model: str | None, connections: int, *, processes: int = 1,
-               workers: int = 1, load_on_host: bool = True) -> LabMemory:
+               workers: int = 1, load_on_host: bool = True,
+               user_bytes: int = USER_RSS_BYTES) -> LabMemory:
     """What ``connections`` held by ``processes`` server processes and
     ``workers`` Locust workers cost this host (the load only when it is here)."""
     cost = model_facts(model).memory
     sockets = 2 if load_on_host else 1
     return LabMemory(
         connections,
-        load=load_rss_bytes(connections, workers) if load_on_host else 0,
+        load=load_rss_bytes(connections, workers, user_bytes) if load_on_host else 0,
         servers=processes * SERVER_PROCESS_RSS_BYTES + connections * (cost.userspace
                                                                       + cost.kernel),
         kernel=connections * sockets * KERNEL_SOCKET_BYTES)
@@ -245,7 +249,8 @@ def lab_memory(model: str | None, connections: int, *, processes: int = 1,
 
 def memory_shortfall(model: str | None, name: str, top: int, available: int | None,
                      load_on_host: bool = True, *, processes: int = 1,
-                     workers: int = 1, fits: int | None = None) -> str | None:
+                     workers: int = 1, fits: int | None = None,
+                     user_bytes: int = USER_RSS_BYTES) -> str | None:
     """Why ``top`` connections of ``model`` cannot fit in ``available`` bytes
     (the host's MemAvailable), with the arithmetic; None when they fit or the
     figure is unknown. ``fits``: how many do (the doctor's host maximum; by
@@ -256,13 +261,13 @@ def memory_shortfall(model: str | None, name: str, top: int, available: int | No
     if not available or top <= 0:
         return None
     need = lab_memory(model, top, processes=processes, workers=workers,
-                      load_on_host=load_on_host)
+                      load_on_host=load_on_host, user_bytes=user_bytes)
     if need.total <= available:
         return None
     if fits is None:
         fits = available // (need.total // top)
     return (f"{name}: the top step ({top} connections) needs {need.words()}: {top} x "
-            f"{cost_words(model, load_on_host)}, with {processes} server and {workers} "
+            f"{cost_words(model, load_on_host, user_bytes)}, with {processes} server and {workers} "
             f"load process(es), more than the {_size(available)} this host has available "
             f"(MemAvailable); about {fits} fit. Lower the top step to {fits} or fewer "
             f"(--set load.steps=[...]), give the server a memory limit (limits.memory) "

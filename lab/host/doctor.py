@@ -34,8 +34,13 @@ from contract.limits import EADDRNOTAVAIL, EMFILE, ENFILE, ENOMEM
 from lab.host import ceiling
 from lab.host.ceiling import Ceiling, LabMemory
 from lab.host.facts import HostFacts, local_host_facts
-from lab.host.workers import PER_WORKER_COMFORT, per_worker_ceiling, workers_needed
-from lab.scenario.types import Scenario, ServerSpec, Step
+from lab.host.workers import (
+    PER_WORKER_COMFORT,
+    per_worker_ceiling,
+    user_rss_bytes,
+    workers_needed,
+)
+from lab.scenario.types import LoadSpec, Scenario, ServerSpec, Step
 
 SOURCE_IPS_PER_LOCAL_WORKER = 2  # lab/backends/local.py gives each worker two 127.0.0.x
 # ... from 127.0.0.10 up to 127.0.0.254 (local.py source_ips)
@@ -70,16 +75,18 @@ def _facts(facts: Facts) -> HostFacts:
 
 
 def server_ceilings(spec: ServerSpec, facts: Facts, backend: str = "local",
-                    top: int = 0) -> list[Ceiling]:
+                    top: int = 0, load: LoadSpec | None = None) -> list[Ceiling]:
     """Every limit that caps how many connections ``spec`` can hold here
     (lab/host/ceiling.py; load and servers share this host on either backend).
-    ``top``: the scenario's top step, which ``processes: auto`` is sized for."""
+    ``top``: the scenario's top step, which ``processes: auto`` is sized for;
+    ``load``: the scenario's, whose users' memory counts (None: a live user's)."""
     host = _facts(facts)
     nofile = spec.limits.nofile
     processes = ceiling.processes_for(spec.processes, spec.model,
                                       ceiling.effective_nofile(nofile, host), top)
     return ceiling.server_ceilings(spec.model, nofile, host, backlog=spec.limits.backlog,
-                                   load_on_host=True, processes=processes)
+                                   load_on_host=True, processes=processes,
+                                   user_bytes=user_rss_bytes(load))
 
 
 def load_ceiling(scenario: Scenario, facts: Facts, backend: str) -> Ceiling:
@@ -114,7 +121,8 @@ def memory_at(spec: ServerSpec, scenario: Scenario, facts: Facts, connections: i
               ) -> LabMemory:
     """The whole lab's memory (load and server on this host) at ``connections``."""
     processes, workers = sizes(spec, scenario, facts, connections)
-    return ceiling.lab_memory(spec.model, connections, processes=processes, workers=workers)
+    return ceiling.lab_memory(spec.model, connections, processes=processes, workers=workers,
+                              user_bytes=user_rss_bytes(scenario.load))
 
 
 def memory_max(spec: ServerSpec, scenario: Scenario, facts: Facts) -> int | None:
@@ -139,7 +147,7 @@ def host_ceilings(spec: ServerSpec, scenario: Scenario, facts: Facts, backend: s
     """What caps ``spec`` on this host if the top step grew (``auto`` with it);
     ``conntrack``: the host's ``nf_conntrack_max`` (None: not loaded)."""
     host = _facts(facts)
-    found = [c for c in server_ceilings(spec, facts, backend, HOST_MAX_SEARCH)
+    found = [c for c in server_ceilings(spec, facts, backend, HOST_MAX_SEARCH, scenario.load)
              if c.limit != ENOMEM]  # the whole lab's memory replaces the server's alone
     most = memory_max(spec, scenario, facts)
     if most is not None:
@@ -179,7 +187,8 @@ def memory_refusals(scenario: Scenario, facts: Facts) -> list[str]:
         processes, workers = sizes(spec, scenario, facts, top)
         found.append(ceiling.memory_shortfall(
             spec.model, spec.name, top, host.mem_available_bytes, processes=processes,
-            workers=workers, fits=memory_max(spec, scenario, facts)))
+            workers=workers, fits=memory_max(spec, scenario, facts),
+            user_bytes=user_rss_bytes(scenario.load)))
     return [why for why in found if why]
 
 
@@ -217,7 +226,8 @@ def scenario_lines(scenario: Scenario, facts: HostFacts, backend: str,
     lines = [f"scenario {scenario.name} ({len(scenario.servers)} servers, top step {top}), "
              f"{backend} backend:"]
     for spec in scenario.servers:
-        binding = ceiling.binding(server_ceilings(spec, facts, backend, top) + [load]
+        binding = ceiling.binding(server_ceilings(spec, facts, backend, top, scenario.load)
+                                  + [load]
                                   + ([table] if table else []))
         verdict = "reaches the top step" if binding.connections >= top else \
             f"stops before the top step ({top})"

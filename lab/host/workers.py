@@ -37,11 +37,14 @@ PER_WORKER_COMFORT = 12_000  # paced users per worker (above)
 # Resident memory of the load, measured (benchmarks/README.md): a held user
 # is the load processes' RSS growth per user added; a Locust process with no
 # users (interpreter, gevent, Locust, ZeroMQ) is the rest. The kernel's socket
-# is not in RSS (lab/host/ceiling.py). The figure is a user with a live
-# greenlet (its Python frame stack, the saved C stack: churn users, slow
-# clients, pace 0); a parked echo or idle user (loadgen/parking.py, no
-# greenlet while held) measured ~3.4 KB, so this over-counts such loads.
+# is not in RSS (lab/host/ceiling.py). ``USER_RSS_BYTES`` is a user with a
+# live greenlet (its Python frame stack, the saved C stack: churn users, slow
+# clients, pace 0): 10.8-11.0 KB. A parked echo or idle user
+# (loadgen/parking.py: no greenlet while its connection is held on the hub)
+# measured 3.4 KB at 15,000 per worker and 4.1 KB in one process at 10,000;
+# ``user_rss_bytes`` says which a load's users are.
 USER_RSS_BYTES = 11_000
+PARKED_USER_RSS_BYTES = 4_000
 LOCUST_PROCESS_RSS_BYTES = 50 * 2**20
 
 
@@ -70,6 +73,20 @@ def workers_needed(load: LoadSpec, nofile_hard: int, hosts: int = 1) -> int:
     return max(1, hosts, by_fds, by_cpu)
 
 
-def load_rss_bytes(users: int, workers: int) -> int:
-    """The load's resident memory holding ``users``: its workers and master."""
-    return users * USER_RSS_BYTES + (workers + 1) * LOCUST_PROCESS_RSS_BYTES
+def user_rss_bytes(load: LoadSpec | None) -> int:
+    """Resident memory of one held user of ``load``: parked (``echo`` or
+    ``idle`` at a pace, each message sent and read whole: the users that hold
+    their connection on the hub with no greenlet, loadgen/parking.py) or
+    live (churn, slow clients, pace 0, user groups, an unknown load)."""
+    if load is None or load.groups or load.pace_s <= 0:
+        return USER_RSS_BYTES
+    slow = (load.send_chunk or load.send_gap_s or load.read_chunk or load.read_gap_s
+            or hasattr(load.message_size, "max"))  # a SizeDistribution: sizes vary
+    parks = load.user in (defaults.USER_ECHO, defaults.USER_IDLE) and not slow
+    return PARKED_USER_RSS_BYTES if parks else USER_RSS_BYTES
+
+
+def load_rss_bytes(users: int, workers: int, user_bytes: int = USER_RSS_BYTES) -> int:
+    """The load's resident memory holding ``users`` of ``user_bytes`` each
+    (``user_rss_bytes``): its workers and master."""
+    return users * user_bytes + (workers + 1) * LOCUST_PROCESS_RSS_BYTES
