@@ -11,7 +11,8 @@ messages (``runner.register_message`` / ``runner.send_message``):
 ``iolab_awaiting`` worker -> master: that number (:attr:`Meter.awaiting`: users
                   started and not yet connected once), and its started users.
 ``iolab_hold``    master -> workers, once settled: start the latency window
-                  now (echoes during the ramp and its connect tail do not count).
+                  as soon as your event loop has caught up (echoes during the
+                  ramp and its connect tail do not count; below).
 ``iolab_collect`` master -> workers, at the step end: reply with your share
                   and start counting the next step.
 ``iolab_share``   worker -> master: a :class:`~loadgen.meter.Snapshot`
@@ -31,8 +32,16 @@ user still retrying is retried into the hold, its failures counted as
 connect failures, never the hold's). Churn users' connects are the hold's
 workload and are never waited for (:class:`~loadgen.users.TcpUser`).
 
-A message costs a millisecond on loopback, so the workers' windows start
-and end within milliseconds of the master's ``t_ramp_end`` and ``t_end``.
+A worker starts its window at the hold mark once its event loop is on time
+(:meth:`loadgen.lag.LagProbe.when_caught_up`): the last users' connects ran
+in the loop ahead of the pace timers of the users already connected, and the
+sends that fell due meanwhile go out together once they are done (~1,000 of
+them, 70 ms of echoes, at 15,000 users on one worker), a burst the server
+queues and the hold's p99 would count. That takes tens of milliseconds; a
+worker that is not on time within a tenth of the hold (at most
+``CATCH_UP_MAX_S``) starts anyway, its lag then on record. A message costs a
+millisecond on loopback, so the workers' windows start within that and end
+within milliseconds of the master's ``t_hold`` and ``t_end``.
 In a standalone run the ``LocalRunner`` delivers ``send_message`` to its own
 listeners, so the same code path runs with one "worker", itself.
 
@@ -75,6 +84,8 @@ COLLECT = "iolab_collect"
 SHARE = "iolab_share"
 RECHECK_S = 0.25  # how often a waiting collect looks at the workers' liveness
 SETTLE_POLL_S = 0.02  # between two settle questions (a step waits for the next answer)
+CATCH_UP_MAX_S = 1.0  # the longest a worker's window waits for its loop to catch up
+CATCH_UP_SHARE = 0.1  # ... and at most this share of the hold
 
 
 @dataclass
@@ -120,12 +131,21 @@ def _on_hold(environment: Any, msg: Any, **_: Any) -> None:
     # took 90-260 ms of the event loop (every user's wake-up late by that),
     # and 70-100 ms with them frozen (benchmarks/README.md, loadgen_fidelity).
     gc.freeze()
-    runtime(environment).meter.start_window(hold=True)
+    rt = runtime(environment)
+    hold_s = float(msg.data.get("hold_s") or CATCH_UP_MAX_S / CATCH_UP_SHARE)
+    if rt.lag_probe is None:  # not a load process's hub (no probe): at once
+        rt.meter.start_window(hold=True)
+    else:
+        rt.lag_probe.when_caught_up(lambda: rt.meter.start_window(hold=True),
+                                    min(CATCH_UP_MAX_S, CATCH_UP_SHARE * hold_s))
 
 
 def _on_collect(environment: Any, msg: Any, **_: Any) -> None:
     runner = environment.runner
-    snap = runtime(environment).meter.snapshot(users=runner.user_count)
+    rt = runtime(environment)
+    if rt.lag_probe is not None:  # a hold shorter than the catch-up: its window is empty
+        rt.lag_probe.caught_up_now()
+    snap = rt.meter.snapshot(users=runner.user_count)
     gc.unfreeze()  # users stopped in the next ramp can be collected again
     runner.send_message(SHARE, {"step": msg.data["step"], "id": runner.client_id,
                                 **snap.to_message()})
@@ -214,9 +234,10 @@ class StepCollector:
             self._awaiting[node] = (int(data.get("n") or 0), int(data.get("users") or 0))
             self._arrived.set()
 
-    def start_window(self) -> None:
+    def start_window(self, hold_s: float | None = None) -> None:
+        """The hold mark (``hold_s``: how long the hold lasts)."""
         self._look()
-        self.runner.send_message(HOLD, {})
+        self.runner.send_message(HOLD, {"hold_s": hold_s} if hold_s else {})
 
     def collect(self, step: int, timeout: float) -> Collected:
         """Ask every worker for its share of ``step``; wait up to ``timeout`` s

@@ -28,19 +28,32 @@ later than due it ran. Two details make it honest:
 
 An idle loop sleeps in ``epoll_wait`` with a millisecond timeout (libev
 rounds up), so a healthy probe reads 0-1 ms; a busy or descheduled process
-reads its backlog. The callback is a plain function call on the hub (no
+reads its backlog.
+
+The probe also tells when a backlog is gone (:meth:`LagProbe.when_caught_up`):
+a ramp's last users start and connect in gevent's callbacks, ~100 per loop
+iteration of 45-90 ms at 15,000 users, while the pace timers of the users
+already connected fall due behind them. When the last has connected the hold
+may begin, but ~1,000 sends (70 ms of the hold's echoes) are still overdue and
+go out in a few iterations, queueing at the server: the ramp's tail, not the
+hold's steady state. A hold window starts at the first sample that is on time
+again (:mod:`loadgen.collect`). The callback is a plain function call on the hub (no
 greenlet switch), about a microsecond 67 times a second. The timer does not
 keep the loop alive (``ref=False``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 
 from gevent.hub import get_hub
 
 LAG_INTERVAL_S = 0.015
+# A sample at most this late: the loop has no backlog (a healthy loop reads 0-1 ms,
+# libev's epoll timeout being rounded up to the millisecond).
+CAUGHT_UP_S = 0.002
 
 
 class LagProbe:
@@ -52,6 +65,7 @@ class LagProbe:
         self._loop = get_hub().loop
         self._timer: Any = None
         self._due = 0.0
+        self._waiting: tuple[Callable[[], Any], float] | None = None  # when_caught_up
 
     def start(self) -> None:
         """Arm the next sample (also from its own callback: a libev one-shot
@@ -62,16 +76,35 @@ class LagProbe:
         self._due = perf_counter() + self.interval
         self._timer.start(self._fired, update=True)
 
+    def when_caught_up(self, callback: Callable[[], Any], within: float) -> None:
+        """Call ``callback`` (on the hub) at the first sample late by at most
+        ``CAUGHT_UP_S``, or at the first one ``within`` s from now whatever its
+        lateness (a worker that is behind for good: its lag is on record). A
+        second call replaces a pending one."""
+        self._waiting = (callback, perf_counter() + within)
+
+    def caught_up_now(self) -> None:
+        """Call the pending :meth:`when_caught_up` callback now, if any."""
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            waiting[0]()
+
     def _fired(self) -> None:
-        late = perf_counter() - self._due
+        now = perf_counter()
+        late = now - self._due
         self.meter.loop_late(late)
+        on_time = late <= CAUGHT_UP_S
         late -= self.interval
         while late > 0:  # the samples the stall swallowed
             self.meter.loop_late(late)
             late -= self.interval
+        waiting = self._waiting
+        if waiting is not None and (on_time or now >= waiting[1]):
+            self.caught_up_now()
         self.start()
 
     def stop(self) -> None:
+        self._waiting = None
         if self._timer is not None:
             self._timer.close()
             self._timer = None

@@ -19,9 +19,9 @@ Two clocks are kept apart:
   ``perf_counter``): one sent in the ramp carries the ramp's wait, so it is
   not the hold's; a failure of it counts only in the step's failures.
   Each process times its own window (``window_s``), from the moment *it*
-  handled the mark to the moment it handled the collect request: on a
-  saturated worker those messages can lag by seconds, and its rate is
-  its echoes over the time it actually counted them.
+  handled the mark (and its loop was on time, :mod:`loadgen.collect`) to
+  the moment it handled the collect request: on a saturated worker those
+  messages can lag by seconds; its rate is its echoes over that time.
 
 The connect phase and the hold's own failures are kept apart by
 :mod:`loadgen.phases` (``Meter.phases``), whose share travels in the

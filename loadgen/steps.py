@@ -152,7 +152,7 @@ class StepController:
             t_ramp_end = time.time()
             self.collector.settle(self.settle_timeout(), step.users)
             t_hold = time.time()
-            self.collector.start_window()
+            self.collector.start_window(step.hold_s)
             gevent.sleep(step.hold_s)
             t_end = time.time()
             got = self.collector.collect(index, COLLECT_TIMEOUT_S)

@@ -10,11 +10,14 @@ timer and costs nothing between events, so a worker holds as many idle users
 as its descriptors allow but at most ``PER_WORKER_COMFORT`` paced ones.
 
 ``PER_WORKER_COMFORT`` comes from the benchmarks (benchmarks/README.md): one
-worker drives 15,000 users at one 64-byte echo a second each with ~0.4 of a
-core (26 us of CPU per echo) and >= 0.99 of the offered rate
-(``loadgen_capacity.py``), but its event loop then lags (p99 117 ms on a busy
-machine, ``loadgen_fidelity.py``: client-bound by the lab's 25 ms bound);
-at 12,000 it used 0.27 of a core with a lag p99 of 4.7 ms. Before the
+worker drives 15,000 users at one 64-byte echo a second each with 0.4-0.5 of
+a core on the shared 2-core machine and the whole offered rate, its event
+loop's lag p99 1.1 ms, and the echoes' p99 it reports is the independent
+reference client's (0.60-0.70 ms against 0.65-0.71 ms, ``loadgen_fidelity.py``,
+2026-12-04); 18,000 met the fidelity target too, with less margin (p99 0.73
+and 1.30 ms against a bound of 1.77 ms). Before that (a paced user's phase
+then drifted with each late send, and the loop's stalls bunched the sends)
+15,000 was over the target and the lab planned with 12,000; before the
 per-echo costs were cut (Locust's request event per echo, an EAGAIN recvmsg
 per echo) 15,000 took 0.99 of a core and the lab capped a worker at 10,000.
 
@@ -32,7 +35,7 @@ from contract.fds import LOADGEN_FD_RESERVE
 from contract.network import DEFAULT_EPHEMERAL_PORTS
 from lab.scenario.types import LoadSpec
 
-PER_WORKER_COMFORT = 12_000  # paced users per worker (above)
+PER_WORKER_COMFORT = 15_000  # paced users per worker (above)
 
 # Resident memory of the load, measured (benchmarks/README.md): a held user
 # is the load processes' RSS growth per user added; a Locust process with no

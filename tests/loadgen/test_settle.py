@@ -6,19 +6,23 @@ from __future__ import annotations
 
 import socket
 import time
+from time import perf_counter
 from types import SimpleNamespace
 
 import gevent
 import pytest
+from gevent.monkey import get_original
 from locust.env import Environment
 from locust.event import Events
 from rogue_servers import RogueServer, close_at_once
 
 from loadgen import collect
+from loadgen.lag import LagProbe
 from loadgen.runtime import runtime
 from loadgen.users import EchoUser
 
 pytestmark = pytest.mark.locust  # imports Locust (gevent patches the stdlib); loads nothing
+_block = get_original("time", "sleep")  # holds the event loop
 
 
 def standalone() -> tuple[collect.StepCollector, object]:
@@ -149,3 +153,36 @@ def test_churn_users_are_never_awaited():
     assert runtime(env).meter.awaiting == 0 and runtime(env).users == 1
     user.on_stop()
     assert runtime(env).meter.awaiting == 0
+
+
+def test_the_hold_window_starts_once_the_loop_has_caught_up():
+    """The ramp's tail leaves the loop behind: the sends due meanwhile go out
+    together when it catches up. They are the ramp's, not the hold's."""
+    collector, meter = standalone()
+    rt = runtime(collector.environment)
+    rt.lag_probe = LagProbe(meter)
+    rt.lag_probe.start()
+    try:
+        gevent.sleep(0.03)
+        collector.start_window(hold_s=10.0)  # the hold mark, handled here (standalone)
+        _block(0.06)  # the loop behind: the last users' connects
+        meter.echo_ok(0.005, perf_counter())  # a send that was due in the backlog
+        waited = 0.0
+        while not meter._window_start_pc and waited < 10.0:
+            gevent.sleep(0.01)
+            waited += 0.01
+        meter.echo_ok(0.001, perf_counter())  # on time again: the hold's
+        assert meter.histogram.get_total_count() == 1
+    finally:
+        rt.lag_probe.stop()
+
+
+def test_a_collect_before_the_catch_up_starts_the_window_then():
+    collector, meter = standalone()
+    rt = runtime(collector.environment)
+    rt.lag_probe = LagProbe(meter)  # not started: never on time
+    collector.start_window(hold_s=10.0)
+    meter.echo_ok(0.005, perf_counter())
+    assert not meter._window_start_pc
+    collect._on_collect(collector.environment, SimpleNamespace(data={"step": 0}))
+    assert rt.lag_probe._waiting is None

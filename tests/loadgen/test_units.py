@@ -138,6 +138,23 @@ def test_closed_schedule_measures_from_the_send():
     assert s.due == 106.0
 
 
+def test_closed_schedule_keeps_the_phase_of_a_late_send():
+    s = Schedule(1.0, fixed=False, now=100.0)
+    due = s.due
+    s.advance(sent_at=due + 0.3)  # sent late (a stall of the generator), reply in time
+    assert s.due == due + 1.0  # not due + 1.3: the user's phase is where it was
+
+
+def test_a_stall_does_not_bunch_the_later_sends():
+    # 100 users due at 100.00, 100.01, ... 100.99; a stall of the loop until 100.5
+    # releases the first 50 together. Their next echoes stay as spread as before.
+    users = [Schedule(1.0, fixed=False, now=0.0) for _ in range(100)]
+    for k, s in enumerate(users):
+        s.due = 100.0 + k / 100
+        s.advance(sent_at=max(s.due, 100.5))
+    assert len({round(s.due, 6) for s in users}) == 100
+
+
 def test_fixed_schedule_keeps_intended_times():
     s = Schedule(1.0, fixed=True, now=100.0)
     first = s.due

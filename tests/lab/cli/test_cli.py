@@ -6,6 +6,7 @@ from paths import ROOT
 
 from lab import cli
 from lab.host.doctor import doctor_text, load_ceiling, server_ceilings
+from lab.host.workers import PER_WORKER_COMFORT
 from lab.scenario.loader import load_scenario, parse_scenario
 
 DOCKER_AVAILABLE = "lab.backends.docker.hosts.docker_available"
@@ -84,6 +85,8 @@ def test_doctor_ceilings_name_the_binding_limit():
     assert "~19994" in epoll_line and "reaches the top step" in epoll_line
     threads = parse_scenario("servers: [threads]\nload: {steps: [10]}\n", "t.yaml").servers[0]
     assert min(server_ceilings(threads, FACTS), key=lambda c: c.connections).limit == "threads"
+    load_line = next(line for line in text.splitlines() if "of them paced" in line)
+    assert f"at most {PER_WORKER_COMFORT} of them paced" in load_line  # the lab's plan
     small_ports = {**FACTS, "ip_local_port_range": "60000 60999"}
     assert load_ceiling(scenario, small_ports, "docker").limit == "EADDRNOTAVAIL"
 
