@@ -33,17 +33,24 @@ def run_until(log: Log, what: str, limit_s: float = 10.0) -> None:
         waited += 0.01
 
 
-def test_a_stalled_loop_is_caught_up_at_the_first_sample_on_time():
+def stalled(within: float) -> tuple[Log, LagProbe, int]:
+    """A probe waiting to be caught up (``within``) while the loop stalls 60 ms
+    (45 ms behind when the probe's timer is due); the log, the probe and where
+    in the log the callback came."""
     log = Log()
     probe = LagProbe(log)
     probe.start()
     try:
-        probe.when_caught_up(log.caught_up, within=60.0)
-        _block(0.06)  # the loop 45 ms behind when the probe's timer is due
+        probe.when_caught_up(log.caught_up, within=within)
+        _block(0.06)
         run_until(log, "caught up")
     finally:
         probe.stop()
-    at = log.events.index(("caught up", 0.0))
+    return log, probe, log.events.index(("caught up", 0.0))
+
+
+def test_a_stalled_loop_is_caught_up_at_the_first_sample_on_time():
+    log, _, at = stalled(within=60.0)
     first = log.events[0]
     assert first[0] == "late" and first[1] > 0.04  # the stall's sample does not count
     assert log.events[at - 1][0] == "late" and log.events[at - 1][1] <= CAUGHT_UP_S
@@ -51,16 +58,7 @@ def test_a_stalled_loop_is_caught_up_at_the_first_sample_on_time():
 
 
 def test_a_loop_still_behind_at_the_deadline_is_taken_as_it_is():
-    log = Log()
-    probe = LagProbe(log)
-    probe.start()
-    try:
-        probe.when_caught_up(log.caught_up, within=0.0)
-        _block(0.06)
-        run_until(log, "caught up")
-    finally:
-        probe.stop()
-    at = log.events.index(("caught up", 0.0))
+    log, probe, at = stalled(within=0.0)
     first = log.events[0][1]
     assert first > 0.04
     # at the first sample, late as it was: after it and the samples it stood for
