@@ -26,13 +26,13 @@ others took: ``lab/analysis/metrics.py`` ``cores_left``.
 from __future__ import annotations
 
 import bisect
-import os
 from pathlib import Path
+
+from lab.host.proctree import CLOCK_TICKS  # USER_HZ, the unit of /proc/stat
 
 STAT = Path("/proc/stat")
 # Fields of the "cpu" line after the label: user nice system idle iowait irq softirq steal
 BUSY_FIELDS = (0, 1, 2, 5, 6, 7)
-USER_HZ = os.sysconf("SC_CLK_TCK")
 
 
 def busy_seconds(path: Path = STAT) -> float | None:
@@ -43,7 +43,7 @@ def busy_seconds(path: Path = STAT) -> float | None:
         ticks = [int(first[1 + i]) for i in BUSY_FIELDS]
     except (OSError, ValueError, IndexError):
         return None
-    return sum(ticks) / USER_HZ
+    return sum(ticks) / CLOCK_TICKS
 
 
 MIN_COVER = 0.5  # the samples inside a window must span at least this share of it

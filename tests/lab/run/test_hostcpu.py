@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from lab.analysis import metrics as m
-from lab.run.hostcpu import USER_HZ, HostCpuSampler, busy_seconds, over_window
+from lab.host.proctree import CLOCK_TICKS as USER_HZ
+from lab.run.hostcpu import HostCpuSampler, busy_seconds, over_window
 from lab.run.monitors import ServerMonitor
 
 
