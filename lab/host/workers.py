@@ -33,7 +33,7 @@ import math
 from contract import defaults
 from contract.fds import LOADGEN_FD_RESERVE
 from contract.network import DEFAULT_EPHEMERAL_PORTS
-from lab.scenario.types import LoadSpec
+from lab.scenario.types import LoadSpec, SizeDistribution
 
 PER_WORKER_COMFORT = 15_000  # paced users per worker (above)
 
@@ -84,7 +84,7 @@ def user_rss_bytes(load: LoadSpec | None) -> int:
     if load is None or load.groups or load.pace_s <= 0:
         return USER_RSS_BYTES
     slow = (load.send_chunk or load.send_gap_s or load.read_chunk or load.read_gap_s
-            or hasattr(load.message_size, "max"))  # a SizeDistribution: sizes vary
+            or isinstance(load.message_size, SizeDistribution))  # sizes vary
     parks = load.user in (defaults.USER_ECHO, defaults.USER_IDLE) and not slow
     return PARKED_USER_RSS_BYTES if parks else USER_RSS_BYTES
 

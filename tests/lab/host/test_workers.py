@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from lab.host.workers import PER_WORKER_COMFORT, per_worker_ceiling, workers_needed
+import pytest
+
+from lab.host.workers import (
+    PARKED_USER_RSS_BYTES,
+    PER_WORKER_COMFORT,
+    USER_RSS_BYTES,
+    per_worker_ceiling,
+    user_rss_bytes,
+    workers_needed,
+)
+from lab.scenario.loader import parse_scenario
 from lab.scenario.types import LoadSpec, Step
 
 
@@ -41,3 +51,16 @@ def test_idle_users_are_sized_by_descriptors_paced_ones_by_cpu():
     busy = LoadSpec(steps=(Step(PER_WORKER_COMFORT + 1, 1.0),), user="idle",
                     active_users=PER_WORKER_COMFORT + 1)
     assert workers_needed(busy, 20000) == 2  # descriptors alone would allow one
+
+
+@pytest.mark.parametrize(("load", "parks"), [
+    ("", True),  # echo users at a pace: held on the hub with no greenlet
+    ("  user: idle\n", True),
+    ("  user: churn\n", False),  # connects again and again: a live greenlet
+    ("  message_size: {median: 64, max: 1024}\n", False),  # varied sizes: a slow client
+    ("  read_chunk: 16\n", False),
+])
+def test_a_load_is_sized_at_a_parked_or_a_live_users_memory(load, parks):
+    sc = parse_scenario(f"servers: [epoll]\nload:\n  steps: [10]\n{load}", "x.yaml")
+    assert user_rss_bytes(sc.load) == (PARKED_USER_RSS_BYTES if parks else USER_RSS_BYTES)
+    assert user_rss_bytes(None) == USER_RSS_BYTES
