@@ -40,6 +40,7 @@ from __future__ import annotations
 import select
 
 from servers.core import CLOSE_ERRNOS, HIGH_WATER, RECV_SIZE, Server, log
+from servers.fdtable import FdTable
 from servers.gate import GATE, Shutdown
 from servers.listener import Acceptor
 
@@ -80,11 +81,11 @@ class EventLoopServer(Server):
         raise NotImplementedError
 
     def buffered(self) -> tuple[int, int] | None:
-        """The bytes in every ``conn.out``. ``list()`` of the dict's values is
-        one C call under the GIL, so the ticker's thread never sees the dict
-        change size while the loop adds or closes connections."""
+        """The bytes in every ``conn.out`` (``FdTable.values``: a snapshot the
+        ticker's thread can walk while the loop adds or closes connections)."""
         total = held = 0
-        for c in list(getattr(self, "conns", {}).values()):
+        conns = getattr(self, "conns", None)
+        for c in conns.values() if conns is not None else ():
             out = c.out
             if out:
                 total += len(out)
@@ -97,7 +98,7 @@ class EventLoopServer(Server):
 
     # -- the loop ---------------------------------------------------------
     def serve(self) -> None:
-        self.conns: dict[int, Conn] = {}
+        self.conns: FdTable[Conn] = FdTable(self.listener.fileno() + 1)
         self.buf = bytearray(RECV_SIZE)
         self.view = memoryview(self.buf)
         self.lfd = lfd = self.listener.fileno()
@@ -123,7 +124,7 @@ class EventLoopServer(Server):
     def dispatch(self, events) -> None:
         conns, on_read, on_write = self.conns, self.on_read, self.on_write
         for fd, ev in events:
-            c = conns.get(fd)
+            c = conns[fd]  # a reported descriptor is the listener's or was put
             if c is None:
                 if fd == self.lfd:
                     self.on_accept()
@@ -146,7 +147,7 @@ class EventLoopServer(Server):
                 continue
             sock.setblocking(False)
             fd = sock.fileno()
-            conns[fd] = Conn(sock, fd)
+            conns.put(fd, Conn(sock, fd))
             stats.opened(fd)
             self.watch(fd, IN)
 
@@ -225,7 +226,7 @@ class EventLoopServer(Server):
             pass
         c.sock.close()
         c.sock = None
-        del self.conns[c.fd]
+        self.conns.drop(c.fd)
         self.stats.closed += 1
 
 

@@ -34,6 +34,7 @@ import socket
 
 from servers.core import CLOSE_ERRNOS, log
 from servers.core import Server as BaseServer
+from servers.fdtable import FdTable
 from servers.gate import blocking
 from servers.listener import ACCEPT_CAPACITY_ERRNOS, Acceptor, set_nodelay
 
@@ -104,7 +105,7 @@ class Server(BaseServer):
         self.ring = L.Ring()
         self.cqe = L.Cqe()
         L.io_uring_queue_init(ENTRIES, self.ring)
-        self.conns: dict[int, Conn] = {}
+        self.conns: FdTable[Conn] = FdTable()
         self.accepting = False
 
     def sqe(self, fd: int, op: int):
@@ -196,18 +197,18 @@ class Server(BaseServer):
 
     def admit(self, sock: socket.socket) -> None:
         fd = sock.fileno()
-        c = self.conns[fd] = Conn(sock)
+        c = self.conns.put(fd, Conn(sock))
         self.stats.opened(fd)
         self.submit_io(fd, c)
 
     def close_conn(self, fd: int, c: Conn) -> None:
-        del self.conns[fd]
+        self.conns.drop(fd)
         c.sock.close()
         self.stats.closed += 1
 
     def buffered(self) -> tuple[int, int] | None:
         """Echo queued in a send the kernel has not completed (``c.out``). The
-        ticker runs in this loop's thread, so the dict is not changing."""
+        ticker runs in this loop's thread, so the table is not changing."""
         held = [len(c.out) for c in self.conns.values() if c.out]
         return sum(held), len(held)
 
