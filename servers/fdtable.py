@@ -11,7 +11,7 @@ Why not a dict, in a lab that reads each server's memory per connection:
 CPython resizes a dict when it is 2/3 full into a table twice the size,
 allocated and zero-filled at once (``new_keys_object`` memsets the index
 array and the entries). The server's RSS then climbs a staircase: ~205
-bytes per connection plus a jump of 0.13, 0.21 and 0.29 MiB at 2,730,
+bytes per connection plus a jump of 0.12, 0.20 and 0.27 MiB at 2,730,
 5,461 and 10,922 connections (measured, ``--stats`` every 500 connections).
 That staircase is the interpreter's hash table, not the I/O model, and a
 capacity plan fitted below a jump cannot know the jump

@@ -173,11 +173,14 @@ def line(points: list[tuple[float, float]]) -> Fit | None:
     steps sit, and its free intercept absorbs the fixed part (the interpreter,
     the first step's slack) instead of charging it to the slope.
 
-    What no line fitted below a doubling can know is the doubling itself: in
-    ``lab.yaml`` the server's connection dict grows at 5,461 and 10,922
-    entries (~0.3 MiB each), both above the 4,000 connections the holdout
-    fits on, so the held-out RSS grows ~35 % faster there than below and the
-    fit is 7–15 % low (tests/data/holdout/README.md).
+    What no line fitted below a doubling can know is the doubling itself: a
+    CPython dict of 5,461 or 10,922 entries reallocates a zero-filled table
+    of twice the slots (0.2–0.3 MiB at once), above the 4,000 connections
+    the holdout fits on in ``lab.yaml``. The built-in servers keep their
+    connections in a list for that reason (servers/fdtable.py), but poll's
+    ``select.poll`` keeps a dict of its own, so its held-out RSS still grows
+    faster than its fitted steps and the fit is 11–20 % low there
+    (tests/data/holdout/README.md); the check prints those slopes.
 
     ``error`` is the leave-one-out error on the growth above the lowest
     fitted point (the absolute RSS would hide it under the interpreter's tens
