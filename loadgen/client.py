@@ -72,6 +72,8 @@ from typing import Any
 from gevent import sleep
 from gevent.hub import Waiter, get_hub
 
+from contract.defaults import USER_ECHO
+from contract.parking import parks_when_held, slow_client
 from loadgen.failures import ClosedByServer, EchoMismatch, TcpFailure, failure
 from loadgen.holding import Holding
 from loadgen.limits import SocketBudget
@@ -96,7 +98,7 @@ class TcpClient(Holding):
 
     __slots__ = ("address", "source_ip", "opts", "meter", "budget", "_fire", "_tally",
                  "_context", "_hub", "sock", "_readable", "_writable", "_payload", "_buf",
-                 "_bufs", "_seq", "_served", "_connect_failed", "_rng", "_slow")
+                 "_bufs", "_seq", "_served", "_connect_failed", "_rng", "_slow", "_on_hub")
 
     def __init__(self, address: tuple[str, int], opts: LoadOptions, meter: Meter,
                  fire: Callable[..., Any], *, source_ip: str | None = None,
@@ -123,8 +125,11 @@ class TcpClient(Holding):
         # An RNG (2.5 KB) only for varied sizes; a callable makes it on first use.
         self._rng = rng
         # anything but whole-message sends and reads of whatever has arrived
-        self._slow = bool(opts.send_chunk or opts.send_gap_s or opts.read_chunk
-                          or opts.read_gap_s or opts.sizes_vary)
+        self._slow = slow_client(opts.send_chunk, opts.send_gap_s, opts.read_chunk,
+                                 opts.read_gap_s, opts.sizes_vary)
+        # paced echoes run on the hub (loadgen/holding.py), the user parked
+        self._on_hub = parks_when_held(USER_ECHO, pace_s=opts.pace_s,
+                                       io_timeout_s=opts.io_timeout_s, slow=self._slow)
         # A recognisable filler; the first 8 bytes carry a sequence number so a
         # stale or replayed echo is a mismatch, not a lucky match.
         self._payload = bytearray((b"iolab-echo:" * (size // 11 + 1))[:size])

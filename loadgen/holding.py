@@ -65,7 +65,7 @@ class Holding:
         whichever greenlet it starts finishes that echo with :meth:`woken`.
         """
         wait = schedule.due - perf_counter()
-        if wait <= 0 or self._slow or self.sock is None or self.opts.io_timeout_s <= 0:
+        if wait <= 0 or not self._on_hub or self.sock is None:
             if wait > 0 and self.sock is not None:  # a slow client waits for its pace here
                 self.wait_quiet(schedule.due)
             return self._echo_now(schedule)

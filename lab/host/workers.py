@@ -33,6 +33,7 @@ import math
 from contract import defaults
 from contract.fds import LOADGEN_FD_RESERVE
 from contract.network import DEFAULT_EPHEMERAL_PORTS
+from contract.parking import parks_when_held, slow_client
 from lab.scenario.types import LoadSpec, SizeDistribution
 
 PER_WORKER_COMFORT = 15_000  # paced users per worker (above)
@@ -77,15 +78,15 @@ def workers_needed(load: LoadSpec, nofile_hard: int, hosts: int = 1) -> int:
 
 
 def user_rss_bytes(load: LoadSpec | None) -> int:
-    """Resident memory of one held user of ``load``: parked (``echo`` or
-    ``idle`` at a pace, each message sent and read whole: the users that hold
-    their connection on the hub with no greenlet, loadgen/parking.py) or
-    live (churn, slow clients, pace 0, user groups, an unknown load)."""
-    if load is None or load.groups or load.pace_s <= 0:
+    """Resident memory of one held user of ``load``: parked or live by
+    contract/parking.py's rule (the one the load generator follows); user
+    groups and an unknown load count as live, the larger."""
+    if load is None or load.groups:
         return USER_RSS_BYTES
-    slow = (load.send_chunk or load.send_gap_s or load.read_chunk or load.read_gap_s
-            or isinstance(load.message_size, SizeDistribution))  # sizes vary
-    parks = load.user in (defaults.USER_ECHO, defaults.USER_IDLE) and not slow
+    slow = slow_client(load.send_chunk, load.send_gap_s, load.read_chunk, load.read_gap_s,
+                       isinstance(load.message_size, SizeDistribution))
+    parks = parks_when_held(load.user, pace_s=load.pace_s, io_timeout_s=load.io_timeout_s,
+                            slow=slow)
     return PARKED_USER_RSS_BYTES if parks else USER_RSS_BYTES
 
 

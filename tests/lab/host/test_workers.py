@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from lab.host.workers import (
@@ -64,3 +66,16 @@ def test_a_load_is_sized_at_a_parked_or_a_live_users_memory(load, parks):
     sc = parse_scenario(f"servers: [epoll]\nload:\n  steps: [10]\n{load}", "x.yaml")
     assert user_rss_bytes(sc.load) == (PARKED_USER_RSS_BYTES if parks else USER_RSS_BYTES)
     assert user_rss_bytes(None) == USER_RSS_BYTES
+
+
+@pytest.mark.parametrize(("user", "change", "parks"), [
+    ("echo", {"io_timeout_s": 0.0}, False),  # no timer to bound an echo on the hub
+    ("echo", {"pace_s": 0.0}, False),  # back to back: nothing to wait for between echoes
+    ("idle", {"pace_s": 0.0}, True),  # an idle user waits for nothing but the server
+])
+def test_loads_no_scenario_writes_follow_the_generators_rule(user, change, parks):
+    """Pace 0 and io timeout 0 are Locust options (a run by hand), refused in a
+    scenario; the rule is contract/parking.py's either way."""
+    sc = parse_scenario(f"servers: [epoll]\nload: {{steps: [10], user: {user}}}\n", "x.yaml")
+    load = dataclasses.replace(sc.load, **change)
+    assert user_rss_bytes(load) == (PARKED_USER_RSS_BYTES if parks else USER_RSS_BYTES)
