@@ -199,14 +199,17 @@ if __name__ == "__main__":
 
 # -- an event loop's memory grows with its connections, not in a table's jumps --
 
-def test_an_event_loops_rss_grows_without_a_tables_staircase(start, nofile_hard):
-    """epoll's RSS read every 500 connections up to 6,000 grows by about the same
+@pytest.mark.parametrize("model", ["epoll", "poll"])
+def test_an_event_loops_rss_grows_without_a_tables_staircase(start, nofile_hard, model):
+    """The RSS read every 500 connections up to 6,000 grows by about the same
     bytes at every level (servers/fdtable.py: connections in a list indexed by
-    descriptor). With a dict the levels holding its resizes at 2,730 and 5,461
-    entries (2/3 of 4,096 and 8,192 slots) grew 2.2x and 3x the others: the
-    zero-filled table of twice the slots, all at once, a staircase the capacity
-    plan cannot extrapolate from steps below it."""
-    srv = start("epoll", "--nofile", "max", "--stats-interval", "0.1")
+    descriptor; servers/poll_loop.py: poll's own ``pollfd`` array). With a dict
+    (epoll's connections; poll's registrations in ``select.poll``) the levels
+    holding its resizes at 2,730 and 5,461 entries (2/3 of 4,096 and 8,192
+    slots) grew 2.2x and 3x the others: the zero-filled table of twice the
+    slots, all at once, a staircase the capacity plan cannot extrapolate from
+    steps below it."""
+    srv = start(model, "--nofile", "max", "--stats-interval", "0.1")
     socks: list[socket.socket] = []
     readings = []
     try:
