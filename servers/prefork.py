@@ -45,8 +45,9 @@ What the parent does:
   ``processes=N``) once every child printed its own, and then one merged
   event stream: every interval a ``stats`` event summing the children
   (connections, accepted, closed, bytes, CPU and RSS, plus the parent's CPU
-  and RSS; ``refused``, ``blocked_s``, ``blocked_per_s``, ``buffered_bytes``
-  and ``buffered_conns`` summed (``OPTIONAL_SUMS``); ``max_fd`` the highest;
+  and RSS; ``refused``, ``blocked_s``, ``blocked_per_s``, ``buffered_bytes``,
+  ``buffered_conns`` and ``stats_cpu_s`` summed (``OPTIONAL_SUMS``; the
+  last plus all of the parent's CPU, which only relays stats); ``max_fd`` the highest;
   ``peak_connections`` the highest sum seen, since the sum of the children's
   peaks overstates it) with ``processes``, each child's own numbers; the
   first ``limit`` event of each kind, with the child's ``pid`` and the
@@ -90,7 +91,8 @@ SUMMED = ("connections", "accepted", "closed", "bytes_in", "bytes_out", "cpu_use
 # Fields only some models report, summed when any child has them: the loops'
 # blocked seconds (and share of time: above 1 over N loops) and the echo held
 # for slow readers.
-OPTIONAL_SUMS = ("blocked_s", "blocked_per_s", "buffered_bytes", "buffered_conns")
+OPTIONAL_SUMS = ("blocked_s", "blocked_per_s", "buffered_bytes", "buffered_conns",
+                 "stats_cpu_s")
 # Each child's own numbers in the ``processes`` list.
 DETAIL = ("connections", "accepted", "refused", "rss_bytes", "max_fd")
 
@@ -271,6 +273,8 @@ class Supervisor:
         for key in OPTIONAL_SUMS:
             if any(key in c.stats for c in self.children):
                 out[key] = round(self.total(key), 6)
+        if "stats_cpu_s" in out:  # this process only relays its children's stats
+            out["stats_cpu_s"] = round(out["stats_cpu_s"] + own.ru_utime + own.ru_stime, 6)
         out["processes"] = [{"pid": c.pid, **{k: c.value(k, {} if k == "refused" else 0)
                                               for k in DETAIL}} for c in self.children]
         return out

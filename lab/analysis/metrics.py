@@ -12,8 +12,9 @@ Approximations, stated once:
 - CPU per message and the cores a server used are the hold's: the server's
   CPU in the hold window (``server_hold_cpu_s``, format 10) over the hold's
   echoes (``echo_count`` counts only those) and its seconds. The ramp's
-  accepts are a connect-phase cost and stay out. It still charges the cost
-  of holding idle connections (and the server's own stats) to the messages,
+  accepts are a connect-phase cost and stay out, and so does the CPU of the
+  server's stats reporting (``server_stats_cpu_s``, format 11: the lab's
+  instrument). It still charges the cost of holding idle connections to the messages,
   so it is an upper bound on the pure per-echo cost. A row without hold CPU
   (runs before format 10, or stats that did not cover the hold) takes the
   step's CPU delta (ramp + hold) instead, over the step's duration, the
@@ -50,11 +51,14 @@ def held_at_limit(row: Row) -> int | None:
 
 
 def cpu_deltas(rows: list[Row]) -> list[float | None]:
-    """CPU seconds each step used (from cumulative ``server_cpu_s``)."""
+    """CPU seconds each step used (from cumulative ``server_cpu_s``, less its
+    stats reporting's ``server_stats_cpu_s`` where a run has it)."""
     out: list[float | None] = []
     prev: float | None = 0.0
     for r in rows:
         cur = r.get("server_cpu_s")
+        if cur is not None and r.get("server_stats_cpu_s") is not None:
+            cur -= r["server_stats_cpu_s"]
         out.append(None if cur is None or prev is None else max(cur - prev, 0.0))
         prev = cur
     return out

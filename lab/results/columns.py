@@ -248,7 +248,8 @@ COLUMNS: tuple[Column, ...] = (
            "sent in)", report=True),
     Column("server_hold_cpu_s", float, "hold", "s", "hold CPU",
            "the server's CPU seconds (user + system) in the step's hold window, from its stats "
-           "inside the window (their rate times the window): what CPU per message and the "
+           "inside the window (their rate times the window), less its stats reporting's "
+           "(`server_stats_cpu_s`, format 11): what CPU per message and the "
            "cores a server used are measured on, as `echo_count` counts the hold's echoes; "
            "the ramp's accepts are not in it (`server_cpu_s` has the whole step)", report=True,
            band=True),
@@ -256,8 +257,13 @@ COLUMNS: tuple[Column, ...] = (
            "CPU seconds the server's whole host was busy in the hold window, every CPU and "
            "every process, the server's own included (/proc/stat: user, nice, system, irq, "
            "softirq, steal; lab/run/hostcpu.py); less `server_hold_cpu_s` it is what the others "
-           "took, so what the server could have had; empty where the server's host is not "
+           "(and the server's stats reporting) took, so what the server could have had; empty where the server's host is not "
            "this machine"),
+    Column("server_stats_cpu_s", float, "end", "s", "stats CPU",
+           "of `server_cpu_s`, what the server's stats reporting took so far (the lab's "
+           "instrument inside a built-in server: reading /proc, a forking server's children's "
+           "PSS, printing JSON; servers/core.py `Ticker`); left out of `server_hold_cpu_s` and "
+           "CPU per message; empty for a custom server"),
 )
 
 BY_NAME: dict[str, Column] = {c.name: c for c in COLUMNS}

@@ -167,6 +167,7 @@ def make_row(spec: ServerSpec, step: dict[str, Any], stats: dict[str, Any] | Non
         **{k: (evidence or {}).get(k) for k in FORMAT_8_EVIDENCE},
         "ramp_failures": ramp_failures(step),  # format 9
         **{k: (hold_cpu or {}).get(k) for k in HOLD_CPU_COLUMNS},  # format 10
+        "server_stats_cpu_s": stats.get("stats_cpu_s"),  # format 11
     }
 
 

@@ -17,6 +17,11 @@ from lab.results.writer import kernel_sock_bytes
 from lab.run.hostcpu import over_window
 
 
+def _number(value: Any) -> float:
+    """A stats field that may be absent (older servers, custom ones): 0 then."""
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
 def append_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
     """Append raw records to a log of the run; a failed write ends the run like
     a failed row would (the run directory cannot be trusted to take more)."""
@@ -93,9 +98,13 @@ class ServerMonitor:
 
     def cpu_over(self, start: float, end: float) -> float | None:
         """The server's CPU seconds (user + system) over ``[start, end]``, from
-        its stats inside the window (``hostcpu.over_window``); None when they
-        do not cover it or carry no CPU."""
-        points = [(float(e["time"]), e["cpu_user_s"] + e["cpu_sys_s"]) for e in self.stats
+        its stats inside the window (``hostcpu.over_window``), less what its
+        stats reporting took (``stats_cpu_s``, servers/core.py ``Ticker``: the
+        lab's instrument, not the model; a custom server has none); None when
+        they do not cover it or carry no CPU."""
+        points = [(float(e["time"]),
+                   e["cpu_user_s"] + e["cpu_sys_s"] - _number(e.get("stats_cpu_s")))
+                  for e in self.stats
                   if isinstance(e.get("cpu_user_s"), int | float)
                   and isinstance(e.get("cpu_sys_s"), int | float)]
         return over_window([t for t, _ in points], [c for _, c in points], start, end)

@@ -127,3 +127,38 @@ def test_a_loop_stopped_by_waiting_handlers_reports_its_blocked_share(start, loo
         echoing.join(5)
     assert stats["blocked_per_s"] <= 1.05
     assert srv.wait_stats(lambda e: e.get("blocked_per_s") == 0)  # idle again
+
+
+def _stats_cpu(srv, events: int = 8) -> tuple[float, float]:
+    """(stats_cpu_s, cpu_user_s + cpu_sys_s) of the ``events``-th stats event from now."""
+    seen: set[int] = set()  # wait_stats looks at the same events again as new ones come
+    last = srv.wait_stats(lambda e: seen.add(id(e)) or len(seen) >= events, timeout=30)
+    return last["stats_cpu_s"], last["cpu_user_s"] + last["cpu_sys_s"]
+
+
+def test_the_stats_reporting_says_what_it_cost_and_forking_pays_per_child(start, nofile_hard):
+    """``stats_cpu_s`` (servers/core.py ``Ticker``): the CPU the server spent
+    building and printing its stats, which the lab leaves out of the model's
+    CPU. It is part of the process's CPU, and the forking model's grows with
+    its children, each of whose PSS a tick reads."""
+    idle = start("epoll", "--stats-interval", "0.05")
+    spent, total = _stats_cpu(idle)
+    assert 0 < spent <= total, (spent, total)
+    forking = start("forking", "--stats-interval", "0.05")
+    socks = [connect(forking) for _ in range(60)]
+    try:
+        forking.wait_stats(lambda e: e["connections"] == 60, timeout=30)
+        before, _ = _stats_cpu(forking, 1)
+        after, total = _stats_cpu(forking, 10)
+    finally:
+        for sock in socks:
+            sock.close()
+    # ten ticks each reading 60 children's smaps_rollup: far more than epoll's
+    # whole reporting so far (a tick that reads no child costs ~0.1-1 ms)
+    assert after - before > 3 * spent and after <= total, (before, after, spent, total)
+
+
+def test_a_prefork_server_sums_its_childrens_stats_reporting_and_its_own(start):
+    srv = start("epoll", "--processes", "2", "--stats-interval", "0.05")
+    spent, total = _stats_cpu(srv)
+    assert 0 < spent <= total, (spent, total)

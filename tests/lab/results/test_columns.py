@@ -57,6 +57,7 @@ HEADER_V8 = HEADER_V7 + (  # the server's own evidence about slow clients
 )
 HEADER_V9 = HEADER_V8 + ",ramp_failures"  # failures outside the hold window
 HEADER_V10 = HEADER_V9 + ",server_hold_cpu_s,host_busy_s"  # the hold window's CPU
+HEADER_V11 = HEADER_V10 + ",server_stats_cpu_s"  # the lab's stats reporting's CPU
 
 
 def test_every_column_is_declared_once_and_completely():
@@ -74,8 +75,8 @@ def test_every_column_is_declared_once_and_completely():
 
 def test_the_csv_header_is_the_declaration_in_its_on_disk_order(tmp_path):
     record = RunRecord(create_run_dir(tmp_path, "lab"), SCENARIO, "local")
-    assert record.csv_path.read_text().splitlines() == [HEADER_V10]
-    assert ",".join(NAMES) == HEADER_V10 and HEADER_V10.startswith(HEADER_V9)
+    assert record.csv_path.read_text().splitlines() == [HEADER_V11]
+    assert ",".join(NAMES) == HEADER_V11 and HEADER_V11.startswith(HEADER_V10)
 
 
 def test_the_reader_types_every_column_as_declared(tmp_path):

@@ -77,6 +77,16 @@ def test_the_servers_hold_cpu_is_its_stats_rate_inside_the_window(tmp_path: Path
     assert monitor.cpu_over(106.0, 110.0) is None  # no CPU in the stats: nothing made up
 
 
+def test_the_servers_stats_reporting_is_left_out_of_its_hold_cpu(tmp_path: Path):
+    """A built-in server says what its stats ticker took (servers/core.py
+    ``Ticker``, ``stats_cpu_s``): the lab's instrument, not the model's cost."""
+    monitor = ServerMonitor(_NoHandle(), tmp_path / "events.jsonl")
+    for i in range(12):  # 0.1 s of CPU a second, 0.02 of it the stats reporting's
+        monitor.add({"event": "stats", "time": 100.0 + i / 2, "cpu_user_s": 0.02 * i,
+                     "cpu_sys_s": 0.03 * i, "stats_cpu_s": 0.01 * i})
+    assert monitor.cpu_over(101.0, 105.0) == pytest.approx(0.08 * 4.0)
+
+
 def _rows(used_s, busy_s, hold=5.0):
     pairs = enumerate(zip(used_s, busy_s, strict=True))
     return [{"server_hold_cpu_s": u, "host_busy_s": b, "hold_s": hold, "echo_count": 1000,
