@@ -84,8 +84,8 @@ run.json format versions (bump on any change readers must know about):
 - 11 (2026-12): rows (and steps.csv) add ``server_stats_cpu_s``, the CPU a
   built-in server's stats reporting took so far (servers/core.py
   ``Ticker``), and ``server_hold_cpu_s`` and the step CPU deltas leave it
-  out: the lab's instrument is not the model's cost (2 ms a second for
-  epoll, a fifth of its CPU at 125 messages a second; 65 ms a second for
+  out: the lab's instrument is not the model's cost (0.8 ms a second for
+  epoll, ~10 % of its CPU at 125 messages a second; 64 ms a second for
   forking at 300 children, whose PSS it reads). Older runs keep theirs.
 """
 
