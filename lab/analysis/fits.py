@@ -177,10 +177,10 @@ def line(points: list[tuple[float, float]]) -> Fit | None:
     CPython dict of 5,461 or 10,922 entries reallocates a zero-filled table
     of twice the slots (0.2–0.3 MiB at once), above the 4,000 connections
     the holdout fits on in ``lab.yaml``. The built-in servers keep their
-    connections in a list for that reason (servers/fdtable.py), but poll's
-    ``select.poll`` keeps a dict of its own, so its held-out RSS still grows
-    faster than its fitted steps and the fit is 11–20 % low there
-    (tests/data/holdout/README.md); the check prints those slopes.
+    tables as C servers do for that reason (servers/fdtable.py; poll's own
+    ``pollfd`` array, servers/poll_loop.py), and their held-out RSS comes
+    within 5 % (tests/data/holdout/README.md); a custom server whose RSS
+    climbs such a staircase still misses, and the check prints the slopes.
 
     ``error`` is the leave-one-out error on the growth above the lowest
     fitted point (the absolute RSS would hide it under the interpreter's tens
