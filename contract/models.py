@@ -94,7 +94,8 @@ TABLE: tuple[Model, ...] = (
           memory=ConnectionMemory(100)),  # a queued socket object
     Model("nonblocking", "#7b4173", memory=ConnectionMemory(340)),
     Model("select", "#d62728", event_driven=True, fd_set=True, memory=ConnectionMemory(230)),
-    Model("poll", "#ff7f0e", event_driven=True, memory=ConnectionMemory(300)),
+    Model("poll", "#ff7f0e", event_driven=True,
+          memory=ConnectionMemory(240)),  # its own pollfd array (servers/poll_loop.py)
     Model("epoll", "#1f77b4", event_driven=True, memory=ConnectionMemory(210),
           fd_overhead=SERVER_FD_BASE + 1),  # the epoll instance
     Model("epoll-et", "#17becf", event_driven=True, memory=ConnectionMemory(210),

@@ -80,14 +80,20 @@ def workers_needed(load: LoadSpec, nofile_hard: int, hosts: int = 1) -> int:
 def user_rss_bytes(load: LoadSpec | None) -> int:
     """Resident memory of one held user of ``load``: parked or live by
     contract/parking.py's rule (the one the load generator follows); user
-    groups and an unknown load count as live, the larger."""
+    groups, an unknown load, and an idle load whose active (echo) users stay
+    live count as live, the larger."""
     if load is None or load.groups:
         return USER_RSS_BYTES
     slow = slow_client(load.send_chunk, load.send_gap_s, load.read_chunk, load.read_gap_s,
                        isinstance(load.message_size, SizeDistribution))
-    parks = parks_when_held(load.user, pace_s=load.pace_s, io_timeout_s=load.io_timeout_s,
-                            slow=slow)
-    return PARKED_USER_RSS_BYTES if parks else USER_RSS_BYTES
+    def parks(user: str) -> bool:
+        return parks_when_held(user, pace_s=load.pace_s, io_timeout_s=load.io_timeout_s,
+                               slow=slow)
+
+    # an idle load's active users are echo users: sized as the larger when they do not park
+    everyone = parks(load.user) and (load.user != defaults.USER_IDLE or not load.active_users
+                                     or parks(defaults.USER_ECHO))
+    return PARKED_USER_RSS_BYTES if everyone else USER_RSS_BYTES
 
 
 def load_rss_bytes(users: int, workers: int, user_bytes: int = USER_RSS_BYTES) -> int:
