@@ -257,8 +257,8 @@ COLUMNS: tuple[Column, ...] = (
            "CPU seconds the server's whole host was busy in the hold window, every CPU and "
            "every process, the server's own included (/proc/stat: user, nice, system, irq, "
            "softirq, steal; lab/run/hostcpu.py); less `server_hold_cpu_s` it is what the others "
-           "(and the server's stats reporting) took, so what the server could have had; empty where the server's host is not "
-           "this machine"),
+           "(and the server's stats reporting) took, so what the server could have had; "
+           "empty where the server's host is not this machine"),
     Column("server_stats_cpu_s", float, "end", "s", "stats CPU",
            "of `server_cpu_s`, what the server's stats reporting took so far (the lab's "
            "instrument inside a built-in server: reading /proc, a forking server's children's "
