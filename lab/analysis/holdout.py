@@ -23,7 +23,10 @@ upper half:
   takes CPU from a passing step and never past its wall.
 
 Each figure names the fit chosen and its leave-one-out error on the fitted
-steps, so a bad extrapolation can be told from a bad fit.
+steps, so a bad extrapolation can be told from a bad fit. (On the 2-vCPU VM
+this was built on, epoll's CPU per message, tens of µs, moved ±20 % between
+runs of the same step, more than ``TOLERANCE``; with no hardware performance
+counters there, CPU time is the only cost unit: tests/data/holdout/README.md.)
 
 **Noise.** A prediction cannot be closer than the measurements it is made
 from and compared with. Each check carries the noise it has to beat
