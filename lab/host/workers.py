@@ -86,13 +86,11 @@ def user_rss_bytes(load: LoadSpec | None) -> int:
         return USER_RSS_BYTES
     slow = slow_client(load.send_chunk, load.send_gap_s, load.read_chunk, load.read_gap_s,
                        isinstance(load.message_size, SizeDistribution))
-    def parks(user: str) -> bool:
-        return parks_when_held(user, pace_s=load.pace_s, io_timeout_s=load.io_timeout_s,
-                               slow=slow)
-
-    # an idle load's active users are echo users: sized as the larger when they do not park
-    everyone = parks(load.user) and (load.user != defaults.USER_IDLE or not load.active_users
-                                     or parks(defaults.USER_ECHO))
+    kinds = {load.user}
+    if load.user == defaults.USER_IDLE and load.active_users:
+        kinds.add(defaults.USER_ECHO)  # an idle load's active users are echo users
+    everyone = all(parks_when_held(kind, pace_s=load.pace_s, io_timeout_s=load.io_timeout_s,
+                                   slow=slow) for kind in kinds)
     return PARKED_USER_RSS_BYTES if everyone else USER_RSS_BYTES
 
 

@@ -5,8 +5,10 @@ in between: connections, RSS and CPU (cores used) every 0.5 s, against seconds
 since the model's first event (its start). Vertical lines mark each step's hold
 start (``t_end - hold_s``, dashed) and end (``t_end``, solid); ``limit`` events
 are red lines labelled with their kind. CPU comes from the cumulative
-``cpu_user_s + cpu_sys_s`` of consecutive ``stats`` events: delta CPU seconds
-over delta wall seconds is the average number of cores busy in between.
+``cpu_user_s + cpu_sys_s`` of consecutive ``stats`` events, less the server's
+own stats reporting (``stats_cpu_s``; lab/results/writer.py ``model_cpu_s``):
+delta CPU seconds over delta wall seconds is the average number of cores the
+model kept busy in between.
 
 A missing or unreadable events file (synthetic runs, a server that never
 started) gives a panel that says so instead of an error: the report is still
@@ -24,6 +26,7 @@ from typing import Any
 from lab.report import charts
 from lab.report.svg import Line, Panel, Point, Rule, fmt, render_figure
 from lab.results.reader import Run
+from lab.results.writer import model_cpu_s
 
 LIMIT_COLOR = "#c00000"
 
@@ -78,13 +81,12 @@ def timeline(run: Run, model: str, events: list[dict[str, Any]]) -> Timeline:
         if ev.get("event") != "stats":
             continue
         conns, rss = _num(ev.get("connections")), _num(ev.get("rss_bytes"))
-        user, sys_ = _num(ev.get("cpu_user_s")), _num(ev.get("cpu_sys_s"))
+        cpu = model_cpu_s(ev)
         if conns is not None and rss is not None:
             tl.t.append(t)
             tl.connections.append(conns)
             tl.rss_mib.append(rss / 2**20)
-        if user is not None and sys_ is not None:
-            cpu = user + sys_
+        if cpu is not None:
             if prev is not None and t > prev[0]:
                 tl.cpu_t.append(t)
                 tl.cores.append(max(cpu - prev[1], 0.0) / (t - prev[0]))

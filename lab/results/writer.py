@@ -172,6 +172,17 @@ def make_row(spec: ServerSpec, step: dict[str, Any], stats: dict[str, Any] | Non
 
 
 
+def model_cpu_s(stats: dict[str, Any]) -> float | None:
+    """A stats event's CPU seconds (user + system) less what the server's own
+    stats reporting took so far (``stats_cpu_s``, servers/core.py ``Ticker``:
+    the lab's instrument, not the model; absent for a custom server and in
+    older runs); None when the event carries no CPU."""
+    user, sys_, spent = (stats.get(k) for k in ("cpu_user_s", "cpu_sys_s", "stats_cpu_s"))
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (user, sys_)):
+        return None
+    return user + sys_ - (spent if isinstance(spent, int | float) else 0.0)
+
+
 def memory_columns(server_rss: int | None, loadgen_rss: int | None,
                    kernel: int | None) -> dict[str, int | None]:
     """``MEMORY_COLUMNS``: the sum only when every part is known (a partial

@@ -13,13 +13,8 @@ from typing import Any
 
 from lab.backends.base import ServerHandle
 from lab.errors import ResultsError
-from lab.results.writer import kernel_sock_bytes
+from lab.results.writer import kernel_sock_bytes, model_cpu_s
 from lab.run.hostcpu import over_window
-
-
-def _number(value: Any) -> float:
-    """A stats field that may be absent (older servers, custom ones): 0 then."""
-    return float(value) if isinstance(value, int | float) else 0.0
 
 
 def append_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
@@ -102,11 +97,8 @@ class ServerMonitor:
         stats reporting took (``stats_cpu_s``, servers/core.py ``Ticker``: the
         lab's instrument, not the model; a custom server has none); None when
         they do not cover it or carry no CPU."""
-        points = [(float(e["time"]),
-                   e["cpu_user_s"] + e["cpu_sys_s"] - _number(e.get("stats_cpu_s")))
-                  for e in self.stats
-                  if isinstance(e.get("cpu_user_s"), int | float)
-                  and isinstance(e.get("cpu_sys_s"), int | float)]
+        points = [(float(e["time"]), cpu) for e in self.stats
+                  if (cpu := model_cpu_s(e)) is not None]
         return over_window([t for t, _ in points], [c for _, c in points], start, end)
 
     def first_limit(self, until: float = float("inf")) -> str | None:

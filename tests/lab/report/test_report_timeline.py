@@ -40,6 +40,15 @@ def test_cores_are_cpu_deltas_over_time_deltas():
     assert len(tl.cpu_t) == len(stats) - 1
 
 
+def test_the_servers_stats_reporting_is_not_in_its_cores():
+    """Format 11: ``stats_cpu_s`` is the lab's instrument inside the server."""
+    run = load_run(REAL)
+    evs = [{"event": "stats", "time": 100.0 + i, "connections": 10, "rss_bytes": 1 << 20,
+            "cpu_user_s": 0.3 * i, "cpu_sys_s": 0.2 * i, "stats_cpu_s": 0.1 * i}
+           for i in range(4)]
+    assert tlm.timeline(run, "poll", evs).cores == pytest.approx([0.4, 0.4, 0.4])
+
+
 def test_step_boundaries_and_limit_events():
     run = load_run(REAL)
     evs = _events("select")
