@@ -27,7 +27,6 @@ so RSS grows by the 8-byte slots actually used. Measured the same way:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -53,9 +52,6 @@ class FdTable(list, Generic[T]):
 
     def drop(self, fd: int) -> None:
         self[fd] = None
-
-    def items(self) -> Iterator[tuple[int, T]]:
-        return ((fd, c) for fd, c in enumerate(self) if c is not None)
 
     def values(self) -> list[T]:
         """The connections now. ``list(self)`` is one C call under the GIL, so a

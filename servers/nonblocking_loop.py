@@ -40,7 +40,7 @@ class Server(EventLoopServer):
         connection paused at the output high-water mark, or past EOF, is not
         read again, so its buffer stays bounded as with a real poller."""
         self.stats.loop_passes += 1
-        events = [(fd, c.mask) for fd, c in self.conns.items() if c.mask]
+        events = [(fd, c.mask) for fd, c in enumerate(self.conns) if c is not None and c.mask]
         if self.listening:
             events.append((self.lfd, IN))
         return events

@@ -78,6 +78,10 @@ class PollFds:
         # One ctypes view for the process's life: the mapping never moves.
         self._view = (ctypes.c_char * len(self.array)).from_buffer(self.array)
 
+    def _slot(self, fd: int) -> int:
+        """``fd``'s entry index + 1, or 0 when it is not registered."""
+        return self.slot_of[fd] if 0 <= fd < self.room else 0
+
     def register(self, fd: int, mask: int) -> None:
         if not 0 <= fd < self.room:
             raise OSError(errno.EBADF, os.strerror(errno.EBADF))
@@ -88,14 +92,15 @@ class PollFds:
         self.slot_of[fd] = self.count
 
     def modify(self, fd: int, mask: int) -> None:
-        if not (0 <= fd < self.room and self.slot_of[fd]):
+        slot = self._slot(fd)
+        if not slot:
             raise OSError(errno.ENOENT, os.strerror(errno.ENOENT))
-        POLLFD.pack_into(self.array, (self.slot_of[fd] - 1) * POLLFD.size, fd, mask, 0)
+        POLLFD.pack_into(self.array, (slot - 1) * POLLFD.size, fd, mask, 0)
 
     def unregister(self, fd: int) -> None:
-        if not (0 <= fd < self.room and self.slot_of[fd]):
+        slot, last, size = self._slot(fd) - 1, self.count - 1, POLLFD.size
+        if slot < 0:
             raise KeyError(fd)
-        slot, last, size = self.slot_of[fd] - 1, self.count - 1, POLLFD.size
         if slot != last:  # the last entry moves into the freed slot
             moved = self.entry_fd[2 * last]
             self.array[slot * size:(slot + 1) * size] = self.array[last * size:(last + 1) * size]
